@@ -1,0 +1,60 @@
+"""policykit: declarative policy enforcement for service operations.
+
+Events in, decisions out: feed pydantic event records to an :class:`Engine` built from a
+policy set (the standard pack by default) and get back violations, deductions, fines,
+escalations and obligations, each with its evidence.
+"""
+
+from .calendar import BusinessCalendar
+from .engine import Engine, Session, SessionStats
+from .errors import (
+    BackendUnavailableError,
+    EventError,
+    EventOrderError,
+    ParameterError,
+    PolicyFileError,
+    PolicyKitError,
+    SnapshotError,
+)
+from .models import (
+    EVENT_TYPES,
+    Decision,
+    Event,
+    EventBase,
+    Subject,
+    json_schema,
+    parse_event,
+    parse_events,
+)
+from .policy import Policy, PolicySet
+from .policyfile import load_policy, loads_policy
+from .rules.standard import standard_pack
+
+__all__ = [
+    "EVENT_TYPES",
+    "BackendUnavailableError",
+    "BusinessCalendar",
+    "Decision",
+    "Engine",
+    "Event",
+    "EventBase",
+    "EventError",
+    "EventOrderError",
+    "ParameterError",
+    "Policy",
+    "PolicyFileError",
+    "PolicyKitError",
+    "PolicySet",
+    "Session",
+    "SessionStats",
+    "SnapshotError",
+    "Subject",
+    "json_schema",
+    "load_policy",
+    "loads_policy",
+    "parse_event",
+    "parse_events",
+    "standard_pack",
+]
+
+__version__ = "0.1.0"

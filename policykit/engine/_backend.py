@@ -1,0 +1,45 @@
+"""The small interface every evaluator implements: apply an event, fire what is due."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime
+from typing import Any
+
+from ..models.decisions import Decision
+from ..models.events import EventBase
+from ..policy import PolicySet
+
+
+class EvaluatorSession(ABC):
+    """The evolving state of one evaluation. The caller (``Session``) owns the clock,
+    deduplication and ordering; an evaluator only sees events in event-time order."""
+
+    @abstractmethod
+    def apply(self, event: EventBase) -> list[Decision]:
+        """Apply one event; return the decisions it caused."""
+
+    @abstractmethod
+    def fire_due(self, until: datetime, *, inclusive: bool) -> list[Decision]:
+        """Fire every deadline due before ``until`` (or at it, when ``inclusive``)."""
+
+    @abstractmethod
+    def export_state(self) -> Any:
+        """All mutable state as plain data (for snapshots)."""
+
+    @abstractmethod
+    def import_state(self, state: Any) -> None:
+        """Replace all mutable state with what ``export_state`` returned."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release external resources."""
+
+
+class Backend(ABC):
+    """An evaluator of policy sets."""
+
+    name: str
+
+    @abstractmethod
+    def open(self, policies: PolicySet) -> EvaluatorSession:
+        """A fresh evaluation of ``policies``."""

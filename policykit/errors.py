@@ -1,0 +1,146 @@
+"""The errors policykit raises: every one names the input, where in it, the bad value and
+what was expected, with the nearest valid name where there is one."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = [
+    "BackendUnavailableError",
+    "EventError",
+    "EventOrderError",
+    "ParameterError",
+    "PolicyFileError",
+    "PolicyKitError",
+    "SnapshotError",
+    "format_loc",
+    "nearest",
+]
+
+
+def nearest(value: object, choices: Iterable[str]) -> str | None:
+    """The valid name closest to a misspelt one, or None when nothing is close."""
+    if not isinstance(value, str):
+        return None
+    found = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def format_loc(loc: Iterable[object], prefix: str = "") -> str:
+    """A pydantic error location as a path: ``("rules", 0, "within")`` -> ``rules[0].within``."""
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _suggest(suggestion: str | None) -> str:
+    return f" (did you mean {suggestion!r}?)" if suggestion else ""
+
+
+class PolicyKitError(Exception):
+    """Base of every error policykit raises on purpose."""
+
+
+class EventError(PolicyKitError, ValueError):
+    """An event record that does not fit the wire format.
+
+    ``problems`` lists each failure as (field path, bad value, what was expected).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        problems: list[tuple[str, Any, str]],
+        *,
+        event_id: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.source = source
+        self.problems = problems
+        self.event_id = event_id
+        self.line = line
+        where = source
+        if line is not None:
+            where += f", line {line}"
+        if event_id is not None:
+            where += f", event {event_id!r}"
+        parts = [f"{field or '<record>'}: got {_short(value)}, expected {expected}"
+                 for field, value, expected in problems]
+        super().__init__(f"invalid event ({where}): " + "; ".join(parts))
+
+
+class EventOrderError(PolicyKitError, ValueError):
+    """An event older than the session's clock (beyond any allowed lateness)."""
+
+    def __init__(self, event_id: str, event_at: object, clock: object, allowed: object) -> None:
+        self.event_id = event_id
+        self.event_at = event_at
+        self.clock = clock
+        super().__init__(
+            f"event {event_id!r} at {event_at} is older than the session clock {clock} "
+            f"(allowed lateness {allowed}); feed events in time order, or open the session "
+            f"with a larger allowed_lateness"
+        )
+
+
+class PolicyFileError(PolicyKitError):
+    """A policy file or policy definition that does not validate.
+
+    Deliberately not a ``ValueError``: raised inside a pydantic validator it passes through
+    unchanged instead of being folded into a ``ValidationError`` that loses the location."""
+
+    def __init__(
+        self,
+        source: str,
+        path: str,
+        value: Any,
+        expected: str,
+        *,
+        line: int | None = None,
+        suggestion: str | None = None,
+    ) -> None:
+        self.source = source
+        self.path = path
+        self.value = value
+        self.expected = expected
+        self.line = line
+        self.suggestion = suggestion
+        where = source + (f":{line}" if line is not None else "")
+        super().__init__(
+            f"{where}: {path or '<top>'}: got {_short(value)}, expected {expected}"
+            + _suggest(suggestion)
+        )
+
+
+class ParameterError(PolicyKitError, ValueError):
+    """A bad argument to a policykit function or a bad policy parameter."""
+
+    def __init__(
+        self, name: str, value: Any, expected: str, *, suggestion: str | None = None
+    ) -> None:
+        self.name = name
+        self.value = value
+        self.expected = expected
+        self.suggestion = suggestion
+        super().__init__(
+            f"{name}: got {_short(value)}, expected {expected}" + _suggest(suggestion)
+        )
+
+
+class BackendUnavailableError(PolicyKitError, RuntimeError):
+    """The requested evaluator cannot run in this interpreter."""
+
+
+class SnapshotError(PolicyKitError, ValueError):
+    """A snapshot that cannot be restored into this engine."""
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

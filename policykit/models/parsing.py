@@ -1,0 +1,174 @@
+"""From the wire to models: dicts, JSON text, JSON Lines or bytes into validated events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from ..errors import EventError, nearest
+from .decisions import Decision
+from .events import EVENT_TYPES, Event, EventBase
+
+__all__ = ["iter_events", "json_schema", "parse_event", "parse_events"]
+
+_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+#: Nesting deeper than this in one record is refused before validation (hostile input).
+MAX_DEPTH = 32
+
+
+def _problems(exc: ValidationError, raw: Any) -> list[tuple[str, Any, str]]:
+    out: list[tuple[str, Any, str]] = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err["loc"]]
+        # The discriminated union puts the tag first ("attendance.clock_in.employee_id"): the
+        # user wrote a field, so name the field, not the union branch.
+        if loc and loc[0] in EVENT_TYPES:
+            loc = loc[1:]
+        field = ".".join(loc)
+        kind = err["type"]
+        value = err.get("input")
+        if kind == "union_tag_invalid" or kind == "union_tag_not_found":
+            tag = raw.get("type") if isinstance(raw, Mapping) else None
+            hint = nearest(tag, EVENT_TYPES)
+            expected = "a known event type" + (f" (did you mean {hint!r}?)" if hint else
+                                               " (see `policykit schema`)")
+            out.append(("type", tag, expected))
+        elif kind == "extra_forbidden":
+            tag = raw.get("type") if isinstance(raw, Mapping) else None
+            model = EVENT_TYPES.get(tag) if isinstance(tag, str) else None
+            hint = nearest(loc[-1], model.model_fields) if model and loc else None
+            expected = "no such field" + (f" (did you mean {hint!r}?)" if hint else "") + \
+                "; put application data under 'meta'"
+            out.append((field, value, expected))
+        elif kind == "missing":
+            out.append((field, "<missing>", "a value: the field is required"))
+        elif kind == "timezone_aware":
+            out.append((field, value,
+                        "a date-time with a UTC offset, e.g. 2026-03-02T08:30:00+08:00"))
+        else:
+            out.append((field, value, err["msg"]))
+    return out
+
+
+def _depth(value: Any, limit: int) -> bool:
+    """True when ``value`` nests no deeper than ``limit`` (iterative: no recursion limit)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, d = stack.pop()
+        if d > limit:
+            return False
+        if isinstance(item, Mapping):
+            stack.extend((v, d + 1) for v in item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend((v, d + 1) for v in item)
+    return True
+
+
+def parse_event(
+    record: Mapping[str, Any] | str | bytes | EventBase,
+    *,
+    source: str = "<event>",
+    line: int | None = None,
+) -> Event:
+    """Validate one event given as a model, a dict, or JSON text/bytes.
+
+    Raises :class:`policykit.EventError` naming the field, the bad value and what was expected.
+    """
+    if isinstance(record, EventBase):
+        return record  # type: ignore[return-value]  # every EventBase subclass is in Event
+    raw: Any = record
+    if isinstance(record, str | bytes | bytearray):
+        try:
+            raw = json.loads(record)
+        except (ValueError, RecursionError) as exc:
+            raise EventError(source, [("", _clip(record), f"valid JSON ({exc})")],
+                             line=line) from None
+    if not isinstance(raw, Mapping):
+        raise EventError(source, [("", raw, "a JSON object")], line=line)
+    event_id = raw.get("id") if isinstance(raw.get("id"), str) else None
+    if not _depth(raw, MAX_DEPTH):
+        raise EventError(source, [("", "<deeply nested>", f"at most {MAX_DEPTH} levels")],
+                         event_id=event_id, line=line)
+    try:
+        return _ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        raise EventError(source, _problems(exc, raw), event_id=event_id, line=line) from None
+    except (RecursionError, OverflowError, ValueError, TypeError) as exc:
+        raise EventError(source, [("", _clip(raw), f"a valid event ({exc})")],
+                         event_id=event_id, line=line) from None
+
+
+def _clip(value: Any) -> Any:
+    if isinstance(value, str | bytes) and len(value) > 60:
+        return value[:60] + (b"..." if isinstance(value, bytes) else "...")  # type: ignore[operator]
+    return value
+
+
+def _records(data: Any) -> Iterator[tuple[int | None, Any]]:
+    """(line or position, raw record) pairs from any accepted input shape."""
+    if isinstance(data, bytes | bytearray):
+        data = data.decode("utf-8", errors="replace")
+    if isinstance(data, str):
+        text = data.lstrip()
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except (ValueError, RecursionError):
+                items = None
+            if isinstance(items, list):
+                for n, item in enumerate(items, 1):
+                    yield n, item
+                return
+        for n, row in enumerate(data.splitlines(), 1):
+            if row.strip():
+                yield n, row
+        return
+    if isinstance(data, Mapping | EventBase):
+        yield 1, data
+        return
+    for n, item in enumerate(data, 1):
+        yield n, item
+
+
+def iter_events(
+    data: str | bytes | Iterable[Any] | Mapping[str, Any],
+    *,
+    source: str = "<events>",
+    errors: list[EventError] | None = None,
+) -> Iterator[Event]:
+    """Validate events lazily. With ``errors`` given, a bad record is appended there (with its
+    line number) and the good records around it are kept; without, the first one raises."""
+    for line, raw in _records(data):
+        try:
+            yield parse_event(raw, source=source, line=line)
+        except EventError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
+
+
+def parse_events(
+    data: str | bytes | Iterable[Any] | Mapping[str, Any],
+    *,
+    source: str = "<events>",
+    errors: list[EventError] | None = None,
+) -> list[Event]:
+    """Validate many events: JSON array text, JSON Lines text, bytes, or an iterable of dicts,
+    JSON strings or models. See :func:`iter_events` for ``errors``."""
+    return list(iter_events(data, source=source, errors=errors))
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the wire format: ``{"event": ..., "decision": ...}``."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "policykit wire format",
+        "event": _ADAPTER.json_schema(),
+        "decision": Decision.model_json_schema(),
+    }
+
+

@@ -1,0 +1,185 @@
+"""A policy is data: an id, a version, a clause, named parameters and rules built from the
+rule shapes. A policy set is the policies an engine runs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from functools import cached_property
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from .calendar import DEFAULT_CALENDAR, BusinessCalendar
+from .errors import ParameterError, PolicyFileError, format_loc, nearest
+from .rules import SHAPES
+from .rules._base import PolicyInfo, RuleSpec
+
+__all__ = ["Policy", "PolicySet"]
+
+_PARAM = re.compile(r"^\$([a-z_][a-z0-9_]*)$")
+
+
+def _substitute(value: Any, params: Mapping[str, Any], path: str, used: set[str]) -> Any:
+    """Replace every ``"$name"`` string with the parameter's value."""
+    if isinstance(value, str):
+        m = _PARAM.match(value)
+        if not m:
+            return value
+        name = m.group(1)
+        if name not in params:
+            raise PolicyFileError("<policy>", path, value, "a declared parameter",
+                                  suggestion=("$" + s) if (s := nearest(name, params)) else None)
+        used.add(name)
+        return params[name]
+    if isinstance(value, Mapping):
+        return {k: _substitute(v, params, f"{path}.{k}", used) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_substitute(v, params, f"{path}[{i}]", used) for i, v in enumerate(value)]
+    return value
+
+
+class Policy(BaseModel):
+    """One policy of the rulebook. ``rules`` hold the rule data as written (with ``$param``
+    references); :attr:`specs` are the validated rules with parameters filled in."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]{1,63}$")
+    version: str = "1"
+    title: str
+    title_zh: str = ""
+    clause: str
+    summary: str = ""
+    source_zh: str = ""
+    """The rulebook's own words (traditional characters), quoted."""
+    calendar: BusinessCalendar = DEFAULT_CALENDAR
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameter_docs: dict[str, str] = Field(default_factory=dict)
+    rules: tuple[dict[str, Any], ...]
+
+    _specs: tuple[RuleSpec, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _compile_rules(self) -> Policy:
+        specs: list[RuleSpec] = []
+        seen: set[str] = set()
+        used: set[str] = set()
+        for i, raw in enumerate(self.rules):
+            where = f"rules[{i}]"
+            filled = _substitute(raw, self.parameters, where, used)
+            shape = filled.get("shape")
+            cls = SHAPES.get(shape) if isinstance(shape, str) else None
+            if cls is None:
+                raise PolicyFileError("<policy>", f"{where}.shape", shape,
+                                      "one of " + ", ".join(sorted(SHAPES)),
+                                      suggestion=nearest(shape, SHAPES))
+            try:
+                spec = cls.model_validate(filled)
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                msg = err["msg"].removeprefix("Value error, ")
+                value = err.get("input") if err["loc"] else filled.get("id")
+                raise PolicyFileError("<policy>", format_loc(err["loc"], where),
+                                      value, msg) from None
+            if spec.id in seen:
+                raise PolicyFileError("<policy>", f"{where}.id", spec.id,
+                                      "a rule id unique in the policy")
+            seen.add(spec.id)
+            specs.append(spec)
+        for spec in specs:
+            for dep in spec.consumes():
+                if dep not in seen:
+                    raise PolicyFileError("<policy>", f"rules.{spec.id}", dep,
+                                          "a rule id of this policy", suggestion=nearest(dep, seen))
+        self._specs = tuple(specs)
+        return self
+
+    @property
+    def specs(self) -> tuple[RuleSpec, ...]:
+        return self._specs
+
+    @cached_property
+    def info(self) -> PolicyInfo:
+        return PolicyInfo(id=self.id, version=self.version, clause=self.clause,
+                          calendar=self.calendar)
+
+    def rule(self, rule_id: str) -> RuleSpec:
+        for spec in self._specs:
+            if spec.id == rule_id:
+                return spec
+        raise ParameterError("rule", rule_id, f"a rule of {self.id}",
+                             suggestion=nearest(rule_id, [s.id for s in self._specs]))
+
+    def with_parameters(self, **values: Any) -> Policy:
+        """A copy with some parameters changed; an unknown name is an error with a hint."""
+        for name in values:
+            if name not in self.parameters:
+                raise ParameterError(f"{self.id}.parameters.{name}", values[name],
+                                     "a parameter of this policy",
+                                     suggestion=nearest(name, self.parameters))
+        data = self.model_dump()
+        data["parameters"] = {**self.parameters, **values}
+        return Policy.model_validate(data)
+
+    def fingerprint(self) -> str:
+        """A digest of the policy's full definition (snapshots refuse another policy)."""
+        import hashlib
+
+        return hashlib.blake2b(self.model_dump_json().encode(), digest_size=12).hexdigest()
+
+
+class PolicySet:
+    """An ordered set of policies with unique ids."""
+
+    def __init__(self, policies: Iterable[Policy]) -> None:
+        self._by_id: dict[str, Policy] = {}
+        for p in policies:
+            if p.id in self._by_id:
+                raise ParameterError("policies", p.id, "unique policy ids")
+            self._by_id[p.id] = p
+
+    def __iter__(self) -> Iterator[Policy]:
+        return iter(self._by_id.values())
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, policy_id: object) -> bool:
+        return policy_id in self._by_id
+
+    def __repr__(self) -> str:
+        return f"PolicySet({list(self._by_id)})"
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self._by_id)
+
+    def get(self, policy_id: str) -> Policy:
+        try:
+            return self._by_id[policy_id]
+        except KeyError:
+            raise ParameterError("policy", policy_id, "a policy id of this set",
+                                 suggestion=nearest(policy_id, self._by_id)) from None
+
+    def __getitem__(self, policy_id: str) -> Policy:
+        return self.get(policy_id)
+
+    def select(self, *policy_ids: str) -> PolicySet:
+        return PolicySet(self.get(i) for i in policy_ids)
+
+    def with_parameters(self, policy_id: str, **values: Any) -> PolicySet:
+        changed = self.get(policy_id).with_parameters(**values)
+        return PolicySet(changed if p.id == policy_id else p for p in self)
+
+    def replace(self, policy: Policy) -> PolicySet:
+        """This set with ``policy`` added, or replacing the one with its id."""
+        out = dict(self._by_id)
+        out[policy.id] = policy
+        return PolicySet(out.values())
+
+    def fingerprint(self) -> str:
+        import hashlib
+
+        joined = "|".join(f"{p.id}:{p.fingerprint()}" for p in self)
+        return hashlib.blake2b(joined.encode(), digest_size=12).hexdigest()

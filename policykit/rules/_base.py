@@ -1,0 +1,373 @@
+"""What every rule shape shares: event matchers, subjects, messages, the spec base class
+(the data a policy file holds) and the runtime interface the native evaluator drives."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from ..errors import nearest
+from ..models.decisions import Decision, DecisionKind, Severity, Subject, SubjectKind
+from ..models.events import EVENT_TYPES, EventBase
+
+if TYPE_CHECKING:
+    from ..calendar import BusinessCalendar
+
+__all__ = [
+    "Condition",
+    "DurationSpec",
+    "EmitFn",
+    "Match",
+    "Message",
+    "PolicyInfo",
+    "RuleContext",
+    "RuleRuntime",
+    "RuleSpec",
+    "SubjectRef",
+    "decision_id",
+    "event_value",
+    "key_of",
+]
+
+def _check_deadline_spec(value: str) -> str:
+    from ..calendar import validate_deadline_spec
+
+    return validate_deadline_spec(value)
+
+
+DurationSpec = Annotated[str, AfterValidator(_check_deadline_spec)]
+"""An ISO-8601 duration (``PT15M``, ``P1D``) or a calendar boundary (``end_of_day``...),
+checked where the policy is loaded so a typo points at its field."""
+
+Scalar = str | int | bool | None
+_OPS = frozenset({"eq", "ne", "in", "not_in", "contains", "contains_all", "exists",
+                  "gt", "ge", "lt", "le"})
+Condition = Scalar | dict[str, Any]
+"""A field test: a plain value means equality; ``{op: value}`` with op one of
+eq, ne, in, not_in, contains, contains_all, exists, gt, ge, lt, le."""
+
+KEY_SEP = "\x1f"
+
+
+def event_value(event: EventBase, path: str) -> Any:
+    """The value at a dotted field path of an event (``details.plan``), or None."""
+    value: Any = event
+    for part in path.split("."):
+        if value is None:
+            return None
+        value = value.get(part) if isinstance(value, Mapping) else getattr(value, part, None)
+    return value
+
+
+def key_of(event: EventBase, fields: tuple[str, ...]) -> str | None:
+    """The case key an event belongs to: its key fields joined; None if one is missing."""
+    if len(fields) == 1:
+        v = event_value(event, fields[0])
+        return None if v is None else str(v)
+    parts = []
+    for f in fields:
+        v = event_value(event, f)
+        if v is None:
+            return None
+        parts.append(str(v))
+    return KEY_SEP.join(parts)
+
+
+def _field_exists(types: Iterable[str], path: str) -> bool:
+    head = path.split(".")[0]
+    return any(head in EVENT_TYPES[t].model_fields for t in types if t in EVENT_TYPES)
+
+
+def _check_types(types: tuple[str, ...]) -> None:
+    for t in types:
+        if t not in EVENT_TYPES:
+            hint = nearest(t, EVENT_TYPES)
+            raise ValueError(
+                f"unknown event type {t!r}" + (f" (did you mean {hint!r}?)" if hint else "")
+            )
+
+
+def _check_field(types: tuple[str, ...], path: str) -> None:
+    if not _field_exists(types, path):
+        fields = {f for t in types for f in EVENT_TYPES[t].model_fields}
+        hint = nearest(path.split(".")[0], fields)
+        raise ValueError(
+            f"event type {', '.join(types)} has no field {path!r}"
+            + (f" (did you mean {hint!r}?)" if hint else "")
+        )
+
+
+def _compile_condition(path: str, cond: Condition) -> Callable[[EventBase], bool]:
+    if not isinstance(cond, dict):
+        return lambda ev: event_value(ev, path) == cond
+    if len(cond) != 1:
+        raise ValueError(f"condition on {path!r} must have exactly one operator, got {cond!r}")
+    (op, arg), = cond.items()
+    if op not in _OPS:
+        hint = nearest(op, _OPS)
+        raise ValueError(f"unknown operator {op!r} on {path!r}"
+                         + (f" (did you mean {hint!r}?)" if hint else ""))
+    get = event_value
+    if op == "eq":
+        return lambda ev: get(ev, path) == arg
+    if op == "ne":
+        return lambda ev: get(ev, path) != arg
+    if op in ("in", "not_in"):
+        if not isinstance(arg, list | tuple):
+            raise ValueError(f"{op!r} on {path!r} takes a list, got {arg!r}")
+        values = frozenset(arg)
+        if op == "in":
+            return lambda ev: get(ev, path) in values
+        return lambda ev: get(ev, path) not in values
+    if op == "contains":
+        return lambda ev: arg in (get(ev, path) or ())
+    if op == "contains_all":
+        need = frozenset(arg)
+        return lambda ev: need.issubset(get(ev, path) or ())
+    if op == "exists":
+        want = bool(arg)
+        return lambda ev: (get(ev, path) not in (None, "")) is want
+    if not isinstance(arg, int | float | Decimal) or isinstance(arg, bool):
+        raise ValueError(f"{op!r} on {path!r} takes a number, got {arg!r}")
+    num = arg
+
+    def _cmp(ev: EventBase) -> bool:
+        v = get(ev, path)
+        if not isinstance(v, int | float | Decimal) or isinstance(v, bool):
+            return False
+        return (v > num if op == "gt" else v >= num if op == "ge"
+                else v < num if op == "lt" else v <= num)
+
+    return _cmp
+
+
+class Message(BaseModel):
+    """A decision's sentence in English and Chinese; ``{name}`` fields come from the
+    decision's details, plus ``subject`` and ``rule``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    en: str
+    zh: str
+
+
+class Match(BaseModel):
+    """Which events a rule looks at: one or more types and field conditions."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: tuple[str, ...]
+    where: dict[str, Condition] = Field(default_factory=dict)
+    key: tuple[str, ...] | None = None
+    """Fields naming the case this event belongs to, where they differ from the rule's key."""
+
+    @field_validator("type", "key", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return (v,) if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _valid(self) -> Match:
+        _check_types(self.type)
+        for path, cond in self.where.items():
+            _check_field(self.type, path)
+            _compile_condition(path, cond)
+        for f in self.key or ():
+            _check_field(self.type, f)
+        return self
+
+    def predicate(self) -> Callable[[EventBase], bool]:
+        """A fast test for one event (type already routed, so only the conditions)."""
+        tests = [_compile_condition(p, c) for p, c in self.where.items()]
+        if not tests:
+            return lambda ev: True
+        if len(tests) == 1:
+            return tests[0]
+        return lambda ev: all(t(ev) for t in tests)
+
+
+class SubjectRef(BaseModel):
+    """Where a decision's subject comes from: a kind and the event field holding its id."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: SubjectKind
+    field: str
+
+
+class PolicyInfo(BaseModel):
+    """What a rule knows about the policy it belongs to."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    id: str
+    version: str
+    clause: str
+    calendar: Any  # BusinessCalendar; Any keeps this module free of an import cycle
+
+
+class RuleSpec(BaseModel):
+    """The data of one rule: its id, shape, clause and figures. Subclasses add the shape's
+    fields and build the runtime that evaluates them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    shape: str
+    id: str = Field(min_length=1, max_length=32)
+    title: str = ""
+    description: str = ""
+    clause: str | None = None
+    severity: Severity = "medium"
+    messages: dict[str, Message] = Field(default_factory=dict)
+    """Overrides of the shape's default sentences, by outcome name."""
+
+    #: The shape's sentences by outcome; a spec's ``messages`` override them.
+    default_messages: ClassVar[dict[str, Message]] = {}
+
+    def event_types(self) -> frozenset[str]:
+        """Every event type this rule reads (used for routing and documentation)."""
+        return frozenset()
+
+    def consumes(self) -> frozenset[str]:
+        """Ids of rules in the same policy whose decisions this rule reads."""
+        return frozenset()
+
+    @abstractmethod
+    def runtime(self, policy: PolicyInfo) -> RuleRuntime:
+        """The native evaluator of this rule."""
+
+    def message(self, outcome: str) -> Message:
+        found = self.messages.get(outcome) or self.default_messages.get(outcome)
+        if found is None:
+            return Message(en=f"{self.id} {outcome}: {{subject}}",
+                           zh=f"{self.id} {outcome}：{{subject}}")
+        return found
+
+
+EmitFn = Callable[..., Decision]
+
+
+class _Fmt(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def decision_id(policy: str, version: str, rule: str, outcome: str, subject: Subject,
+                key: str, at: datetime, status: str) -> str:
+    """Deterministic decision id: same events and policy give the same id, everywhere.
+
+    The instant enters in UTC so the same moment written with another offset gives the
+    same id."""
+    stamp = at.astimezone(UTC).isoformat()
+    raw = KEY_SEP.join((policy, version, rule, outcome, subject.kind, subject.id, key, stamp,
+                        status))
+    return "d-" + hashlib.blake2b(raw.encode(), digest_size=10).hexdigest()
+
+
+class RuleContext:
+    """What a rule may do while evaluating: read the time, the calendar and the employee
+    directory, schedule a wake-up in event time, and emit decisions."""
+
+    __slots__ = ("_emit", "_schedule", "calendar", "directory", "now", "policy")
+
+    def __init__(
+        self,
+        policy: PolicyInfo,
+        directory: Mapping[str, Any],
+        emit: Callable[[Decision], None],
+        schedule: Callable[[datetime, str], None],
+    ) -> None:
+        self.policy = policy
+        self.calendar: BusinessCalendar = policy.calendar
+        self.directory = directory
+        """employee id -> latest ``employee.profile`` event."""
+        self._emit = emit
+        self._schedule = schedule
+        self.now: datetime = datetime.min.replace(tzinfo=UTC)
+
+    def schedule(self, due: datetime, key: str) -> None:
+        """Wake this rule's ``on_timer(key)`` when event time reaches ``due``."""
+        self._schedule(due, key)
+
+    def emit(
+        self,
+        spec: RuleSpec,
+        outcome: str,
+        *,
+        kind: DecisionKind,
+        subject: Subject,
+        at: datetime,
+        evidence: Iterable[str],
+        key: str,
+        details: dict[str, Any] | None = None,
+        amount: Decimal | None = None,
+        currency: str | None = None,
+        severity: Severity | None = None,
+        status: Literal["final", "provisional"] = "final",
+        supersedes: Iterable[str] = (),
+    ) -> Decision:
+        """Build, record and return one decision. ``outcome`` names the message template and
+        enters the id, so two outcomes of one rule for one case never collide."""
+        details = details or {}
+        pol = self.policy
+        local_at = self.calendar.local(at)
+        fmt = _Fmt(details)
+        fmt.setdefault("subject", subject.id)
+        fmt.setdefault("rule", spec.id)
+        if amount is not None:
+            fmt.setdefault("amount", amount)
+            fmt.setdefault("currency", currency)
+        msg = spec.message(outcome)
+        decision = Decision(
+            id=decision_id(pol.id, pol.version, spec.id, outcome, subject, key, at, status),
+            policy=pol.id,
+            rule=spec.id,
+            kind=kind,
+            subject=subject,
+            at=local_at,
+            evidence=tuple(dict.fromkeys(evidence)),
+            amount=amount,
+            currency=currency,
+            severity=severity or spec.severity,
+            clause=spec.clause or pol.clause,
+            message=msg.en.format_map(fmt),
+            message_zh=msg.zh.format_map(fmt),
+            details={"outcome": outcome, **details},
+            status=status,
+            supersedes=tuple(supersedes),
+        )
+        self._emit(decision)
+        return decision
+
+
+class RuleRuntime(ABC):
+    """The native evaluator of one rule. All mutable state lives in ``self.state`` as plain
+    data (dicts, lists, tuples, str, int, Decimal, datetime) so sessions can be snapshotted."""
+
+    spec: RuleSpec
+    state: dict[str, Any]
+
+    def __init__(self, spec: RuleSpec, policy: PolicyInfo) -> None:
+        self.spec = spec
+        self.policy = policy
+        self.state = {}
+
+    @abstractmethod
+    def on_event(self, event: EventBase, ctx: RuleContext) -> None:
+        """An event of one of ``spec.event_types()`` arrived (in event-time order)."""
+
+    def on_decision(self, decision: Decision, ctx: RuleContext) -> None:  # noqa: B027
+        """A decision of a rule in ``spec.consumes()`` was emitted."""
+
+    def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:  # noqa: B027
+        """Event time reached ``due``, scheduled earlier with ``ctx.schedule(due, key)``."""

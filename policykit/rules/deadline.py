@@ -1,0 +1,591 @@
+"""The *deadline* shape: after a trigger, a fulfilment must follow within a duration or by a
+calendar boundary. Same-day investigation, notify within 15 minutes, reply by the promised
+time, hand over within an hour of working time.
+
+Beyond the plain "A then B by D", a case can:
+
+- start its clock at a later event than the one that opened it (``start``: the failure
+  report is due 3 working days after the incident is *resolved*);
+- recur (``restart``: each progress update satisfies the current deadline and starts the
+  next one; a miss re-arms it from the missed deadline);
+- have no deadline at all (``open_ended``): it is open until fulfilled or cancelled and only
+  its breaches are judged (``breach_closes: false`` judges every breach, not only the first);
+- be found by other events through its trigger's fields (``correlate``: same customer and
+  topic within 7 days) or through extra keys it picked up (``alias``: the repeat contact's
+  own request id);
+- have an owner that moves (``reassign``: a registered handover makes its receiver the
+  case's owner, and every later decision names the owner at that moment).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..models.decisions import DecisionKind, Subject
+from ..models.events import EventBase
+from ._base import (
+    KEY_SEP,
+    Condition,
+    Match,
+    Message,
+    PolicyInfo,
+    RuleContext,
+    RuleRuntime,
+    RuleSpec,
+    SubjectRef,
+    _check_field,
+    _compile_condition,
+    event_value,
+    key_of,
+)
+
+__all__ = ["DeadlineSpec", "Reassign", "Step", "WithinBy"]
+
+_WARN = "w" + KEY_SEP
+
+
+class Step(Match):
+    """An event that fulfils, cancels, breaches, starts or restarts an open case.
+
+    ``same`` maps this event's fields to the trigger's: ``{employee_id: employee_id}`` means
+    "by the same employee who received it"; ``differ`` means "by another one".
+    ``correlate`` finds the case by trigger fields instead of the key
+    (``{customer_id: customer_id, topic: topic}``: the most recently opened open case whose
+    trigger had this customer and topic), limited to cases opened within
+    ``correlate_within`` before this event when given. ``alias`` names a field of this event
+    whose value becomes another key of the case it reached (later events naming that value
+    reach the same case).
+    """
+
+    same: dict[str, str] = Field(default_factory=dict)
+    differ: dict[str, str] = Field(default_factory=dict)
+    correlate: dict[str, str] = Field(default_factory=dict)
+    correlate_within: str | None = None
+    alias: str | None = None
+
+
+class Reassign(Step):
+    """An event that moves a case's ownership to the employee named in its ``to`` field."""
+
+    to: str
+
+
+class WithinBy(BaseModel):
+    """A deadline looked up by a trigger field (e.g. each site's own arrival SLA)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    field: str
+    values: dict[str, str]
+    default: str
+
+
+def _check_spec(spec: str) -> None:
+    from ..calendar import validate_deadline_spec
+
+    validate_deadline_spec(spec)
+
+
+class DeadlineSpec(RuleSpec):
+    """After ``trigger``, one of ``fulfil`` must happen for the same ``key`` by the deadline
+    (``within``, ``within_field`` or ``within_by``; or none with ``open_ended``). Outcomes:
+    ``missed`` (at the deadline), ``breached`` (a ``breach`` event while open),
+    ``incomplete`` (fulfilled without the ``require``d fields), and optional ``obligation``
+    when the clock starts (``announce``), ``warning`` before the deadline and ``escalation``
+    when it is missed (``escalate_to``)."""
+
+    shape: Literal["deadline"] = "deadline"
+    trigger: Match
+    key: tuple[str, ...]
+    within: str | None = None
+    within_field: str | None = None
+    within_by: WithinBy | None = None
+    open_ended: bool = False
+    """No deadline: the case is open until fulfilled, cancelled or breached, and only
+    breaches and incomplete fulfilments are judged."""
+    basis: Literal["wall", "working"] = "wall"
+    fulfil: tuple[Step, ...] = ()
+    require: dict[str, Condition] = Field(default_factory=dict)
+    cancel: tuple[Step, ...] = ()
+    breach: tuple[Step, ...] = ()
+    breach_closes: bool = True
+    """False: a breach is judged and the case stays open, so every breach counts."""
+    start: tuple[Step, ...] = ()
+    """When given, the trigger opens the case without a clock; the first ``start`` event
+    starts it (the deadline counts from that event). A fulfilment before it still closes
+    the case."""
+    restart: tuple[Step, ...] = ()
+    """Events that satisfy the current deadline and start the next one from their own time
+    (a recurring deadline). A miss re-arms the deadline from the missed instant, so every
+    full period without one is judged; only ``fulfil``, ``cancel`` or a breach close it."""
+    reassign: tuple[Reassign, ...] = ()
+    """Events that move the case to a new owner: decisions then name the owner at that
+    moment as subject (the trigger's ``subject`` field names the first owner)."""
+    once: bool = True
+    """Judge each key once: a later trigger for a case already judged is ignored."""
+    subject: SubjectRef
+    kind: DecisionKind = "violation"
+    announce: bool = False
+    """Emit a decision when the clock starts: who must act, and by when."""
+    announce_kind: Literal["obligation", "escalation"] = "obligation"
+    """The kind of the ``announce`` decision: an ``escalation`` for matters that must be
+    acted on at once (report a major matter to the general manager now)."""
+    warn_before: str | None = None
+    escalate_to: str | None = None
+    """On a miss, also emit an ``escalation`` naming who must act next."""
+    actor: str | None = None
+    """Who must act, for messages (e.g. ``owner``, ``general_manager``)."""
+
+    default_messages: ClassVar[dict[str, Message]] = {
+        "missed": Message(
+            en="{rule} missed: {what} for {subject} was due by {due}",
+            zh="{rule} 逾期：{subject} 的「{what}」應於 {due} 前完成"),
+        "breached": Message(
+            en="{rule} breached: {what} for {subject} ({breach_type} at {breach_at})",
+            zh="{rule} 違反：{subject} 的「{what}」（{breach_type}，{breach_at}）"),
+        "incomplete": Message(
+            en="{rule} incomplete: {what} for {subject} lacks {missing}",
+            zh="{rule} 不完整：{subject} 的「{what}」缺少 {missing}"),
+        "obligation": Message(
+            en="{what} for {subject} is due by {due}",
+            zh="{subject} 的「{what}」須於 {due} 前完成"),
+        "warning": Message(
+            en="{what} for {subject} falls due at {due}",
+            zh="{subject} 的「{what}」將於 {due} 到期"),
+        "escalation": Message(
+            en="Escalate to {to}: {what} for {subject} was not done by {due}",
+            zh="上報 {to}：{subject} 的「{what}」未於 {due} 前完成"),
+    }
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return (v,) if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _valid(self) -> DeadlineSpec:
+        given = [x for x in (self.within, self.within_field, self.within_by) if x is not None]
+        if self.open_ended:
+            if given:
+                raise ValueError("an open_ended deadline takes no within, within_field, within_by")
+            if (self.warn_before or self.escalate_to or self.announce or self.start
+                    or self.restart):
+                raise ValueError("an open_ended deadline has no clock: no warn_before, "
+                                 "escalate_to, announce, start or restart")
+            if not (self.breach or self.require):
+                raise ValueError("an open_ended deadline needs breach steps or require")
+        elif len(given) != 1:
+            raise ValueError("give exactly one of within, within_field, within_by "
+                             "(or open_ended: true)")
+        if self.restart and self.within_field:
+            raise ValueError("restart needs a duration (within or within_by), not within_field")
+        for f in self.key:
+            _check_field(self.trigger.type, f)
+        _check_field(self.trigger.type, self.subject.field)
+        if self.within_field:
+            _check_field(self.trigger.type, self.within_field)
+        if self.within_by:
+            _check_field(self.trigger.type, self.within_by.field)
+        for spec in (self.within,
+                     *(self.within_by.values.values() if self.within_by else ()),
+                     self.within_by.default if self.within_by else None):
+            if spec is not None:
+                _check_spec(spec)
+        if self.warn_before is not None:
+            from ..calendar import parse_duration
+
+            parse_duration(self.warn_before)
+        for step in (*self.fulfil, *self.cancel, *self.breach, *self.start, *self.restart,
+                     *self.reassign):
+            if not step.correlate:
+                for f in step.key or self.key:
+                    _check_field(step.type, f)
+            for mine, theirs in (*step.same.items(), *step.differ.items(),
+                                 *step.correlate.items()):
+                _check_field(step.type, mine)
+                _check_field(self.trigger.type, theirs)
+            if step.correlate_within is not None:
+                if not step.correlate:
+                    raise ValueError("correlate_within needs correlate")
+                _check_spec(step.correlate_within)
+            if step.alias is not None:
+                _check_field(step.type, step.alias)
+        for move in self.reassign:
+            _check_field(move.type, move.to)
+        if self.require:
+            if not self.fulfil:
+                raise ValueError("require needs fulfil")
+            for path, cond in self.require.items():
+                for step in self.fulfil:
+                    _check_field(step.type, path)
+                _compile_condition(path, cond)
+        if not (self.fulfil or self.breach or self.restart):
+            raise ValueError("a deadline needs fulfil, breach or restart steps")
+        return self
+
+    def event_types(self) -> frozenset[str]:
+        types = set(self.trigger.type)
+        for step in (*self.fulfil, *self.cancel, *self.breach, *self.start, *self.restart,
+                     *self.reassign):
+            types.update(step.type)
+        return frozenset(types)
+
+    def runtime(self, policy: PolicyInfo) -> RuleRuntime:
+        return _DeadlineRuntime(self, policy)
+
+
+class _CompiledStep:
+    __slots__ = ("alias", "corr", "corr_within", "differ", "index", "key", "pred", "same",
+                 "to", "types")
+
+    def __init__(self, step: Step, default_key: tuple[str, ...]) -> None:
+        self.types = frozenset(step.type)
+        self.key = step.key or default_key
+        self.pred = step.predicate()
+        self.same = tuple(step.same.items())
+        self.differ = tuple(step.differ.items())
+        # correlate: this event's fields, and the name of the index over the trigger's.
+        self.corr = tuple(step.correlate)
+        self.index = KEY_SEP.join(step.correlate.values()) if step.correlate else ""
+        self.corr_within = step.correlate_within
+        self.alias = step.alias
+        self.to = step.to if isinstance(step, Reassign) else None
+
+
+def _fmt_time(ctx: RuleContext, t: datetime) -> str:
+    return ctx.calendar.local(t).isoformat(timespec="seconds")
+
+
+def _joined(values: list[Any]) -> str | None:
+    if any(v is None for v in values):
+        return None
+    return KEY_SEP.join(str(v) for v in values)
+
+
+class _DeadlineRuntime(RuleRuntime):
+    """State: ``open`` key -> case dict; ``done`` keys already judged (with ``once``);
+    ``alias`` extra key -> case key; ``index`` correlate index name -> trigger values ->
+    case keys in opening order."""
+
+    spec: DeadlineSpec
+
+    def __init__(self, spec: DeadlineSpec, policy: PolicyInfo) -> None:
+        super().__init__(spec, policy)
+        self.state = {"open": {}, "done": set(), "alias": {}, "index": {}}
+        self._trigger_types = frozenset(spec.trigger.type)
+        self._trigger = spec.trigger.predicate()
+        self._fulfil = [_CompiledStep(s, spec.key) for s in spec.fulfil]
+        self._cancel = [_CompiledStep(s, spec.key) for s in spec.cancel]
+        self._breach = [_CompiledStep(s, spec.key) for s in spec.breach]
+        self._start = [_CompiledStep(s, spec.key) for s in spec.start]
+        self._restart = [_CompiledStep(s, spec.key) for s in spec.restart]
+        self._reassign = [_CompiledStep(s, spec.key) for s in spec.reassign]
+        every = (*self._fulfil, *self._cancel, *self._breach, *self._start, *self._restart,
+                 *self._reassign)
+        self._needed = sorted({theirs for step in every
+                               for _, theirs in (*step.same, *step.differ)}
+                              | {f for s in spec.breach + spec.fulfil + spec.cancel
+                                 + spec.start + spec.restart + spec.reassign
+                                 for f in s.correlate.values()})
+        # correlate index name -> trigger fields it is built from
+        self._indexes = {step.index: step.index.split(KEY_SEP) for step in every if step.index}
+        self._require = [(p, _compile_condition(p, c)) for p, c in spec.require.items()]
+        self._what = spec.title or spec.id
+        self._warn: timedelta | None = None
+        if spec.warn_before:
+            from ..calendar import parse_duration
+
+            self._warn = parse_duration(spec.warn_before)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _clock(self, event: EventBase) -> str | datetime | None:
+        """What the deadline is made of for a trigger: a spec string, or a fixed instant."""
+        s = self.spec
+        if s.open_ended:
+            return None
+        if s.within_field:
+            value = event_value(event, s.within_field)
+            return value if isinstance(value, datetime) else None
+        if s.within_by is not None:
+            return s.within_by.values.get(str(event_value(event, s.within_by.field)),
+                                          s.within_by.default)
+        return s.within
+
+    def _due(self, case: dict[str, Any], since: datetime, ctx: RuleContext) -> datetime:
+        clock = case["clock"]
+        if isinstance(clock, datetime):
+            return clock
+        return ctx.calendar.deadline(since, clock, self.spec.basis)  # type: ignore[no-any-return]
+
+    def _subject(self, case: dict[str, Any]) -> Subject:
+        return Subject(kind=self.spec.subject.kind, id=case["subject"])
+
+    @staticmethod
+    def _evidence(case: dict[str, Any], *more: str) -> list[str]:
+        latest = case["latest"]
+        return [case["trigger"], *case["context"], *((latest,) if latest else ()), *more]
+
+    def _details(self, case: dict[str, Any], ctx: RuleContext, **extra: Any) -> dict[str, Any]:
+        s = self.spec
+        out: dict[str, Any] = {
+            "what": self._what,
+            "key": case["key"],
+            "opened_at": _fmt_time(ctx, case["opened_at"]),
+        }
+        if case["due"] is not None:
+            out["due"] = _fmt_time(ctx, case["due"])
+            out["deadline"] = (case["clock"] if isinstance(case["clock"], str)
+                               else s.within_field)
+            out["basis"] = s.basis
+        else:
+            out["deadline"] = "open" if s.open_ended else "not started"
+        if case["started_at"] is not None and self._start:
+            out["started_at"] = _fmt_time(ctx, case["started_at"])
+        if s.actor:
+            out["actor"] = s.actor
+        if self._reassign:
+            out["owner"] = case["subject"]
+            out["owners"] = list(case["owners"])
+        if self._restart:
+            out["period"] = case["period"]
+        out.update(extra)
+        return out
+
+    @staticmethod
+    def _fits(step: _CompiledStep, event: EventBase, case: dict[str, Any]) -> bool:
+        fields = case["fields"]
+        return (all(event_value(event, mine) == fields.get(theirs) for mine, theirs in step.same)
+                and all(event_value(event, mine) != fields.get(theirs)
+                        for mine, theirs in step.differ))
+
+    def _find(self, step: _CompiledStep, event: EventBase,
+              ctx: RuleContext) -> dict[str, Any] | None:
+        """The open case this step event belongs to, if any."""
+        opened = self.state["open"]
+        if step.index:
+            values = _joined([event_value(event, f) for f in step.corr])
+            keys = self.state["index"].get(step.index, {}).get(values, ()) if values else ()
+            for key in reversed(keys):
+                case = opened[key]
+                if step.corr_within is not None and ctx.calendar.deadline(
+                        case["opened_at"], step.corr_within) < event.at:
+                    continue
+                if self._fits(step, event, case):
+                    return case  # type: ignore[no-any-return]
+            return None
+        key = key_of(event, step.key)
+        if key is None:
+            return None
+        key = self.state["alias"].get(key, key)
+        case = opened.get(key)
+        if case is None or not self._fits(step, event, case):
+            return None
+        return case  # type: ignore[no-any-return]
+
+    def _add_alias(self, step: _CompiledStep, event: EventBase, case: dict[str, Any]) -> None:
+        if step.alias is None:
+            return
+        value = event_value(event, step.alias)
+        if value is None:
+            return
+        alias = str(value)
+        if alias != case["key"] and alias not in self.state["open"]:
+            self.state["alias"][alias] = case["key"]
+            case["aliases"].append(alias)
+
+    # -- events ----------------------------------------------------------------------
+
+    def _first(self, steps: list[_CompiledStep], event: EventBase,
+               ctx: RuleContext) -> tuple[_CompiledStep, dict[str, Any]] | None:
+        """The first of ``steps`` this event is, with the open case it reaches."""
+        for step in steps:
+            if event.type in step.types and step.pred(event):
+                case = self._find(step, event, ctx)
+                if case is not None:
+                    return step, case
+        return None
+
+    def on_event(self, event: EventBase, ctx: RuleContext) -> None:
+        if self._reassign and (hit := self._first(self._reassign, event, ctx)):
+            step, case = hit
+            new = event_value(event, step.to) if step.to else None
+            if new is not None:
+                case["subject"] = str(new)
+                case["owners"].append(str(new))
+                case["context"].append(event.id)
+                self._add_alias(step, event, case)
+        if self._start and (hit := self._first(self._start, event, ctx)):
+            step, case = hit
+            if case["due"] is None:
+                self._add_alias(step, event, case)
+                self._arm(case, event, ctx)
+        if self._restart and (hit := self._first(self._restart, event, ctx)):
+            step, case = hit
+            if case["due"] is not None:
+                self._add_alias(step, event, case)
+                self._restart_clock(case, event, ctx)
+                return
+        # Breaches, fulfilments and cancellations next: an event that both triggers and
+        # fulfils (rare) is judged as a step of the case already open, never as fulfilling
+        # itself.
+        for steps, handler in ((self._breach, self._on_breach), (self._fulfil, self._on_fulfil),
+                               (self._cancel, self._on_cancel)):
+            if steps and (hit := self._first(steps, event, ctx)):
+                step, case = hit
+                self._add_alias(step, event, case)
+                handler(case, event, ctx)
+                return
+        if event.type in self._trigger_types and self._trigger(event):
+            self._open(event, ctx)
+
+    def _open(self, event: EventBase, ctx: RuleContext) -> None:
+        s = self.spec
+        key = key_of(event, s.key)
+        subject_id = event_value(event, s.subject.field)
+        if key is None or subject_id is None:
+            return
+        state = self.state
+        if key in state["open"] or key in state["alias"] or (s.once and key in state["done"]):
+            return
+        clock = self._clock(event)
+        if clock is None and not s.open_ended:
+            return
+        fields = {f: event_value(event, f) for f in self._needed}
+        case: dict[str, Any] = {
+            "key": key,
+            "trigger": event.id,
+            "opened_at": event.at,
+            "started_at": None,
+            "clock": clock,
+            "due": None,
+            "subject": str(subject_id),
+            "owners": [str(subject_id)],
+            "context": [],
+            "aliases": [],
+            "period": 0,
+            "latest": None,
+            "fields": fields,
+        }
+        state["open"][key] = case
+        for name, trigger_fields in self._indexes.items():
+            values = _joined([fields.get(f) for f in trigger_fields])
+            if values is not None:
+                state["index"].setdefault(name, {}).setdefault(values, []).append(key)
+        if not s.open_ended and not self._start:
+            self._arm(case, event, ctx)
+
+    def _arm(self, case: dict[str, Any], event: EventBase, ctx: RuleContext) -> None:
+        """Start the case's clock at ``event`` (the trigger, or its ``start`` event)."""
+        if event.id != case["trigger"]:
+            case["context"].append(event.id)
+        case["started_at"] = event.at
+        self._set_due(case, self._due(case, event.at, ctx), event.at, ctx)
+        s = self.spec
+        if s.announce:
+            escalate = s.announce_kind == "escalation"
+            ctx.emit(s, "obligation", kind=s.announce_kind, subject=self._subject(case),
+                     at=event.at, evidence=self._evidence(case), key=case["key"],
+                     details=self._details(case, ctx, **({"to": s.escalate_to}
+                                                         if escalate and s.escalate_to else {})),
+                     severity=None if escalate else "info")
+
+    def _set_due(self, case: dict[str, Any], due: datetime, now: datetime,
+                 ctx: RuleContext) -> None:
+        case["due"] = due
+        ctx.schedule(due, case["key"])
+        if self._warn is not None:
+            warn_at = due - self._warn
+            if warn_at > now:
+                case["warn_at"] = warn_at
+                ctx.schedule(warn_at, _WARN + case["key"])
+
+    def _restart_clock(self, case: dict[str, Any], event: EventBase, ctx: RuleContext) -> None:
+        case["latest"] = event.id  # the update the next period runs from
+        case["period"] += 1
+        self._set_due(case, self._due(case, event.at, ctx), event.at, ctx)
+
+    def _close(self, case: dict[str, Any]) -> None:
+        state = self.state
+        key = case["key"]
+        del state["open"][key]
+        for alias in case["aliases"]:
+            state["alias"].pop(alias, None)
+        for name, trigger_fields in self._indexes.items():
+            values = _joined([case["fields"].get(f) for f in trigger_fields])
+            bucket = state["index"].get(name, {})
+            keys = bucket.get(values) if values is not None else None
+            if keys is not None:
+                keys.remove(key)
+                if not keys:
+                    del bucket[values]
+        if self.spec.once:
+            state["done"].add(key)
+            state["done"].update(case["aliases"])
+
+    def _on_fulfil(self, case: dict[str, Any], event: EventBase, ctx: RuleContext) -> None:
+        self._close(case)
+        missing = [self._missing(p, event) for p, test in self._require if not test(event)]
+        if missing:
+            ctx.emit(self.spec, "incomplete", kind="violation", subject=self._subject(case),
+                     at=event.at, evidence=self._evidence(case, event.id), key=case["key"],
+                     details=self._details(case, ctx, missing=", ".join(missing),
+                                           fulfilled_by=event.id))
+
+    def _missing(self, path: str, event: EventBase) -> str:
+        """What a failed ``require`` lacks: the path, and for ``contains``/``contains_all``
+        the items not there (``sections: root_cause``)."""
+        cond = self.spec.require[path]
+        if isinstance(cond, dict) and len(cond) == 1:
+            (op, arg), = cond.items()
+            if op in ("contains", "contains_all"):
+                have = event_value(event, path) or ()
+                wanted = arg if op == "contains_all" else [arg]
+                lacking = [str(x) for x in wanted if x not in have]
+                return f"{path}: {' '.join(lacking)}"
+        return path
+
+    def _on_cancel(self, case: dict[str, Any], event: EventBase, ctx: RuleContext) -> None:
+        self._close(case)
+
+    def _on_breach(self, case: dict[str, Any], event: EventBase, ctx: RuleContext) -> None:
+        key = case["key"]
+        if self.spec.breach_closes:
+            self._close(case)
+        else:
+            key = key + KEY_SEP + event.id  # every breach is its own decision
+        ctx.emit(self.spec, "breached", kind=self.spec.kind, subject=self._subject(case),
+                 at=event.at, evidence=self._evidence(case, event.id), key=key,
+                 details=self._details(case, ctx, breach_type=event.type,
+                                       breach_at=_fmt_time(ctx, event.at), breach_event=event.id))
+
+    # -- time ------------------------------------------------------------------------
+
+    def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
+        s = self.spec
+        if key.startswith(_WARN):
+            case = self.state["open"].get(key[len(_WARN):])
+            if case is not None and case.get("warn_at") == due:
+                ctx.emit(s, "warning", kind="warning", subject=self._subject(case), at=due,
+                         evidence=self._evidence(case), key=case["key"],
+                         details=self._details(case, ctx), severity="low")
+            return
+        case = self.state["open"].get(key)
+        if case is None or case["due"] != due:
+            return  # fulfilled, cancelled, breached or restarted since it was scheduled
+        details = self._details(case, ctx)
+        evidence = self._evidence(case)
+        subject = self._subject(case)
+        if self._restart:
+            # Still owed: the next period runs from the missed deadline.
+            case["period"] += 1
+            self._set_due(case, self._due(case, due, ctx), due, ctx)
+        else:
+            self._close(case)
+        ctx.emit(s, "missed", kind=s.kind, subject=subject, at=due, evidence=evidence,
+                 key=key, details=details)
+        if s.escalate_to:
+            ctx.emit(s, "escalation", kind="escalation", subject=subject, at=due,
+                     evidence=evidence, key=key, details={**details, "to": s.escalate_to})

@@ -1,0 +1,41 @@
+"""Shared fixtures: every scenario test runs on each available backend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from policykit import Decision, Engine, Policy, PolicySet, standard_pack
+
+BACKENDS = ["native"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+Evaluate = Callable[..., list[Decision]]
+
+
+@pytest.fixture
+def evaluate(backend: str) -> Evaluate:
+    """``evaluate(events, until=None, policy="lateness-deduction", **parameters)``: the
+    decisions of one standard policy (with parameters changed) on the test's backend."""
+
+    def run(events: Iterable[dict[str, Any]], until: datetime | None = None,
+            policy: str | Policy | PolicySet | None = None, **parameters: Any) -> list[Decision]:
+        if isinstance(policy, str):
+            chosen: Policy | PolicySet = standard_pack().get(policy)
+            if parameters:
+                chosen = chosen.with_parameters(**parameters)  # type: ignore[union-attr]
+        elif policy is None:
+            chosen = standard_pack()
+        else:
+            chosen = policy
+        return Engine(chosen, backend=backend).evaluate(list(events), until=until)
+
+    return run

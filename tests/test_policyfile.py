@@ -1,0 +1,134 @@
+"""Policy files: the same models from YAML, TOML and JSON, and errors that say where."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from policykit import ParameterError, Policy, PolicyFileError, load_policy, loads_policy
+
+YAML = """\
+policies:
+  - id: my-policy
+    title: Handover
+    clause: "篇二 §二"
+    parameters: {handover_within: PT1H}
+    rules:
+      - shape: deadline
+        id: R3
+        trigger: {type: contact.received, where: {in_remit: false}}
+        key: request_id
+        within: $handover_within
+        subject: {kind: employee, field: employee_id}
+        fulfil: [{type: request.handed_over}]
+"""
+
+POLICY = {
+    "id": "my-policy", "title": "Handover", "clause": "篇二 §二",
+    "parameters": {"handover_within": "PT1H"},
+    "rules": [{"shape": "deadline", "id": "R3",
+               "trigger": {"type": "contact.received", "where": {"in_remit": False}},
+               "key": "request_id", "within": "$handover_within",
+               "subject": {"kind": "employee", "field": "employee_id"},
+               "fulfil": [{"type": "request.handed_over"}]}],
+}
+
+TOML = """\
+[[policies]]
+id = "my-policy"
+title = "Handover"
+clause = "篇二 §二"
+parameters = { handover_within = "PT1H" }
+
+[[policies.rules]]
+shape = "deadline"
+id = "R3"
+key = "request_id"
+within = "$handover_within"
+trigger = { type = "contact.received", where = { in_remit = false } }
+subject = { kind = "employee", field = "employee_id" }
+fulfil = [{ type = "request.handed_over" }]
+"""
+
+
+def test_yaml_toml_and_json_validate_into_the_same_policy(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(YAML, encoding="utf-8")
+    (tmp_path / "p.toml").write_text(TOML, encoding="utf-8")
+    (tmp_path / "p.json").write_text(json.dumps({"policies": [POLICY]}), encoding="utf-8")
+    loaded = [load_policy(tmp_path / f"p.{ext}") for ext in ("yaml", "toml", "json")]
+    policies = [s.get("my-policy") for s in loaded]
+    assert policies[0] == policies[1] == policies[2] == Policy.model_validate(POLICY)
+    assert policies[0].specs[0].within == "PT1H"  # type: ignore[attr-defined]
+
+
+def test_a_single_policy_file_is_accepted() -> None:
+    assert loads_policy(json.dumps(POLICY), "json").ids == ["my-policy"]
+
+
+@pytest.mark.parametrize(("old", "new", "path", "line", "hint"), [
+    ("within: $handover_within", "within: PT1X", "policies[0].rules[0].within", 11, None),
+    ("within: $handover_within", "within: $handover_withn", "policies[0].rules[0].within", 11,
+     "$handover_within"),
+    ("request.handed_over", "request.handed_ovr", "policies[0].rules[0].fulfil[0]", 13, None),
+    ("title: Handover", "titel: Handover", "policies[0].titel", 3, "title"),
+    ("policies:", "polices:", "polices", 1, "policies"),
+    ("shape: deadline", "shape: deadlin", "policies[0].rules[0].shape", 7, "deadline"),
+])
+def test_errors_name_file_path_line_value_and_nearest_name(
+        old: str, new: str, path: str, line: int, hint: str | None) -> None:
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(YAML.replace(old, new), source="team.yaml")
+    e = err.value
+    assert e.source == "team.yaml"
+    assert e.path == path
+    assert e.line == line
+    assert e.suggestion == hint
+    assert str(e).startswith(f"team.yaml:{line}: {path}")
+
+
+def test_misspelt_event_field_gets_a_hint() -> None:
+    with pytest.raises(PolicyFileError, match="did you mean 'request_id'"):
+        loads_policy(YAML.replace("key: request_id", "key: request_idd"))
+
+
+def test_yaml_tags_that_build_python_objects_are_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    text = f"!!python/object/apply:os.system ['touch {marker}']\n"
+    with pytest.raises(PolicyFileError, match="valid YAML"):
+        loads_policy(text)
+    assert not marker.exists()
+
+
+def test_syntax_errors_carry_the_line() -> None:
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy('{"policies": [\n  {"id": 1,\n}', "json")
+    assert err.value.line == 3
+
+
+def test_unreadable_and_unknown_files(tmp_path: Path) -> None:
+    with pytest.raises(PolicyFileError, match="readable"):
+        load_policy(tmp_path / "missing.yaml")
+    (tmp_path / "p.ini").write_text("x", encoding="utf-8")
+    with pytest.raises(PolicyFileError, match=r"\.yaml"):
+        load_policy(tmp_path / "p.ini")
+
+
+def test_parameters_can_be_changed_and_unknown_ones_are_refused() -> None:
+    policy = Policy.model_validate(POLICY)
+    assert policy.with_parameters(handover_within="PT2H").specs[0].within == "PT2H"  # type: ignore[attr-defined]
+    with pytest.raises(ParameterError, match="did you mean 'handover_within'"):
+        policy.with_parameters(handover_withn="PT2H")
+    with pytest.raises(PolicyFileError, match="duration"):
+        policy.with_parameters(handover_within="soon")
+
+
+def test_calendar_in_the_file_applies_to_its_policies() -> None:
+    text = "calendar: {timezone: Europe/Berlin}\n" + YAML
+    policy = loads_policy(text).get("my-policy")
+    assert policy.calendar.timezone == "Europe/Berlin"
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy("calendar: {timezone: Europe/Berln}\n" + YAML)
+    assert err.value.path.startswith("calendar")
+    assert "Europe/Berlin" in str(err.value)
