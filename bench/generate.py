@@ -8,7 +8,7 @@ time with the ``+08:00`` offset; money is decimal strings.
 The company: customer service, technical service, guards (24-hour posts, 12-hour shifts,
 four guards a post), property officers, managers, a director, a general manager and the
 business department, with customers, households, projects and sites. Working days are
-Mon-Fri less PRC holidays plus make-up days (``holidays``' China calendar); a holiday
+Mon-Fri less PRC holidays plus make-up days (policykit's business calendar); a holiday
 break is the run of days off around a named holiday. Office staff clock in and out on
 working days; guards' presence is their shift events.
 
@@ -40,7 +40,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
-import holidays
+from policykit.calendar import BusinessCalendar
 
 Event = dict[str, Any]
 
@@ -264,14 +264,11 @@ class LogGenerator:
         span = self.ndays + 400  # deadlines and windows may look past the horizon
         self.dates = [self.start + timedelta(days=i) for i in range(span)]
         self._daystr = [d.isoformat() for d in self.dates]
-        years = sorted({d.year for d in self.dates})
-        cn = holidays.country_holidays("CN", years=years)
-        makeup = {d for d in getattr(cn, "weekend_workdays", set()) if isinstance(d, date)}
-        self.named_holiday = [d in cn for d in self.dates]
-        self.working = [
-            (d.weekday() < 5 and not hol) or d in makeup
-            for d, hol in zip(self.dates, self.named_holiday, strict=True)
-        ]
+        # policykit's own calendar, so generated logs and the engine agree on every day;
+        # years the holiday data does not cover yet count as plain Mon-Fri weeks.
+        cal = BusinessCalendar(missing_holiday_data="ignore")
+        self.named_holiday = [cal.is_holiday(d) for d in self.dates]
+        self.working = [cal.is_working_day(d) for d in self.dates]
         # A statutory break is a run of non-working days holding a named holiday: the
         # weekend days inside it count too (Oct 4, 2026), as POLICIES.md §10 says.
         self.holiday_break = [False] * span
