@@ -6,14 +6,40 @@ evaluator. ``SHAPES`` maps the ``shape`` name used in policy files to its model.
 
 from ._base import Match, Message, RuleSpec, SubjectRef
 from .deadline import DeadlineSpec
+from .forbidden import ForbiddenSpec
+from .gap import GapSpec
 from .ladder import LadderSpec
+from .precondition import PreconditionSpec
+from .rate import RateSpec
+from .recurrence import RecurrenceSpec
+from .tariff import TariffSpec
 
 SHAPES: dict[str, type[RuleSpec]] = {
     cls.model_fields["shape"].default: cls
     for cls in (
         DeadlineSpec,
+        GapSpec,
+        PreconditionSpec,
+        RateSpec,
         LadderSpec,
+        ForbiddenSpec,
+        RecurrenceSpec,
+        TariffSpec,
     )
 }
 
-__all__ = ["SHAPES", "DeadlineSpec", "LadderSpec", "Match", "Message", "RuleSpec", "SubjectRef"]
+__all__ = [
+    "SHAPES",
+    "DeadlineSpec",
+    "ForbiddenSpec",
+    "GapSpec",
+    "LadderSpec",
+    "Match",
+    "Message",
+    "PreconditionSpec",
+    "RateSpec",
+    "RecurrenceSpec",
+    "RuleSpec",
+    "SubjectRef",
+    "TariffSpec",
+]

@@ -39,6 +39,8 @@ __all__ = [
     "SubjectRef",
     "decision_id",
     "event_value",
+    "field_getter",
+    "key_getter",
     "key_of",
 ]
 
@@ -62,28 +64,83 @@ eq, ne, in, not_in, contains, contains_all, exists, gt, ge, lt, le."""
 KEY_SEP = "\x1f"
 
 
+_PARTS: dict[str, tuple[str, ...]] = {}
+
+
 def event_value(event: EventBase, path: str) -> Any:
     """The value at a dotted field path of an event (``details.plan``), or None."""
+    parts = _PARTS.get(path)
+    if parts is None:
+        parts = _PARTS[path] = tuple(path.split("."))
     value: Any = event
-    for part in path.split("."):
+    for part in parts:
         if value is None:
             return None
-        value = value.get(part) if isinstance(value, Mapping) else getattr(value, part, None)
+        # Models first: a pydantic model is never a Mapping, and the Mapping ABC check is
+        # the slowest part of a field read on the per-event path.
+        if isinstance(value, BaseModel):
+            value = getattr(value, part, None)
+        elif type(value) is dict or isinstance(value, Mapping):
+            value = value.get(part)
+        else:
+            value = getattr(value, part, None)
     return value
+
+
+def field_getter(path: str) -> Callable[[Any], Any]:
+    """A compiled :func:`event_value` for one path: the same answers, without re-reading
+    the path on every event (a plain attribute read for a model and an undotted path)."""
+    if "." in path:
+        return lambda ev: event_value(ev, path)
+
+    def get(ev: Any) -> Any:
+        if isinstance(ev, BaseModel):
+            return getattr(ev, path, None)
+        return event_value(ev, path)
+
+    return get
+
+
+_KEYS: dict[tuple[str, ...], Callable[[Any], str | None]] = {}
+
+
+def _key_getter(fields: tuple[str, ...]) -> Callable[[Any], str | None]:
+    getters = tuple(field_getter(f) for f in fields)
+    if len(getters) == 1:
+        (one,) = getters
+
+        def single(ev: Any) -> str | None:
+            v = one(ev)
+            return None if v is None else str(v)
+
+        return single
+
+    def joined(ev: Any) -> str | None:
+        parts = []
+        for g in getters:
+            v = g(ev)
+            if v is None:
+                return None
+            parts.append(str(v))
+        return KEY_SEP.join(parts)
+
+    return joined
+
+
+def key_getter(fields: tuple[str, ...]) -> Callable[[Any], str | None]:
+    """A compiled :func:`key_of` for ``fields`` (shared by every rule keyed on them)."""
+    get = _KEYS.get(fields)
+    if get is None:
+        get = _KEYS[fields] = _key_getter(tuple(fields))
+    return get
 
 
 def key_of(event: EventBase, fields: tuple[str, ...]) -> str | None:
     """The case key an event belongs to: its key fields joined; None if one is missing."""
-    if len(fields) == 1:
-        v = event_value(event, fields[0])
-        return None if v is None else str(v)
-    parts = []
-    for f in fields:
-        v = event_value(event, f)
-        if v is None:
-            return None
-        parts.append(str(v))
-    return KEY_SEP.join(parts)
+    get = _KEYS.get(fields)
+    if get is None:
+        get = _KEYS[fields] = _key_getter(tuple(fields))
+    return get(event)
 
 
 def _field_exists(types: Iterable[str], path: str) -> bool:
@@ -111,8 +168,9 @@ def _check_field(types: tuple[str, ...], path: str) -> None:
 
 
 def _compile_condition(path: str, cond: Condition) -> Callable[[EventBase], bool]:
+    get = field_getter(path)
     if not isinstance(cond, dict):
-        return lambda ev: event_value(ev, path) == cond
+        return lambda ev: get(ev) == cond
     if len(cond) != 1:
         raise ValueError(f"condition on {path!r} must have exactly one operator, got {cond!r}")
     (op, arg), = cond.items()
@@ -120,32 +178,31 @@ def _compile_condition(path: str, cond: Condition) -> Callable[[EventBase], bool
         hint = nearest(op, _OPS)
         raise ValueError(f"unknown operator {op!r} on {path!r}"
                          + (f" (did you mean {hint!r}?)" if hint else ""))
-    get = event_value
     if op == "eq":
-        return lambda ev: get(ev, path) == arg
+        return lambda ev: get(ev) == arg
     if op == "ne":
-        return lambda ev: get(ev, path) != arg
+        return lambda ev: get(ev) != arg
     if op in ("in", "not_in"):
         if not isinstance(arg, list | tuple):
             raise ValueError(f"{op!r} on {path!r} takes a list, got {arg!r}")
         values = frozenset(arg)
         if op == "in":
-            return lambda ev: get(ev, path) in values
-        return lambda ev: get(ev, path) not in values
+            return lambda ev: get(ev) in values
+        return lambda ev: get(ev) not in values
     if op == "contains":
-        return lambda ev: arg in (get(ev, path) or ())
+        return lambda ev: arg in (get(ev) or ())
     if op == "contains_all":
         need = frozenset(arg)
-        return lambda ev: need.issubset(get(ev, path) or ())
+        return lambda ev: need.issubset(get(ev) or ())
     if op == "exists":
         want = bool(arg)
-        return lambda ev: (get(ev, path) not in (None, "")) is want
+        return lambda ev: (get(ev) not in (None, "")) is want
     if not isinstance(arg, int | float | Decimal) or isinstance(arg, bool):
         raise ValueError(f"{op!r} on {path!r} takes a number, got {arg!r}")
     num = arg
 
     def _cmp(ev: EventBase) -> bool:
-        v = get(ev, path)
+        v = get(ev)
         if not isinstance(v, int | float | Decimal) or isinstance(v, bool):
             return False
         return (v > num if op == "gt" else v >= num if op == "ge"
@@ -190,12 +247,20 @@ class Match(BaseModel):
 
     def predicate(self) -> Callable[[EventBase], bool]:
         """A fast test for one event (type already routed, so only the conditions)."""
-        tests = [_compile_condition(p, c) for p, c in self.where.items()]
+        tests = tuple(_compile_condition(p, c) for p, c in self.where.items())
         if not tests:
             return lambda ev: True
         if len(tests) == 1:
             return tests[0]
-        return lambda ev: all(t(ev) for t in tests)
+
+        def all_hold(ev: EventBase) -> bool:
+            # A loop, not all(<generator>): no generator object per event on the hot path.
+            for test in tests:  # noqa: SIM110
+                if not test(ev):
+                    return False
+            return True
+
+        return all_hold
 
 
 class SubjectRef(BaseModel):

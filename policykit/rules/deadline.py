@@ -20,10 +20,11 @@ Beyond the plain "A then B by D", a case can:
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..calendar import DeadlineStr, parse_duration
 from ..models.decisions import DecisionKind, Subject
 from ..models.events import EventBase
 from ._base import (
@@ -39,12 +40,23 @@ from ._base import (
     _check_field,
     _compile_condition,
     event_value,
-    key_of,
+    field_getter,
+    key_getter,
 )
 
 __all__ = ["DeadlineSpec", "Reassign", "Step", "WithinBy"]
 
 _WARN = "w" + KEY_SEP
+_SWEEP_EVERY = timedelta(days=1)
+
+
+def _exact(spec: str) -> str:
+    parse_duration(spec)
+    return spec
+
+
+ExactDuration = Annotated[str, AfterValidator(_exact)]
+"""An ISO-8601 duration of fixed length (no months or years), e.g. ``PT15M``."""
 
 
 class Step(Match):
@@ -63,7 +75,7 @@ class Step(Match):
     same: dict[str, str] = Field(default_factory=dict)
     differ: dict[str, str] = Field(default_factory=dict)
     correlate: dict[str, str] = Field(default_factory=dict)
-    correlate_within: str | None = None
+    correlate_within: DeadlineStr | None = None
     alias: str | None = None
 
 
@@ -78,14 +90,8 @@ class WithinBy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     field: str
-    values: dict[str, str]
-    default: str
-
-
-def _check_spec(spec: str) -> None:
-    from ..calendar import validate_deadline_spec
-
-    validate_deadline_spec(spec)
+    values: dict[str, DeadlineStr] = Field(default_factory=dict)
+    default: DeadlineStr
 
 
 class DeadlineSpec(RuleSpec):
@@ -99,7 +105,7 @@ class DeadlineSpec(RuleSpec):
     shape: Literal["deadline"] = "deadline"
     trigger: Match
     key: tuple[str, ...]
-    within: str | None = None
+    within: DeadlineStr | None = None
     within_field: str | None = None
     within_by: WithinBy | None = None
     open_ended: bool = False
@@ -125,6 +131,11 @@ class DeadlineSpec(RuleSpec):
     moment as subject (the trigger's ``subject`` field names the first owner)."""
     once: bool = True
     """Judge each key once: a later trigger for a case already judged is ignored."""
+    forget_after: ExactDuration | None = "P365D"
+    """With ``once``: how long after a case closed its key is remembered. A trigger with
+    that key later than this opens a new case; until then it is ignored. Forgetting keeps a
+    long stream's state flat (a year of closed request ids, not all of them). ``null``
+    remembers every key forever."""
     subject: SubjectRef
     kind: DecisionKind = "violation"
     announce: bool = False
@@ -132,7 +143,7 @@ class DeadlineSpec(RuleSpec):
     announce_kind: Literal["obligation", "escalation"] = "obligation"
     """The kind of the ``announce`` decision: an ``escalation`` for matters that must be
     acted on at once (report a major matter to the general manager now)."""
-    warn_before: str | None = None
+    warn_before: ExactDuration | None = None
     escalate_to: str | None = None
     """On a miss, also emit an ``escalation`` naming who must act next."""
     actor: str | None = None
@@ -188,15 +199,6 @@ class DeadlineSpec(RuleSpec):
             _check_field(self.trigger.type, self.within_field)
         if self.within_by:
             _check_field(self.trigger.type, self.within_by.field)
-        for spec in (self.within,
-                     *(self.within_by.values.values() if self.within_by else ()),
-                     self.within_by.default if self.within_by else None):
-            if spec is not None:
-                _check_spec(spec)
-        if self.warn_before is not None:
-            from ..calendar import parse_duration
-
-            parse_duration(self.warn_before)
         for step in (*self.fulfil, *self.cancel, *self.breach, *self.start, *self.restart,
                      *self.reassign):
             if not step.correlate:
@@ -206,10 +208,8 @@ class DeadlineSpec(RuleSpec):
                                  *step.correlate.items()):
                 _check_field(step.type, mine)
                 _check_field(self.trigger.type, theirs)
-            if step.correlate_within is not None:
-                if not step.correlate:
-                    raise ValueError("correlate_within needs correlate")
-                _check_spec(step.correlate_within)
+            if step.correlate_within is not None and not step.correlate:
+                raise ValueError("correlate_within needs correlate")
             if step.alias is not None:
                 _check_field(step.type, step.alias)
         for move in self.reassign:
@@ -237,15 +237,18 @@ class DeadlineSpec(RuleSpec):
 
 
 class _CompiledStep:
-    __slots__ = ("alias", "corr", "corr_within", "differ", "index", "key", "pred", "same",
-                 "to", "types")
+    __slots__ = ("alias", "corr", "corr_within", "differ", "index", "key", "keyget", "pred",
+                 "same", "to", "types")
 
     def __init__(self, step: Step, default_key: tuple[str, ...]) -> None:
         self.types = frozenset(step.type)
         self.key = step.key or default_key
+        self.keyget = key_getter(self.key)
         self.pred = step.predicate()
-        self.same = tuple(step.same.items())
-        self.differ = tuple(step.differ.items())
+        # (reader of this event's field, the trigger's field it is compared with)
+        self.same = tuple((field_getter(mine), theirs) for mine, theirs in step.same.items())
+        self.differ = tuple((field_getter(mine), theirs)
+                            for mine, theirs in step.differ.items())
         # correlate: this event's fields, and the name of the index over the trigger's.
         self.corr = tuple(step.correlate)
         self.index = KEY_SEP.join(step.correlate.values()) if step.correlate else ""
@@ -273,7 +276,11 @@ class _DeadlineRuntime(RuleRuntime):
 
     def __init__(self, spec: DeadlineSpec, policy: PolicyInfo) -> None:
         super().__init__(spec, policy)
-        self.state = {"open": {}, "done": set(), "alias": {}, "index": {}}
+        # done: closed key -> the instant it closed (see forget_after)
+        self.state = {"open": {}, "done": {}, "alias": {}, "index": {}}
+        self._forget: timedelta | None = (parse_duration(spec.forget_after)
+                                          if spec.forget_after else None)
+        self._sweep_at: datetime | None = None  # a memory chore only: not state
         self._trigger_types = frozenset(spec.trigger.type)
         self._trigger = spec.trigger.predicate()
         self._fulfil = [_CompiledStep(s, spec.key) for s in spec.fulfil]
@@ -289,15 +296,24 @@ class _DeadlineRuntime(RuleRuntime):
                               | {f for s in spec.breach + spec.fulfil + spec.cancel
                                  + spec.start + spec.restart + spec.reassign
                                  for f in s.correlate.values()})
+        self._needed_get = [(f, field_getter(f)) for f in self._needed]
+        self._key = key_getter(spec.key)
+        self._subject_get = field_getter(spec.subject.field)
+        # Per event type, the steps of each kind it can be (in declaration order) and
+        # whether it can trigger: most events of a rule's types are one kind of step only,
+        # so the others are never scanned.
+        self._by_type: dict[str, tuple[list[_CompiledStep], ...]] = {}
+        for t in spec.event_types():
+            self._by_type[t] = tuple(
+                [step for step in steps if t in step.types]
+                for steps in (self._reassign, self._start, self._restart, self._breach,
+                              self._fulfil, self._cancel))
         # correlate index name -> trigger fields it is built from
         self._indexes = {step.index: step.index.split(KEY_SEP) for step in every if step.index}
         self._require = [(p, _compile_condition(p, c)) for p, c in spec.require.items()]
         self._what = spec.title or spec.id
-        self._warn: timedelta | None = None
-        if spec.warn_before:
-            from ..calendar import parse_duration
-
-            self._warn = parse_duration(spec.warn_before)
+        self._warn: timedelta | None = (parse_duration(spec.warn_before) if spec.warn_before
+                                        else None)
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -318,7 +334,7 @@ class _DeadlineRuntime(RuleRuntime):
         clock = case["clock"]
         if isinstance(clock, datetime):
             return clock
-        return ctx.calendar.deadline(since, clock, self.spec.basis)  # type: ignore[no-any-return]
+        return ctx.calendar.deadline(since, clock, self.spec.basis)
 
     def _subject(self, case: dict[str, Any]) -> Subject:
         return Subject(kind=self.spec.subject.kind, id=case["subject"])
@@ -332,9 +348,11 @@ class _DeadlineRuntime(RuleRuntime):
         s = self.spec
         out: dict[str, Any] = {
             "what": self._what,
-            "key": case["key"],
+            "key": case["key"].replace(KEY_SEP, "/"),
             "opened_at": _fmt_time(ctx, case["opened_at"]),
         }
+        if len(s.key) > 1:
+            out.update(zip(s.key, case["key"].split(KEY_SEP), strict=False))
         if case["due"] is not None:
             out["due"] = _fmt_time(ctx, case["due"])
             out["deadline"] = (case["clock"] if isinstance(case["clock"], str)
@@ -357,9 +375,13 @@ class _DeadlineRuntime(RuleRuntime):
     @staticmethod
     def _fits(step: _CompiledStep, event: EventBase, case: dict[str, Any]) -> bool:
         fields = case["fields"]
-        return (all(event_value(event, mine) == fields.get(theirs) for mine, theirs in step.same)
-                and all(event_value(event, mine) != fields.get(theirs)
-                        for mine, theirs in step.differ))
+        for mine, theirs in step.same:
+            if mine(event) != fields.get(theirs):
+                return False
+        for mine, theirs in step.differ:  # noqa: SIM110 - no generator per event
+            if mine(event) == fields.get(theirs):
+                return False
+        return True
 
     def _find(self, step: _CompiledStep, event: EventBase,
               ctx: RuleContext) -> dict[str, Any] | None:
@@ -376,7 +398,7 @@ class _DeadlineRuntime(RuleRuntime):
                 if self._fits(step, event, case):
                     return case  # type: ignore[no-any-return]
             return None
-        key = key_of(event, step.key)
+        key = step.keyget(event)
         if key is None:
             return None
         key = self.state["alias"].get(key, key)
@@ -400,16 +422,21 @@ class _DeadlineRuntime(RuleRuntime):
 
     def _first(self, steps: list[_CompiledStep], event: EventBase,
                ctx: RuleContext) -> tuple[_CompiledStep, dict[str, Any]] | None:
-        """The first of ``steps`` this event is, with the open case it reaches."""
+        """The first of ``steps`` (all of this event's type) this event is, with the open
+        case it reaches."""
         for step in steps:
-            if event.type in step.types and step.pred(event):
+            if step.pred(event):
                 case = self._find(step, event, ctx)
                 if case is not None:
                     return step, case
         return None
 
     def on_event(self, event: EventBase, ctx: RuleContext) -> None:
-        if self._reassign and (hit := self._first(self._reassign, event, ctx)):
+        steps_of = self._by_type.get(event.type)
+        if steps_of is None:
+            return
+        reassign, start, restart, breach, fulfil, cancel = steps_of
+        if reassign and (hit := self._first(reassign, event, ctx)):
             step, case = hit
             new = event_value(event, step.to) if step.to else None
             if new is not None:
@@ -417,12 +444,12 @@ class _DeadlineRuntime(RuleRuntime):
                 case["owners"].append(str(new))
                 case["context"].append(event.id)
                 self._add_alias(step, event, case)
-        if self._start and (hit := self._first(self._start, event, ctx)):
+        if start and (hit := self._first(start, event, ctx)):
             step, case = hit
             if case["due"] is None:
                 self._add_alias(step, event, case)
                 self._arm(case, event, ctx)
-        if self._restart and (hit := self._first(self._restart, event, ctx)):
+        if restart and (hit := self._first(restart, event, ctx)):
             step, case = hit
             if case["due"] is not None:
                 self._add_alias(step, event, case)
@@ -431,8 +458,8 @@ class _DeadlineRuntime(RuleRuntime):
         # Breaches, fulfilments and cancellations next: an event that both triggers and
         # fulfils (rare) is judged as a step of the case already open, never as fulfilling
         # itself.
-        for steps, handler in ((self._breach, self._on_breach), (self._fulfil, self._on_fulfil),
-                               (self._cancel, self._on_cancel)):
+        for steps, handler in ((breach, self._on_breach), (fulfil, self._on_fulfil),
+                               (cancel, self._on_cancel)):
             if steps and (hit := self._first(steps, event, ctx)):
                 step, case = hit
                 self._add_alias(step, event, case)
@@ -443,17 +470,17 @@ class _DeadlineRuntime(RuleRuntime):
 
     def _open(self, event: EventBase, ctx: RuleContext) -> None:
         s = self.spec
-        key = key_of(event, s.key)
-        subject_id = event_value(event, s.subject.field)
+        key = self._key(event)
+        subject_id = self._subject_get(event)
         if key is None or subject_id is None:
             return
         state = self.state
-        if key in state["open"] or key in state["alias"] or (s.once and key in state["done"]):
+        if key in state["open"] or key in state["alias"] or (s.once and self._done(key, ctx)):
             return
         clock = self._clock(event)
         if clock is None and not s.open_ended:
             return
-        fields = {f: event_value(event, f) for f in self._needed}
+        fields = {f: get(event) for f, get in self._needed_get}
         case: dict[str, Any] = {
             "key": key,
             "trigger": event.id,
@@ -507,7 +534,27 @@ class _DeadlineRuntime(RuleRuntime):
         case["period"] += 1
         self._set_due(case, self._due(case, event.at, ctx), event.at, ctx)
 
-    def _close(self, case: dict[str, Any]) -> None:
+    def _done(self, key: str, ctx: RuleContext) -> bool:
+        """True when ``key`` was judged and is still remembered at ``ctx.now``. Decided by
+        the closing time alone, so when the sweep below runs never changes an answer."""
+        closed = self.state["done"].get(key)
+        if closed is None:
+            return False
+        return self._forget is None or closed + self._forget >= ctx.now
+
+    def _sweep(self, now: datetime) -> None:
+        """Drop the closed keys ``_done`` would no longer count, about once a day of event
+        time (each sweep is one pass over the keys closed within ``forget_after``)."""
+        if self._forget is None or (self._sweep_at is not None and now < self._sweep_at):
+            return
+        self._sweep_at = now + _SWEEP_EVERY
+        horizon = now - self._forget
+        done: dict[str, datetime] = self.state["done"]
+        stale = [k for k, closed in done.items() if closed < horizon]
+        for k in stale:
+            del done[k]
+
+    def _close(self, case: dict[str, Any], now: datetime) -> None:
         state = self.state
         key = case["key"]
         del state["open"][key]
@@ -522,11 +569,14 @@ class _DeadlineRuntime(RuleRuntime):
                 if not keys:
                     del bucket[values]
         if self.spec.once:
-            state["done"].add(key)
-            state["done"].update(case["aliases"])
+            done = state["done"]
+            done[key] = now
+            for alias in case["aliases"]:
+                done[alias] = now
+            self._sweep(now)
 
     def _on_fulfil(self, case: dict[str, Any], event: EventBase, ctx: RuleContext) -> None:
-        self._close(case)
+        self._close(case, ctx.now)
         missing = [self._missing(p, event) for p, test in self._require if not test(event)]
         if missing:
             ctx.emit(self.spec, "incomplete", kind="violation", subject=self._subject(case),
@@ -548,12 +598,12 @@ class _DeadlineRuntime(RuleRuntime):
         return path
 
     def _on_cancel(self, case: dict[str, Any], event: EventBase, ctx: RuleContext) -> None:
-        self._close(case)
+        self._close(case, ctx.now)
 
     def _on_breach(self, case: dict[str, Any], event: EventBase, ctx: RuleContext) -> None:
         key = case["key"]
         if self.spec.breach_closes:
-            self._close(case)
+            self._close(case, ctx.now)
         else:
             key = key + KEY_SEP + event.id  # every breach is its own decision
         ctx.emit(self.spec, "breached", kind=self.spec.kind, subject=self._subject(case),
@@ -583,7 +633,7 @@ class _DeadlineRuntime(RuleRuntime):
             case["period"] += 1
             self._set_due(case, self._due(case, due, ctx), due, ctx)
         else:
-            self._close(case)
+            self._close(case, ctx.now)
         ctx.emit(s, "missed", kind=s.kind, subject=subject, at=due, evidence=evidence,
                  key=key, details=details)
         if s.escalate_to:

@@ -1,0 +1,319 @@
+"""The *gap* shape: consecutive events per key no further apart than ``max_gap``. Patrol
+rounds at most two hours apart, holiday monitoring checks every four hours during the day,
+a 24-hour post never left empty.
+
+The violation fires in event time at the moment the gap is reached (a timer), not when the
+late event finally comes, so an application can act on it at once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from ..models.decisions import DecisionKind, Subject
+from ..models.events import EventBase
+from ._base import (
+    KEY_SEP,
+    Match,
+    Message,
+    PolicyInfo,
+    RuleContext,
+    RuleRuntime,
+    RuleSpec,
+    SubjectRef,
+    _check_field,
+    event_value,
+    key_of,
+)
+from ._scope import (
+    Active,
+    FixedSubject,
+    Population,
+    PopulationTracker,
+    after,
+    iso_duration,
+)
+
+__all__ = ["GapSpec", "Occupancy"]
+
+
+class Occupancy(BaseModel):
+    """Coverage instead of beats: ``enter`` and ``leave`` events (``shift.started`` /
+    ``shift.ended``) keep the set of ``occupant`` values per key; the gap runs from the
+    moment the set becomes empty until the next ``enter``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    enter: Match
+    leave: Match
+    occupant: str
+
+    @model_validator(mode="after")
+    def _valid(self) -> Occupancy:
+        _check_field(self.enter.type, self.occupant)
+        _check_field(self.leave.type, self.occupant)
+        return self
+
+
+class GapSpec(RuleSpec):
+    """Per ``key``, consecutive ``event`` matches (or, with ``occupancy``, the uncovered
+    stretches) may be no further apart than ``max_gap``. Outcome ``gap`` fires at the moment
+    the gap is reached (``last event + max_gap``); an event exactly then is in time.
+
+    Options: ``stop`` events close a key (an incident closed: no more updates due);
+    ``active`` limits the rule to some days and hours (each active interval starts a fresh
+    gap at its start, so a day with no check at all is caught too); ``population`` keeps the
+    rule in force only while it has members (while customer service has staff) and, with
+    no ``key``, arms it without any event of its own; ``repeat`` fires again every
+    ``max_gap`` while nothing comes (otherwise once per gap)."""
+
+    shape: Literal["gap"] = "gap"
+    event: Match | None = None
+    occupancy: Occupancy | None = None
+    key: tuple[str, ...] = ()
+    max_gap: str
+    stop: tuple[Match, ...] = ()
+    active: Active | None = None
+    population: Population | None = None
+    subject: SubjectRef | FixedSubject
+    repeat: bool = False
+    kind: DecisionKind = "violation"
+
+    default_messages: ClassVar[dict[str, Message]] = {
+        "gap": Message(
+            en="{rule} gap: no {what} for {subject} since {since} ({gap} > {max_gap})",
+            zh="{rule} 間隔超時：{subject} 自 {since} 起已逾 {max_gap} 未見「{what}」"),
+    }
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return (v,) if isinstance(v, str) else v
+
+    def _matches(self) -> list[Match]:
+        out: list[Match] = []
+        if self.event is not None:
+            out.append(self.event)
+        if self.occupancy is not None:
+            out += [self.occupancy.enter, self.occupancy.leave]
+        return out
+
+    @model_validator(mode="after")
+    def _valid(self) -> GapSpec:
+        if (self.event is None) == (self.occupancy is None):
+            raise ValueError("give exactly one of event, occupancy")
+        from ..calendar import parse_duration
+
+        if not parse_duration(self.max_gap):
+            raise ValueError("max_gap must be longer than zero")
+        for m in (*self._matches(), *self.stop):
+            for f in m.key or self.key:
+                _check_field(m.type, f)
+        if isinstance(self.subject, SubjectRef):
+            for m in self._matches():
+                _check_field(m.type, self.subject.field)
+            if not self.key and self.population is not None:
+                raise ValueError("a rule armed by its population alone (no key) needs a "
+                                 "fixed subject: {kind: ..., id: ...}")
+        return self
+
+    def event_types(self) -> frozenset[str]:
+        types: set[str] = set()
+        for m in (*self._matches(), *self.stop):
+            types.update(m.type)
+        if self.population is not None:
+            types.update(self.population.event_types())
+        return frozenset(types)
+
+    def runtime(self, policy: PolicyInfo) -> RuleRuntime:
+        return _GapRuntime(self, policy)
+
+
+class _Route:
+    __slots__ = ("key", "pred", "role", "types")
+
+    def __init__(self, match: Match, default_key: tuple[str, ...], role: str) -> None:
+        self.types = frozenset(match.type)
+        self.pred = match.predicate()
+        self.key = match.key or default_key
+        self.role = role
+
+
+def _iso(ctx: RuleContext, t: datetime | None) -> str | None:
+    return None if t is None else ctx.calendar.local(t).isoformat(timespec="seconds")
+
+
+class _GapRuntime(RuleRuntime):
+    """State: ``chains`` key -> plain dict (last event, gap start, due, active interval,
+    next interval timer, occupants); ``members`` the population."""
+
+    spec: GapSpec
+
+    def __init__(self, spec: GapSpec, policy: PolicyInfo) -> None:
+        super().__init__(spec, policy)
+        self.state = {"chains": {}, "members": {}}
+        routes: list[_Route] = []
+        if spec.event is not None:
+            routes.append(_Route(spec.event, spec.key, "beat"))
+        if spec.occupancy is not None:
+            routes.append(_Route(spec.occupancy.enter, spec.key, "enter"))
+            routes.append(_Route(spec.occupancy.leave, spec.key, "leave"))
+        routes += [_Route(m, spec.key, "stop") for m in spec.stop]
+        self._routes = routes
+        self._pop = PopulationTracker(spec.population) if spec.population else None
+        self._what = spec.title or spec.id
+        self._fixed = spec.subject.subject() if isinstance(spec.subject, FixedSubject) else None
+        from ..calendar import parse_duration
+
+        self._gap = parse_duration(spec.max_gap)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _chain(self, key: str) -> dict[str, Any]:
+        chains: dict[str, dict[str, Any]] = self.state["chains"]
+        chain = chains.get(key)
+        if chain is None:
+            chain = {"subject": None, "last": None, "last_at": None, "last_by": None,
+                     "since": None, "due": None, "win": None, "start": None, "occ": []}
+            chains[key] = chain
+        return chain
+
+    def _in_force(self) -> bool:
+        return self._pop is None or bool(self.state["members"])
+
+    def _arm(self, key: str, chain: dict[str, Any], since: datetime, ctx: RuleContext) -> None:
+        """Start measuring a gap at ``since`` (a beat, a post left empty, an interval's
+        start) and schedule the moment it is exceeded."""
+        chain["due"] = None
+        if not self._in_force() or chain["occ"]:
+            chain["start"] = None
+            return
+        chain["since"] = since
+        s = self.spec
+        active = s.active
+        if active is None:
+            due = after(since, self._gap)
+            chain["due"] = due
+            ctx.schedule(due, "g" + KEY_SEP + key)
+            return
+        win = chain["win"]
+        if win is None or not (win[0] <= since < win[1]):
+            found = active.next_interval(ctx.calendar, since)
+            win = None if found is None else [found[0], found[1]]
+            chain["win"] = win
+        if win is None:
+            chain["start"] = None
+            return
+        start, end = win
+        if start <= since:
+            due = after(since, self._gap)
+            # Reaching the limit at or after the interval's end is no gap: the rest is
+            # outside the hours the rule is in force.
+            if due < end:
+                chain["due"] = due
+                ctx.schedule(due, "g" + KEY_SEP + key)
+            wake = end
+        else:
+            wake = start
+        chain["start"] = wake
+        ctx.schedule(wake, "s" + KEY_SEP + key)
+
+    def _subject(self, chain: dict[str, Any]) -> Subject:
+        if self._fixed is not None:
+            return self._fixed
+        return Subject(kind=self.spec.subject.kind, id=chain["subject"] or "?")
+
+    # -- events ----------------------------------------------------------------------
+
+    def on_event(self, event: EventBase, ctx: RuleContext) -> None:
+        if self._pop is not None and self._pop.handles(event):
+            change = self._pop.apply(event, self.state["members"])
+            if change > 0:
+                if not self.spec.key:
+                    self._chain("")
+                for key, chain in self.state["chains"].items():
+                    self._arm(key, chain, event.at, ctx)
+            elif change < 0:
+                for chain in self.state["chains"].values():
+                    chain["due"] = chain["start"] = None
+        for route in self._routes:
+            if event.type in route.types and route.pred(event):
+                key = key_of(event, route.key)
+                if key is not None:
+                    self._on_match(route.role, key, event, ctx)
+
+    def _on_match(self, role: str, key: str, event: EventBase, ctx: RuleContext) -> None:
+        if role == "stop":
+            self.state["chains"].pop(key, None)
+            return
+        chain = self._chain(key)
+        if isinstance(self.spec.subject, SubjectRef):
+            value = event_value(event, self.spec.subject.field)
+            if value is not None:
+                chain["subject"] = str(value)
+        if role == "beat":
+            chain["last"], chain["last_at"] = event.id, event.at
+            self._arm(key, chain, event.at, ctx)
+            return
+        assert self.spec.occupancy is not None
+        who = str(event_value(event, self.spec.occupancy.occupant))
+        occ: list[str] = chain["occ"]
+        if role == "enter":
+            if who not in occ:
+                occ.append(who)
+            chain["due"] = None
+        else:
+            if who in occ:
+                occ.remove(who)
+            if not occ:
+                chain["last"], chain["last_at"], chain["last_by"] = event.id, event.at, who
+                self._arm(key, chain, event.at, ctx)
+
+    # -- time ------------------------------------------------------------------------
+
+    def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
+        kind, _, chain_key = key.partition(KEY_SEP)
+        chain = self.state["chains"].get(chain_key)
+        if chain is None:
+            return
+        if kind == "s":
+            if chain["start"] != due:
+                return  # re-armed since
+            chain["start"] = None
+            self._arm(chain_key, chain, due, ctx)
+            return
+        if chain["due"] != due:
+            return  # a beat (or an enter) came in time
+        self._emit(chain_key, chain, due, ctx)
+        if self.spec.repeat:
+            self._arm(chain_key, chain, due, ctx)
+        else:
+            chain["due"] = None
+
+    def _emit(self, key: str, chain: dict[str, Any], due: datetime, ctx: RuleContext) -> None:
+        s = self.spec
+        since: datetime = chain["since"]
+        evidence = [chain["last"]] if chain["last"] else []
+        if self._pop is not None and self.state["members"]:
+            evidence.append(next(iter(self.state["members"].values())))
+        details: dict[str, Any] = {
+            "what": self._what,
+            "key": key,
+            "last_event": chain["last"],
+            "last_at": _iso(ctx, chain["last_at"]),
+            "since": _iso(ctx, since),
+            "due": _iso(ctx, due),
+            "gap": iso_duration(due - since),
+            "gap_seconds": int((due - since).total_seconds()),
+            "max_gap": s.max_gap,
+        }
+        for name, value in zip(s.key, key.split(KEY_SEP), strict=False):
+            details[name] = value
+        if chain["last_by"] is not None:
+            details["last_by"] = chain["last_by"]
+        if s.active is not None and chain["win"] is not None:
+            details["window_start"] = _iso(ctx, chain["win"][0])
+            details["window_end"] = _iso(ctx, chain["win"][1])
+        ctx.emit(s, "gap", kind=s.kind, subject=self._subject(chain), at=due,
+                 evidence=evidence, key=key, details=details)

@@ -1,0 +1,450 @@
+"""The *precondition* shape: an action is allowed only if something happened before it and
+still holds. A guard leaves the post only once the relief has taken it; a remote session
+starts only under a customer authorization granted before it and valid at its start; a
+visitor is admitted only registered and with an identity document."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..models.decisions import DecisionKind, Subject
+from ..models.events import EventBase
+from ._base import (
+    KEY_SEP,
+    Condition,
+    Match,
+    Message,
+    PolicyInfo,
+    RuleContext,
+    RuleRuntime,
+    RuleSpec,
+    SubjectRef,
+    _check_field,
+    _compile_condition,
+    event_value,
+    key_of,
+)
+from ._scope import FixedSubject, after, iso_duration
+
+__all__ = ["CoSign", "PreconditionSpec", "Prior", "Revoke"]
+
+
+class Revoke(Match):
+    """An event that ends a prior's hold: ``same`` maps this event's fields to the prior's
+    (``{guard_id: guard_id}``: the guard who started is the one who ended)."""
+
+    same: dict[str, str] = Field(default_factory=dict)
+
+
+class CoSign(BaseModel):
+    """The prior's list field ``field`` must hold the values of its fields ``by`` (a
+    handover record signed by both guards it names). ``required: false`` turns it off, so a
+    policy parameter can switch it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    field: str = "signed_by"
+    by: tuple[str, ...]
+    required: bool = True
+
+
+class Prior(Match):
+    """The earlier event an action needs, joined on the rule's ``key`` (or this match's own
+    ``key`` fields). Optional: ``same`` / ``differ`` (action field -> prior field, equal /
+    different), a validity interval read from the prior's own fields (``valid_from``,
+    ``valid_until``: it must cover the action's time), ``max_age`` (no older than this at
+    the action), ``revoke`` events ending its hold, ``cosign``."""
+
+    same: dict[str, str] = Field(default_factory=dict)
+    differ: dict[str, str] = Field(default_factory=dict)
+    valid_from: str | None = None
+    valid_until: str | None = None
+    max_age: str | None = None
+    revoke: tuple[Revoke, ...] = ()
+    cosign: CoSign | None = None
+
+
+_REASON_ZH = {
+    "missing": "無事先記錄",
+    "not_yet_valid": "尚未生效",
+    "expired": "已過期",
+    "too_old": "記錄過舊",
+    "unsigned": "未經雙方簽名",
+}
+# When several earlier events exist but none qualifies, the most telling reason is shown.
+_REASON_RANK = ("unsigned", "too_old", "expired", "not_yet_valid", "missing")
+
+
+class PreconditionSpec(RuleSpec):
+    """An ``event`` (the action) is allowed only if a ``prior`` event for the same ``key``
+    happened at or before it and still holds, and only if the action's own fields meet
+    ``require``. Outcomes: ``unmet`` (no qualifying prior; details give the reason),
+    ``incomplete`` (the action lacks a ``require``d field value).
+
+    A prior that comes *after* the action never counts (an authorization granted after the
+    session started), unless the rule waits: with ``grace`` a prior up to that long after
+    is in time; with ``settle_within`` the rule waits that long for a late prior and, when it
+    comes after the grace, reports ``late`` with how long the action went uncovered (a
+    guard who left a minute before the relief arrived: one minute). A case still open when
+    ``settle_within`` runs out is ``unmet`` (``on_unsettled: emit``) or left to another
+    rule (``drop``)."""
+
+    shape: Literal["precondition"] = "precondition"
+    event: Match
+    key: tuple[str, ...] = ()
+    prior: Prior | None = None
+    require: dict[str, Condition] = Field(default_factory=dict)
+    grace: str | None = None
+    settle_within: str | None = None
+    on_unsettled: Literal["emit", "drop"] = "emit"
+    forget_after: str | None = "P365D"
+    """A prior older than this at the action no longer counts, as if it never happened
+    (unlike ``max_age``, which reports it as too old). Forgetting keeps a long stream's state
+    flat: without it every complaint or request ever received would be kept. ``null``
+    keeps priors until they are revoked or expire."""
+    subject: SubjectRef | FixedSubject
+    kind: DecisionKind = "violation"
+
+    default_messages: ClassVar[dict[str, Message]] = {
+        "unmet": Message(
+            en="{rule} unmet: {what} — {subject} at {at} without a valid prior ({reason})",
+            zh="{rule} 前提未滿足：{subject} 於 {at} 的「{what}」缺少有效前提（{reason_zh}）"),
+        "late": Message(
+            en="{rule} late: {what} — the prior for {subject} came {waited} after {at}",
+            zh="{rule} 前提遲到：{subject} 於 {at} 的「{what}」的前提遲了 {waited}"),
+        "incomplete": Message(
+            en="{rule} incomplete: {what} — {subject} at {at} lacks {missing}",
+            zh="{rule} 條件不足：{subject} 於 {at} 的「{what}」不符合 {missing}"),
+    }
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return (v,) if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _valid(self) -> PreconditionSpec:
+        from ..calendar import parse_duration
+
+        ev_types = self.event.type
+        for f in self.key:
+            _check_field(ev_types, f)
+        for path, cond in self.require.items():
+            _check_field(ev_types, path)
+            _compile_condition(path, cond)
+        if isinstance(self.subject, SubjectRef):
+            _check_field(ev_types, self.subject.field)
+        p = self.prior
+        if p is None:
+            if not self.require:
+                raise ValueError("a precondition needs a prior or require conditions")
+            if self.grace or self.settle_within:
+                raise ValueError("grace and settle_within need a prior")
+            return self
+        for f in p.key or self.key:
+            _check_field(p.type, f)
+        if len(p.key or self.key) != len(self.key):
+            raise ValueError("prior.key must name as many fields as the rule's key")
+        for mine, theirs in (*p.same.items(), *p.differ.items()):
+            _check_field(ev_types, mine)
+            _check_field(p.type, theirs)
+        for bound in (p.valid_from, p.valid_until):
+            if bound is not None:
+                _check_field(p.type, bound)
+        for r in p.revoke:
+            for f in r.key or p.key or self.key:
+                _check_field(r.type, f)
+            for mine, theirs in r.same.items():
+                _check_field(r.type, mine)
+                _check_field(p.type, theirs)
+        if p.cosign is not None:
+            for f in (p.cosign.field, *p.cosign.by):
+                _check_field(p.type, f)
+        for spec in (p.max_age, self.grace, self.settle_within, self.forget_after):
+            if spec is not None:
+                parse_duration(spec)
+        if (self.grace and self.settle_within
+                and parse_duration(self.settle_within) < parse_duration(self.grace)):
+            raise ValueError("settle_within must not be shorter than grace")
+        return self
+
+    @property
+    def wait(self) -> str | None:
+        """How long an unmet action waits for a late prior (None: judged at once)."""
+        return self.settle_within or self.grace
+
+    def event_types(self) -> frozenset[str]:
+        types = set(self.event.type)
+        if self.prior is not None:
+            types.update(self.prior.type)
+            for r in self.prior.revoke:
+                types.update(r.type)
+        return frozenset(types)
+
+    def runtime(self, policy: PolicyInfo) -> RuleRuntime:
+        return _PreconditionRuntime(self, policy)
+
+
+# A key whose prior events are never revoked nor expire (a log without shift ends) must not
+# grow without bound; the newest records are the ones an action can still rely on.
+_MAX_PRIORS_PER_KEY = 256
+_SWEEP_EVERY = timedelta(days=1)
+
+
+def _iso(ctx: RuleContext, t: datetime) -> str:
+    return ctx.calendar.local(t).isoformat(timespec="seconds")
+
+
+class _PreconditionRuntime(RuleRuntime):
+    """State: ``priors`` key -> records of earlier events still holding; ``pending`` key ->
+    actions waiting for a late prior (with ``settle_within`` / ``grace``)."""
+
+    spec: PreconditionSpec
+
+    def __init__(self, spec: PreconditionSpec, policy: PolicyInfo) -> None:
+        super().__init__(spec, policy)
+        self.state = {"priors": {}, "pending": {}}
+        self._event_types = frozenset(spec.event.type)
+        self._event_pred = spec.event.predicate()
+        self._require: list[tuple[str, Callable[[EventBase], bool]]] = [
+            (p, _compile_condition(p, c)) for p, c in spec.require.items()
+        ]
+        self._what = spec.title or spec.id
+        self._fixed = spec.subject.subject() if isinstance(spec.subject, FixedSubject) else None
+        from ..calendar import parse_duration
+
+        zero = timedelta(0)
+        self._grace = parse_duration(spec.grace) if spec.grace else zero
+        self._wait = parse_duration(spec.wait) if spec.wait else None
+        p = spec.prior
+        self._max_age = parse_duration(p.max_age) if p and p.max_age else None
+        self._forget = parse_duration(spec.forget_after) if spec.forget_after else None
+        self._sweep_at: datetime | None = None  # a memory chore only: not state
+        self._prior_types: frozenset[str] = frozenset(p.type) if p else frozenset()
+        self._prior_pred = p.predicate() if p else None
+        self._prior_key = (p.key or spec.key) if p else spec.key
+        self._revokes = [
+            (frozenset(r.type), r.predicate(), r.key or self._prior_key, tuple(r.same.items()))
+            for r in (p.revoke if p else ())
+        ]
+        # Prior fields a record must keep, and action fields a waiting case must keep.
+        needed: set[str] = set()
+        if p:
+            needed.update(p.same.values(), p.differ.values())
+            for r in p.revoke:
+                needed.update(r.same.values())
+        self._prior_fields = tuple(sorted(needed))
+        self._action_fields = tuple(sorted({*p.same, *p.differ})) if p else ()
+
+    # -- judging ---------------------------------------------------------------------
+
+    def _failure(self, rec: dict[str, Any], fields: dict[str, Any], t: datetime,
+                 ctx: RuleContext, *, late: bool) -> str | None:
+        """Why ``rec`` does not cover an action with ``fields`` at ``t`` (None: it does)."""
+        p = self.spec.prior
+        assert p is not None
+        f = rec["f"]
+        if any(fields.get(mine) != f.get(theirs) for mine, theirs in p.same.items()):
+            return "mismatch"
+        if any(fields.get(mine) == f.get(theirs) for mine, theirs in p.differ.items()):
+            return "mismatch"
+        if not rec["signed"]:
+            return "unsigned"
+        if rec["from"] is not None and t < rec["from"]:
+            return "not_yet_valid"
+        if rec["until"] is not None and t > rec["until"]:
+            return "expired"
+        if not late and self._max_age is not None and after(rec["at"], self._max_age) < t:
+            return "too_old"
+        return None
+
+    def _forgotten(self, rec: dict[str, Any], now: datetime) -> bool:
+        """A record past ``forget_after`` at ``now``: it counts for nothing. Decided by the
+        record's own time, so when the sweep below runs never changes an answer."""
+        return self._forget is not None and after(rec["at"], self._forget) < now
+
+    def _sweep(self, now: datetime) -> None:
+        """Drop forgotten records, about once a day of event time."""
+        if self._forget is None or (self._sweep_at is not None and now < self._sweep_at):
+            return
+        self._sweep_at = now + _SWEEP_EVERY
+        priors: dict[str, list[dict[str, Any]]] = self.state["priors"]
+        for key in list(priors):
+            kept = [r for r in priors[key] if not self._forgotten(r, now)]
+            if kept:
+                priors[key] = kept
+            else:
+                del priors[key]
+
+    def _prune(self, records: list[dict[str, Any]], now: datetime, ctx: RuleContext) -> None:
+        """Drop records no later action can rely on (expired, or older than max_age)."""
+        max_age = self._max_age
+        keep = [r for r in records
+                if not (r["until"] is not None and r["until"] < now)
+                and not (max_age is not None and after(r["at"], max_age) < now)]
+        if len(keep) != len(records):
+            records[:] = keep
+
+    def _subject(self, subject_id: str) -> Subject:
+        if self._fixed is not None:
+            return self._fixed
+        return Subject(kind=self.spec.subject.kind, id=subject_id)
+
+    def _base_details(self, key: str, event_id: str, at: datetime,
+                      ctx: RuleContext) -> dict[str, Any]:
+        out: dict[str, Any] = {"what": self._what, "key": key, "event": event_id,
+                               "at": _iso(ctx, at)}
+        for name, value in zip(self.spec.key, key.split(KEY_SEP), strict=False):
+            out[name] = value
+        return out
+
+    # -- events ----------------------------------------------------------------------
+
+    def on_event(self, event: EventBase, ctx: RuleContext) -> None:
+        if event.type in self._event_types and self._event_pred(event):
+            self._on_action(event, ctx)
+        for types, pred, rkey, same in self._revokes:
+            if event.type in types and pred(event):
+                key = key_of(event, rkey)
+                records = self.state["priors"].get(key) if key is not None else None
+                if records:
+                    records[:] = [r for r in records
+                                  if not all(event_value(event, mine) == r["f"].get(theirs)
+                                             for mine, theirs in same)]
+                    if not records:
+                        del self.state["priors"][key]
+        if (self._prior_pred is not None and event.type in self._prior_types
+                and self._prior_pred(event)):
+            self._on_prior(event, ctx)
+
+    def _on_action(self, event: EventBase, ctx: RuleContext) -> None:
+        s = self.spec
+        subject_value = (self._fixed.id if self._fixed is not None
+                         else event_value(event, s.subject.field))  # type: ignore[union-attr]
+        key = key_of(event, s.key)
+        if subject_value is None or key is None:
+            return
+        subject_id = str(subject_value)
+        missing = [p for p, test in self._require if not test(event)]
+        if missing:
+            details = self._base_details(key, event.id, event.at, ctx)
+            details["missing"] = ", ".join(missing)
+            ctx.emit(s, "incomplete", kind=s.kind, subject=self._subject(subject_id),
+                     at=event.at, evidence=[event.id], key=event.id, details=details)
+        if s.prior is None:
+            return
+        fields = {f: event_value(event, f) for f in self._action_fields}
+        stored = self.state["priors"].get(key, [])
+        records = stored
+        if self._forget is not None and stored:
+            records = [r for r in stored if not self._forgotten(r, event.at)]
+        reasons = set()
+        # Earlier events of the right party that fail for a reason (expired, unsigned ...)
+        # explain the decision; those of another party (the leaving guard's own start) not.
+        candidates: list[str] = []
+        for rec in records:
+            why = self._failure(rec, fields, event.at, ctx, late=False)
+            if why is None:
+                return
+            reasons.add(why)
+            if why != "mismatch":
+                candidates.append(rec["id"])
+        if stored:
+            self._prune(stored, event.at, ctx)
+        reason = next((r for r in _REASON_RANK if r in reasons), "missing")
+        if self._wait is None:
+            self._unmet(key, event.id, event.at, subject_id, reason, candidates, event.at, ctx)
+            return
+        due = after(event.at, self._wait)
+        case = {"id": event.id, "at": event.at, "subject": subject_id, "f": fields,
+                "reason": reason, "candidates": candidates, "due": due}
+        self.state["pending"].setdefault(key, []).append(case)
+        ctx.schedule(due, "p" + KEY_SEP + event.id + KEY_SEP + key)
+
+    def _unmet(self, key: str, event_id: str, at: datetime, subject_id: str, reason: str,
+               candidates: list[str], when: datetime, ctx: RuleContext) -> None:
+        s = self.spec
+        details = self._base_details(key, event_id, at, ctx)
+        details.update(reason=reason, reason_zh=_REASON_ZH.get(reason, reason),
+                       candidates=candidates)
+        if when != at:
+            details["waited"] = iso_duration(when - at)
+        ctx.emit(s, "unmet", kind=s.kind, subject=self._subject(subject_id), at=when,
+                 evidence=[event_id, *candidates], key=event_id, details=details)
+
+    def _on_prior(self, event: EventBase, ctx: RuleContext) -> None:
+        p = self.spec.prior
+        assert p is not None
+        key = key_of(event, self._prior_key)
+        if key is None:
+            return
+        signed = True
+        if p.cosign is not None and p.cosign.required:
+            names = event_value(event, p.cosign.field) or ()
+            signed = all(event_value(event, f) in names for f in p.cosign.by)
+        rec = {
+            "id": event.id,
+            "at": event.at,
+            "f": {f: event_value(event, f) for f in self._prior_fields},
+            "from": event_value(event, p.valid_from) if p.valid_from else None,
+            "until": event_value(event, p.valid_until) if p.valid_until else None,
+            "signed": signed,
+        }
+        waiting = self.state["pending"].get(key)
+        if waiting:
+            self._settle(key, waiting, rec, ctx)
+        self._sweep(event.at)
+        records = self.state["priors"].setdefault(key, [])
+        records.append(rec)
+        self._prune(records, event.at, ctx)
+        if len(records) > _MAX_PRIORS_PER_KEY:
+            del records[: len(records) - _MAX_PRIORS_PER_KEY]
+        if not records:
+            del self.state["priors"][key]
+
+    def _settle(self, key: str, waiting: list[dict[str, Any]], rec: dict[str, Any],
+                ctx: RuleContext) -> None:
+        """A prior arrived while actions were waiting for one: each it covers is settled,
+        in time within the grace, ``late`` after it."""
+        s = self.spec
+        still: list[dict[str, Any]] = []
+        for case in waiting:
+            if self._failure(rec, case["f"], case["at"], ctx, late=True) is not None:
+                still.append(case)
+                continue
+            if rec["at"] <= after(case["at"], self._grace):
+                continue
+            waited: timedelta = rec["at"] - case["at"]
+            details = self._base_details(key, case["id"], case["at"], ctx)
+            details.update(prior_event=rec["id"], prior_at=_iso(ctx, rec["at"]),
+                           waited=iso_duration(waited),
+                           waited_seconds=int(waited.total_seconds()),
+                           grace=s.grace or "PT0S")
+            ctx.emit(s, "late", kind=s.kind, subject=self._subject(case["subject"]),
+                     at=rec["at"], evidence=[case["id"], rec["id"]], key=case["id"],
+                     details=details)
+        if still:
+            waiting[:] = still
+        else:
+            del self.state["pending"][key]
+
+    # -- time ------------------------------------------------------------------------
+
+    def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
+        _, _, rest = key.partition(KEY_SEP)
+        event_id, _, case_key = rest.partition(KEY_SEP)
+        waiting = self.state["pending"].get(case_key)
+        if not waiting:
+            return
+        case = next((c for c in waiting if c["id"] == event_id), None)
+        if case is None:
+            return  # settled since
+        waiting.remove(case)
+        if not waiting:
+            del self.state["pending"][case_key]
+        if self.spec.on_unsettled == "emit":
+            self._unmet(case_key, case["id"], case["at"], case["subject"], case["reason"],
+                        case["candidates"], due, ctx)

@@ -1,0 +1,243 @@
+"""The *rate* shape: a ratio per period against a target, reported as ``kpi`` decisions
+when the period closes. Callback feedback processed / recorded at 100%; valid complaints /
+registered households at most 1%."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from ..models.events import EventBase
+from ._base import (
+    KEY_SEP,
+    Match,
+    Message,
+    PolicyInfo,
+    RuleContext,
+    RuleRuntime,
+    RuleSpec,
+    key_of,
+)
+from ._scope import FixedSubject, Population, PopulationTracker
+
+__all__ = ["RateSpec"]
+
+_ONE_US = timedelta(microseconds=1)
+
+
+class RateSpec(RuleSpec):
+    """``numerator`` count / ``denominator`` count per calendar ``period`` (``year`` by
+    default; ``half``, ``quarter`` or ``month``), times ``scale`` (100: a percentage),
+    rounded half-up to ``places``, compared with ``target`` (``at_least`` / ``at_most``).
+
+    The denominator is either events (``denominator``) or the size of a ``population`` at
+    the period's close (registered households). A match with ``key`` counts distinct key
+    values, not events. With ``join``, the numerator counts the denominator's own items
+    (by key) that got a numerator event by the period's close: the processing rate of the
+    feedback recorded in the period. Outcomes (all ``kind: kpi``): ``met``, ``missed``
+    and ``no_data`` (an empty denominator: no rate)."""
+
+    shape: Literal["rate"] = "rate"
+    numerator: Match
+    denominator: Match | None = None
+    population: Population | None = None
+    join: bool = False
+    period: Literal["month", "quarter", "half", "year"] = "year"
+    target: Decimal
+    comparison: Literal["at_least", "at_most"] = "at_least"
+    scale: Decimal = Decimal(100)
+    places: int = Field(default=2, ge=0, le=10)
+    subject: FixedSubject
+    evidence_limit: int = Field(default=100, ge=0, le=10_000)
+    """At most this many event ids as evidence (numerator events first)."""
+
+    default_messages: ClassVar[dict[str, Message]] = {
+        "met": Message(
+            en="{rule} {what} {period}: {rate}{unit} ({numerator}/{denominator}), target "
+               "{comparison_en} {target}{unit}: met",
+            zh="{rule}「{what}」{period}：{rate}{unit}（{numerator}/{denominator}），目標"
+               "{comparison_zh} {target}{unit}：達標"),
+        "missed": Message(
+            en="{rule} {what} {period}: {rate}{unit} ({numerator}/{denominator}), target "
+               "{comparison_en} {target}{unit}: missed",
+            zh="{rule}「{what}」{period}：{rate}{unit}（{numerator}/{denominator}），目標"
+               "{comparison_zh} {target}{unit}：未達標"),
+        "no_data": Message(
+            en="{rule} {what} {period}: no rate (denominator 0, numerator {numerator})",
+            zh="{rule}「{what}」{period}：無法計算（分母為 0，分子 {numerator}）"),
+    }
+
+    @model_validator(mode="after")
+    def _valid(self) -> RateSpec:
+        if (self.denominator is None) == (self.population is None):
+            raise ValueError("give exactly one of denominator, population")
+        if self.scale <= 0:
+            raise ValueError("scale must be positive")
+        if self.join:
+            if self.denominator is None:
+                raise ValueError("join needs a denominator match")
+            if not self.numerator.key or not self.denominator.key:
+                raise ValueError("join needs key fields on numerator and denominator")
+            if len(self.numerator.key) != len(self.denominator.key):
+                raise ValueError("numerator.key and denominator.key must name as many fields")
+        return self
+
+    def event_types(self) -> frozenset[str]:
+        types = set(self.numerator.type)
+        if self.denominator is not None:
+            types.update(self.denominator.type)
+        if self.population is not None:
+            types.update(self.population.event_types())
+        return frozenset(types)
+
+    def runtime(self, policy: PolicyInfo) -> RuleRuntime:
+        return _RateRuntime(self, policy)
+
+
+class _RateRuntime(RuleRuntime):
+    """State: ``periods`` period key -> counts of the open period; ``item_period`` (with
+    ``join``) item -> the open period it was recorded in; ``members`` the population."""
+
+    spec: RateSpec
+
+    def __init__(self, spec: RateSpec, policy: PolicyInfo) -> None:
+        super().__init__(spec, policy)
+        self.state = {"periods": {}, "item_period": {}, "members": {}}
+        self._num_types = frozenset(spec.numerator.type)
+        self._num = spec.numerator.predicate()
+        den = spec.denominator
+        self._den_types = frozenset(den.type) if den else frozenset()
+        self._den = den.predicate() if den else None
+        self._pop = PopulationTracker(spec.population) if spec.population else None
+        self._what = spec.title or spec.id
+        self._quantum = Decimal(1).scaleb(-spec.places)
+        # The last period looked up: a pure function of the instant, so caching it outside
+        # ``state`` is safe across snapshots.
+        self._last: tuple[datetime, datetime, str] | None = None
+
+    def _period(self, t: datetime, ctx: RuleContext) -> dict[str, Any]:
+        last = self._last
+        if last is None or not (last[0] <= t <= last[1]):
+            start, end = ctx.calendar.period(t, self.spec.period)
+            last = (start, end, ctx.calendar.period_key(t, self.spec.period))
+            self._last = last
+        periods: dict[str, dict[str, Any]] = self.state["periods"]
+        found = periods.get(last[2])
+        if found is None:
+            found = {"start": last[0], "end": last[1], "num": set(), "num_n": 0,
+                     "den": set(), "den_n": 0, "items": {}, "ev": []}
+            periods[last[2]] = found
+            ctx.schedule(last[1], "c" + KEY_SEP + last[2])
+        return found
+
+    def _evidence(self, period: dict[str, Any], event_id: str) -> None:
+        if len(period["ev"]) < self.spec.evidence_limit:
+            period["ev"].append(event_id)
+
+    @staticmethod
+    def _count(period: dict[str, Any], which: str, key: str | None) -> bool:
+        """Count one event (or a new distinct key); False if the key was counted already."""
+        if key is None:
+            period[which + "_n"] += 1
+            return True
+        if key in period[which]:
+            return False
+        period[which].add(key)
+        return True
+
+    def on_event(self, event: EventBase, ctx: RuleContext) -> None:
+        s = self.spec
+        if (self._pop is not None and self._pop.handles(event)
+                and self._pop.apply(event, self.state["members"]) > 0):
+            self._period(event.at, ctx)
+        if self._den is not None and event.type in self._den_types and self._den(event):
+            den = s.denominator
+            assert den is not None
+            key = key_of(event, den.key) if den.key else None
+            if not (den.key and key is None):
+                period = self._period(event.at, ctx)
+                if s.join:
+                    assert key is not None
+                    if key not in period["items"] and key not in self.state["item_period"]:
+                        period["items"][key] = False
+                        self.state["item_period"][key] = ctx.calendar.period_key(
+                            event.at, s.period)
+                        self._evidence(period, event.id)
+                elif self._count(period, "den", key):
+                    self._evidence(period, event.id)
+        if event.type in self._num_types and self._num(event):
+            nkey = key_of(event, s.numerator.key) if s.numerator.key else None
+            if s.numerator.key and nkey is None:
+                return
+            if s.join:
+                assert nkey is not None
+                pkey = self.state["item_period"].get(nkey)
+                recorded = self.state["periods"].get(pkey) if pkey is not None else None
+                # An item recorded before the log or in a closed period is not this rate's.
+                if recorded is not None and not recorded["items"][nkey]:
+                    recorded["items"][nkey] = True
+                    self._evidence(recorded, event.id)
+                return
+            period = self._period(event.at, ctx)
+            if self._count(period, "num", nkey):
+                self._evidence(period, event.id)
+
+    def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
+        s = self.spec
+        pkey = key.partition(KEY_SEP)[2]
+        period = self.state["periods"].pop(pkey, None)
+        if period is None:
+            return
+        evidence: list[str] = list(period["ev"])
+        if s.join:
+            items: dict[str, bool] = period["items"]
+            for item in items:
+                self.state["item_period"].pop(item, None)
+            den = len(items)
+            num = sum(1 for done in items.values() if done)
+        else:
+            num = len(period["num"]) if s.numerator.key else period["num_n"]
+            if self._pop is not None:
+                members: dict[str, str] = self.state["members"]
+                den = len(members)
+                for admitted_by in members.values():
+                    if len(evidence) >= s.evidence_limit:
+                        break
+                    evidence.append(admitted_by)
+            else:
+                assert s.denominator is not None
+                den = len(period["den"]) if s.denominator.key else period["den_n"]
+        details: dict[str, Any] = {
+            "what": self._what,
+            "period": pkey,
+            "period_start": ctx.calendar.local(period["start"]).isoformat(timespec="seconds"),
+            "period_end": ctx.calendar.local(period["end"]).isoformat(timespec="seconds"),
+            "numerator": num,
+            "denominator": den,
+            "target": s.target,
+            "comparison": s.comparison,
+            "comparison_en": "at least" if s.comparison == "at_least" else "at most",
+            "comparison_zh": "不低於" if s.comparison == "at_least" else "不高於",
+            "unit": "%" if s.scale == 100 else "",
+            "scale": s.scale,
+            "evidence_truncated": len(evidence) >= s.evidence_limit,
+        }
+        if den == 0:
+            details.update(rate=None, met=None)
+            outcome, severity = "no_data", "info"
+        else:
+            # Judged on the exact ratio, reported rounded: 0.996% is not "at most 0.99%".
+            exact_scaled = Decimal(num) * s.scale
+            met = (exact_scaled >= s.target * den if s.comparison == "at_least"
+                   else exact_scaled <= s.target * den)
+            rate = (exact_scaled / Decimal(den)).quantize(self._quantum, ROUND_HALF_UP)
+            details.update(rate=rate, met=met)
+            outcome, severity = ("met", "info") if met else ("missed", s.severity)
+        ctx.emit(s, outcome, kind="kpi", subject=s.subject.subject(), at=due,
+                 evidence=evidence, key=pkey, details=details,
+                 severity=severity)  # type: ignore[arg-type]
+        if self._pop is not None and self.state["members"]:
+            self._period(due + _ONE_US, ctx)

@@ -1,0 +1,857 @@
+"""The *recurrence* shape: at least ``min_count`` matching events per window per subject.
+
+Subjects come from a *population* (employees whose profile has a role, customers from
+registration until deactivation, delivered projects) or, without one, from the occurrences
+themselves (anyone who clocks in). Windows are calendar periods (day, working day, week,
+month, quarter, half, year) or month windows counted from the subject's creation event with
+month-end clamping, and the schedule may change with the subject's age. Inside a window an
+optional ``due`` time says by when the occurrences are owed (a daily report by the end of
+working hours; a weekly report Friday 14:00, on the last working day before it when Friday
+is not one) and ``not_before`` when the last one may happen at the earliest (no clock-out
+before 17:30).
+
+Outcomes (each enabled by naming it in ``outcomes`` with its decision kind):
+
+- ``missed``: fewer than ``min_count`` occurrences by ``due`` (the window's last instant by
+  default); judged at ``due``, or at the window's end when ``late`` is enabled too. Needs a
+  population: nobody owes anything otherwise. Its evidence is the event that created the
+  subject (the profile, the delivery, the registration) plus any occurrences short of the count.
+- ``late``: an occurrence after ``due`` (inside the window) while fewer than ``min_count``
+  came before it: the first clock-in after 08:30 is a late day. Judged at the occurrence,
+  with the seconds and minutes late.
+- ``early``: at the window's end, the window's last occurrence lies before ``not_before``
+  (the last clock-out of a working day before 17:30).
+- ``warning`` (kind ``warning``): with ``warn_before``, still short of ``min_count`` that long
+  before ``due``.
+
+A window is not judged for a subject that did not exist yet at its due time, for a window
+whose due day does not exist or lies outside it (a weekly report in a week without a working
+day), nor when the subject's exemptions (approved leave) cover every working day of it.
+
+Example: the callback-frequency rules (POLICIES.md §2 R1–R4) in a policy file::
+
+    - shape: recurrence          # R1: a delivered project gets a phone callback monthly in
+      id: R1                     # its first year, quarterly after; window_alignment is the
+      subject: {kind: project, field: project_id}          # $window_alignment parameter
+      population: {start: {type: project.delivered}}
+      occurrence: {type: callback.made, where: {channel: phone}}
+      window:
+        alignment: $window_alignment       # anniversary (from the delivery) | calendar
+        schedule: [{months: 1, until: 12}, {months: 3}]
+      warn_before: $warn_before            # P5D: a warning five days before a window closes
+    - shape: recurrence          # R2: each director visits homes at least once a year
+      id: R2
+      subject: {kind: employee, field: employee_id}
+      population: {start: {type: employee.profile, where: {role: director}}}
+      occurrence: {type: home_visit.made}
+      min_count: $min_per_year
+      window: {unit: year}
+    - shape: recurrence          # R3: each property officer visits the area once a quarter
+      id: R3
+      subject: {kind: employee, field: employee_id}
+      population: {start: {type: employee.profile, where: {role: property_officer}}}
+      occurrence: {type: area_visit.made}
+      window: {unit: quarter}
+    - shape: recurrence          # R4: one residents' forum every half year (one subject for
+      id: R4                     # the whole site once any household is registered)
+      subject: {kind: site, field: site_id}
+      population: {start: {type: household.registered}, field: household_id, value: all}
+      occurrence: {type: forum.held}
+      window: {unit: half}
+
+A population's ``start`` events are state: the latest one of those types for an id decides
+membership (a profile re-sent with another role ends the old one); ``end`` events end it.
+Without a population, ``profile_where`` can still leave out employees by their profile (guards
+on shifts from office-hours lateness). A window is owed when the subject exists at its due
+time (a customer registered on December 20 owes that December's gift).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..calendar import CalendarError, parse_duration
+from ..models.decisions import DecisionKind, Subject
+from ..models.events import EventBase
+from ._base import (
+    KEY_SEP,
+    Condition,
+    Match,
+    Message,
+    PolicyInfo,
+    RuleContext,
+    RuleRuntime,
+    RuleSpec,
+    SubjectRef,
+    _check_field,
+    _compile_condition,
+    event_value,
+)
+
+__all__ = ["Exemption", "Only", "Phase", "Population", "RecurrenceSpec", "TimeOfWindow",
+           "WindowSpec"]
+
+Unit = Literal["day", "working_day", "week", "month", "quarter", "half", "year"]
+Outcome = Literal["missed", "late", "early"]
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+PeriodUnit = Literal["day", "week", "month", "quarter", "half", "year"]
+_UNIT_OF_MONTHS: dict[int, PeriodUnit] = {1: "month", 3: "quarter", 6: "half", 12: "year"}
+_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")
+_NAMED_TIMES = ("start_of_day", "work_start", "work_end", "end_of_day")
+_ONE_US = timedelta(microseconds=1)
+_MAX_SCAN = 1000  # windows skipped looking for the next one that is judged
+
+
+class Population(BaseModel):
+    """Who owes the occurrences, and since when."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start: Match
+    """Events making an id a member. They are state: the latest of these types for an id
+    decides, so one that fails ``where`` (a profile with another role) ends membership."""
+    end: tuple[Match, ...] = ()
+    """Events ending membership (``customer.deactivated``)."""
+    field: str | None = None
+    """The id field of the start/end events; default the rule's ``subject.field``."""
+    value: str | None = None
+    """One fixed subject id for every member (a department, the whole site): it exists while
+    any member does, and every occurrence counts for it."""
+
+    @field_validator("end", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return (v,) if isinstance(v, dict | Match) else v
+
+
+class Phase(BaseModel):
+    """One step of an age-dependent schedule: windows of ``months`` months while the subject
+    is younger than ``until`` months (None: from here on)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    months: int = Field(ge=1, le=120)
+    until: int | None = Field(default=None, ge=1)
+
+
+class WindowSpec(BaseModel):
+    """A calendar ``unit``; or windows of ``months`` months; or an age-dependent
+    ``schedule``. Month windows are ``anniversary`` (counted from the subject's creation,
+    month-end clamped, each computed from the anchor) or ``calendar`` aligned (1, 3, 6 and
+    12 months = month, quarter, half, year; clipped to the phase they belong to)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    unit: Unit | None = None
+    months: int | None = Field(default=None, ge=1, le=120)
+    schedule: tuple[Phase, ...] = ()
+    alignment: Literal["anniversary", "calendar"] = "anniversary"
+
+    @model_validator(mode="after")
+    def _valid(self) -> WindowSpec:
+        given = sum(x is not None and x != () for x in (self.unit, self.months, self.schedule))
+        if given != 1:
+            raise ValueError("give exactly one of unit, months, schedule")
+        phases = self.phases()
+        last = 0
+        for i, p in enumerate(phases):
+            if (p.until is None) != (i == len(phases) - 1):
+                raise ValueError("every schedule step but the last needs 'until' (months of "
+                                 "age), and the last must not have one")
+            if p.until is not None:
+                if p.until <= last:
+                    raise ValueError("schedule 'until' ages must increase")
+                last = p.until
+            if self.unit is None and self.alignment == "calendar" and \
+                    p.months not in _UNIT_OF_MONTHS:
+                raise ValueError(f"calendar-aligned windows of {p.months} months do not exist;"
+                                 " use 1, 3, 6 or 12, or alignment: anniversary")
+        return self
+
+    def phases(self) -> tuple[Phase, ...]:
+        if self.schedule:
+            return self.schedule
+        if self.months is not None:
+            return (Phase(months=self.months),)
+        return ()
+
+    @property
+    def anchored(self) -> bool:
+        """True when windows depend on the subject's creation time."""
+        return self.unit is None and (self.alignment == "anniversary" or len(self.schedule) > 1)
+
+
+class TimeOfWindow(BaseModel):
+    """An instant inside a window: a ``day`` of it at a ``time``, plus ``grace``.
+
+    ``day``: ``last`` (default), ``first``, a weekday (``mon`` … ``sun``: the last such day
+    in the window) or n (the n-th day of the window). ``time``: ``HH:MM[:SS]``,
+    ``start_of_day``, ``work_start``, ``work_end`` or ``end_of_day`` (24:00, the default).
+    ``non_working``: when that day is not a working day keep it, move to the ``previous`` or
+    ``next`` working day, or ``skip`` the window. An instant before the window's start skips
+    the window; one after its end is its end."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    day: Literal["first", "last", "mon", "tue", "wed", "thu", "fri", "sat", "sun"] | int = "last"
+    time: str = "end_of_day"
+    grace: str | None = None
+    non_working: Literal["keep", "previous", "next", "skip"] = "keep"
+
+    @model_validator(mode="after")
+    def _valid(self) -> TimeOfWindow:
+        if isinstance(self.day, int) and self.day < 1:
+            raise ValueError("day as a number counts from 1 (the window's first day)")
+        if self.time not in _NAMED_TIMES and not _TIME.match(self.time):
+            raise ValueError(f"time must be HH:MM[:SS] or one of {', '.join(_NAMED_TIMES)}, "
+                             f"got {self.time!r}")
+        if self.grace is not None:
+            parse_duration(self.grace)
+        return self
+
+
+class Only(BaseModel):
+    """Judge only some windows: by the month or weekday of their first day, or only windows
+    with a working day (for day windows: working days)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    months: tuple[int, ...] = ()
+    weekdays: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = ()
+    working_days: bool = False
+
+    @field_validator("months")
+    @classmethod
+    def _months(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 1 <= m <= 12 for m in v):
+            raise ValueError("months are 1 to 12")
+        return v
+
+
+class Exemption(Match):
+    """Events exempting a subject for a span of dates (approved leave): a window all of
+    whose working days are covered is not judged. ``key`` names the subject field (default
+    the rule's ``subject.field``)."""
+
+    start_field: str = "start"
+    end_field: str = "end"
+
+
+def _default_outcomes() -> dict[Outcome, DecisionKind]:
+    return {"missed": "violation"}
+
+
+class RecurrenceSpec(RuleSpec):
+    """At least ``min_count`` ``occurrence`` events per window per subject; see the module
+    docstring for the outcomes and an example."""
+
+    shape: Literal["recurrence"] = "recurrence"
+    subject: SubjectRef
+    """The decisions' subject kind, and the occurrence field naming the subject."""
+    population: Population | None = None
+    occurrence: tuple[Match, ...]
+    require: Literal["any", "each"] = "any"
+    """``any``: occurrences of all listed matchers count together; ``each``: every
+    matcher needs ``min_count`` of its own (a gift *and* a demand survey)."""
+    min_count: int = Field(default=1, ge=1)
+    window: WindowSpec
+    only: Only | None = None
+    due: TimeOfWindow | None = None
+    not_before: TimeOfWindow | None = None
+    warn_before: str | None = None
+    exempt: tuple[Exemption, ...] = ()
+    profile_where: dict[str, Condition] = Field(default_factory=dict)
+    """Conditions on an employee subject's latest ``employee.profile`` (e.g. ``{role:
+    {not_in: [guard]}}``): occurrences of an employee whose profile fails them are ignored;
+    one without a profile is judged. For populations without a start event of their own."""
+    outcomes: dict[Outcome, DecisionKind] = Field(default_factory=_default_outcomes)
+    rename: dict[str, str] = Field(default_factory=dict)
+    """Outcome names as decisions show them, e.g. ``{missed: no_sign_in}``."""
+
+    default_messages: ClassVar[dict[str, Message]] = {
+        "missed": Message(
+            en="{rule} missed: {subject} had {count} of {min_count} {what} in {window} "
+               "(due {due})",
+            zh="{rule} 未完成：{subject} 於 {window} 僅有 {count}/{min_count} 次「{what}」"
+               "（應於 {due} 前）"),
+        "late": Message(
+            en="{rule} late: {subject} — {what} at {occurred_at}, due {due} "
+               "({late_minutes} min late)",
+            zh="{rule} 遲到：{subject} 的「{what}」於 {occurred_at}，應於 {due} 前"
+               "（遲 {late_minutes} 分鐘）"),
+        "early": Message(
+            en="{rule} early: {subject} — last {what} at {occurred_at}, not before "
+               "{not_before} ({early_minutes} min early)",
+            zh="{rule} 早退：{subject} 最後一次「{what}」於 {occurred_at}，不得早於 "
+               "{not_before}（早 {early_minutes} 分鐘）"),
+        "warning": Message(
+            en="{what} for {subject} in {window} falls due at {due} ({count} of {min_count} "
+               "so far)",
+            zh="{subject} 於 {window} 的「{what}」將於 {due} 到期（目前 {count}/{min_count}）"),
+    }
+
+    @field_validator("occurrence", "exempt", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return (v,) if isinstance(v, dict | Match) else v
+
+    @model_validator(mode="after")
+    def _valid(self) -> RecurrenceSpec:
+        if not self.occurrence:
+            raise ValueError("occurrence needs at least one event matcher")
+        pop = self.population
+        for m in self.occurrence:
+            if m.key is not None and len(m.key) != 1:
+                raise ValueError("an occurrence key names one field: the subject's id")
+            if pop is None or pop.value is None:
+                _check_field(m.type, m.key[0] if m.key else self.subject.field)
+        if pop is not None:
+            field = pop.field or self.subject.field
+            for m in (pop.start, *pop.end):
+                _check_field(m.type, field)
+        for ex in self.exempt:
+            _check_field(ex.type, ex.key[0] if ex.key else self.subject.field)
+            _check_field(ex.type, ex.start_field)
+            _check_field(ex.type, ex.end_field)
+        if self.profile_where:
+            if self.subject.kind != "employee":
+                raise ValueError("profile_where needs employee subjects")
+            for path, cond in self.profile_where.items():
+                _check_field(("employee.profile",), path)
+                _compile_condition(path, cond)
+        outs = self.outcomes
+        if not outs and not self.warn_before:
+            raise ValueError("outcomes is empty: name at least one of missed, late, early")
+        if ("missed" in outs or self.warn_before) and pop is None:
+            raise ValueError("missed and warn_before need a population: without one nobody "
+                             "owes anything (only late and early can be judged)")
+        if self.warn_before and "missed" not in outs:
+            raise ValueError("warn_before warns of a coming 'missed': enable it in outcomes")
+        if "late" in outs and self.due is None:
+            raise ValueError("late needs due: the instant after which an occurrence is late")
+        if "early" in outs and self.not_before is None:
+            raise ValueError("early needs not_before")
+        if self.require == "each" and ({"late", "early"} & set(outs)):
+            raise ValueError("require: each supports only missed (late and early judge one "
+                             "stream of occurrences)")
+        if self.window.anchored and pop is None:
+            raise ValueError("windows counted from the subject's creation need a population")
+        if self.warn_before:
+            parse_duration(self.warn_before)
+        for old, new in self.rename.items():
+            if old not in ("missed", "late", "early", "warning"):
+                raise ValueError(f"rename: unknown outcome {old!r}")
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", new):
+                raise ValueError(f"rename: {new!r} is not a lower_snake_case name")
+        return self
+
+    def event_types(self) -> frozenset[str]:
+        types: set[str] = set()
+        for m in (*self.occurrence, *self.exempt):
+            types.update(m.type)
+        if self.population is not None:
+            for m in (self.population.start, *self.population.end):
+                types.update(m.type)
+        return frozenset(types)
+
+    def message(self, outcome: str) -> Message:
+        canonical = next((k for k, v in self.rename.items() if v == outcome), outcome)
+        found = (self.messages.get(outcome) or self.messages.get(canonical)
+                 or self.default_messages.get(canonical))
+        return found if found is not None else super().message(outcome)
+
+    def runtime(self, policy: PolicyInfo) -> RuleRuntime:
+        return _RecurrenceRuntime(self, policy)
+
+
+# ------------------------------------------------------------------------ the evaluator
+
+Window = tuple[str, datetime, datetime]  # (label, first instant, last instant)
+
+
+def _iso(ctx: RuleContext, t: datetime | None) -> str | None:
+    return None if t is None else ctx.calendar.local(t).isoformat(timespec="seconds")
+
+
+def _utc(t: datetime) -> datetime:
+    return t.astimezone(UTC)
+
+
+def _getter(path: str) -> Callable[[EventBase], Any]:
+    """A fast reader of one event field (plain attribute access when not dotted)."""
+    if "." in path:
+        return lambda ev: event_value(ev, path)
+    return lambda ev: getattr(ev, path, None)
+
+
+class _RecurrenceRuntime(RuleRuntime):
+    """State (plain data):
+
+    - ``members``: member id -> subject id (closed populations);
+    - ``subjects``: subject id -> ``{anchor, origin, win}`` where ``win`` is the current
+      window ``{label, start, end, due, not_before, counts, ids, last}`` or None;
+    - ``agenda``: ``action|due`` -> {subject id: window label}: one engine timer per
+      instant and action, however many subjects share it;
+    - ``exempt``: subject id -> ``[[first date, last date], ...]``.
+    """
+
+    spec: RecurrenceSpec
+
+    def __init__(self, spec: RecurrenceSpec, policy: PolicyInfo) -> None:
+        super().__init__(spec, policy)
+        self.state = {"members": {}, "subjects": {}, "agenda": {}, "exempt": {}}
+        pop = spec.population
+        self._pop_field = _getter((pop.field or spec.subject.field) if pop
+                                  else spec.subject.field)
+        self._start_types = frozenset(pop.start.type) if pop else frozenset()
+        self._start = pop.start.predicate() if pop else None
+        self._end = [(frozenset(m.type), m.predicate()) for m in (pop.end if pop else ())]
+        self._occ = [(frozenset(m.type), m.predicate(),
+                      _getter(m.key[0] if m.key else spec.subject.field))
+                     for m in spec.occurrence]
+        self._exempt = [(frozenset(m.type), m.predicate(),
+                         _getter(m.key[0] if m.key else spec.subject.field),
+                         _getter(m.start_field), _getter(m.end_field))
+                        for m in spec.exempt]
+        outs = spec.outcomes
+        self._missed = "missed" in outs
+        self._late = "late" in outs
+        self._early = "early" in outs
+        self._tracking = pop is not None and self._missed
+        self._judge_at_end = self._late
+        self._phases = spec.window.phases()
+        self._from = [0]
+        for p in self._phases[:-1]:
+            assert p.until is not None
+            self._from.append(p.until)
+        self._only = spec.only
+        if spec.window.unit == "working_day":
+            self._only = (self._only or Only()).model_copy(update={"working_days": True})
+        self._warn = parse_duration(spec.warn_before) if spec.warn_before else None
+        self._what = spec.title or spec.id
+        self._n = len(spec.occurrence) if spec.require == "each" else 1
+        self._profile_ok = (Match(type=("employee.profile",), where=spec.profile_where)
+                            .predicate() if spec.profile_where else None)
+        # Anchor-free windows are the same for every subject: derived, not state.
+        self._cache: dict[date, tuple[Window, datetime | None, datetime | None, bool]] = {}
+
+    def _name(self, outcome: str) -> str:
+        return self.spec.rename.get(outcome, outcome)
+
+    # -- windows -------------------------------------------------------------------------
+
+    def _raw_window(self, anchor: datetime | None, x: datetime, ctx: RuleContext) -> Window:
+        cal = ctx.calendar
+        w = self.spec.window
+        if w.unit is not None:
+            unit: PeriodUnit = "day" if w.unit == "working_day" else w.unit
+            s, e = cal.period(x, unit)
+            return cal.period_key(x, unit), s, e
+        assert anchor is not None or not w.anchored
+        if anchor is None:  # single calendar-aligned month phase, no population
+            first = _UNIT_OF_MONTHS[self._phases[0].months]
+            s, e = cal.period(x, first)
+            return cal.period_key(x, first), s, e
+        p = 0
+        while p + 1 < len(self._phases) and \
+                _utc(cal.add_months(anchor, self._from[p + 1])) <= _utc(x):
+            p += 1
+        phase = self._phases[p]
+        p_start = cal.add_months(anchor, self._from[p])
+        # Last instants are taken in UTC: a microsecond before a local wall time is only
+        # the previous wall time when no DST change lies between.
+        p_end = (_utc(cal.add_months(anchor, phase.until)) - _ONE_US) if phase.until else None
+        if w.alignment == "calendar":
+            aligned = _UNIT_OF_MONTHS[phase.months]
+            s, e = cal.period(x, aligned)
+            label = cal.period_key(x, aligned)
+        else:
+            m = phase.months
+            a, xl = cal.local(anchor), cal.local(x)
+            j = ((xl.year - a.year) * 12 + xl.month - a.month - self._from[p]) // m
+            target = _utc(x)
+            while j > 0 and _utc(cal.add_months(anchor, self._from[p] + j * m)) > target:
+                j -= 1
+            while _utc(cal.add_months(anchor, self._from[p] + (j + 1) * m)) <= target:
+                j += 1
+            s = cal.add_months(anchor, self._from[p] + j * m)
+            e = _utc(cal.add_months(anchor, self._from[p] + (j + 1) * m)) - _ONE_US
+            label = f"{s.date().isoformat()}/P{m}M"
+        if _utc(p_start) > _utc(s):
+            s = p_start
+        if p_end is not None and _utc(p_end) < _utc(e):
+            e = p_end
+        return label, cal.local(s), cal.local(e)
+
+    def _allowed(self, s: datetime, e: datetime, ctx: RuleContext) -> bool:
+        only = self._only
+        if only is None:
+            return True
+        cal = ctx.calendar
+        first = cal.local_date(s)
+        if only.months and first.month not in only.months:
+            return False
+        if only.weekdays and WEEKDAYS[first.weekday()] not in only.weekdays:
+            return False
+        if only.working_days:
+            last = cal.local_date(e)
+            if first == last:
+                return bool(cal.is_working_day(first))
+            return bool(cal.next_working_day(first) <= last)
+        return True
+
+    def _instant(self, spec: TimeOfWindow | None, s: datetime, e: datetime,
+                 ctx: RuleContext) -> datetime | None:
+        """Where ``spec`` falls in the window [s, e]; None when the window has no such day."""
+        if spec is None:
+            return e
+        cal = ctx.calendar
+        first, last = cal.local_date(s), cal.local_date(e)
+        day: date | None
+        if spec.day == "last":
+            day = last
+        elif spec.day == "first":
+            day = first
+        elif isinstance(spec.day, int):
+            day = first + timedelta(days=spec.day - 1)
+            if day > last:
+                return None
+        else:
+            want = WEEKDAYS.index(spec.day)
+            day = last - timedelta(days=(last.weekday() - want) % 7)
+            if day < first:
+                return None
+        if spec.non_working != "keep" and not cal.is_working_day(day):
+            if spec.non_working == "skip":
+                return None
+            day = (cal.previous_working_day(day) if spec.non_working == "previous"
+                   else cal.next_working_day(day))
+        t = spec.time
+        if t == "end_of_day":
+            at = cal.end_of_day(cal.start_of_day(day))
+        elif t == "start_of_day":
+            at = cal.start_of_day(day)
+        elif t == "work_start":
+            at = cal.at(day, cal.work_start)
+        elif t == "work_end":
+            at = cal.at(day, cal.work_end)
+        else:
+            at = cal.at(day, time.fromisoformat(t))
+        if spec.grace:
+            at = cal.deadline(at, spec.grace, "wall")
+        at = at.astimezone(UTC)
+        if at < s:
+            return None
+        return e if at > e else at
+
+    def _window(self, anchor: datetime | None, x: datetime, ctx: RuleContext
+                ) -> tuple[Window, datetime | None, datetime | None, bool]:
+        """The window containing ``x``, its due and not-before instants, and whether it is
+        judged at all (``only``). A calendar window starts no earlier than the subject."""
+        if self.spec.window.unit is None:
+            return self._compute(anchor, x, ctx)
+        # A calendar window depends only on the local date: computed once per date for
+        # every subject (derived data, not state), then clipped to the subject's start.
+        day = ctx.calendar.local_date(x)
+        found = self._cache.get(day)
+        if found is None:
+            found = self._compute(None, x, ctx)
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[day] = found
+        (label, s, e), due, nb, allowed = found
+        if anchor is not None and anchor > s:
+            return (label, anchor, e), due, nb, allowed
+        return found
+
+    def _compute(self, anchor: datetime | None, x: datetime, ctx: RuleContext
+                 ) -> tuple[Window, datetime | None, datetime | None, bool]:
+        # Kept in UTC from here on: comparing instants of one zone by wall time would be
+        # wrong in a repeated DST hour, and converting once is cheaper than at every test.
+        label, ls, le = self._raw_window(anchor, x, ctx)
+        win = (label, ls.astimezone(UTC), le.astimezone(UTC))
+        allowed = self._allowed(win[1], win[2], ctx)
+        due = nb = None
+        if allowed:
+            due = self._instant(self.spec.due, win[1], win[2], ctx)
+            if self.spec.not_before is not None:
+                nb = self._instant(self.spec.not_before, win[1], win[2], ctx)
+        return win, due, nb, allowed
+
+    def _new_win(self, found: tuple[Window, datetime | None, datetime | None, bool]
+                 ) -> dict[str, Any]:
+        (label, s, e), due, nb, _ = found
+        return {"label": label, "start": s, "end": e, "due": due, "not_before": nb,
+                "counts": [0] * self._n, "ids": [], "last": None}
+
+    # -- timers --------------------------------------------------------------------------
+
+    def _book(self, action: str, due: datetime, sid: str, label: str,
+              ctx: RuleContext) -> None:
+        slot = self.state["agenda"].setdefault(f"{action}{KEY_SEP}{due.isoformat()}", {})
+        slot[sid] = label
+        ctx.schedule(due, action)
+
+    def _open_next(self, sid: str, subj: dict[str, Any], x: datetime, ctx: RuleContext) -> None:
+        """Open the first judged window of a tracked subject that ends at or after ``x``.
+
+        A window beyond the calendar's holiday data (the next year's arrangement is not
+        published yet) cannot be laid out: the subject waits (``resume``) and picks up
+        again at its next occurrence; the session refuses events in such years anyway."""
+        anchor = subj["anchor"]
+        subj.pop("resume", None)
+        for _ in range(_MAX_SCAN):
+            try:
+                found = self._window(anchor, x, ctx)
+            except CalendarError:
+                subj["win"] = None
+                subj["resume"] = x
+                return
+            label, _, e = found[0]
+            if found[3]:
+                win = self._new_win(found)
+                subj["win"] = win
+                self._prune_exempt(sid, win["start"], ctx)
+                due = win["due"]
+                owed = due is not None and due >= anchor
+                if owed and self._warn is not None:
+                    warn_at = self._warn_at(due, ctx)
+                    if warn_at >= max(win["start"], anchor, _utc(ctx.now)):
+                        self._book("warn", warn_at, sid, label, ctx)
+                if owed and not self._judge_at_end and due < e:
+                    self._book("due", due, sid, label, ctx)
+                self._book("end", e, sid, label, ctx)
+                return
+            x = e + _ONE_US
+        subj["win"] = None
+
+    def _warn_at(self, due: datetime, ctx: RuleContext) -> datetime:
+        assert self._warn is not None
+        return due - self._warn
+
+    def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
+        slot = self.state["agenda"].pop(f"{key}{KEY_SEP}{_utc(due).isoformat()}", None)
+        due = _utc(due)
+        if not slot:
+            return
+        subjects = self.state["subjects"]
+        for sid, label in slot.items():
+            subj = subjects.get(sid)
+            win = subj["win"] if subj is not None else None
+            if win is None or win["label"] != label:
+                continue  # the subject left, or moved on, since this was booked
+            if key == "warn":
+                if self._short(win) and not self._exempted(sid, win, ctx):
+                    self._emit_missed(sid, subj, win, due, "warning", ctx)
+            elif key == "due":
+                self._judge(sid, subj, win, due, ctx)
+            else:
+                self._close(sid, subj, win, due, ctx)
+
+    def _short(self, win: dict[str, Any]) -> bool:
+        return bool(min(win["counts"]) < self.spec.min_count)
+
+    def _owed(self, subj: dict[str, Any], win: dict[str, Any]) -> bool:
+        due = win["due"]
+        anchor = subj["anchor"]
+        return due is not None and (anchor is None or due >= anchor)
+
+    def _judge(self, sid: str, subj: dict[str, Any], win: dict[str, Any], at: datetime,
+               ctx: RuleContext) -> None:
+        if (self._missed and subj["anchor"] is not None and self._owed(subj, win)
+                and self._short(win) and not self._exempted(sid, win, ctx)):
+            self._emit_missed(sid, subj, win, at, "missed", ctx)
+
+    def _close(self, sid: str, subj: dict[str, Any], win: dict[str, Any], at: datetime,
+               ctx: RuleContext) -> None:
+        due = win["due"]
+        if self._judge_at_end or (due is not None and due >= win["end"]):
+            self._judge(sid, subj, win, at, ctx)
+        if self._early and win["last"] is not None:
+            self._judge_early(sid, subj, win, at, ctx)
+        if self._tracking and subj["anchor"] is not None:
+            self._open_next(sid, subj, win["end"] + _ONE_US, ctx)
+        else:
+            subj["win"] = None
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def _details(self, win: dict[str, Any], ctx: RuleContext, **extra: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "what": self._what,
+            "window": win["label"],
+            "window_start": _iso(ctx, win["start"]),
+            "window_end": _iso(ctx, win["end"]),
+            "due": _iso(ctx, win["due"]),
+            "count": min(win["counts"]) if self._n > 1 else win["counts"][0],
+            "min_count": self.spec.min_count,
+            "occurrences": list(win["ids"]),
+        }
+        out.update(extra)
+        return out
+
+    def _subject(self, sid: str) -> Subject:
+        return Subject(kind=self.spec.subject.kind, id=sid)
+
+    def _emit_missed(self, sid: str, subj: dict[str, Any], win: dict[str, Any], at: datetime,
+                     outcome: str, ctx: RuleContext) -> None:
+        extra: dict[str, Any] = {}
+        if self._n > 1:
+            extra["counts"] = {"|".join(m.type): c
+                               for m, c in zip(self.spec.occurrence, win["counts"], strict=True)}
+            extra["missing"] = [k for k, c in extra["counts"].items() if c < self.spec.min_count]
+        evidence = [subj["origin"], *win["ids"]] if subj["origin"] else list(win["ids"])
+        kind: DecisionKind = "warning" if outcome == "warning" else self.spec.outcomes["missed"]
+        ctx.emit(self.spec, self._name(outcome), kind=kind, subject=self._subject(sid), at=at,
+                 evidence=evidence, key=win["label"], details=self._details(win, ctx, **extra),
+                 severity="low" if outcome == "warning" else None)
+
+    def _judge_early(self, sid: str, subj: dict[str, Any], win: dict[str, Any], at: datetime,
+                     ctx: RuleContext) -> None:
+        nb = win["not_before"]
+        last_at, last_id = win["last"]
+        anchor = subj["anchor"]
+        if nb is None or (anchor is not None and nb < anchor):
+            return
+        if last_at >= nb or self._exempted(sid, win, ctx):
+            return
+        secs = int((nb - last_at).total_seconds())
+        ctx.emit(self.spec, self._name("early"), kind=self.spec.outcomes["early"],
+                 subject=self._subject(sid), at=at, evidence=[last_id], key=win["label"],
+                 details=self._details(win, ctx, occurred_at=_iso(ctx, last_at),
+                                       not_before=_iso(ctx, nb), early_seconds=secs,
+                                       early_minutes=-(-secs // 60)))
+
+    # -- events --------------------------------------------------------------------------
+
+    def on_event(self, event: EventBase, ctx: RuleContext) -> None:
+        t = event.type
+        if t in self._start_types or any(t in types for types, _ in self._end):
+            self._on_population(event, ctx)
+        for types, pred, field, sf, ef in self._exempt:
+            if t in types and pred(event):
+                self._on_exempt(event, field, sf, ef, ctx)
+        for i, (types, pred, field) in enumerate(self._occ):
+            if t in types and pred(event):
+                self._on_occurrence(event, i, field, ctx)
+
+    def _on_population(self, event: EventBase, ctx: RuleContext) -> None:
+        pop = self.spec.population
+        assert pop is not None and self._start is not None
+        raw = self._pop_field(event)
+        if raw is None:
+            return
+        member = str(raw)
+        ends = any(event.type in types and pred(event) for types, pred in self._end)
+        joins = not ends and event.type in self._start_types and self._start(event)
+        members = self.state["members"]
+        subjects = self.state["subjects"]
+        if joins:
+            if member in members:
+                return
+            sid = pop.value if pop.value is not None else member
+            members[member] = sid
+            if sid not in subjects:
+                anchor = event.at.astimezone(UTC)
+                subj = {"anchor": anchor, "origin": event.id, "win": None}
+                subjects[sid] = subj
+                if self._tracking:
+                    self._open_next(sid, subj, anchor, ctx)
+            return
+        if event.type in self._start_types or ends:
+            sid = members.pop(member, None)
+            if sid is not None and sid not in members.values():
+                subjects.pop(sid, None)
+                self.state["exempt"].pop(sid, None)
+
+    def _on_exempt(self, event: EventBase, field: Callable[[EventBase], Any],
+                   sf: Callable[[EventBase], Any], ef: Callable[[EventBase], Any],
+                   ctx: RuleContext) -> None:
+        sid = field(event)
+        first, last = sf(event), ef(event)
+        if sid is None or first is None or last is None:
+            return
+        cal = ctx.calendar
+        first = cal.local_date(first) if isinstance(first, datetime) else first
+        last = cal.local_date(last) if isinstance(last, datetime) else last
+        if isinstance(first, date) and isinstance(last, date) and first <= last:
+            self.state["exempt"].setdefault(str(sid), []).append([first, last])
+
+    def _prune_exempt(self, sid: str, start: datetime, ctx: RuleContext) -> None:
+        spans = self.state["exempt"].get(sid)
+        if spans:
+            first = ctx.calendar.local_date(start)
+            kept = [s for s in spans if s[1] >= first]
+            if kept:
+                self.state["exempt"][sid] = kept
+            else:
+                del self.state["exempt"][sid]
+
+    def _exempted(self, sid: str, win: dict[str, Any], ctx: RuleContext) -> bool:
+        spans = self.state["exempt"].get(sid)
+        if not spans:
+            return False
+        cal = ctx.calendar
+        first, last = cal.local_date(win["start"]), cal.local_date(win["end"])
+        days = cal.working_days(first, last) if first != last else [first]
+        if not days:
+            days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        return all(any(a <= d <= b for a, b in spans) for d in days)
+
+    def _on_occurrence(self, event: EventBase, index: int, field: Callable[[EventBase], Any],
+                       ctx: RuleContext) -> None:
+        pop = self.spec.population
+        subjects = self.state["subjects"]
+        if pop is not None and pop.value is not None:
+            sid: str | None = pop.value
+        else:
+            raw = field(event)
+            sid = None if raw is None else str(raw)
+        if sid is None:
+            return
+        subj = subjects.get(sid)
+        if self._profile_ok is not None:
+            profile = ctx.directory.get(sid)
+            if profile is not None and not self._profile_ok(profile):
+                return
+        if subj is None:
+            if pop is not None:
+                return  # not (or no longer) a member: owes nothing
+            subj = {"anchor": None, "origin": None, "win": None}
+            subjects[sid] = subj
+        at = event.at.astimezone(UTC)
+        win = subj["win"]
+        if win is None and "resume" in subj:
+            self._open_next(sid, subj, subj["resume"], ctx)
+            win = subj["win"]
+        if win is None or at > win["end"]:
+            if self._tracking:
+                return  # between judged windows (``only``): counts for none
+            found = self._window(subj["anchor"], at, ctx)
+            if not found[3]:
+                subj["win"] = None
+                return
+            win = self._new_win(found)
+            subj["win"] = win
+        if at < win["start"]:
+            return
+        counts = win["counts"]
+        slot = index if self._n > 1 else 0
+        if (self._late and counts[slot] < self.spec.min_count and win["due"] is not None
+                and at > win["due"] and self._owed(subj, win)
+                and not self._exempted(sid, win, ctx)):
+            secs = int((at - win["due"]).total_seconds())
+            ctx.emit(self.spec, self._name("late"), kind=self.spec.outcomes["late"],
+                     subject=self._subject(sid), at=at, evidence=[event.id],
+                     key=win["label"] + KEY_SEP + event.id,
+                     details=self._details(win, ctx, occurred_at=_iso(ctx, at),
+                                           late_seconds=secs, late_minutes=-(-secs // 60),
+                                           occurrence=event.id))
+        counts[slot] += 1
+        if len(win["ids"]) < 50:  # evidence enough to explain, bounded for long windows
+            win["ids"].append(event.id)
+        first_seen = win["last"] is None
+        win["last"] = (at, event.id)
+        if self._early and first_seen and not self._tracking:
+            self._book("end", win["end"], sid, win["label"], ctx)

@@ -1,0 +1,528 @@
+"""The *tariff* shape: counted items per period -> money, tiered.
+
+Items are either decisions of other rules of the same policy (``decisions_of``: the late
+days a lateness rule emits) or events (``events``: complaints against staff). Each item
+costs a share of the employee's base salary (``basis: salary``, from the latest
+``employee.profile``) or a fixed amount, by ``tiers`` over the item's number in its period
+(1% per late day, 5% from the 3rd) or by a field (``amount_by``: a fine by severity), never
+below ``minimum``. ``tier_mode: all`` charges every item of the period at the highest tier
+reached; ``marginal`` charges each item at its own tier.
+
+Settling:
+
+- ``settle: period`` — after each item a ``provisional`` decision with the period's running
+  total, and when the period closes the ``final`` one, whose ``supersedes`` lists that
+  period's provisional ids. Optional ``cap_rate`` (a share of base salary the period's total
+  may not exceed) and ``wage_floor`` (base salary minus the total not below it).
+- ``settle: item`` — each item is charged on its own, final at once.
+
+Also per period: ``limit`` — the item after the ``limit``-th in a period gives one
+``over_limit`` decision (kind ``limit_kind``, plus a ``limit_fine`` of ``limit_amount`` when
+that is above zero); and per item: ``each_item`` — extra decisions of those kinds (a
+``violation`` and a ``sanction`` beside the fine).
+
+Money is ``Decimal``, each item rounded half-up to the cent before summing (the rulebook
+charges per late day). With ``basis: salary`` and no profile for the employee, the decision
+says the salary is unknown (outcome ``salary_unknown``, no amount, the share of base salary
+in ``details``) instead of guessing.
+
+Example (lateness, POLICIES.md §3 R2)::
+
+    - shape: tariff
+      id: R2
+      decisions_of: [R1]
+      outcomes: [late]
+      period: month
+      basis: salary
+      tiers: [{from: 1, rate: $base_rate}, {from: $tier_threshold, rate: $tier_rate}]
+      tier_mode: $tier_mode
+      kind: deduction
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..models.decisions import Decision, DecisionKind, Subject, SubjectKind
+from ..models.events import EventBase
+from ._base import (
+    KEY_SEP,
+    Match,
+    Message,
+    PolicyInfo,
+    RuleContext,
+    RuleRuntime,
+    RuleSpec,
+    SubjectRef,
+    _check_field,
+    event_value,
+)
+
+__all__ = ["AmountBy", "TariffSpec", "Tier", "cents"]
+
+PeriodUnit = Literal["day", "week", "month", "quarter", "half", "year"]
+_CENT = Decimal("0.01")
+_ZERO = Decimal(0)
+
+
+def cents(value: Decimal) -> Decimal:
+    """Money rounded half-up to the cent."""
+    return value.quantize(_CENT, rounding=ROUND_HALF_UP)
+
+
+def _money(value: Decimal) -> str:
+    return str(cents(value))
+
+
+class Tier(BaseModel):
+    """From the ``from``-th item of a period on: a ``rate`` (share of base salary) or a
+    fixed ``amount`` per item."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    start: int = Field(alias="from", ge=1)
+    rate: Decimal | None = Field(default=None, ge=0, le=1)
+    amount: Decimal | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one(self) -> Tier:
+        if (self.rate is None) == (self.amount is None):
+            raise ValueError("a tier has exactly one of rate (share of base salary) or amount")
+        return self
+
+
+class AmountBy(BaseModel):
+    """A fixed amount per item looked up by a field of it (``severity``; for decisions a
+    path such as ``details.severity``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    field: str
+    values: dict[str, Decimal]
+    default: Decimal | None = None
+
+    @field_validator("values")
+    @classmethod
+    def _non_negative(cls, v: dict[str, Decimal]) -> dict[str, Decimal]:
+        if any(a < 0 for a in v.values()):
+            raise ValueError("amounts must not be negative")
+        return v
+
+
+class TariffSpec(RuleSpec):
+    """Counted items per subject and period -> money; see the module docstring."""
+
+    shape: Literal["tariff"] = "tariff"
+    decisions_of: tuple[str, ...] = ()
+    """Rule ids (same policy) whose final decisions are the items."""
+    outcomes: tuple[str, ...] = ()
+    """Only decisions with these ``details.outcome`` values (all when empty)."""
+    events: Match | None = None
+    """Or: events that are the items."""
+    subject: SubjectRef | None = None
+    """With ``events``: who pays (default kind employee, field employee_id)."""
+    period: PeriodUnit | None = "month"
+    settle: Literal["period", "item"] = "period"
+    basis: Literal["salary", "fixed"] = "fixed"
+    tiers: tuple[Tier, ...] = ()
+    tier_mode: Literal["all", "marginal"] = "marginal"
+    amount_by: AmountBy | None = None
+    minimum: Decimal | None = Field(default=None, ge=0)
+    """No charged item below this amount (a complaint fine of at least 10)."""
+    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+    """Currency of fixed amounts (salary-based ones take the profile's)."""
+    kind: Literal["deduction", "fine"] = "deduction"
+    cap_rate: Decimal | None = Field(default=None, ge=0, le=1)
+    wage_floor: Decimal | None = Field(default=None, ge=0)
+    limit: int | None = Field(default=None, ge=0)
+    limit_kind: DecisionKind = "violation"
+    limit_amount: Decimal = Field(default=_ZERO, ge=0)
+    each_item: tuple[DecisionKind, ...] = ()
+    show: tuple[str, ...] = ()
+    """With ``events``: event fields copied into per-item decisions' details (and so
+    usable in their messages), e.g. the kind of misconduct."""
+
+    default_messages: ClassVar[dict[str, Message]] = {
+        "running": Message(
+            en="{rule}: {what} for {subject} in {period} so far {amount} {currency} "
+               "after {count} item(s) (provisional)",
+            zh="{rule}：{subject} 於 {period} 的「{what}」目前累計 {amount} {currency}"
+               "（{count} 次，暫計）"),
+        "total": Message(
+            en="{rule}: {what} for {subject} in {period}: {amount} {currency} for {count} "
+               "item(s)",
+            zh="{rule}：{subject} 於 {period} 的「{what}」共 {amount} {currency}（{count} 次）"),
+        "item": Message(
+            en="{rule}: {what} for {subject}: {amount} {currency}",
+            zh="{rule}：{subject} 的「{what}」{amount} {currency}"),
+        "salary_unknown": Message(
+            en="{rule}: {what} for {subject} in {period}: {share_percent}% of base salary for "
+               "{count} item(s); the amount is unknown because {subject} has no employee "
+               "profile with a base salary",
+            zh="{rule}：{subject} 於 {period} 的「{what}」為基本工資的 {share_percent}%"
+               "（{count} 次）；無員工資料，基本工資未知，金額無法計算"),
+        "over_limit": Message(
+            en="{rule}: {subject} has {count} {what} in {period}, more than the limit of "
+               "{limit}",
+            zh="{rule}：{subject} 於 {period} 已有 {count} 次「{what}」，超過上限 {limit} 次"),
+        "limit_fine": Message(
+            en="{rule}: fine for {subject} exceeding {limit} {what} in {period}: {amount} "
+               "{currency}",
+            zh="{rule}：{subject} 於 {period} 的「{what}」超過 {limit} 次，罰款 {amount} "
+               "{currency}"),
+        "violation": Message(
+            en="{rule}: {what} — {subject} ({item_type} at {item_at})",
+            zh="{rule}：{subject} 「{what}」（{item_type}，{item_at}）"),
+        "sanction": Message(
+            en="{rule}: sanction for {subject} — {what} ({item_type} at {item_at})",
+            zh="{rule}：{subject} 「{what}」，給予處分（{item_type}，{item_at}）"),
+    }
+
+    @field_validator("decisions_of", "outcomes", "each_item", "show", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return (v,) if isinstance(v, str) else v
+
+    @field_validator("tiers")
+    @classmethod
+    def _sorted(cls, v: tuple[Tier, ...]) -> tuple[Tier, ...]:
+        starts = [t.start for t in v]
+        if len(set(starts)) != len(starts):
+            raise ValueError("two tiers start at the same item number")
+        return tuple(sorted(v, key=lambda t: t.start))
+
+    @model_validator(mode="after")
+    def _valid(self) -> TariffSpec:
+        if bool(self.decisions_of) == (self.events is not None):
+            raise ValueError("give exactly one of decisions_of (rule ids) or events")
+        if self.id in self.decisions_of:
+            raise ValueError("a tariff cannot count its own decisions")
+        if self.events is not None:
+            subject = self.subject or SubjectRef(kind="employee", field="employee_id")
+            _check_field(self.events.type, subject.field)
+            if self.amount_by is not None:
+                _check_field(self.events.type, self.amount_by.field)
+            for f in self.show:
+                _check_field(self.events.type, f)
+        elif self.subject is not None or self.show:
+            raise ValueError("subject and show go with events; decisions keep their own "
+                             "subject and details")
+        if self.tiers and self.amount_by is not None:
+            raise ValueError("give tiers or amount_by, not both")
+        for t in self.tiers:
+            if (t.rate is not None) != (self.basis == "salary"):
+                raise ValueError("with basis: salary tiers give a rate; with basis: fixed an "
+                                 "amount")
+        if self.amount_by is not None and self.basis != "fixed":
+            raise ValueError("amount_by gives fixed amounts: use basis: fixed")
+        charges = bool(self.tiers or self.amount_by)
+        if not (charges or self.limit is not None or self.each_item):
+            raise ValueError("nothing to do: give tiers or amount_by, a limit, or each_item")
+        if self.settle == "period":
+            if self.period is None and charges:
+                raise ValueError("settle: period needs a period")
+        elif self.tier_mode == "all" and len(self.tiers) > 1:
+            raise ValueError("tier_mode: all re-prices earlier items, so it needs settle: "
+                             "period")
+        if (self.cap_rate is not None or self.wage_floor is not None) and not (
+                self.basis == "salary" and self.settle == "period"):
+            raise ValueError("cap_rate and wage_floor need basis: salary and settle: period")
+        if self.limit is not None and self.period is None:
+            raise ValueError("limit counts per period: give a period")
+        if self.period is None and len(self.tiers) > 1:
+            raise ValueError("tiers by item number need a period to count in")
+        return self
+
+    def event_types(self) -> frozenset[str]:
+        return frozenset(self.events.type) if self.events is not None else frozenset()
+
+    def consumes(self) -> frozenset[str]:
+        return frozenset(self.decisions_of)
+
+    def tier_for(self, n: int) -> Tier | None:
+        """The tier of the ``n``-th item of a period (None before the first tier)."""
+        found = None
+        for t in self.tiers:
+            if t.start <= n:
+                found = t
+        return found
+
+    def runtime(self, policy: PolicyInfo) -> RuleRuntime:
+        return _TariffRuntime(self, policy)
+
+
+# ------------------------------------------------------------------------ the evaluator
+
+
+class _TariffRuntime(RuleRuntime):
+    """State: ``periods`` label -> ``{start, end, subjects}``, subjects by kind and id ->
+    ``{kind, id, items, prov, limited}``; an item is ``[id, local time text, value,
+    evidence]``. A period's state is dropped when it closes."""
+
+    spec: TariffSpec
+
+    def __init__(self, spec: TariffSpec, policy: PolicyInfo) -> None:
+        super().__init__(spec, policy)
+        self.state = {"periods": {}}
+        self._subject = spec.subject or SubjectRef(kind="employee", field="employee_id")
+        self._pred = spec.events.predicate() if spec.events is not None else None
+        self._outcomes = frozenset(spec.outcomes)
+        self._charges = bool(spec.tiers or spec.amount_by)
+        self._what = spec.title or spec.id
+
+    # -- items -----------------------------------------------------------------------
+
+    def on_event(self, event: EventBase, ctx: RuleContext) -> None:
+        if self._pred is None or not self._pred(event):
+            return
+        sid = event_value(event, self._subject.field)
+        if sid is None:
+            return
+        value = event_value(event, self.spec.amount_by.field) if self.spec.amount_by else None
+        shown = {f: _plain(event_value(event, f)) for f in self.spec.show}
+        self._item(self._subject.kind, str(sid), event.id, event.at, event.type,
+                   None if value is None else str(value), [event.id], ctx, shown)
+
+    def on_decision(self, decision: Decision, ctx: RuleContext) -> None:
+        if decision.status != "final":
+            return
+        if self._outcomes and decision.details.get("outcome") not in self._outcomes:
+            return
+        value = (event_value(decision, self.spec.amount_by.field)  # type: ignore[arg-type]
+                 if self.spec.amount_by else None)
+        self._item(decision.subject.kind, decision.subject.id, decision.id, decision.at,
+                   f"{decision.rule}:{decision.details.get('outcome', decision.kind)}",
+                   None if value is None else str(value), list(decision.evidence), ctx, {})
+
+    def _item(self, kind: SubjectKind, sid: str, item_id: str, at: datetime, item_type: str,
+              value: str | None, evidence: list[str], ctx: RuleContext,
+              shown: dict[str, Any]) -> None:
+        s = self.spec
+        cal = ctx.calendar
+        subject = Subject(kind=kind, id=sid)
+        for extra in s.each_item:
+            ctx.emit(s, extra, kind=extra, subject=subject, at=at, evidence=evidence,
+                     key=item_id, details={"what": self._what, "item": item_id,
+                                           "item_type": item_type, "item_at": _iso(ctx, at),
+                                           **shown})
+        if s.period is None:
+            if self._charges:
+                self._charge_item(subject, 1, item_id, at, value, evidence, "", ctx, shown)
+            return
+        label = cal.period_key(at, s.period)
+        periods = self.state["periods"]
+        book = periods.get(label)
+        if book is None:
+            start, end = cal.period(at, s.period)
+            book = periods[label] = {"start": start, "end": end, "subjects": {}}
+            ctx.schedule(end, label)
+        skey = kind + KEY_SEP + sid
+        entry = book["subjects"].get(skey)
+        if entry is None:
+            entry = book["subjects"][skey] = {"kind": kind, "id": sid, "items": [], "prov": [],
+                                              "limited": False}
+        entry["items"].append([item_id, _iso(ctx, at), value, evidence])
+        n = len(entry["items"])
+        if s.limit is not None and n > s.limit and not entry["limited"]:
+            entry["limited"] = True
+            self._over_limit(subject, entry, label, book, at, ctx)
+        if not self._charges:
+            return
+        if s.settle == "item":
+            self._charge_item(subject, n, item_id, at, value, evidence, label, ctx, shown)
+        else:
+            prov = self._charge_period(subject, entry, label, book, at, "provisional", ctx)
+            if prov is not None:
+                entry["prov"].append(prov.id)
+
+    # -- money -----------------------------------------------------------------------
+
+    def _rate_or_amount(self, n: int, reached: int, value: str | None
+                        ) -> tuple[Decimal | None, Decimal | None]:
+        """(rate, fixed amount) of the ``n``-th item when ``reached`` items were counted."""
+        s = self.spec
+        if s.amount_by is not None:
+            found = s.amount_by.values.get(value) if value is not None else None
+            return None, found if found is not None else s.amount_by.default
+        tier = s.tier_for(reached if s.tier_mode == "all" else n)
+        if tier is None:
+            return (_ZERO, None) if s.basis == "salary" else (None, _ZERO)
+        return tier.rate, tier.amount
+
+    def _floor(self, amount: Decimal | None) -> Decimal:
+        minimum = self.spec.minimum
+        amount = _ZERO if amount is None else amount
+        return max(amount, minimum) if minimum is not None else amount
+
+    def _salary(self, subject: Subject, ctx: RuleContext) -> tuple[Any, Decimal | None]:
+        """The employee's latest profile and base salary, or (None, None)."""
+        if subject.kind != "employee":
+            return None, None
+        profile = ctx.directory.get(subject.id)
+        if profile is None:
+            return None, None
+        return profile, Decimal(profile.base_salary)
+
+    def _charge_item(self, subject: Subject, n: int, item_id: str, at: datetime,
+                     value: str | None, evidence: list[str], label: str,
+                     ctx: RuleContext, shown: dict[str, Any]) -> None:
+        s = self.spec
+        rate, fixed = self._rate_or_amount(n, n, value)
+        details: dict[str, Any] = {"what": self._what, "item": item_id, "number": n,
+                                   "period": label or None, **shown}
+        if s.amount_by is not None:
+            # Named after the field's last part, so messages can say "{severity}".
+            details[s.amount_by.field.rsplit(".", 1)[-1]] = value
+        if s.basis == "salary":
+            profile, salary = self._salary(subject, ctx)
+            assert rate is not None
+            details["rate"] = str(rate)
+            if salary is None:
+                details.update(share=str(rate), share_percent=_pct(rate), salary_known=False)
+                ctx.emit(s, "salary_unknown", kind=s.kind, subject=subject, at=at,
+                         evidence=evidence, key=item_id, details=details)
+                return
+            amount = self._floor(cents(salary * rate))
+            currency = profile.currency
+            details["base_salary"] = _money(salary)
+            evidence = [*evidence, profile.id]
+        else:
+            amount = self._floor(fixed)
+            currency = s.currency
+            details["listed_amount"] = None if fixed is None else _money(fixed)
+            if s.minimum is not None:
+                details["minimum"] = _money(s.minimum)
+        amount = cents(amount)
+        if amount <= 0:
+            return  # nothing to charge: a zero fine is no fine
+        ctx.emit(s, "item", kind=s.kind, subject=subject, at=at, evidence=evidence,
+                 key=item_id, details=details, amount=amount, currency=currency)
+
+    def _charge_period(self, subject: Subject, entry: dict[str, Any], label: str,
+                       book: dict[str, Any], at: datetime,
+                       status: Literal["final", "provisional"], ctx: RuleContext
+                       ) -> Decision | None:
+        s = self.spec
+        items = entry["items"]
+        reached = len(items)
+        profile: Any
+        salary: Decimal | None
+        profile, salary = (self._salary(subject, ctx) if s.basis == "salary"
+                           else (None, None))
+        rows = []
+        share = _ZERO
+        total = _ZERO
+        for n, (item_id, item_at, value, _ev) in enumerate(items, 1):
+            rate, fixed = self._rate_or_amount(n, reached, value)
+            row: dict[str, Any] = {"item": item_id, "at": item_at, "number": n}
+            if s.basis == "salary":
+                assert rate is not None
+                share += rate
+                row["rate"] = str(rate)
+                if salary is not None:
+                    amount = self._floor(cents(salary * rate))
+                    row["amount"] = _money(amount)
+                    total += amount
+            else:
+                amount = self._floor(fixed)
+                row["amount"] = _money(amount)
+                total += amount
+            rows.append(row)
+        evidence = [e for it in items for e in it[3]]
+        details: dict[str, Any] = {
+            "what": self._what, "period": label,
+            "period_start": _iso(ctx, book["start"]), "period_end": _iso(ctx, book["end"]),
+            "count": reached, "tier_mode": s.tier_mode,
+            "tiers": [{"from": t.start, "rate" if t.rate is not None else "amount":
+                       str(t.rate if t.rate is not None else t.amount)} for t in s.tiers],
+            "items": rows,
+        }
+        final = status == "final"
+        supersedes = list(entry["prov"]) if final else []
+        key = label if final else f"{label}{KEY_SEP}{reached}"
+        if s.basis == "salary":
+            details["share"] = str(share)
+            details["share_percent"] = _pct(share)
+            if salary is None:
+                details["salary_known"] = False
+                return ctx.emit(s, "salary_unknown", kind=s.kind, subject=subject, at=at,
+                                evidence=evidence, key=key, details=details, status=status,
+                                supersedes=supersedes)
+            evidence.append(profile.id)
+            details["base_salary"] = _money(salary)
+            details["salary_known"] = True
+            total = self._capped(total, salary, details)
+            currency = profile.currency
+        else:
+            currency = s.currency
+        total = cents(total)
+        if total <= 0 and not supersedes:
+            return None
+        details["total"] = _money(total)
+        return ctx.emit(s, "total" if final else "running", kind=s.kind, subject=subject,
+                        at=at, evidence=evidence, key=key, details=details, amount=total,
+                        currency=currency, status=status, supersedes=supersedes)
+
+    def _capped(self, total: Decimal, salary: Decimal, details: dict[str, Any]) -> Decimal:
+        s = self.spec
+        limits = []
+        if s.cap_rate is not None:
+            cap = cents(salary * s.cap_rate)
+            details["cap"] = _money(cap)
+            limits.append(cap)
+        if s.wage_floor is not None:
+            room = max(salary - s.wage_floor, _ZERO)
+            details["wage_floor"] = _money(s.wage_floor)
+            limits.append(room)
+        if limits and total > min(limits):
+            details["uncapped_total"] = _money(total)
+            details["capped"] = True
+            return min(limits)
+        if limits:
+            details["capped"] = False
+        return total
+
+    def _over_limit(self, subject: Subject, entry: dict[str, Any], label: str,
+                    book: dict[str, Any], at: datetime, ctx: RuleContext) -> None:
+        s = self.spec
+        items = entry["items"]
+        evidence = [e for it in items for e in it[3]]
+        details = {"what": self._what, "period": label, "count": len(items), "limit": s.limit,
+                   "items": [it[0] for it in items],
+                   "period_start": _iso(ctx, book["start"]),
+                   "period_end": _iso(ctx, book["end"])}
+        ctx.emit(s, "over_limit", kind=s.limit_kind, subject=subject, at=at,
+                 evidence=evidence, key=label, details=details)
+        if s.limit_amount > 0:
+            ctx.emit(s, "limit_fine", kind="fine", subject=subject, at=at, evidence=evidence,
+                     key=label, details=details, amount=cents(s.limit_amount),
+                     currency=s.currency)
+
+    # -- time ------------------------------------------------------------------------
+
+    def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
+        book = self.state["periods"].pop(key, None)
+        if book is None or not self._charges or self.spec.settle != "period":
+            return
+        for entry in book["subjects"].values():
+            self._charge_period(Subject(kind=entry["kind"], id=entry["id"]), entry, key, book,
+                                due, "final", ctx)
+
+
+def _iso(ctx: RuleContext, t: datetime) -> str:
+    return ctx.calendar.local(t).isoformat(timespec="seconds")
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly copy of an event field for details."""
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def _pct(share: Decimal) -> str:
+    return format((share * 100).normalize(), "f")

@@ -1,0 +1,320 @@
+"""shift-handover (交接班制度, 篇一): scenarios written from the rulebook, one or more per rule,
+each failing when its rule is broken. Edges: a guard leaving one minute before the relief
+arrives; a handover across midnight; a handover with no record; patrol rounds exactly 2 h
+and 2 h + 1 s apart."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from conftest import Evaluate
+from helpers import ev, t
+
+from policykit import Decision
+
+POLICY = "shift-handover"
+
+
+def start(at: str, guard: str, post: str = "P1", checks: bool = True,
+          **kw: Any) -> list[dict[str, Any]]:
+    """A guard taking the post, with the turnout and equipment checks done (checks=True)."""
+    out = [ev("shift.started", at, post_id=post, guard_id=guard, **kw)]
+    if checks:
+        later = t(at).replace(second=30)
+        out.append(ev("shift.turnout_checked", later, post_id=post, guard_id=guard,
+                      uniform=True, badge=True))
+        out.append(ev("shift.equipment_checked", later, post_id=post, guard_id=guard))
+    return out
+
+
+def end(at: str, guard: str, post: str = "P1", **kw: Any) -> dict[str, Any]:
+    return ev("shift.ended", at, post_id=post, guard_id=guard, **kw)
+
+
+def record(at: str, frm: str, to: str, post: str = "P1", **kw: Any) -> dict[str, Any]:
+    return ev("shift.handover_recorded", at, post_id=post, from_guard=frm, to_guard=to, **kw)
+
+
+def handover(at_relief: str, at_leave: str, frm: str, to: str, post: str = "P1",
+             record_at: str | None = None) -> list[dict[str, Any]]:
+    """A proper change of guard: relief arrives, record, the outgoing guard leaves."""
+    return [*start(at_relief, to, post), record(record_at or at_relief, frm, to, post),
+            end(at_leave, frm, post)]
+
+
+def rules(out: list[Decision]) -> list[str]:
+    return sorted(d.rule for d in out)
+
+
+def only(out: list[Decision], rule: str) -> list[Decision]:
+    return [d for d in out if d.rule == rule]
+
+
+def day_and_night(day: str = "2026-03-02") -> list[dict[str, Any]]:
+    """A clean 24 hours at post P1: A 08:00-20:00, B 20:00-08:00, C from 08:00."""
+    nxt = f"{day[:-2]}{int(day[-2:]) + 1:02d}"
+    return [*start(f"{day} 08:00", "A"),
+            *handover(f"{day} 19:55", f"{day} 20:00", "A", "B"),
+            *handover(f"{nxt} 07:55", f"{nxt} 08:00", "B", "C")]
+
+
+def test_a_clean_day_and_night_has_no_decisions(evaluate: Evaluate) -> None:
+    assert evaluate(day_and_night(), until=t("2026-03-03 12:00"), policy=POLICY) == []
+
+
+# -- R1 no leaving before relief --------------------------------------------------------
+
+
+def test_r1_leaving_one_minute_before_the_relief_arrives(evaluate: Evaluate) -> None:
+    events = [*start("2026-03-02 08:00", "A"), end("2026-03-02 19:59", "A", id="a-off"),
+              *start("2026-03-02 20:00", "B"), record("2026-03-02 20:01", "A", "B")]
+    out = evaluate(events, until=t("2026-03-03 00:00"), policy=POLICY)
+    assert rules(out) == ["R1"]
+    d = out[0]
+    assert d.kind == "violation" and d.severity == "high"
+    assert d.subject.kind == "employee" and d.subject.id == "A"
+    assert d.details["waited_seconds"] == 60 and d.details["waited"] == "PT1M"
+    assert d.at == t("2026-03-02 20:00") and "a-off" in d.evidence
+    assert "uncovered for PT1M" in d.message and "崗位空缺 PT1M" in d.message_zh
+
+
+def test_r1_relief_exactly_at_departure_is_fine(evaluate: Evaluate) -> None:
+    events = [*start("2026-03-02 08:00", "A"), end("2026-03-02 20:00", "A", id="0-end"),
+              *start("2026-03-02 20:00", "B"), record("2026-03-02 20:00", "A", "B")]
+    assert evaluate(events, until=t("2026-03-03 00:00"), policy=POLICY) == []
+
+
+def test_r1_across_midnight(evaluate: Evaluate) -> None:
+    events = [*start("2026-03-02 16:00", "A"), end("2026-03-02 23:50", "A"),
+              *start("2026-03-03 00:10", "B"), record("2026-03-03 00:05", "A", "B")]
+    out = evaluate(events, until=t("2026-03-03 06:00"), policy=POLICY)
+    assert rules(out) == ["R1"] and out[0].details["waited"] == "PT20M"
+
+
+# -- R2 handover record -----------------------------------------------------------------
+
+
+def test_r2_handover_across_midnight_is_fine(evaluate: Evaluate) -> None:
+    events = [*start("2026-03-02 16:00", "A"),
+              *handover("2026-03-02 23:55", "2026-03-03 00:05", "A", "B",
+                        record_at="2026-03-03 00:02")]
+    assert evaluate(events, until=t("2026-03-03 06:00"), policy=POLICY) == []
+
+
+def test_r2_handover_with_no_record(evaluate: Evaluate) -> None:
+    events = [*start("2026-03-02 08:00", "A"), *start("2026-03-02 19:55", "B"),
+              end("2026-03-02 20:00", "A", id="a-end")]
+    out = evaluate(events, until=t("2026-03-03 00:00"), policy=POLICY)
+    assert rules(out) == ["R2"]
+    d = out[0]
+    assert d.subject.id == "A" and d.at == t("2026-03-02 20:15")
+    assert d.evidence[0] == "a-end" and d.details["reason"] == "missing"
+
+
+def test_r2_record_limits(evaluate: Evaluate) -> None:
+    base = [*start("2026-03-02 08:00", "A"), *start("2026-03-02 19:40", "B"),
+            end("2026-03-02 20:00", "A")]
+    for when, ok in (("2026-03-02 19:45", True), ("2026-03-02 20:15", True),
+                     ("2026-03-02 19:44:59", False), ("2026-03-02 20:15:01", False)):
+        out = evaluate([*base, record(when, "A", "B")], until=t("2026-03-03 00:00"),
+                       policy=POLICY)
+        assert rules(out) == ([] if ok else ["R2"]), when
+
+
+def test_r2_record_must_name_both_guards(evaluate: Evaluate) -> None:
+    base = [*start("2026-03-02 08:00", "A"), *start("2026-03-02 19:55", "B"),
+            end("2026-03-02 20:00", "A")]
+    for wrong in (record("2026-03-02 20:01", "X", "B"), record("2026-03-02 20:01", "A", "A"),
+                  record("2026-03-02 20:01", "A", "B", post="P2")):
+        assert rules(evaluate([*base, wrong], until=t("2026-03-03 00:00"),
+                              policy=POLICY)) == ["R2"]
+
+
+def test_r2_require_signatures(evaluate: Evaluate) -> None:
+    events = [*start("2026-03-02 08:00", "A"), *start("2026-03-02 19:55", "B"),
+              record("2026-03-02 19:58", "A", "B", signed_by=["A"]), end("2026-03-02 20:00", "A")]
+    assert evaluate(events, until=t("2026-03-03 00:00"), policy=POLICY) == []
+    out = evaluate(events, until=t("2026-03-03 00:00"), policy=POLICY, require_signatures=True)
+    assert rules(out) == ["R2"] and out[0].details["reason"] == "unsigned"
+
+
+# -- R3 equipment check -----------------------------------------------------------------
+
+
+def test_r3_equipment_check(evaluate: Evaluate) -> None:
+    def shift_with_check(at: str | None) -> list[dict[str, Any]]:
+        out = [ev("shift.started", "2026-03-02 08:00", post_id="P1", guard_id="A"),
+               ev("shift.turnout_checked", "2026-03-02 08:01", post_id="P1", guard_id="A",
+                  uniform=True, badge=True)]
+        if at:
+            out.append(ev("shift.equipment_checked", at, post_id="P1", guard_id="A"))
+        return out
+
+    assert evaluate(shift_with_check("2026-03-02 08:30"), until=t("2026-03-02 12:00"),
+                    policy=POLICY) == []
+    late = evaluate(shift_with_check("2026-03-02 08:30:01"), until=t("2026-03-02 12:00"),
+                    policy=POLICY)
+    assert rules(late) == ["R3"] and late[0].at == t("2026-03-02 08:30")
+    none = evaluate(shift_with_check(None), until=t("2026-03-02 12:00"), policy=POLICY)
+    assert rules(none) == ["R3"] and none[0].subject.id == "A"
+
+
+def test_r3_every_shift_is_checked_not_only_the_first(evaluate: Evaluate) -> None:
+    events = [*start("2026-03-02 08:00", "A"), end("2026-03-02 20:00", "A"),
+              *start("2026-03-02 20:00", "B"), record("2026-03-02 20:00", "A", "B"),
+              end("2026-03-03 08:00", "B"),
+              ev("shift.started", "2026-03-03 08:00", post_id="P1", guard_id="A"),
+              ev("shift.turnout_checked", "2026-03-03 08:01", post_id="P1", guard_id="A",
+                 uniform=True, badge=True),
+              record("2026-03-03 08:00", "B", "A")]
+    out = evaluate(events, until=t("2026-03-03 12:00"), policy=POLICY)
+    assert rules(out) == ["R3"] and out[0].at == t("2026-03-03 08:30")
+
+
+# -- R4 coverage ------------------------------------------------------------------------
+
+
+def test_r4_post_nobody_takes(evaluate: Evaluate) -> None:
+    events = [*start("2026-03-02 08:00", "A"), end("2026-03-02 20:00", "A", id="a-left")]
+    out = evaluate(events, until=t("2026-03-03 00:00"), policy=POLICY)
+    r4 = only(out, "R4")
+    assert len(r4) == 1
+    d = r4[0]
+    assert d.subject.kind == "post" and d.subject.id == "P1" and d.at == t("2026-03-02 21:00")
+    assert d.evidence == ("a-left",) and d.details["last_by"] == "A"
+    assert not only(out, "R1")        # not explained by R1: nobody came
+
+
+def test_r4_and_r1_report_each_gap_once(evaluate: Evaluate) -> None:
+    # relief 59 minutes late: R1 with the uncovered time, no R4
+    soon = [*start("2026-03-02 08:00", "A"), end("2026-03-02 20:00", "A"),
+            *start("2026-03-02 20:59", "B"), record("2026-03-02 20:10", "A", "B")]
+    assert rules(evaluate(soon, until=t("2026-03-03 00:00"), policy=POLICY)) == ["R1"]
+    # relief two hours late: R4 at 21:00, no R1
+    late = [*start("2026-03-02 08:00", "A"), end("2026-03-02 20:00", "A"),
+            *start("2026-03-02 22:00", "B"), record("2026-03-02 20:10", "A", "B")]
+    assert rules(evaluate(late, until=t("2026-03-03 00:00"), policy=POLICY)) == ["R4"]
+
+
+def test_r4_exempt_posts(evaluate: Evaluate) -> None:
+    events = [*start("2026-03-02 08:00", "A", post="GATE"),
+              end("2026-03-02 20:00", "A", post="GATE")]
+    out = evaluate(events, until=t("2026-03-03 00:00"), policy=POLICY, exempt_posts=["GATE"])
+    assert out == []
+    assert rules(evaluate(events, until=t("2026-03-03 00:00"), policy=POLICY)) == ["R2", "R4"]
+
+
+def test_r4_max_uncovered_parameter(evaluate: Evaluate) -> None:
+    events = [*start("2026-03-02 08:00", "A"), end("2026-03-02 20:00", "A"),
+              *start("2026-03-02 20:20", "B"), record("2026-03-02 20:10", "A", "B")]
+    out = evaluate(events, until=t("2026-03-03 00:00"), policy=POLICY, max_uncovered="PT15M")
+    assert rules(out) == ["R4"] and out[0].at == t("2026-03-02 20:15")
+
+
+# -- R5 patrols -------------------------------------------------------------------------
+
+
+def patrol(at: str, route: str = "NORTH") -> dict[str, Any]:
+    return ev("patrol.round", at, route_id=route, guard_id="A")
+
+
+def test_r5_patrol_gap_exactly_two_hours_is_fine(evaluate: Evaluate) -> None:
+    events = [patrol("2026-03-02 22:00"), patrol("2026-03-03 00:00"), patrol("2026-03-03 02:00")]
+    assert evaluate(events, until=t("2026-03-03 03:59:59"), policy=POLICY) == []
+
+
+def test_r5_patrol_gap_two_hours_and_one_second(evaluate: Evaluate) -> None:
+    events = [patrol("2026-03-02 22:00"), patrol("2026-03-03 00:00:01")]
+    out = evaluate(events, until=t("2026-03-03 02:00"), policy=POLICY)
+    assert rules(out) == ["R5"]
+    d = out[0]
+    assert d.subject.kind == "route" and d.subject.id == "NORTH"
+    assert d.at == t("2026-03-03 00:00") and d.details["gap_seconds"] == 7200
+
+
+def test_r5_night_rounds_count_like_day_rounds(evaluate: Evaluate) -> None:
+    events = [patrol("2026-03-02 23:00"), patrol("2026-03-03 03:00"), patrol("2026-03-03 03:30",
+                                                                               route="SOUTH")]
+    out = evaluate(events, until=t("2026-03-03 04:00"), policy=POLICY)
+    assert [(d.subject.id, d.at) for d in out] == [("NORTH", t("2026-03-03 01:00"))]
+
+
+# -- R6 turnout -------------------------------------------------------------------------
+
+
+def test_r6_turnout_failed_or_missing(evaluate: Evaluate) -> None:
+    def shift(uniform: bool | None, badge: bool = True) -> list[dict[str, Any]]:
+        out = [ev("shift.started", "2026-03-02 08:00", post_id="P1", guard_id="A"),
+               ev("shift.equipment_checked", "2026-03-02 08:05", post_id="P1", guard_id="A")]
+        if uniform is not None:
+            out.append(ev("shift.turnout_checked", "2026-03-02 08:02", post_id="P1",
+                          guard_id="A", uniform=uniform, badge=badge))
+        return out
+
+    assert evaluate(shift(True), until=t("2026-03-02 12:00"), policy=POLICY) == []
+    failed = evaluate(shift(True, badge=False), until=t("2026-03-02 12:00"), policy=POLICY)
+    assert rules(failed) == ["R6"] and failed[0].at == t("2026-03-02 08:02")
+    assert failed[0].details["outcome"] == "incomplete" and "badge" in failed[0].details["missing"]
+    missing = evaluate(shift(None), until=t("2026-03-02 12:00"), policy=POLICY)
+    assert rules(missing) == ["R6"] and missing[0].at == t("2026-03-02 08:30")
+    assert missing[0].details["outcome"] == "missed"
+
+
+# -- R7 suspicious persons, cases, unsafe situations ------------------------------------
+
+
+def test_r7a_suspicious_person_recorded(evaluate: Evaluate) -> None:
+    def checked(recorded: bool) -> dict[str, Any]:
+        return ev("security.suspicious_checked", "2026-03-02 10:00", post_id="P1",
+                  employee_id="A", subject="person", recorded=recorded)
+
+    assert evaluate([checked(True)], policy=POLICY) == []
+    out = evaluate([checked(False)], policy=POLICY)
+    assert rules(out) == ["R7a"] and out[0].subject.id == "A"
+
+
+def test_r7b_criminal_case_to_police_within_two_hours(evaluate: Evaluate) -> None:
+    opened = ev("security.case_opened", "2026-03-02 10:00", case_id="K1", employee_id="A")
+
+    def police(at: str) -> dict[str, Any]:
+        return ev("security.case_to_police", at, case_id="K1", employee_id="A")
+
+    assert evaluate([opened, police("2026-03-02 12:00")], until=t("2026-03-02 18:00"),
+                    policy=POLICY) == []
+    out = evaluate([opened, police("2026-03-02 12:00:01")], until=t("2026-03-02 18:00"),
+                   policy=POLICY)
+    assert rules(out) == ["R7b"] and out[0].at == t("2026-03-02 12:00")
+    assert out[0].severity == "high"
+
+
+def unsafe(kind: str, at: str, case: str = "U1") -> dict[str, Any]:
+    return ev(f"security.unsafe_{kind}", at, case_id=case, employee_id="A")
+
+
+def test_r7c_unsafe_situation_reported_within_30_minutes(evaluate: Evaluate) -> None:
+    found = unsafe("found", "2026-03-02 10:00")
+    ok = [found, unsafe("reported", "2026-03-02 10:30"), unsafe("closed", "2026-03-02 11:00")]
+    assert evaluate(ok, until=t("2026-03-02 18:00"), policy=POLICY) == []
+    late = [found, unsafe("reported", "2026-03-02 10:30:01"),
+            unsafe("closed", "2026-03-02 11:00")]
+    out = evaluate(late, until=t("2026-03-02 18:00"), policy=POLICY)
+    assert rules(out) == ["R7c"] and out[0].at == t("2026-03-02 10:30")
+
+
+def test_r7d_updates_until_closed(evaluate: Evaluate) -> None:
+    events = [unsafe("found", "2026-03-02 10:00"), unsafe("reported", "2026-03-02 10:10"),
+              unsafe("reported", "2026-03-02 12:10")]
+    out = evaluate(events, until=t("2026-03-02 18:00"), policy=POLICY)
+    assert rules(out) == ["R7d"] and out[0].at == t("2026-03-02 14:10")
+    assert out[0].subject.kind == "case" and out[0].subject.id == "U1"
+    closed = [*events, unsafe("closed", "2026-03-02 14:00")]
+    assert evaluate(closed, until=t("2026-03-02 18:00"), policy=POLICY) == []
+
+
+def test_decisions_are_final_and_cite_the_clause(evaluate: Evaluate) -> None:
+    events = [*start("2026-03-02 08:00", "A"), end("2026-03-02 19:59", "A"),
+              *start("2026-03-02 20:00", "B")]
+    out = evaluate(events, until=t("2026-03-03 00:00"), policy=POLICY)
+    assert out and all(d.clause == "篇一" and d.status == "final" for d in out)
+    assert all(isinstance(d.at, datetime) for d in out)
