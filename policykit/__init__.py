@@ -5,6 +5,7 @@ policy set (the standard pack by default) and get back violations, deductions, f
 escalations and obligations, each with its evidence.
 """
 
+from .audit import AuditReport, audit
 from .calendar import BusinessCalendar
 from .engine import Engine, Session, SessionStats
 from .errors import (
@@ -31,6 +32,7 @@ from .policyfile import load_policy, loads_policy
 from .rules.standard import standard_pack
 
 __all__ = [
+    "AuditReport",
     "EVENT_TYPES",
     "BackendUnavailableError",
     "BusinessCalendar",
@@ -49,6 +51,7 @@ __all__ = [
     "SessionStats",
     "SnapshotError",
     "Subject",
+    "audit",
     "json_schema",
     "load_policy",
     "loads_policy",

@@ -35,6 +35,8 @@ import pendulum
 from chinese_calendar import constants as _cn  # type: ignore[import-untyped, unused-ignore]
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .errors import PolicyKitError
+
 __all__ = [
     "BOUNDARIES",
     "CN_HOLIDAY_YEARS",
@@ -75,12 +77,11 @@ _ZERO: Final = timedelta(0)
 _MAX_IDLE_DAYS: Final = 366
 
 
-class CalendarError(ValueError):
-    """A bad calendar parameter or argument.
+class CalendarError(PolicyKitError, ValueError):
+    """A bad calendar parameter or argument, or a date outside the holiday data.
 
     The message names the parameter, the bad value and the expected form, plus the nearest
-    valid name where there is one. (Standalone for now; it will join the PolicyKitError
-    family in ``policykit.errors``.)
+    valid name where there is one.
     """
 
     def __init__(
