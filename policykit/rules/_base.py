@@ -65,6 +65,20 @@ KEY_SEP = "\x1f"
 
 
 _PARTS: dict[str, tuple[str, ...]] = {}
+# Classes known to be pydantic models. isinstance(x, BaseModel) goes through ABCMeta (as
+# does the Mapping check), which costs more than the field read itself on the per-event
+# path; a set lookup of the exact type does not.
+_MODELS: set[type] = set()
+
+
+def _is_model(value: Any) -> bool:
+    cls = type(value)
+    if cls in _MODELS:
+        return True
+    if isinstance(value, BaseModel):
+        _MODELS.add(cls)
+        return True
+    return False
 
 
 def event_value(event: EventBase, path: str) -> Any:
@@ -78,7 +92,7 @@ def event_value(event: EventBase, path: str) -> Any:
             return None
         # Models first: a pydantic model is never a Mapping, and the Mapping ABC check is
         # the slowest part of a field read on the per-event path.
-        if isinstance(value, BaseModel):
+        if _is_model(value):
             value = getattr(value, part, None)
         elif type(value) is dict or isinstance(value, Mapping):
             value = value.get(part)
@@ -93,8 +107,10 @@ def field_getter(path: str) -> Callable[[Any], Any]:
     if "." in path:
         return lambda ev: event_value(ev, path)
 
+    models = _MODELS
+
     def get(ev: Any) -> Any:
-        if isinstance(ev, BaseModel):
+        if type(ev) in models:
             return getattr(ev, path, None)
         return event_value(ev, path)
 

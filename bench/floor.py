@@ -1,0 +1,225 @@
+"""The floors policykit's audit is measured against.
+
+1. :func:`parse_floor` — parse and validate JSONL into the pydantic event models and nothing
+   else: ``policykit.models.parsing.parse_event`` per line (what every audit pays), and the
+   bare pydantic path (``TypeAdapter(Event).validate_json``) for reference.
+2. :func:`lateness` — the lateness-deduction policy (POLICIES.md §3, default parameters:
+   R1 late day after 08:30:00, R2 1% / 5% from the 3rd late day with ``tier_mode: all``,
+   provisional running totals and the month's final, R3 more than 3 late days, R4 no sign-in
+   on a working day without leave, R5 last clock-out before 17:30; guards, whose presence is
+   their shifts, exempt from R1, R4 and R5 by role) written by hand in plain
+   Python: no rule shapes, no decision models, just dicts and counters. The engine running the
+   same policy alone is compared with it (``bench/run.py``), and the two must agree on every
+   count and on the money (:func:`engine_counts` gives the engine's side).
+
+Both take events already in (time, id) order, as the engine applies them, and like
+``Engine.evaluate(events)`` without ``until`` they fire nothing due after the last event.
+
+    python bench/floor.py LOG.jsonl      # parse floor, hand-written lateness, engine, agreement
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time as _time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+from policykit.calendar import DEFAULT_CALENDAR, BusinessCalendar
+
+__all__ = ["engine_counts", "lateness", "parse_floor"]
+
+_CENT = Decimal("0.01")
+_BASE_RATE = Decimal("0.01")
+_TIER_RATE = Decimal("0.05")
+_TIER_FROM = 3
+_LIMIT = 3
+_WORK_START = time(8, 30)
+_WORK_END = time(17, 30)
+_EXEMPT_ROLES = frozenset({"guard"})
+
+
+def parse_floor(lines: Sequence[str], *, bare: bool = False) -> float:
+    """Seconds to parse and validate ``lines`` (JSONL rows) into event models."""
+    if bare:
+        from policykit.models.parsing import _ADAPTER
+
+        validate = _ADAPTER.validate_json
+        began = _time.perf_counter()
+        for line in lines:
+            validate(line)
+        return _time.perf_counter() - began
+    from policykit.models.parsing import parse_event
+
+    began = _time.perf_counter()
+    for line in lines:
+        parse_event(line)
+    return _time.perf_counter() - began
+
+
+def _cents(value: Decimal) -> Decimal:
+    return value.quantize(_CENT, rounding=ROUND_HALF_UP)
+
+
+def lateness(events: Iterable[Any], calendar: BusinessCalendar = DEFAULT_CALENDAR
+             ) -> tuple[Counter[str], Decimal]:
+    """The lateness-deduction policy by hand: counts per ``rule:outcome`` and the sum of the
+    months' final deductions. ``events`` are models (or anything with ``type``, ``at`` and
+    the fields) in (time, id) order."""
+    tz = calendar.tz()
+    working: dict[date, bool] = {}
+    out: Counter[str] = Counter()
+    total_final = Decimal(0)
+    salary: dict[str, Decimal] = {}
+    exempt: set[str] = set()                  # employees whose latest profile is exempt
+    anchor: dict[str, datetime] = {}          # R4 population: first profile time
+    leave: dict[str, list[tuple[date, date]]] = {}
+    first_in: dict[str, datetime] = {}        # R1: first clock-in of the open day
+    signed: set[str] = set()                  # R4: clocked in at/after their anchor today
+    last_out: dict[str, datetime] = {}        # R5: last clock-out of the open day
+    late_days: dict[str, int] = {}            # R2/R3: late days of the open month
+    day: date | None = None
+    month: tuple[int, int] | None = None
+
+    def is_working(d: date) -> bool:
+        w = working.get(d)
+        if w is None:
+            w = working[d] = calendar.is_working_day(d)
+        return w
+
+    def new_day() -> None:
+        first_in.clear()
+        signed.clear()
+        last_out.clear()
+
+    def close_day(d: date) -> None:
+        if not is_working(d):
+            new_day()
+            return
+        end = datetime.combine(d, _WORK_END, tz)
+        out["R5:early"] += sum(1 for t in last_out.values() if t < end)
+        day_end = datetime.combine(d + timedelta(days=1), time(), tz)
+        for emp, since in anchor.items():
+            if emp in signed or since >= day_end:
+                continue
+            if any(a <= d <= b for a, b in leave.get(emp, ())):
+                continue
+            out["R4:no_sign_in"] += 1
+        new_day()
+
+    def close_month() -> None:
+        nonlocal total_final
+        for emp, n in late_days.items():
+            pay = salary.get(emp)
+            if pay is None:
+                out["R2:salary_unknown"] += 1
+                continue
+            amount = n * _cents(pay * (_TIER_RATE if n >= _TIER_FROM else _BASE_RATE))
+            out["R2:total"] += 1
+            total_final += amount
+        late_days.clear()
+
+    for ev in events:
+        local = ev.at.astimezone(tz)
+        d = local.date()
+        if d != day:
+            if day is not None:
+                while day < d:
+                    close_day(day)
+                    nxt = day + timedelta(days=1)
+                    if (nxt.year, nxt.month) != month:
+                        close_month()
+                        month = (nxt.year, nxt.month)
+                    day = nxt
+            else:
+                month = (d.year, d.month)
+            day = d
+        kind = ev.type
+        if kind == "attendance.clock_in":
+            emp = ev.employee_id
+            since = anchor.get(emp)
+            if since is not None and ev.at >= since:
+                signed.add(emp)
+            if emp in first_in or emp in exempt or not is_working(d):
+                continue
+            first_in[emp] = ev.at
+            if local.time() > _WORK_START:
+                out["R1:late"] += 1
+                n = late_days[emp] = late_days.get(emp, 0) + 1
+                if n == _LIMIT + 1:
+                    out["R3:over_limit"] += 1
+                out["R2:running" if emp in salary else "R2:salary_unknown"] += 1
+        elif kind == "attendance.clock_out":
+            if is_working(d) and ev.employee_id not in exempt:
+                last_out[ev.employee_id] = ev.at
+        elif kind == "employee.profile":
+            emp = ev.employee_id
+            salary[emp] = Decimal(ev.base_salary)
+            if ev.role in _EXEMPT_ROLES:
+                exempt.add(emp)
+                anchor.pop(emp, None)
+            else:
+                exempt.discard(emp)
+                anchor.setdefault(emp, ev.at)
+        elif kind == "attendance.leave":
+            leave.setdefault(ev.employee_id, []).append((ev.start, ev.end))
+    return out, total_final
+
+
+def engine_counts(decisions: Iterable[Any]) -> tuple[Counter[str], Decimal]:
+    """The same figures from the engine's lateness-deduction decisions."""
+    out: Counter[str] = Counter()
+    total = Decimal(0)
+    for d in decisions:
+        if d.policy != "lateness-deduction":
+            continue
+        outcome = d.details.get("outcome")
+        out[f"{d.rule}:{outcome}"] += 1
+        if d.rule == "R2" and outcome == "total" and d.amount is not None:
+            total += d.amount
+    return out, total
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    from policykit import Engine
+    from policykit.models.parsing import parse_event
+    from policykit.rules.standard import standard_pack
+
+    lines = [ln for ln in Path(args[0]).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    took = parse_floor(lines)
+    bare = parse_floor(lines, bare=True)
+    events = sorted((parse_event(ln) for ln in lines), key=lambda e: (e.at, e.id))
+    began = _time.perf_counter()
+    mine, money = lateness(events)
+    hand = _time.perf_counter() - began
+    engine = Engine(standard_pack().select("lateness-deduction"))
+    began = _time.perf_counter()
+    decisions = engine.evaluate(events)
+    eng = _time.perf_counter() - began
+    theirs, their_money = engine_counts(decisions)
+    n = len(lines)
+    print(json.dumps({
+        "events": n,
+        "parse_validate_events_per_s": round(n / took),
+        "bare_pydantic_events_per_s": round(n / bare),
+        "hand_written_lateness_events_per_s": round(n / hand),
+        "engine_lateness_events_per_s": round(n / eng),
+        "ratio": round(eng / hand, 1),
+        "agree": mine == theirs and money == their_money,
+        "hand": dict(sorted(mine.items())), "engine": dict(sorted(theirs.items())),
+        "money": [str(money), str(their_money)],
+    }, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
