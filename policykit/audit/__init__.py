@@ -1,0 +1,39 @@
+"""Batch audits: read a log in any format, run the policies over it, and read the result as
+tables, a payroll summary, charts, explanations and a self-contained HTML report.
+
+>>> report = audit("events.jsonl", until="2026-04-01T00:00:00+08:00")   # doctest: +SKIP
+>>> report.summary()                       # decisions per policy, rule and kind  # doctest: +SKIP
+>>> report.payroll("2026-03")              # base salary, deductions, fines, net  # doctest: +SKIP
+>>> print(report.explain(report.decisions[0].id))                             # doctest: +SKIP
+
+An invalid record never stops an audit and is never silently dropped: it goes to
+``report.quarantine`` with its line (or row) number, its id and what was wrong with it.
+pandas, matplotlib and pyarrow are imported only by the methods that need them.
+
+One concept per module: ``_readers`` (sources to raw records), ``_quarantine`` (validation
+and bad records), ``_audit`` (the run), ``_report`` (:class:`AuditReport`), ``_summary``,
+``_payroll``, ``_explain``, ``_why_not``, ``_charts``, ``_html``, and ``_format`` (values as
+people and JSON files read them).
+"""
+
+from ._audit import audit, parse_instant
+from ._audit import load_policies as _load_policies  # noqa: F401  # policykit.cli imports it
+from ._charts import Chart
+from ._explain import Explanation
+from ._quarantine import QuarantinedRecord
+from ._readers import AuditSourceError, read_records
+from ._report import AuditCounts, AuditReport
+from ._why_not import WhyNot
+
+__all__ = [
+    "AuditCounts",
+    "AuditReport",
+    "AuditSourceError",
+    "Chart",
+    "Explanation",
+    "QuarantinedRecord",
+    "WhyNot",
+    "audit",
+    "parse_instant",
+    "read_records",
+]
