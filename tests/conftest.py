@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from policykit import Decision, Engine, Policy, PolicySet, standard_pack
+from policykit.engine._durable_adapter import durable_available
 
-BACKENDS = ["native"]
+BACKENDS = ["native", "durable"] if durable_available()[0] else ["native"]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,0 +1,304 @@
+"""The durable-rules evaluator: the Rete engine decides which rules an event reaches.
+
+How a policy set becomes a durable_rules ruleset (see docs/architecture.md, "durable-rules"):
+
+* Every rule's event matchers (the :class:`~policykit.rules._base.Match` objects in its spec:
+  deadline triggers and steps, recurrence occurrences and exemptions, precondition actions,
+  priors and revocations, tariff items, gap beats, rate numerators...) are collected from the
+  spec's fields. Each (matcher, event type) becomes one Rete rule: the event type as the
+  message kind, and one test per ``where`` condition.
+* A plain equality condition (``severity: major``, ``registered: true``) stays an equality
+  test inside Rete on the event's normalised value. Every other condition (``gt``, ``in``,
+  ``contains``, ``exists``...) is decided in Python before the event reaches the engine and
+  travels as a 0/1 attribute the rule tests for equality with 1 — so only equality reaches
+  durable_rules, never a comparison, never text against numbers.
+* Event types a rule reads as *state* rather than through a filter (a population's start
+  and leave events: an employee profile that stops matching ``where`` ends a membership)
+  get a rule testing the type alone, so the rule always sees them.
+* Each event is asserted as a fact and retracted at once: every rule it completes fires
+  once (a posted event would be consumed by the first rule only). The actions record which
+  (policy, rule) pairs matched, and only those rules' runtimes get ``on_event``, in the
+  same (policy, rule) order as the native evaluator. Rules then do their stateful work in
+  Python — the same runtimes and the same ``RuleContext.emit`` — so decisions and their ids
+  are the native ones by construction, and the Rete network holds no state between events
+  (snapshots are the runtimes' plain state, exactly as on native).
+* Deadlines run in event time on the native evaluator's heap of (due, policy, rule, key);
+  no durable_rules timer is ever started.
+
+The skipped ``on_event`` calls are sound because a rule's runtime does nothing with an event
+that passes none of its filter matchers; tests/properties/test_differential.py checks it by
+comparing decisions *and* the full rule state of both backends on generated streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..models.decisions import Decision
+from ..models.events import EmployeeProfile, EventBase
+from ..policy import PolicySet
+from ..rules._base import Match as EventMatch
+from ..rules._base import _compile_condition, field_getter
+from ._backend import Backend, EvaluatorSession
+from ._durable_adapter import (
+    DurableRuleset,
+    DurableUnavailable,
+    FieldEq,
+    Lifetime,
+    Match,
+    Rule,
+    RulesetSpec,
+    durable_available,
+)
+from ._native import _NativeSession
+
+__all__ = ["CompiledPack", "DurableBackend", "compile_pack"]
+
+_INT64 = (-(2**63), 2**63 - 1)  # the engine's integers; larger ones equal no tested value
+_STR_SENTINEL = "\x00"  # what a non-text value sends where a rule tests text equality
+
+
+@dataclass(frozen=True)
+class _Attribute:
+    """One field of the posted message and how to compute it from an event."""
+
+    name: str
+    compute: Callable[[EventBase], str | int | None]
+
+
+@dataclass(frozen=True)
+class CompiledPack:
+    """A policy set compiled for the Rete engine.
+
+    ``spec`` is the durable ruleset; ``targets`` maps each durable rule name to the
+    (policy index, rule index) pairs it routes to (rules with the same event type and the
+    same tests share one Rete rule, so an event fires once per distinct matcher);
+    ``attributes`` lists, per event type, the fields its message carries; ``gated`` lists
+    the (policy, rule, event type) reached only through filter matchers (the rest go
+    through type-only rules)."""
+
+    spec: RulesetSpec | None
+    targets: dict[str, tuple[tuple[int, int], ...]]
+    attributes: dict[str, tuple[_Attribute, ...]]
+    gated: frozenset[tuple[int, int, str]]
+
+
+def _walk(value: object, filters: list[EventMatch], state_types: set[str],
+          in_state: bool = False) -> None:
+    """Collect the filter matchers of a spec, and the event types it reads as state."""
+    if isinstance(value, EventMatch):
+        if in_state:
+            state_types.update(value.type)
+        else:
+            filters.append(value)
+    if isinstance(value, BaseModel):
+        # A population (recurrence's or _scope's) is state: an event of its types that
+        # fails ``where`` ends a membership, so those types are never filtered away.
+        population = type(value).__name__ == "Population"
+        if population:
+            for name in ("type", "leave"):
+                types = getattr(value, name, None)
+                if isinstance(types, tuple):
+                    state_types.update(t for t in types if isinstance(t, str))
+        for name in type(value).model_fields:
+            _walk(getattr(value, name), filters, state_types, in_state or population)
+    elif isinstance(value, tuple | list):
+        for item in value:
+            _walk(item, filters, state_types, in_state)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _walk(item, filters, state_types, in_state)
+
+
+def _is_equality(cond: object) -> tuple[bool, object]:
+    """(True, value) when ``cond`` is a scalar equality Rete can test; else (False, None)."""
+    if isinstance(cond, dict) and len(cond) == 1 and "eq" in cond:
+        cond = cond["eq"]
+    if isinstance(cond, str | int) and not isinstance(cond, dict):  # bool is an int
+        return True, cond
+    return False, None
+
+
+def _text_value(get: Callable[[Any], Any]) -> Callable[[EventBase], str | None]:
+    def compute(ev: EventBase) -> str | None:
+        v = get(ev)
+        if v is None:
+            return None
+        if isinstance(v, str):
+            return str.__str__(v)
+        return _STR_SENTINEL  # Python: a non-str never equals a str
+
+    return compute
+
+
+def _int_value(get: Callable[[Any], Any], sentinel: int) -> Callable[[EventBase], int | None]:
+    def compute(ev: EventBase) -> int | None:
+        v = get(ev)
+        if v is None:
+            return None
+        if isinstance(v, int):  # bool too: True == 1 in Python, and normalises to 1
+            return int(v) if _INT64[0] <= v <= _INT64[1] else sentinel
+        try:
+            # Decimal(2) == 2 and 2.0 == 2 in Python: an integral number equals its int.
+            if v == int(v) and _INT64[0] <= int(v) <= _INT64[1]:
+                return int(v)
+        except (TypeError, ValueError, OverflowError, ArithmeticError):
+            pass
+        return sentinel  # equals none of the values any rule tests
+
+    return compute
+
+
+def _flag(test: Callable[[EventBase], bool]) -> Callable[[EventBase], int]:
+    return lambda ev: 1 if test(ev) else 0
+
+
+def _add(matchers: dict[Any, list[tuple[int, int]]], key: Any, pair: tuple[int, int]) -> None:
+    pairs = matchers.setdefault(key, [])
+    if pair not in pairs:
+        pairs.append(pair)
+
+
+def compile_pack(policies: PolicySet) -> CompiledPack:
+    """Compile every rule of ``policies`` to Rete rules (see the module docstring)."""
+    # (event type, tests) -> the (policy, rule) pairs behind that matcher, in first-seen order
+    matchers: dict[tuple[str, tuple[tuple[str, object], ...]], list[tuple[int, int]]] = {}
+    gated: set[tuple[int, int, str]] = set()
+    # (path, 'str'|'int') -> field name; (path, repr(cond)) -> flag name
+    eq_fields: dict[tuple[str, str], str] = {}
+    eq_values: dict[str, set[int]] = {}
+    flag_fields: dict[tuple[str, str], str] = {}
+    flag_tests: dict[str, Callable[[EventBase], bool]] = {}
+    field_paths: dict[str, str] = {}
+    uses: dict[str, set[str]] = {}  # event type -> field names its messages carry
+    kinds: dict[str, Lifetime] = {}
+
+    for pi, policy in enumerate(policies):
+        for ri, spec in enumerate(policy.specs):
+            rule_types = spec.event_types()
+            filters: list[EventMatch] = []
+            state_types: set[str] = set()
+            _walk(spec, filters, state_types)
+            filtered = {t for m in filters for t in m.type}
+            # Types read but by no filter (and population types) reach the rule always.
+            always = (rule_types - filtered) | (state_types & rule_types)
+            for t in sorted(always):
+                _add(matchers, (t, ()), (pi, ri))
+                kinds[t] = "fact"
+            for m in filters:
+                tests: list[FieldEq] = []
+                for path, cond in m.where.items():
+                    eq, value = _is_equality(cond)
+                    if eq:
+                        cls = "str" if isinstance(value, str) else "int"
+                        fname = eq_fields.setdefault((path, cls), f"v{len(eq_fields)}")
+                        field_paths[fname] = path
+                        if cls == "int":
+                            eq_values.setdefault(fname, set()).add(int(value))  # type: ignore[call-overload]
+                        tests.append(FieldEq(fname, value))
+                    else:
+                        fkey = (path, repr(cond))
+                        fname = flag_fields.get(fkey, "")
+                        if not fname:
+                            fname = flag_fields[fkey] = f"c{len(flag_fields)}"
+                            flag_tests[fname] = _compile_condition(path, cond)
+                        tests.append(FieldEq(fname, 1))
+                for t in m.type:
+                    if t in always or t not in rule_types:
+                        continue
+                    signature = tuple(sorted((x.field, x.value) for x in tests))
+                    _add(matchers, (t, signature), (pi, ri))
+                    gated.add((pi, ri, t))
+                    kinds[t] = "fact"
+                    uses.setdefault(t, set()).update(x.field for x in tests)
+
+    attributes: dict[str, tuple[_Attribute, ...]] = {}
+    for t, names in uses.items():
+        attrs: list[_Attribute] = []
+        for fname in sorted(names, key=lambda n: (n[0], int(n[1:]))):
+            if fname.startswith("c"):
+                attrs.append(_Attribute(fname, _flag(flag_tests[fname])))
+            else:
+                get = field_getter(field_paths[fname])
+                values = eq_values.get(fname)
+                attrs.append(_Attribute(fname, _text_value(get) if values is None
+                                        else _int_value(get, max(values) + 1)))
+        attributes[t] = tuple(attrs)
+    rules: list[Rule] = []
+    targets: dict[str, tuple[tuple[int, int], ...]] = {}
+    for index, ((t, signature), pairs) in enumerate(matchers.items()):
+        name = f"m{index}:{t}"
+        rules.append(Rule(name, (Match("e", t, tuple(FieldEq(f, v) for f, v in signature)),)))
+        targets[name] = tuple(pairs)
+    ruleset = RulesetSpec(rules=tuple(rules), kinds=kinds, kind_field="kind") if rules else None
+    return CompiledPack(ruleset, targets, attributes, frozenset(gated))
+
+
+class _DurableSession(_NativeSession):
+    """The native session, with the Rete engine choosing which rules an event reaches.
+
+    Timers, rule runtimes, decision consumers and snapshots are the native session's, so the
+    two backends cannot drift apart in anything but the matching this class replaces."""
+
+    def __init__(self, policies: PolicySet) -> None:
+        super().__init__(policies)
+        self._compiled = compile_pack(policies)
+        spec = self._compiled.spec
+        self._kinds = frozenset(spec.kinds) if spec is not None else frozenset()
+        self._ruleset = DurableRuleset("policykit", spec) if spec is not None else None
+
+    def matched(self, event: EventBase) -> set[tuple[int, int]]:
+        """The (policy, rule) pairs whose matchers this event passes, decided by Rete."""
+        ruleset = self._ruleset
+        if ruleset is None or event.type not in self._kinds:
+            return set()
+        message: dict[str, object] = {"kind": event.type}
+        for attr in self._compiled.attributes.get(event.type, ()):
+            message[attr.name] = attr.compute(event)
+        fact = ruleset.assert_fact(message)
+        ruleset.retract_fact(fact)
+        targets = self._compiled.targets
+        hits: set[tuple[int, int]] = set()
+        for firing in ruleset.drain():
+            hits.update(targets[firing["rule"]])
+        return hits
+
+    def apply(self, event: EventBase) -> list[Decision]:
+        if isinstance(event, EmployeeProfile):
+            self._directory[event.employee_id] = event
+        routes = self._routes.get(event.type)
+        if routes:
+            hits = self.matched(event)
+            for pi, ri in routes:  # the native order: by policy, then rule
+                if (pi, ri) not in hits:
+                    continue
+                ctx = self._contexts[pi][ri]
+                ctx.now = event.at
+                self._runtimes[pi][ri].on_event(event, ctx)
+                self._drain_queue(event.at)
+        return self._take()
+
+    def close(self) -> None:
+        if self._ruleset is not None:
+            self._ruleset.close()
+
+
+class DurableBackend(Backend):
+    """Policy sets evaluated with durable_rules as the matching layer.
+
+    Raises :class:`~policykit.BackendUnavailableError` (the adapter's ``DurableUnavailable``)
+    when durable_rules cannot be imported in this interpreter, saying why and what to do."""
+
+    name = "durable"
+
+    def __init__(self) -> None:
+        ok, why = durable_available()
+        if not ok:
+            raise DurableUnavailable(why or "durable_rules cannot be imported")
+
+    def open(self, policies: PolicySet) -> EvaluatorSession:
+        return _DurableSession(policies)
