@@ -7,7 +7,8 @@ escalations and obligations, each with its evidence.
 
 from .audit import AuditReport, audit
 from .calendar import BusinessCalendar
-from .engine import Engine, Session, SessionStats
+from .checkpoint import CheckpointStore
+from .engine import Engine, Session, SessionFailedError, SessionStats
 from .errors import (
     BackendUnavailableError,
     EventError,
@@ -36,6 +37,7 @@ __all__ = [
     "EVENT_TYPES",
     "BackendUnavailableError",
     "BusinessCalendar",
+    "CheckpointStore",
     "Decision",
     "Engine",
     "Event",
@@ -48,6 +50,7 @@ __all__ = [
     "PolicyKitError",
     "PolicySet",
     "Session",
+    "SessionFailedError",
     "SessionStats",
     "SnapshotError",
     "Subject",

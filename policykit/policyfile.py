@@ -29,13 +29,19 @@ import yaml
 from pydantic import ValidationError
 
 from .calendar import BusinessCalendar
-from .errors import ParameterError, PolicyFileError, format_loc, nearest
+from .errors import ParameterError, PolicyFileError, PolicyKitError, format_loc, nearest
 from .policy import Policy, PolicySet
 
 __all__ = ["load_policy", "loads_policy"]
 
 #: Policy files larger than this are refused before parsing (hostile input).
 MAX_BYTES = 5 * 1024 * 1024
+#: YAML nesting deeper than this is refused before building anything (parsers recurse).
+MAX_DEPTH = 64
+#: A YAML document with more nodes than this, counting each use of an alias as a copy of
+#: what it names, is refused ("billion laughs": a few lines of anchors can stand for
+#: billions of nodes, which validation would walk one by one).
+MAX_NODES = 200_000
 _SET_KEYS = ("pack", "exclude", "calendar", "policies")
 _USE_KEYS = ("use", "parameters", "calendar")
 _POLICY_KEYS = tuple(Policy.model_fields)
@@ -72,12 +78,76 @@ class _Lines:
         return self._map.get("")
 
 
+def _check_yaml_size(text: str, source: str) -> None:
+    """Refuse deep or alias-bombed YAML by scanning its event stream (which needs no
+    recursion and builds nothing): depth, and node count with aliases expanded."""
+    sizes: dict[str, int] = {}  # anchor -> expanded node count of the node it names
+    stack: list[list[Any]] = []  # open collections: [anchor, expanded nodes so far]
+    total = 0
+
+    def add(n: int) -> None:
+        nonlocal total
+        total += n
+        for frame in stack:
+            frame[1] += n
+        if total > MAX_NODES:
+            raise PolicyFileError(source, "", f"more than {MAX_NODES} nodes",
+                                  f"a policy file of at most {MAX_NODES} YAML nodes, aliases "
+                                  "counted as copies of what they name")
+
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            add(sizes.get(event.anchor or "", 1))
+        elif isinstance(event, yaml.ScalarEvent):
+            add(1)
+            if event.anchor:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            add(1)
+            stack.append([event.anchor, 1])
+            if len(stack) > MAX_DEPTH:
+                raise PolicyFileError(source, "", "<deeply nested>",
+                                      f"a policy file nested at most {MAX_DEPTH} levels",
+                                      line=event.start_mark.line + 1 if event.start_mark
+                                      else None)
+        elif isinstance(event, yaml.CollectionEndEvent) and stack:
+            anchor, size = stack.pop()
+            if anchor:
+                sizes[anchor] = size
+
+
+def _shallow(data: Any) -> bool:
+    """True when ``data`` nests at most MAX_DEPTH levels (iterative: no recursion limit)."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False
+        if isinstance(item, Mapping):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return True
+
+
 def _parse(text: str, fmt: str, source: str) -> tuple[Any, _Lines]:
+    data, lines = _parse_text(text, fmt, source)
+    if not _shallow(data):
+        raise PolicyFileError(source, "", "<deeply nested>",
+                              f"a policy file nested at most {MAX_DEPTH} levels")
+    return data, lines
+
+
+def _parse_text(text: str, fmt: str, source: str) -> tuple[Any, _Lines]:
     try:
+        if fmt == "yaml":
+            _check_yaml_size(text, source)
         if fmt == "toml":
             return tomllib.loads(text), _Lines(None)
         if fmt == "json":
-            data = json.loads(text)
+            data = json.loads(text, parse_constant=_no_constant)
+            if not _shallow(data):
+                return data, _Lines(None)  # refused by _parse, before composing it
             # JSON is (nearly) YAML: compose it again only to learn the lines.
             try:
                 node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -100,6 +170,17 @@ def _parse(text: str, fmt: str, source: str) -> tuple[Any, _Lines]:
     except RecursionError:
         raise PolicyFileError(source, "", "<deeply nested>",
                               "a policy file of sane depth") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise PolicyFileError(source, "", _short_text(str(exc)), f"valid {fmt.upper()}") \
+            from None
+
+
+def _short_text(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _no_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
 
 
 def _problem(exc: yaml.MarkedYAMLError) -> str:
@@ -113,6 +194,17 @@ def _unknown_keys(data: Mapping[str, Any], allowed: tuple[str, ...], source: str
             sub = f"{path}.{key}" if path else str(key)
             raise PolicyFileError(source, sub, key, "one of " + ", ".join(allowed),
                                   line=lines.line(sub), suggestion=nearest(key, allowed))
+
+
+#: What a validator may raise besides ValidationError when given data no rule expects (a
+#: rule shape's checks are plain Python): turned into a PolicyFileError at the path.
+_UNEXPECTED = (TypeError, KeyError, AttributeError, IndexError, OverflowError, ArithmeticError,
+               RecursionError, ValueError, ValidationError)
+
+
+def _unexpected(exc: BaseException, source: str, path: str, lines: _Lines) -> PolicyFileError:
+    return PolicyFileError(source, path, _short_text(f"{type(exc).__name__}: {exc}"),
+                           "values of the types the rule shapes take", line=lines.line(path))
 
 
 def _policy(data: Any, source: str, path: str, lines: _Lines,
@@ -135,6 +227,8 @@ def _policy(data: Any, source: str, path: str, lines: _Lines,
         value = err.get("input") if err["type"] != "missing" else "<missing>"
         raise PolicyFileError(source, sub, value, err["msg"].removeprefix("Value error, "),
                               line=lines.line(sub)) from None
+    except _UNEXPECTED as exc:
+        raise _unexpected(exc, source, path, lines) from None
 
 
 def _calendar(data: Any, source: str, path: str, lines: _Lines) -> BusinessCalendar:
@@ -146,6 +240,11 @@ def _calendar(data: Any, source: str, path: str, lines: _Lines) -> BusinessCalen
         raise PolicyFileError(source, sub, err.get("input"),
                               err["msg"].removeprefix("Value error, "),
                               line=lines.line(sub)) from None
+    except PolicyKitError as exc:
+        raise PolicyFileError(source, path, _short_text(str(exc)), "a valid calendar",
+                              line=lines.line(path)) from None
+    except _UNEXPECTED as exc:
+        raise _unexpected(exc, source, path, lines) from None
 
 
 def _use(entry: Mapping[str, Any], source: str, path: str, lines: _Lines,
@@ -176,12 +275,19 @@ def _use(entry: Mapping[str, Any], source: str, path: str, lines: _Lines,
         sub = f"{path}.parameters"
         raise PolicyFileError(source, sub, exc.value, exc.expected,
                               line=lines.line(sub)) from None
+    except _UNEXPECTED as exc:
+        raise _unexpected(exc, source, f"{path}.parameters", lines) from None
     cal = entry.get("calendar")
     chosen = _calendar(cal, source, f"{path}.calendar", lines) if cal is not None else calendar
     if chosen is not None:
         data = policy.model_dump()
         data["calendar"] = chosen.model_dump()
-        policy = Policy.model_validate(data)
+        try:
+            policy = Policy.model_validate(data)
+        except (PolicyFileError, *_UNEXPECTED) as exc:
+            raise PolicyFileError(source, f"{path}.calendar", _short_text(str(exc)),
+                                  "a calendar the policy's rules accept",
+                                  line=lines.line(f"{path}.calendar")) from None
     return policy
 
 
@@ -190,6 +296,12 @@ def loads_policy(text: str, fmt: str = "yaml", *, source: str = "<policy>") -> P
     if fmt not in ("yaml", "toml", "json"):
         raise ParameterError("fmt", fmt, "yaml, toml or json",
                              suggestion=nearest(fmt, ("yaml", "toml", "json")))
+    if not isinstance(text, str):
+        raise PolicyFileError(source, "", type(text).__name__, "the policy file as text")
+    if len(text) > MAX_BYTES or (len(text) * 4 > MAX_BYTES
+                                 and len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES):
+        raise PolicyFileError(source, "", f"{len(text)} characters",
+                              f"at most {MAX_BYTES} bytes of UTF-8")
     data, lines = _parse(text, fmt, source)
     if not isinstance(data, Mapping):
         raise PolicyFileError(source, "", data, "a mapping at the top of the file",
@@ -214,7 +326,7 @@ def loads_policy(text: str, fmt: str = "yaml", *, source: str = "<policy>") -> P
             raise PolicyFileError(source, "exclude", excluded, "a list of policy ids",
                                   line=lines.line("exclude"))
         for i, pid in enumerate(excluded):
-            if pid not in pack:
+            if not isinstance(pid, str) or pid not in pack:
                 raise PolicyFileError(source, f"exclude[{i}]", pid, "a standard policy id",
                                       line=lines.line(f"exclude[{i}]"),
                                       suggestion=nearest(pid, pack.ids))

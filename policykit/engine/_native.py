@@ -8,6 +8,7 @@ from collections import defaultdict, deque
 from datetime import datetime
 from typing import Any
 
+from ..errors import SnapshotError
 from ..models.decisions import Decision
 from ..models.events import EmployeeProfile, EventBase
 from ..policy import PolicySet
@@ -44,6 +45,10 @@ class _NativeSession(EvaluatorSession):
                     self._consumers[(pi, dep)].append(ri)
             self._runtimes.append(runtimes)
             self._contexts.append(contexts)
+        # What a fresh rule's state looks like: import_state checks a snapshot against it.
+        self._shapes = [[{k: type(v) for k, v in rt.state.items() if v is not None}
+                         for rt in runtimes]
+                        for runtimes in self._runtimes]
 
     def _emitter(self, pi: int) -> Any:
         def emit(decision: Decision) -> None:
@@ -104,14 +109,54 @@ class _NativeSession(EvaluatorSession):
         }
 
     def import_state(self, state: Any) -> None:
+        """Replace all state; :class:`SnapshotError` (and nothing changed) when ``state`` is
+        not the shape :meth:`export_state` gives for this policy set."""
+        directory, heap, rules = self._checked(state)
         self._directory.clear()
-        self._directory.update(state["directory"])
-        self._heap = [(t[0], t[1], t[2], t[3]) for t in state["heap"]]
+        self._directory.update(directory)
+        self._heap = heap
         heapq.heapify(self._heap)
         self._pending = set(self._heap)
-        for runtimes, states in zip(self._runtimes, state["rules"], strict=True):
+        for runtimes, states in zip(self._runtimes, rules, strict=True):
             for rt, st in zip(runtimes, states, strict=True):
                 rt.state = st
+
+    def _checked(
+        self, state: Any
+    ) -> tuple[dict[str, EmployeeProfile], list[Timer], list[list[dict[str, Any]]]]:
+        def bad(what: str) -> SnapshotError:
+            return SnapshotError(f"evaluator state does not fit this policy set: {what}")
+
+        if not isinstance(state, dict) or set(state) != {"directory", "heap", "rules"}:
+            raise bad("expected the keys directory, heap and rules")
+        directory = state["directory"]
+        if not isinstance(directory, dict) or not all(
+                isinstance(p, EmployeeProfile) and p.employee_id == k
+                for k, p in directory.items()):
+            raise bad("the directory must map employee ids to their employee.profile events")
+        heap: list[Timer] = []
+        if not isinstance(state["heap"], list):
+            raise bad("the timer heap must be a list")
+        for t in state["heap"]:
+            if not (isinstance(t, tuple | list) and len(t) == 4 and isinstance(t[0], datetime)
+                    and t[0].tzinfo is not None and type(t[1]) is int and type(t[2]) is int
+                    and isinstance(t[3], str) and 0 <= t[1] < len(self._runtimes)
+                    and 0 <= t[2] < len(self._runtimes[t[1]])):
+                raise bad(f"timer {t!r:.80} is not (aware due, policy, rule, key)")
+            heap.append((t[0], t[1], t[2], t[3]))
+        rules = state["rules"]
+        if not isinstance(rules, list) or [len(r) if isinstance(r, list) else -1
+                                            for r in rules] != [len(r) for r in self._shapes]:
+            raise bad("the number of policies or rules differs")
+        for pi, states in enumerate(rules):
+            for ri, st in enumerate(states):
+                shape = self._shapes[pi][ri]
+                if not isinstance(st, dict) or any(
+                        not isinstance(st.get(k), typ) for k, typ in shape.items()):
+                    spec = self._runtimes[pi][ri].spec
+                    raise bad(f"policy #{pi} rule {spec.id}: state lacks or mistypes "
+                              f"{sorted(shape)}")
+        return directory, heap, rules
 
 
 class NativeBackend(Backend):

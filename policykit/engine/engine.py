@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
-from ..errors import BackendUnavailableError, ParameterError, nearest
+from ..errors import BackendUnavailableError, ParameterError, SnapshotError, nearest
 from ..models.decisions import Decision
 from ..models.events import EventBase
 from ..models.parsing import iter_events
 from ..policy import Policy, PolicySet
 from ._backend import Backend
 from ._native import NativeBackend
-from .session import Session
+from ._snapshot import unpack
+from .session import Session, drop_corrected
 
 __all__ = ["BACKENDS", "Engine"]
 
@@ -68,9 +70,76 @@ class Engine:
                                  suggestion=nearest(backend, BACKENDS))
         self.backend = backend
 
-    def session(self) -> Session:
-        """A streaming session: ``feed(event)`` and ``advance_to(instant)``."""
-        return Session(self._backend.open(self.policies), backend=self.backend)
+    @cached_property
+    def fingerprint(self) -> str:
+        """The policy set's fingerprint: snapshots record it and refuse another."""
+        return self.policies.fingerprint()
+
+    def session(
+        self,
+        *,
+        allowed_lateness: timedelta | None = None,
+        checkpoint_every: int = 256,
+    ) -> Session:
+        """A streaming session: ``feed(event)`` and ``advance_to(instant)``.
+
+        ``allowed_lateness``: an event up to this much older than the session clock is
+        still applied where it belongs; the decisions it invalidates are revoked, those it
+        changes are revised, each by a new decision whose ``supersedes`` names the old one.
+        Older events raise :class:`~policykit.EventOrderError` (counted in
+        ``stats.rejected``). The session keeps the window's events and a checkpoint of the
+        rule state every ``checkpoint_every`` steps (more apart for large states) for this.
+        """
+        if allowed_lateness is not None and (
+                not isinstance(allowed_lateness, timedelta) or allowed_lateness < timedelta(0)):
+            raise ParameterError("allowed_lateness", allowed_lateness,
+                                 "a non-negative datetime.timedelta, e.g. timedelta(hours=1)")
+        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) \
+                or checkpoint_every < 1:
+            raise ParameterError("checkpoint_every", checkpoint_every, "a positive int")
+        return Session(self._backend.open(self.policies), backend=self.backend,
+                       policies=self.policies, fingerprint=self.fingerprint,
+                       allowed_lateness=allowed_lateness, checkpoint_every=checkpoint_every)
+
+    def restore(self, snapshot: bytes) -> Session:
+        """The session :meth:`Session.snapshot` saved, ready to take the events after it.
+
+        Raises :class:`~policykit.SnapshotError` for bytes that are not a snapshot of this
+        format, are corrupt, or were taken with another policy set (another version or
+        other parameters: a snapshot is never applied to rules it was not made by) or
+        another backend. Restoring never executes anything from the bytes."""
+        payload = unpack(snapshot)
+        keys = {"kind", "backend", "fingerprint", "policies", "clock", "closed", "seen",
+                "corrected", "stats", "evaluator", "window"}
+        if not isinstance(payload, dict) or set(payload) != keys \
+                or payload["kind"] != "policykit.session":
+            raise SnapshotError("not a policykit session snapshot (unexpected layout)")
+        theirs = payload["policies"]
+        if payload["fingerprint"] != self.fingerprint:
+            mine = [[p.id, p.version] for p in self.policies]
+            raise SnapshotError(
+                f"snapshot was taken with another policy set (fingerprint "
+                f"{payload['fingerprint']!r}, policies {_listed(theirs)}); this engine runs "
+                f"fingerprint {self.fingerprint!r} ({_listed(mine)}). A snapshot is only "
+                "restored into the exact policies, versions and parameters that wrote it: "
+                "restore it with those, or start a new session and replay the events")
+        if payload["backend"] != self.backend:
+            raise SnapshotError(
+                f"snapshot was taken on backend {payload['backend']!r}; this engine runs "
+                f"{self.backend!r}: restore it with Engine(..., backend="
+                f"{payload['backend']!r})")
+        window = payload["window"]
+        allowed = window.get("allowed") if isinstance(window, dict) else None
+        if window is not None and (not isinstance(allowed, timedelta)
+                                   or allowed <= timedelta(0)):
+            raise SnapshotError("snapshot: window without an allowed lateness")
+        session = self.session(allowed_lateness=allowed)
+        try:
+            session._load(payload)
+        except BaseException:
+            session.close()
+            raise
+        return session
 
     def evaluate(
         self,
@@ -82,9 +151,17 @@ class Engine:
         Events may come in any order: they are applied in (time, id) order. With ``until``,
         every deadline due at or before it fires; later windows are not judged yet.
         """
-        parsed = sorted(iter_events(events), key=lambda e: (e.at, e.id))
+        # A correction (meta.corrects) replaces the event it names, wherever it is in the log.
+        parsed = sorted(drop_corrected(iter_events(events)), key=lambda e: (e.at, e.id))
         with self.session() as session:
             out = session.feed_many(parsed)
             if until is not None:
                 out += session.advance_to(until)
         return sorted(out, key=lambda d: (d.at, d.id))
+
+
+def _listed(policies: Any) -> str:
+    if not isinstance(policies, list):
+        return "?"
+    return ", ".join(f"{p[0]}@{p[1]}" if isinstance(p, list) and len(p) == 2 else "?"
+                     for p in policies[:20]) + (" ..." if len(policies) > 20 else "")

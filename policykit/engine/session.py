@@ -1,33 +1,293 @@
-"""A streaming evaluation in event time: feed events, advance the clock, get decisions."""
+"""A streaming evaluation in event time: feed events, advance the clock, get decisions.
+
+Beyond the in-order stream, a session can:
+
+- be **snapshotted** to bytes (:meth:`Session.snapshot`) and restored by
+  :meth:`policykit.Engine.restore` after a restart (see :mod:`policykit.checkpoint`);
+- accept **late and corrected events** within ``allowed_lateness``: it keeps the events of that
+  window and checkpoints of the evaluator's state, and on a late event it restores the state
+  just before the event's time, replays the window with the event in its place, and returns
+  the difference — revocations of decisions that no longer hold, revisions of decisions whose
+  figures changed, and new decisions — each naming what it supersedes;
+- be shared by threads: every call runs under one lock.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import pickle
 import threading
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import EventOrderError, ParameterError
+from ..errors import (
+    EventError,
+    EventOrderError,
+    ParameterError,
+    PolicyKitError,
+    SnapshotError,
+)
 from ..models.decisions import Decision
 from ..models.events import EventBase
-from ..models.parsing import parse_event
+from ..models.parsing import CORRECTS, parse_event
 from ._backend import EvaluatorSession
+from ._snapshot import pack
 
-__all__ = ["Session", "SessionStats"]
+if TYPE_CHECKING:
+    from ..policy import PolicySet
+
+__all__ = ["CORRECTS", "Session", "SessionFailedError", "SessionStats", "corrected_id",
+           "drop_corrected"]
+
+_KEY_SEP = "\x1f"
+_SNAPSHOT_KIND = "policykit.session"
+
+
+class SessionFailedError(PolicyKitError, RuntimeError):
+    """A session whose rules raised mid-step (without ``allowed_lateness`` to roll the step
+    back): its state may be partial, so it refuses further use."""
 
 
 def _order(decisions: list[Decision]) -> list[Decision]:
     return sorted(decisions, key=lambda d: (d.at, d.id))
 
 
+def corrected_id(event: EventBase) -> str | None:
+    """The id of the event ``event`` corrects (``meta.corrects``), or None.
+
+    A correction is a new event, with its own new id, that replaces an earlier one: the
+    earlier event is treated as if it had never been delivered, and the correction is
+    applied at its own time. Raises :class:`EventError` for a malformed ``meta.corrects``."""
+    meta = event.meta
+    if not meta or CORRECTS not in meta:
+        return None
+    target = meta[CORRECTS]
+    if not isinstance(target, str) or not 1 <= len(target) <= 256 or target == event.id:
+        raise EventError("<event>", [(f"meta.{CORRECTS}", target,
+                                      "the id of another event (1 to 256 characters) that "
+                                      "this event corrects")], event_id=event.id)
+    return target
+
+
+def drop_corrected(events: Iterable[EventBase]) -> list[EventBase]:
+    """``events`` without those that another event of the same list corrects (batch
+    semantics of ``meta.corrects``: a corrected event counts as never delivered)."""
+    kept = list(events)
+    targets = {t for e in kept if (t := corrected_id(e)) is not None}
+    return [e for e in kept if e.id not in targets] if targets else kept
+
+
 @dataclass
 class SessionStats:
-    """Counts of what a session has seen."""
+    """Counts of what a session has seen. Every event fed is counted exactly once: applied
+    (``events``), a repeated id (``duplicates``), the original of an event already corrected
+    (``superseded``) or refused with an error (``rejected``)."""
 
     events: int = 0
+    """Events applied (late and correcting ones included)."""
     duplicates: int = 0
+    """Events ignored because their id was seen before."""
     decisions: int = 0
+    """Decisions returned, revocations and revisions included."""
+    late: int = 0
+    """Events applied behind the clock, within ``allowed_lateness``."""
+    rejected: int = 0
+    """Events refused: older than the allowance (EventOrderError), or a correction that
+    cannot be applied. Never silently dropped: the call raised."""
+    corrections: int = 0
+    """Events applied that correct another (``meta.corrects``)."""
+    superseded: int = 0
+    """Events ignored because a correction of them had already been applied."""
+    revocations: int = 0
+    """Decisions revoked by late or corrected events."""
+    revisions: int = 0
+    """Decisions re-issued with changed figures because of late or corrected events."""
+
+
+class _Op:
+    """One step of the window's log: an event applied, or ``advance_to`` (event None)."""
+
+    __slots__ = ("at", "event", "results")
+
+    def __init__(self, at: datetime, event: EventBase | None,
+                 results: list[Decision] | None = None) -> None:
+        self.at = at
+        self.event = event
+        self.results: list[Decision] = results or []  # as the evaluator emitted them
+
+
+class _Pub:
+    """What the session has told the caller about one decision identity (the evaluator's
+    id): the id it was last published under, whether it still holds, its content."""
+
+    __slots__ = ("alive", "content", "id", "time")
+
+    def __init__(self, id: str, alive: bool, content: Decision, time: datetime) -> None:
+        self.id = id
+        self.alive = alive
+        self.content = content
+        self.time = time  # time of the step that last produced it (for pruning)
+
+
+def _derived_id(base: str, verb: str, cause: str) -> str:
+    raw = _KEY_SEP.join((base, verb, cause))
+    return "d-" + hashlib.blake2b(raw.encode(), digest_size=10).hexdigest()
+
+
+def _same(a: Decision, b: Decision) -> bool:
+    return a == b or a.model_copy(update={"supersedes": b.supersedes}) == b
+
+
+class _Window:
+    """The late-event machinery: the log of the steps within ``allowed`` of the clock,
+    checkpoints of the evaluator state at some of its positions, and what was published."""
+
+    def __init__(self, allowed: timedelta, every: int) -> None:
+        self.allowed = allowed
+        self.every = every
+        self.spacing = every
+        self.since = 0
+        self.ops: list[_Op] = []
+        self.checkpoints: list[tuple[int, bytes]] = []  # (position in ops, pickled state)
+        self.pub: dict[str, _Pub] = {}
+
+    def take(self, evaluator: EvaluatorSession) -> bytes:
+        """A copy of the evaluator's state. In-memory checkpoints are pickled: the fastest
+        exact copy of plain data (shared references kept) and compact. These bytes never
+        leave this object and never come from outside: snapshots re-encode them with the
+        safe codec (see export and load)."""
+        return pickle.dumps(evaluator.export_state(), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def spacing_for(self, blob: bytes) -> int:
+        # Copying costs the state's size: space checkpoints so it stays a small share of a
+        # step's cost however big the state grows (replays get longer instead).
+        return max(self.every, len(blob) // 2048)
+
+    def checkpoint(self, position: int, evaluator: EvaluatorSession) -> None:
+        blob = self.take(evaluator)
+        self.checkpoints.append((position, blob))
+        self.since = 0
+        self.spacing = self.spacing_for(blob)
+
+    def position(self, ev: EventBase) -> int:
+        """Where ``ev`` belongs in the log: after every step before its time, after events
+        at its time with a smaller id, before an ``advance_to`` its time (events at an
+        instant are applied before the deadlines at it fire)."""
+        ops = self.ops
+        i = bisect_left(ops, ev.at, key=lambda o: o.at)
+        while i < len(ops) and ops[i].at == ev.at:
+            other = ops[i].event
+            if other is None or other.id > ev.id:
+                break
+            i += 1
+        return i
+
+    def find(self, event_id: str, clock: datetime) -> int | None:
+        """Position of a logged event still within the allowance, or None."""
+        start = clock - self.allowed
+        for i in range(len(self.ops) - 1, -1, -1):
+            op = self.ops[i]
+            if op.at < start:
+                return None
+            if op.event is not None and op.event.id == event_id:
+                return i
+        return None
+
+    def prune(self, clock: datetime) -> None:
+        """Forget the steps no admissible late event can come before (memory stays flat)."""
+        ops = self.ops
+        older = bisect_left(ops, clock - self.allowed, key=lambda o: o.at)
+        cps = self.checkpoints
+        keep = 0
+        for j, (pos, _state) in enumerate(cps):
+            if pos <= older:
+                keep = j
+            else:
+                break
+        if keep == 0:
+            return
+        del cps[:keep]
+        offset = cps[0][0]
+        if offset == 0:
+            return
+        del ops[:offset]
+        self.checkpoints = [(pos - offset, state) for pos, state in cps]
+        horizon = ops[0].at if ops else clock - self.allowed
+        self.pub = {k: p for k, p in self.pub.items() if p.time >= horizon}
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    def export(self) -> dict[str, Any]:
+        return {
+            "allowed": self.allowed,
+            "every": self.every,
+            "spacing": self.spacing,
+            "since": self.since,
+            "ops": [[op.at, op.event, op.results] for op in self.ops],
+            "checkpoints": [[pos, pickle.loads(state)] for pos, state in self.checkpoints],
+            "pub": [[k, p.id, p.alive, p.content, p.time] for k, p in self.pub.items()],
+        }
+
+    @classmethod
+    def load(cls, data: Any, evaluator: EvaluatorSession) -> _Window:
+        def bad(what: str) -> SnapshotError:
+            return SnapshotError(f"snapshot window: {what}")
+
+        if not isinstance(data, dict) or set(data) != {
+                "allowed", "every", "spacing", "since", "ops", "checkpoints", "pub"}:
+            raise bad("unexpected layout")
+        allowed = data["allowed"]
+        if not isinstance(allowed, timedelta) or allowed <= timedelta(0):
+            raise bad(f"allowed lateness {allowed!r}")
+        ints = [data[k] for k in ("every", "spacing", "since")]
+        if any(type(x) is not int or x < 0 for x in ints) or ints[0] < 1:
+            raise bad("checkpoint counters")
+        w = cls(allowed, ints[0])
+        w.spacing, w.since = ints[1], ints[2]
+        if not isinstance(data["ops"], list):
+            raise bad("ops")
+        last: datetime | None = None
+        for item in data["ops"]:
+            if not (isinstance(item, list) and len(item) == 3 and _aware(item[0])
+                    and (item[1] is None or isinstance(item[1], EventBase))
+                    and isinstance(item[2], list)
+                    and all(isinstance(d, Decision) for d in item[2])):
+                raise bad("a step is not [time, event or null, decisions]")
+            if last is not None and item[0] < last:
+                raise bad("steps out of time order")
+            if item[1] is not None and item[1].at != item[0]:
+                raise bad("a step's time differs from its event's")
+            last = item[0]
+            w.ops.append(_Op(item[0], item[1], item[2]))
+        cps = data["checkpoints"]
+        if not isinstance(cps, list) or not cps:
+            raise bad("no checkpoint")
+        prev = -1
+        for item in cps:
+            if not (isinstance(item, list) and len(item) == 2 and type(item[0]) is int
+                    and prev < item[0] <= len(w.ops)):
+                raise bad("checkpoint positions")
+            prev = item[0]
+            evaluator.import_state(item[1])  # validates it (the real state is imported last)
+            w.checkpoints.append((item[0], pickle.dumps(item[1], pickle.HIGHEST_PROTOCOL)))
+        if not isinstance(data["pub"], list):
+            raise bad("published decisions")
+        for item in data["pub"]:
+            if not (isinstance(item, list) and len(item) == 5 and isinstance(item[0], str)
+                    and isinstance(item[1], str) and type(item[2]) is bool
+                    and isinstance(item[3], Decision) and _aware(item[4])):
+                raise bad("a published decision is not [id, id, alive, decision, time]")
+            w.pub[item[0]] = _Pub(item[1], item[2], item[3], item[4])
+        return w
+
+
+def _aware(value: Any) -> bool:
+    return isinstance(value, datetime) and value.tzinfo is not None \
+        and value.utcoffset() is not None
 
 
 class Session:
@@ -36,44 +296,148 @@ class Session:
     Deadlines fire only when event time passes them (an event, or :meth:`advance_to`), never
     by the wall clock. At equal times, events are applied before deadlines fire: an event
     exactly at a deadline is in time. A repeated event id is ignored and counted.
-    Calls are serialised by a lock, so a session may be shared between threads.
+
+    With ``allowed_lateness`` (see :meth:`policykit.Engine.session`), an event up to that much
+    older than the clock is applied where it belongs, and the decisions it changes are
+    revoked or revised by new decisions naming what they supersede; an older one raises
+    :class:`EventOrderError` and is counted in ``stats.rejected``. An event with
+    ``meta: {"corrects": "<id>"}`` replaces the event with that id.
+
+    Calls are serialised by a lock, so a session may be shared between threads; each
+    :meth:`feed` is atomic (:meth:`feed_many` is a sequence of them).
     """
 
-    def __init__(self, evaluator: EvaluatorSession, *, backend: str) -> None:
+    def __init__(
+        self,
+        evaluator: EvaluatorSession,
+        *,
+        backend: str,
+        policies: PolicySet | None = None,
+        fingerprint: str | None = None,
+        allowed_lateness: timedelta | None = None,
+        checkpoint_every: int = 256,
+    ) -> None:
         self._ev = evaluator
         self.backend = backend
+        self._policies = policies
+        self._fingerprint = fingerprint
         self._seen: set[str] = set()
+        self._corrected: set[str] = set()
         self._clock: datetime | None = None
         # After advance_to(t), deadlines at t have fired, so an event at t would be judged
         # after them: it is late. After feed(at=t), another event at t is still in time.
         self._closed = False
         self._lock = threading.RLock()
         self.stats = SessionStats()
+        self._failed: str | None = None
+        self._window: _Window | None = None
+        if allowed_lateness:
+            self._window = _Window(allowed_lateness, checkpoint_every)
+            self._window.checkpoint(0, evaluator)
 
     @property
     def clock(self) -> datetime | None:
         """The event time reached so far (None before the first event)."""
         return self._clock
 
+    @property
+    def fingerprint(self) -> str | None:
+        """The fingerprint of the policy set this session evaluates (None if not opened by
+        an Engine): snapshots record it."""
+        return self._fingerprint
+
+    @property
+    def allowed_lateness(self) -> timedelta:
+        """How far behind the clock an event may arrive and still be applied."""
+        return self._window.allowed if self._window is not None else timedelta(0)
+
+    # -- feeding -------------------------------------------------------------------------
+
     def feed(self, event: EventBase | Mapping[str, Any] | str | bytes) -> list[Decision]:
-        """Apply one event (a model, dict or JSON); return the decisions now due."""
+        """Apply one event (a model, dict or JSON); return the decisions now due (with
+        ``allowed_lateness``, also the revocations and revisions a late event causes)."""
         ev = parse_event(event)
         with self._lock:
-            if ev.id in self._seen:
-                self.stats.duplicates += 1
-                return []
-            at = ev.at
-            clock = self._clock
-            if clock is not None and (at < clock or (at == clock and self._closed)):
-                raise EventOrderError(ev.id, at.isoformat(), clock.isoformat(), timedelta(0))
-            self._seen.add(ev.id)
-            self.stats.events += 1
-            out = self._ev.fire_due(at, inclusive=False)
-            out += self._ev.apply(ev)
-            self._clock = at
-            self._closed = False
+            out = self._feed(ev)
             self.stats.decisions += len(out)
             return _order(out)
+
+    def _feed(self, ev: EventBase) -> list[Decision]:
+        stats = self.stats
+        self._check_usable()
+        if ev.id in self._corrected:
+            stats.superseded += 1
+            return []
+        if ev.id in self._seen:
+            stats.duplicates += 1
+            return []
+        try:
+            target = corrected_id(ev)
+        except EventError:
+            stats.rejected += 1
+            raise
+        w = self._window
+        allowed = w.allowed if w is not None else timedelta(0)
+        clock = self._clock
+        late = clock is not None and (ev.at < clock or (ev.at == clock and self._closed))
+        if late and clock is not None and (w is None or ev.at < clock - allowed):
+            stats.rejected += 1
+            raise EventOrderError(ev.id, ev.at.isoformat(), clock.isoformat(), allowed)
+        if target is not None and target in self._corrected:
+            stats.rejected += 1
+            raise EventError("<event>", [(f"meta.{CORRECTS}", target,
+                                          "an event not corrected already (correct the "
+                                          "correcting event instead)")], event_id=ev.id)
+        target_pos: int | None = None
+        if target is not None and target in self._seen:
+            assert clock is not None  # something was applied
+            if w is not None:
+                target_pos = w.find(target, clock)
+            if target_pos is None:
+                stats.rejected += 1
+                raise EventOrderError(
+                    ev.id, f"{ev.at.isoformat()} (a correction of {target!r}, which was "
+                    "applied before the allowed lateness window)", clock.isoformat(), allowed)
+        try:
+            if w is None:
+                out = self._ev.fire_due(ev.at, inclusive=False)
+                out += self._ev.apply(ev)
+            elif late or target_pos is not None:
+                out = self._repair(ev, target_pos)
+            else:
+                out = self._step_and_publish(_Op(ev.at, ev), ev.id)
+        except BaseException as exc:
+            stats.rejected += 1
+            self._fail(exc, f"event {ev.id!r}")
+            raise
+        self._seen.add(ev.id)
+        stats.events += 1
+        if target is not None:
+            self._corrected.add(target)
+            stats.corrections += 1
+        if late:
+            stats.late += 1
+        else:
+            self._clock = ev.at
+            self._closed = False
+        if w is not None:
+            w.prune(max(ev.at, clock) if clock is not None else ev.at)
+        return out
+
+    def _fail(self, exc: BaseException, where: str) -> None:
+        # A window session rolled back (see _rebuild): still consistent. A strict session
+        # cannot undo a half-applied step, so it refuses further use instead of going on
+        # from a state no in-order run would have.
+        if self._window is None:
+            self._failed = f"{where}: {type(exc).__name__}: {exc}"
+
+    def _check_usable(self) -> None:
+        if self._failed is not None:
+            raise SessionFailedError(
+                f"this session failed at {self._failed}; its rule state may be partial, so "
+                "it refuses further use: restore the last checkpoint (Engine.restore) and "
+                "replay the events after it, or open the session with allowed_lateness "
+                "(which rolls a failing event back)")
 
     def feed_many(
         self, events: Iterable[EventBase | Mapping[str, Any] | str | bytes]
@@ -90,14 +454,278 @@ class Session:
             raise ParameterError("advance_to.instant", instant,
                                  "a timezone-aware datetime, e.g. 2026-04-01T00:00:00+08:00")
         with self._lock:
+            self._check_usable()
             if self._clock is not None and instant < self._clock:
                 raise ParameterError("advance_to.instant", instant.isoformat(),
                                      f"not before the session clock {self._clock.isoformat()}")
-            out = self._ev.fire_due(instant, inclusive=True)
+            w = self._window
+            try:
+                if w is None:
+                    out = self._ev.fire_due(instant, inclusive=True)
+                else:
+                    out = self._step_and_publish(_Op(instant, None),
+                                                 "advance" + _KEY_SEP + instant.isoformat())
+            except BaseException as exc:
+                self._fail(exc, f"advance_to({instant.isoformat()})")
+                raise
             self._clock = instant
             self._closed = True
+            if w is not None:
+                w.prune(instant)
             self.stats.decisions += len(out)
             return _order(out)
+
+    # -- the window: steps, replays and what they change ------------------------------------
+
+    def _step(self, op: _Op) -> list[Decision]:
+        if op.event is None:
+            return self._ev.fire_due(op.at, inclusive=True)
+        out = self._ev.fire_due(op.at, inclusive=False)
+        out += self._ev.apply(op.event)
+        return out
+
+    def _step_and_publish(self, op: _Op, cause: str) -> list[Decision]:
+        w = self._window
+        assert w is not None
+        if w.since >= w.spacing:
+            w.checkpoint(len(w.ops), self._ev)
+        try:
+            op.results = self._step(op)
+        except BaseException:
+            self._rebuild()
+            raise
+        w.ops.append(op)
+        w.since += 1
+        out: list[Decision] = []
+        for d in op.results:
+            out += self._publish(d, op.at, cause, ())
+        return out
+
+    def _rebuild(self) -> None:
+        """After a rule raised mid-step: the window is as it was before the step, so put
+        the rule state back to match it (the last checkpoint, and the steps since, which
+        succeeded before and give the same state again)."""
+        w = self._window
+        assert w is not None
+        start, state = w.checkpoints[-1]
+        self._ev.import_state(pickle.loads(state))  # our own bytes (see _Window.checkpoint)
+        for op in w.ops[start:]:
+            self._step(op)
+
+    def _repair(self, ev: EventBase, target_pos: int | None) -> list[Decision]:
+        """Apply ``ev`` where it belongs in the window (replacing the event at
+        ``target_pos`` for a correction): restore the last checkpoint before the change,
+        replay the steps since, and publish the difference. Nothing of the window changes
+        until the replay succeeded (a rule raising leaves the session as it was)."""
+        w = self._window
+        assert w is not None
+        old_ops = w.ops
+        i = w.position(ev)
+        new_ops = [*old_ops[:i], _Op(ev.at, ev), *old_ops[i:]]
+        first = i
+        if target_pos is not None:
+            del new_ops[target_pos + (1 if target_pos >= i else 0)]
+            first = min(i, target_pos)
+        k = max(j for j, (pos, _s) in enumerate(w.checkpoints) if pos <= first)
+        start, state = w.checkpoints[k]
+        checkpoints = w.checkpoints[:k + 1]
+        since, spacing = 0, w.spacing
+        self._ev.import_state(pickle.loads(state))  # our own bytes (see _Window.checkpoint)
+        try:
+            for j in range(start, len(new_ops)):
+                if since >= spacing:
+                    blob = w.take(self._ev)
+                    checkpoints.append((j, blob))
+                    since, spacing = 0, w.spacing_for(blob)
+                op = new_ops[j]
+                new_ops[j] = _Op(op.at, op.event, self._step(op))
+                since += 1
+        except BaseException:
+            self._rebuild()
+            raise
+        old = [(d, op.at) for op in old_ops[start:] for d in op.results]
+        new = [(d, op.at) for op in new_ops[start:] for d in op.results]
+        w.ops, w.checkpoints, w.since, w.spacing = new_ops, checkpoints, since, spacing
+        return self._diff(old, new, ev, target_pos is not None)
+
+    def _diff(self, old: list[tuple[Decision, datetime]], new: list[tuple[Decision, datetime]],
+              cause: EventBase, correction: bool) -> list[Decision]:
+        w = self._window
+        assert w is not None
+        pub = w.pub
+        old_map = {d.id: d for d, _t in old}
+        new_map: dict[str, tuple[Decision, datetime]] = {}
+        for d, t in new:
+            new_map.setdefault(d.id, (d, t))
+        gone = [x for x in old_map if x not in new_map and x in pub and pub[x].alive]
+        # A decision that disappears and a brand-new one of the same rule, subject and case
+        # key (e.g. a late day moved by a corrected clock-in) are one decision replaced: the
+        # new one supersedes the old instead of a separate revocation.
+        pairs: dict[str, str] = {}
+        gone_by: dict[tuple[Any, ...], list[str]] = {}
+        fresh_by: dict[tuple[Any, ...], list[str]] = {}
+        for x in gone:
+            if (ident := _identity(pub[x].content)) is not None:
+                gone_by.setdefault(ident, []).append(x)
+        for x, (d, _t) in new_map.items():
+            if x not in old_map and x not in pub and (ident := _identity(d)) is not None:
+                fresh_by.setdefault(ident, []).append(x)
+        for ident, xs in fresh_by.items():
+            if len(xs) == 1 and len(gone_by.get(ident, ())) == 1:
+                pairs[xs[0]] = gone_by[ident][0]
+        reason = (f"event {cause.id!r} corrects {corrected_id(cause)!r}" if correction else
+                  f"event {cause.id!r} ({cause.type} at {cause.at.isoformat()}) arrived late")
+        out: list[Decision] = []
+        for x, (d, t) in new_map.items():
+            if x in old_map:
+                if _same(old_map[x], d):
+                    if x in pub:
+                        pub[x].time = t
+                    continue
+                out.append(self._revise(d, t, cause.id))
+                continue
+            replaced = pairs.get(x)
+            if replaced is not None:
+                old_id = pub[replaced].id
+                pub[replaced].alive = False
+                self.stats.revisions += 1
+                out += self._publish(d, t, cause.id, (old_id,), {"replaces": old_id,
+                                                                 "replaced_by": cause.id})
+            else:
+                out += self._publish(d, t, cause.id, ())
+        paired = set(pairs.values())
+        for x in gone:
+            if x not in paired:
+                out.append(self._revoke(x, cause.id, reason))
+        return out
+
+    @property
+    def _pub(self) -> dict[str, _Pub]:
+        assert self._window is not None  # only sessions with a window publish
+        return self._window.pub
+
+    def _translate(self, ids: tuple[str, ...]) -> tuple[str, ...]:
+        pub = self._pub
+        return tuple(pub[s].id if s in pub else s for s in ids)
+
+    def _publish(self, d: Decision, t: datetime, cause: str, extra: tuple[str, ...],
+                 note: dict[str, str] | None = None) -> list[Decision]:
+        pub = self._pub
+        p = pub.get(d.id)
+        if p is None:
+            sup = self._translate(d.supersedes) + extra
+            pub[d.id] = _Pub(d.id, True, d, t)
+            if sup == d.supersedes and not note:
+                return [d]
+            update: dict[str, Any] = {"supersedes": sup}
+            if note:
+                update["details"] = {**d.details, **note}
+            return [d.model_copy(update=update)]
+        if p.alive and _same(p.content, d):
+            p.time = t
+            return []
+        return [self._revise(d, t, cause)]
+
+    def _revise(self, d: Decision, t: datetime, cause: str) -> Decision:
+        p = self._pub[d.id]
+        rid = _derived_id(d.id, "revised", cause)
+        revised = d.model_copy(update={
+            "id": rid,
+            "supersedes": (*self._translate(d.supersedes), p.id),
+            "details": {**d.details, "original_id": d.id, "revision_of": p.id,
+                        "revised_by": cause},
+        })
+        p.id, p.alive, p.content, p.time = rid, True, d, t
+        self.stats.revisions += 1
+        return revised
+
+    def _revoke(self, base: str, cause: str, reason: str) -> Decision:
+        p = self._pub[base]
+        c = p.content
+        vid = _derived_id(base, "revoked", cause)
+        at = c.at if self._clock is None or self._clock <= c.at else \
+            self._clock.astimezone(c.at.tzinfo)
+        details: dict[str, Any] = {
+            "outcome": "revoked",
+            "revoked": p.id,
+            "original_id": base,
+            "original_outcome": c.details.get("outcome"),
+            "revoked_by": cause,
+            "reason": reason,
+        }
+        if c.amount is not None:
+            details["original_amount"] = str(c.amount)
+            details["original_currency"] = c.currency
+        revocation = Decision(
+            id=vid, policy=c.policy, rule=c.rule, kind=c.kind, subject=c.subject, at=at,
+            evidence=tuple(dict.fromkeys((*c.evidence, cause))), severity=c.severity,
+            clause=c.clause,
+            message=f"Revoked ({reason}): {c.message}",
+            message_zh=f"撤銷（{reason}）：{c.message_zh}",
+            details=details, status=c.status, supersedes=(p.id,),
+        )
+        p.id, p.alive = vid, False
+        self.stats.revocations += 1
+        return revocation
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """The session's whole state as bytes: clock, seen ids, stats, the evaluator's rule
+        state and (with ``allowed_lateness``) the window. Restore with
+        :meth:`policykit.Engine.restore` on an engine with the same policies and backend.
+        The bytes are compressed tagged JSON: restoring them can never execute code."""
+        with self._lock:
+            self._check_usable()
+            if self._fingerprint is None or self._policies is None:
+                raise SnapshotError("this session was not opened by an Engine, so it cannot "
+                                    "name its policy set; open it with Engine.session()")
+            payload = {
+                "kind": _SNAPSHOT_KIND,
+                "backend": self.backend,
+                "fingerprint": self._fingerprint,
+                "policies": [[p.id, p.version] for p in self._policies],
+                "clock": self._clock,
+                "closed": self._closed,
+                "seen": sorted(self._seen),
+                "corrected": sorted(self._corrected),
+                "stats": dataclasses.asdict(self.stats),
+                "evaluator": self._ev.export_state(),
+                "window": self._window.export() if self._window is not None else None,
+            }
+            return pack(payload)
+
+    def _load(self, payload: dict[str, Any]) -> None:
+        """Take the state of a decoded, checked snapshot payload (see Engine.restore)."""
+        def bad(what: str) -> SnapshotError:
+            return SnapshotError(f"snapshot: {what}")
+
+        clock = payload["clock"]
+        if clock is not None and not _aware(clock):
+            raise bad("the clock is not an aware datetime")
+        if type(payload["closed"]) is not bool:
+            raise bad("closed is not a boolean")
+        for name in ("seen", "corrected"):
+            ids = payload[name]
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise bad(f"{name} is not a list of event ids")
+        stats = payload["stats"]
+        names = {f.name for f in dataclasses.fields(SessionStats)}
+        if not isinstance(stats, dict) or not set(stats) <= names or not all(
+                type(v) is int and v >= 0 for v in stats.values()):
+            raise bad("stats are not counts")
+        window = None
+        if payload["window"] is not None:
+            window = _Window.load(payload["window"], self._ev)
+        self._ev.import_state(payload["evaluator"])
+        self._window = window
+        self._clock = clock
+        self._closed = payload["closed"]
+        self._seen = set(payload["seen"])
+        self._corrected = set(payload["corrected"])
+        self.stats = SessionStats(**stats)
+
+    # -- lifecycle -----------------------------------------------------------------------
 
     def close(self) -> None:
         """Release the evaluator's resources (the durable backend holds C-side state)."""
@@ -109,3 +737,13 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _identity(d: Decision) -> tuple[Any, ...] | None:
+    """What makes two decisions "the same decision, revised": rule, kind, status, subject
+    and the case key the rule reports in its details (None without one: never paired)."""
+    key = d.details.get("key")
+    if not isinstance(key, str):
+        return None
+    return (d.policy, d.rule, d.kind, d.status, d.subject.kind, d.subject.id, key,
+            d.details.get("outcome"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -18,6 +19,14 @@ _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 #: Nesting deeper than this in one record is refused before validation (hostile input).
 MAX_DEPTH = 32
+#: Every date and date-time of an event must fall in these years (UTC for date-times):
+#: beyond them calendar arithmetic overflows (year 1 or 9999 with an offset) and no
+#: business calendar has data, so such a record is refused as invalid instead of failing
+#: an evaluation half-way.
+MIN_YEAR = 1900
+MAX_YEAR = 2199
+#: The ``meta`` key of a correction event: ``{"corrects": "<id of the event it replaces>"}``.
+CORRECTS = "corrects"
 
 
 def _problems(exc: ValidationError, raw: Any) -> list[tuple[str, Any, str]]:
@@ -94,12 +103,36 @@ def parse_event(
         raise EventError(source, [("", "<deeply nested>", f"at most {MAX_DEPTH} levels")],
                          event_id=event_id, line=line)
     try:
-        return _ADAPTER.validate_python(raw)
+        event: Event = _ADAPTER.validate_python(raw)
     except ValidationError as exc:
         raise EventError(source, _problems(exc, raw), event_id=event_id, line=line) from None
     except (RecursionError, OverflowError, ValueError, TypeError) as exc:
         raise EventError(source, [("", _clip(raw), f"a valid event ({exc})")],
                          event_id=event_id, line=line) from None
+    for name, value in event:
+        if isinstance(value, date) and not _in_range(value):
+            raise EventError(source, [(name, _clip(str(value)),
+                                       f"a date in the years {MIN_YEAR}-{MAX_YEAR}")],
+                             event_id=event.id, line=line)
+    meta = event.meta
+    if meta and CORRECTS in meta:
+        target = meta[CORRECTS]
+        # A correction names the event it replaces (see Session): checked here, so a bad
+        # one is an invalid record (quarantined by audits), not a failure mid-stream.
+        if not isinstance(target, str) or not 1 <= len(target) <= 256 or target == event.id:
+            raise EventError(source, [(f"meta.{CORRECTS}", _clip(target),
+                                       "the id of another event (1 to 256 characters) that "
+                                       "this event corrects")], event_id=event.id, line=line)
+    return event
+
+
+def _in_range(value: date) -> bool:
+    if isinstance(value, datetime):
+        try:
+            value = value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            return False
+    return MIN_YEAR <= value.year <= MAX_YEAR
 
 
 def _clip(value: Any) -> Any:
