@@ -46,8 +46,8 @@ def test_the_reference_audit_has_the_decisions_worked_out_by_hand(reference: Aud
         ("test-pay", "R2", "deduction", "provisional"),   # after pc2
     ]
     assert reference.counts.as_dict() == {"read": 10, "valid": 10, "duplicates": 0,
-                                          "quarantined": 0, "after_until": 0, "evaluated": 10,
-                                          "decisions": 6}
+                                          "quarantined": 0, "after_until": 0, "corrected": 0,
+                                          "evaluated": 10, "decisions": 6}
     assert list(reference.events) == [e["id"] for e in sorted(
         events(), key=lambda e: (e["at"], e["id"]))]
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Union
 
 from ..engine import Engine
-from ..errors import EventError, ParameterError, nearest
+from ..engine.session import drop_corrected
+from ..errors import EventError, ParameterError, PolicyKitError, nearest
 from ..models.decisions import Decision
 from ..models.events import EventBase
 from ..policy import Policy, PolicySet
@@ -51,6 +52,7 @@ def audit(
     counts = AuditCounts()
     quarantine: list[QuarantinedRecord] = []
     good: list[EventBase] = []
+    placed = _Placement(policies)
     bar = _bar(progress, reader.total, "reading", reader.progress_unit)
     try:
         for line, raw in reader.records:
@@ -59,6 +61,7 @@ def audit(
                 bar.update(reader.advance(raw))
             try:
                 event = validate(raw, reader.label, line)
+                placed.check(event, reader.label, line)
             except EventError as exc:
                 quarantine.append(quarantined(exc, reader, line, raw))
                 continue
@@ -69,6 +72,10 @@ def audit(
     counts.quarantined = len(quarantine)
     counts.valid = len(good)
 
+    # A correction (meta.corrects) replaces its original, as in Engine.evaluate.
+    kept_events = drop_corrected(good)
+    counts.corrected = len(good) - len(kept_events)
+    good = kept_events
     # Applied in (time, id) order, as Engine.evaluate does: arrival order never matters.
     good.sort(key=lambda e: (e.at, e.id))
     if horizon is not None:
@@ -161,3 +168,25 @@ def _bar(progress: bool | float, total: int | None, desc: str, unit: str) -> Any
     delay = 0.0 if progress is True else float(progress)
     return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", file=sys.stderr,
                 delay=delay, leave=False, dynamic_ncols=True)
+
+
+class _Placement:
+    """Refuses, before evaluation, an event that a policy's calendar cannot place (a date
+    outside its holiday data): quarantined with its line like any invalid record, instead
+    of stopping the audit half-way."""
+
+    def __init__(self, policies: PolicySet) -> None:
+        self._calendars = list({p.calendar for p in policies})
+        self._ok: set[tuple[int, object]] = set()
+
+    def check(self, event: EventBase, label: str, line: int) -> None:
+        for i, cal in enumerate(self._calendars):
+            day = cal.local_date(event.at)
+            if (i, day) in self._ok:
+                continue
+            try:
+                cal.is_working_day(day)
+            except PolicyKitError as exc:
+                raise EventError(label, [("at", event.at.isoformat(), str(exc))],
+                                 event_id=event.id, line=line) from None
+            self._ok.add((i, day))

@@ -41,6 +41,8 @@ class AuditCounts:
     duplicates: int = 0
     quarantined: int = 0
     after_until: int = 0
+    corrected: int = 0
+    """Valid records replaced by a later correction (``meta.corrects``), not evaluated."""
     evaluated: int = 0
     decisions: int = 0
 
@@ -52,6 +54,8 @@ class AuditCounts:
                 f"{self.quarantined} quarantined")
         if self.after_until:
             text += f", {self.after_until} after the horizon"
+        if self.corrected:
+            text += f", {self.corrected} replaced by corrections"
         return text + f"; {self.evaluated} events evaluated, {self.decisions} decisions"
 
 

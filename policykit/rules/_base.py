@@ -198,18 +198,21 @@ def _compile_condition(path: str, cond: Condition) -> Callable[[EventBase], bool
         return lambda ev: get(ev) == arg
     if op == "ne":
         return lambda ev: get(ev) != arg
-    if op in ("in", "not_in"):
-        if not isinstance(arg, list | tuple):
-            raise ValueError(f"{op!r} on {path!r} takes a list, got {arg!r}")
+    if op in ("in", "not_in", "contains_all"):
+        if not isinstance(arg, list | tuple) or not all(
+                isinstance(a, str | int | bool) or a is None for a in arg):
+            raise ValueError(f"{op!r} on {path!r} takes a list of plain values, got {arg!r}")
         values = frozenset(arg)
+    if op in ("in", "not_in"):
         if op == "in":
             return lambda ev: get(ev) in values
         return lambda ev: get(ev) not in values
     if op == "contains":
+        if not (isinstance(arg, str | int | bool) or arg is None):
+            raise ValueError(f"'contains' on {path!r} takes a plain value, got {arg!r}")
         return lambda ev: arg in (get(ev) or ())
     if op == "contains_all":
-        need = frozenset(arg)
-        return lambda ev: need.issubset(get(ev) or ())
+        return lambda ev: values.issubset(get(ev) or ())
     if op == "exists":
         want = bool(arg)
         return lambda ev: (get(ev) not in (None, "")) is want

@@ -333,7 +333,9 @@ class _DeadlineRuntime(RuleRuntime):
     def _due(self, case: dict[str, Any], since: datetime, ctx: RuleContext) -> datetime:
         clock = case["clock"]
         if isinstance(clock, datetime):
-            return clock
+            # A deadline taken from an event field (a promised reply time) may lie before
+            # the event that set it: it is then due at once, never before its own evidence.
+            return max(clock, since)
         return ctx.calendar.deadline(since, clock, self.spec.basis)
 
     def _subject(self, case: dict[str, Any]) -> Subject:
@@ -550,7 +552,15 @@ class _DeadlineRuntime(RuleRuntime):
         self._sweep_at = now + _SWEEP_EVERY
         horizon = now - self._forget
         done: dict[str, datetime] = self.state["done"]
-        stale = [k for k, closed in done.items() if closed < horizon]
+        # ``_close`` keeps ``done`` in closing order (event time only moves forward), so the
+        # stale keys are a prefix: stop at the first one still remembered instead of a pass
+        # over a year of keys every day. Were the order ever off (a restored state), a stale
+        # key merely stays longer: ``_done`` judges by time, never by presence alone.
+        stale: list[str] = []
+        for k, closed in done.items():
+            if closed >= horizon:
+                break
+            stale.append(k)
         for k in stale:
             del done[k]
 
@@ -570,8 +580,11 @@ class _DeadlineRuntime(RuleRuntime):
                     del bucket[values]
         if self.spec.once:
             done = state["done"]
+            # Re-inserted at the end, so the dict stays in closing order (see _sweep).
+            done.pop(key, None)
             done[key] = now
             for alias in case["aliases"]:
+                done.pop(alias, None)
                 done[alias] = now
             self._sweep(now)
 

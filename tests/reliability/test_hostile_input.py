@@ -274,17 +274,26 @@ def test_audit_quarantines_bad_records_and_keeps_the_good_ones(bad: list[Any],
     assert [d.id for d in report.decisions] == CLEAN_AUDIT
 
 
-@pytest.mark.xfail(strict=True, reason="audit() feeds valid records to a session without "
-                   "catching the session's refusals: a correction of an applied event "
-                   "(EventOrderError) or an event a rule cannot place in its calendar "
-                   "(CalendarError) stops the audit instead of being quarantined; reported")
-@pytest.mark.parametrize("record", [
-    {**GOOD[5], "id": "fix", "meta": {"corrects": GOOD[4]["id"]}},
-    {**GOOD[5], "id": "far", "at": "2150-01-05T09:00:00+08:00"},
-])
-def test_audit_known_gaps(record: dict[str, Any]) -> None:
-    report = audit([*GOOD, record], policy=POLICIES)
-    assert report.counts.valid >= len(GOOD)
+def test_audit_applies_a_correction_instead_of_stopping() -> None:
+    """A correction (meta.corrects) replaces its original in an audit, as in evaluate."""
+    fix = {**GOOD[5], "id": "fix", "meta": {"corrects": GOOD[4]["id"]}}
+    report = audit([*GOOD, fix], policy=POLICIES)
+    assert report.counts.valid == len(GOOD) + 1
+    assert report.counts.corrected == 1
+    assert report.counts.quarantined == 0
+
+
+def test_audit_quarantines_an_event_its_calendar_cannot_place() -> None:
+    """A date outside the holiday data is quarantined with its position; the good records
+    around it are still audited."""
+    far = {**GOOD[5], "id": "far", "at": "2150-01-05T09:00:00+08:00"}
+    report = audit([*GOOD[:3], far, *GOOD[3:]], policy=POLICIES, until=AUDIT_UNTIL)
+    assert report.counts.quarantined == 1
+    entry = report.quarantine[0]
+    assert entry.event_id == "far" and entry.line == 4
+    assert entry.problems[0][0] == "at"
+    assert report.counts.valid == len(GOOD)
+    assert [d.id for d in report.decisions] == CLEAN_AUDIT
 
 
 # --- policy files -------------------------------------------------------------------------
