@@ -33,8 +33,8 @@ from .policyfile import load_policy, loads_policy
 from .rules.standard import standard_pack
 
 __all__ = [
-    "AuditReport",
     "EVENT_TYPES",
+    "AuditReport",
     "BackendUnavailableError",
     "BusinessCalendar",
     "CheckpointStore",
