@@ -67,6 +67,9 @@ class Policy(BaseModel):
         used: set[str] = set()
         for i, raw in enumerate(self.rules):
             where = f"rules[{i}]"
+            if not self._enabled(raw.get("enabled_if"), where):
+                continue
+            raw = {k: v for k, v in raw.items() if k != "enabled_if"}
             filled = _substitute(raw, self.parameters, where, used)
             shape = filled.get("shape")
             cls = SHAPES.get(shape) if isinstance(shape, str) else None
@@ -94,6 +97,24 @@ class Policy(BaseModel):
                                           "a rule id of this policy", suggestion=nearest(dep, seen))
         self._specs = tuple(specs)
         return self
+
+    def _enabled(self, condition: Any, where: str) -> bool:
+        """A rule's ``enabled_if: {parameter: value or [values]}``: alternative readings of one
+        rule (callback R2 counted per director or per household) chosen by a parameter."""
+        if condition is None:
+            return True
+        if not isinstance(condition, dict) or not condition:
+            raise PolicyFileError("<policy>", f"{where}.enabled_if", condition,
+                                  "a mapping of parameter names to values")
+        for name, wanted in condition.items():
+            if name not in self.parameters:
+                raise PolicyFileError("<policy>", f"{where}.enabled_if.{name}", name,
+                                      "a declared parameter",
+                                      suggestion=nearest(name, self.parameters))
+            choices = wanted if isinstance(wanted, list) else [wanted]
+            if self.parameters[name] not in choices:
+                return False
+        return True
 
     @property
     def specs(self) -> tuple[RuleSpec, ...]:

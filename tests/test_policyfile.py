@@ -132,3 +132,16 @@ def test_calendar_in_the_file_applies_to_its_policies() -> None:
         loads_policy("calendar: {timezone: Europe/Berln}\n" + YAML)
     assert err.value.path.startswith("calendar")
     assert "Europe/Berlin" in str(err.value)
+
+
+def test_enabled_if_chooses_between_readings_and_checks_its_parameter() -> None:
+    rule = dict(POLICY["rules"][0])  # type: ignore[index]
+    data = {**POLICY, "parameters": {"handover_within": "PT1H", "reading": "a"},
+            "rules": [{**rule, "enabled_if": {"reading": "a"}},
+                      {**rule, "within": "PT2H", "enabled_if": {"reading": ["b", "c"]}}]}
+    policy = Policy.model_validate(data)
+    assert [s.within for s in policy.specs] == ["PT1H"]  # type: ignore[attr-defined]
+    assert [s.within for s in policy.with_parameters(reading="c").specs] == ["PT2H"]  # type: ignore[attr-defined]
+    bad = {**data, "rules": [{**rule, "enabled_if": {"readng": "a"}}]}
+    with pytest.raises(PolicyFileError, match="did you mean 'reading'"):
+        Policy.model_validate(bad)

@@ -206,3 +206,20 @@ def test_r6b_valid_complaint_rate_against_registered_households(evaluate: Evalua
     d = of(out, "R6b")[0]
     assert d.details["rate"] == Decimal("0.67") and d.details["met"] is True
     assert all(x.kind != "violation" for x in of(out, "R6b"))   # 力爭: a KPI, never a violation
+
+
+def test_r2_per_household_reading_judges_each_household(evaluate: Any) -> None:
+    """`per: household` (the stricter reading): every registered household is owed a home
+    visit a year; the default counts the director's visits instead."""
+    events = [profile("D1", "director"),
+              ev("household.registered", "2026-01-05 09:00", household_id="H1", area_id="A1"),
+              ev("household.registered", "2026-01-05 09:00", household_id="H2", area_id="A1"),
+              ev("home_visit.made", "2026-03-05 10:00", household_id="H1", employee_id="D1")]
+    until = t("2027-01-01 00:00")
+    by_director = [d for d in evaluate(events, until=until, policy="callback-frequency")
+                   if d.rule == "R2"]
+    assert by_director == []
+    by_household = [d for d in evaluate(events, until=until, policy="callback-frequency",
+                                        per="household") if d.rule == "R2"]
+    assert [(d.subject.kind, d.subject.id, d.kind) for d in by_household] == [
+        ("household", "H2", "violation")]
