@@ -280,8 +280,9 @@ def _subset(policy: Policy, rules: tuple[str, ...]) -> Policy:
         return policy
     wanted = set(rules)
     data = policy.model_dump()
-    data["rules"] = [raw for raw, spec in zip(policy.rules, policy.specs, strict=True)
-                     if spec.id in wanted]
+    # By the rule's own id: alternative readings of one rule (enabled_if) share it, and the
+    # parameters still choose among them.
+    data["rules"] = [raw for raw in policy.rules if raw.get("id") in wanted]
     return Policy.model_validate(data)
 
 
