@@ -45,6 +45,11 @@ class _NativeSession(EvaluatorSession):
                     self._consumers[(pi, dep)].append(ri)
             self._runtimes.append(runtimes)
             self._contexts.append(contexts)
+        # The routes resolved to (runtime, context) pairs: the per-event loop then does no
+        # index lookups (runtimes and contexts live as long as the session).
+        self._targets: dict[str, list[tuple[RuleRuntime, RuleContext]]] = {
+            t: [(self._runtimes[pi][ri], self._contexts[pi][ri]) for pi, ri in pairs]
+            for t, pairs in self._routes.items()}
         # What a fresh rule's state looks like: import_state checks a snapshot against it.
         self._shapes = [[{k: type(v) for k, v in rt.state.items() if v is not None}
                          for rt in runtimes]
@@ -76,21 +81,30 @@ class _NativeSession(EvaluatorSession):
                 self._runtimes[pi][ri].on_decision(decision, ctx)
 
     def _take(self) -> list[Decision]:
-        out, self._out = self._out, []
+        out = self._out
+        if not out:
+            return []  # a fresh list: callers extend what they get
+        self._out = []
         return out
 
     def apply(self, event: EventBase) -> list[Decision]:
         if isinstance(event, EmployeeProfile):
             self._directory[event.employee_id] = event
-        for pi, ri in self._routes.get(event.type, ()):
-            ctx = self._contexts[pi][ri]
-            ctx.now = event.at
-            self._runtimes[pi][ri].on_event(event, ctx)
-            self._drain_queue(event.at)
+        targets = self._targets.get(event.type)
+        if targets:
+            at = event.at
+            queue = self._queue
+            for runtime, ctx in targets:
+                ctx.now = at
+                runtime.on_event(event, ctx)
+                if queue:  # only rules with consumers queue their decisions
+                    self._drain_queue(at)
         return self._take()
 
     def fire_due(self, until: datetime, *, inclusive: bool) -> list[Decision]:
         heap = self._heap
+        if not heap or (heap[0][0] > until if inclusive else heap[0][0] >= until):
+            return self._take()  # the common case: nothing due before this event
         while heap and (heap[0][0] <= until if inclusive else heap[0][0] < until):
             timer = heapq.heappop(heap)
             self._pending.discard(timer)
@@ -98,7 +112,8 @@ class _NativeSession(EvaluatorSession):
             ctx = self._contexts[pi][ri]
             ctx.now = due
             self._runtimes[pi][ri].on_timer(key, due, ctx)
-            self._drain_queue(due)
+            if self._queue:
+                self._drain_queue(due)
         return self._take()
 
     def export_state(self) -> Any:

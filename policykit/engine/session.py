@@ -53,7 +53,16 @@ class SessionFailedError(PolicyKitError, RuntimeError):
 
 
 def _order(decisions: list[Decision]) -> list[Decision]:
-    return sorted(decisions, key=lambda d: (d.at, d.id))
+    if len(decisions) < 2:
+        return list(decisions)  # nothing to sort (a copy, as sorted() gave)
+    return sorted(decisions, key=_by_time_id)
+
+
+def _by_time_id(d: Decision) -> tuple[datetime, str]:
+    return d.at, d.id
+
+
+_NO_LATENESS = timedelta(0)
 
 
 def corrected_id(event: EventBase) -> str | None:
@@ -364,20 +373,25 @@ class Session:
 
     def _feed(self, ev: EventBase) -> list[Decision]:
         stats = self.stats
-        self._check_usable()
-        if ev.id in self._corrected:
+        if self._failed is not None:
+            self._check_usable()
+        event_id = ev.id
+        if event_id in self._corrected:
             stats.superseded += 1
             return []
-        if ev.id in self._seen:
+        if event_id in self._seen:
             stats.duplicates += 1
             return []
-        try:
-            target = corrected_id(ev)
-        except EventError:
-            stats.rejected += 1
-            raise
+        target: str | None = None
+        meta = ev.meta
+        if meta and CORRECTS in meta:  # corrected_id's own test, without the call per event
+            try:
+                target = corrected_id(ev)
+            except EventError:
+                stats.rejected += 1
+                raise
         w = self._window
-        allowed = w.allowed if w is not None else timedelta(0)
+        allowed = w.allowed if w is not None else _NO_LATENESS
         clock = self._clock
         late = clock is not None and (ev.at < clock or (ev.at == clock and self._closed))
         if late and clock is not None and (w is None or ev.at < clock - allowed):
@@ -443,9 +457,17 @@ class Session:
         self, events: Iterable[EventBase | Mapping[str, Any] | str | bytes]
     ) -> list[Decision]:
         """Feed several events in order; the decisions of all of them."""
+        # The feeds run under one hold of the lock (still a sequence of atomic feeds) and
+        # the decisions are ordered once at the end: the same list as feeding one by one,
+        # since the final sort on (at, id) is stable and each step's own order was too.
         out: list[Decision] = []
-        for e in events:
-            out += self.feed(e)
+        with self._lock:
+            stats = self.stats
+            for e in events:
+                got = self._feed(parse_event(e))
+                if got:
+                    stats.decisions += len(got)
+                    out += got
         return _order(out)
 
     def advance_to(self, instant: datetime) -> list[Decision]:

@@ -5,9 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import (
+    AwareDatetime,
+    FutureDate,
+    FutureDatetime,
+    NaiveDatetime,
+    PastDate,
+    PastDatetime,
+    TypeAdapter,
+    ValidationError,
+)
 
 from ..errors import EventError, nearest
 from .decisions import Decision
@@ -89,6 +98,18 @@ def parse_event(
     """
     if isinstance(record, EventBase):
         return record  # type: ignore[return-value]  # every EventBase subclass is in Event
+    if isinstance(record, str | bytes | bytearray) and _shallow(record):
+        # The fast path for JSON text: pydantic parses and validates the line in one pass
+        # (about 5x cheaper than json.loads + validate_python + a depth walk). With at most
+        # MAX_DEPTH brackets in the whole text, no value can nest deeper than MAX_DEPTH, so
+        # the depth walk is not needed. Any failure takes the slow path below, which
+        # builds the error exactly as before (same checks, same order, same messages).
+        try:
+            event: Event = _ADAPTER.validate_json(record)
+        except Exception:  # the slow path below reports it
+            pass
+        else:
+            return _checked(event, source, line)
     raw: Any = record
     if isinstance(record, str | bytes | bytearray):
         try:
@@ -103,13 +124,19 @@ def parse_event(
         raise EventError(source, [("", "<deeply nested>", f"at most {MAX_DEPTH} levels")],
                          event_id=event_id, line=line)
     try:
-        event: Event = _ADAPTER.validate_python(raw)
+        event = _ADAPTER.validate_python(raw)
     except ValidationError as exc:
         raise EventError(source, _problems(exc, raw), event_id=event_id, line=line) from None
     except (RecursionError, OverflowError, ValueError, TypeError) as exc:
         raise EventError(source, [("", _clip(raw), f"a valid event ({exc})")],
                          event_id=event_id, line=line) from None
-    for name, value in event:
+    return _checked(event, source, line)
+
+
+def _checked(event: Event, source: str, line: int | None) -> Event:
+    """The checks after validation: dates in range and a well-formed ``meta.corrects``."""
+    for name in _date_fields(type(event)):
+        value = getattr(event, name)
         if isinstance(value, date) and not _in_range(value):
             raise EventError(source, [(name, _clip(str(value)),
                                        f"a date in the years {MIN_YEAR}-{MAX_YEAR}")],
@@ -126,7 +153,41 @@ def parse_event(
     return event
 
 
+def _shallow(text: str | bytes | bytearray) -> bool:
+    """True when ``text`` cannot nest deeper than MAX_DEPTH (brackets in strings count too:
+    an overestimate only sends the record to the slow path)."""
+    if isinstance(text, str):
+        return text.count("{") + text.count("[") <= MAX_DEPTH
+    return text.count(b"{") + text.count(b"[") <= MAX_DEPTH
+
+
+# pydantic's constrained date types are marker classes, not date subclasses.
+_DATE_MARKERS = (AwareDatetime, NaiveDatetime, PastDate, FutureDate, PastDatetime,
+                 FutureDatetime)
+
+
+def _holds_date(annotation: Any) -> bool:
+    if isinstance(annotation, type):
+        return issubclass(annotation, date) or annotation in _DATE_MARKERS
+    return any(_holds_date(arg) for arg in get_args(annotation))
+
+
+_DATE_FIELDS: dict[type[EventBase], tuple[str, ...]] = {}
+
+
+def _date_fields(model: type[EventBase]) -> tuple[str, ...]:
+    """The fields of ``model`` that hold a date or date-time, in field order (the only
+    values the range check applies to: ``meta`` holds JSON values, never dates)."""
+    names = _DATE_FIELDS.get(model)
+    if names is None:
+        names = tuple(n for n, f in model.model_fields.items() if _holds_date(f.annotation))
+        _DATE_FIELDS[model] = names
+    return names
+
+
 def _in_range(value: date) -> bool:
+    if MIN_YEAR < value.year < MAX_YEAR:
+        return True  # a UTC offset moves an instant by less than a day: no year to check
     if isinstance(value, datetime):
         try:
             value = value.astimezone(UTC)
