@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
-    field_validator,
     model_validator,
 )
 
@@ -32,6 +32,7 @@ __all__ = [
     "EmitFn",
     "Match",
     "Message",
+    "Names",
     "PolicyInfo",
     "RuleContext",
     "RuleRuntime",
@@ -53,6 +54,14 @@ def _check_deadline_spec(value: str) -> str:
 DurationSpec = Annotated[str, AfterValidator(_check_deadline_spec)]
 """An ISO-8601 duration (``PT15M``, ``P1D``) or a calendar boundary (``end_of_day``...),
 checked where the policy is loaded so a typo points at its field."""
+
+def _one_or_many(value: Any) -> Any:
+    return (value,) if isinstance(value, str) else value
+
+
+Names = Annotated[tuple[str, ...], BeforeValidator(_one_or_many)]
+"""One name or a list of names (event types, key fields, rule ids): ``key: request_id`` and
+``key: [customer_id, topic]`` both validate."""
 
 Scalar = str | int | bool | None
 _OPS = frozenset({"eq", "ne", "in", "not_in", "contains", "contains_all", "exists",
@@ -244,15 +253,10 @@ class Match(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    type: tuple[str, ...]
+    type: Names
     where: dict[str, Condition] = Field(default_factory=dict)
-    key: tuple[str, ...] | None = None
+    key: Names | None = None
     """Fields naming the case this event belongs to, where they differ from the rule's key."""
-
-    @field_validator("type", "key", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return (v,) if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _valid(self) -> Match:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from ..calendar import DeadlineStr, parse_duration
 from ..models.decisions import DecisionKind, Subject
@@ -32,6 +32,7 @@ from ._base import (
     Condition,
     Match,
     Message,
+    Names,
     PolicyInfo,
     RuleContext,
     RuleRuntime,
@@ -104,7 +105,7 @@ class DeadlineSpec(RuleSpec):
 
     shape: Literal["deadline"] = "deadline"
     trigger: Match
-    key: tuple[str, ...]
+    key: Names
     within: DeadlineStr | None = None
     within_field: str | None = None
     within_by: WithinBy | None = None
@@ -169,11 +170,6 @@ class DeadlineSpec(RuleSpec):
             en="Escalate to {to}: {what} for {subject} was not done by {due}",
             zh="上報 {to}：{subject} 的「{what}」未於 {due} 前完成"),
     }
-
-    @field_validator("key", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return (v,) if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _valid(self) -> DeadlineSpec:

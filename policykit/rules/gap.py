@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from ..models.decisions import DecisionKind, Subject
 from ..models.events import EventBase
@@ -18,6 +18,7 @@ from ._base import (
     KEY_SEP,
     Match,
     Message,
+    Names,
     PolicyInfo,
     RuleContext,
     RuleRuntime,
@@ -71,7 +72,7 @@ class GapSpec(RuleSpec):
     shape: Literal["gap"] = "gap"
     event: Match | None = None
     occupancy: Occupancy | None = None
-    key: tuple[str, ...] = ()
+    key: Names = ()
     max_gap: str
     stop: tuple[Match, ...] = ()
     active: Active | None = None
@@ -85,11 +86,6 @@ class GapSpec(RuleSpec):
             en="{rule} gap: no {what} for {subject} since {since} ({gap} > {max_gap})",
             zh="{rule} 間隔超時：{subject} 自 {since} 起已逾 {max_gap} 未見「{what}」"),
     }
-
-    @field_validator("key", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return (v,) if isinstance(v, str) else v
 
     def _matches(self) -> list[Match]:
         out: list[Match] = []

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..models.decisions import DecisionKind, Subject
 from ..models.events import EventBase
@@ -18,6 +18,7 @@ from ._base import (
     Condition,
     Match,
     Message,
+    Names,
     PolicyInfo,
     RuleContext,
     RuleRuntime,
@@ -94,7 +95,7 @@ class PreconditionSpec(RuleSpec):
 
     shape: Literal["precondition"] = "precondition"
     event: Match
-    key: tuple[str, ...] = ()
+    key: Names = ()
     prior: Prior | None = None
     require: dict[str, Condition] = Field(default_factory=dict)
     grace: str | None = None
@@ -119,11 +120,6 @@ class PreconditionSpec(RuleSpec):
             en="{rule} incomplete: {what} — {subject} at {at} lacks {missing}",
             zh="{rule} 條件不足：{subject} 於 {at} 的「{what}」不符合 {missing}"),
     }
-
-    @field_validator("key", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return (v,) if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _valid(self) -> PreconditionSpec:
