@@ -29,7 +29,7 @@ from .models import (
     parse_events,
 )
 from .policy import Policy, PolicySet
-from .policyfile import load_policy, loads_policy
+from .policyfile import load_policy, loads_policy, resolve_policies
 from .rules.standard import standard_pack
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "loads_policy",
     "parse_event",
     "parse_events",
+    "resolve_policies",
     "standard_pack",
 ]
 

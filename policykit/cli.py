@@ -250,10 +250,10 @@ def check(policy_file: str) -> None:
 
 
 def _policy_set(policy: str | None) -> Any:
-    from .audit import load_policies
+    from .policyfile import resolve_policies
 
     try:
-        return load_policies(policy)
+        return resolve_policies(policy)
     except PolicyKitError as exc:
         _fail(str(exc))
     except OSError as exc:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from .calendar import BusinessCalendar
 from .errors import ParameterError, PolicyFileError, PolicyKitError, format_loc, nearest
 from .policy import Policy, PolicySet
 
-__all__ = ["load_policy", "loads_policy"]
+__all__ = ["PolicyLike", "load_policy", "loads_policy", "resolve_policies"]
 
 #: Policy files larger than this are refused before parsing (hostile input).
 MAX_BYTES = 5 * 1024 * 1024
@@ -376,3 +376,65 @@ def load_policy(path: str | Path) -> PolicySet:
     except UnicodeDecodeError as exc:
         raise PolicyFileError(str(p), "", exc.reason, "UTF-8 text") from None
     return loads_policy(text, fmt, source=str(p))
+
+
+PolicyLike = (str | Path | Policy | PolicySet | Sequence[str] | Iterable[Policy]
+              | Mapping[str, Any] | None)
+"""What names a policy set: None (the standard pack), a standard policy id, a list of ids or
+of policies, a path to a policy file, a policy-file mapping, a Policy or a PolicySet."""
+
+_SUFFIXES = (".yaml", ".yml", ".toml", ".json")
+
+
+def _pack() -> PolicySet:
+    from .rules.standard import standard_pack
+
+    return standard_pack()
+
+
+def _load(path: Path) -> PolicySet:
+    return load_policy(path)
+
+
+def _by_id(pid: str, context: PolicySet | None) -> Policy | None:
+    for ps in (context, _pack()):
+        if ps is not None and pid in ps:
+            return ps.get(pid)
+    return None
+
+
+def resolve_policies(spec: PolicyLike = None, *, base_dir: Path | None = None,
+                     context: PolicySet | None = None, source: str = "<policy>") -> PolicySet:
+    """The policy set ``spec`` names. Policy ids are looked up in ``context`` first (a set
+    the caller was given, e.g. ``policykit test --policy``), then in the standard pack; a
+    relative path is tried from ``base_dir`` (the scenario file's folder), then as given."""
+    if spec is None:
+        return context if context is not None else _pack()
+    if isinstance(spec, PolicySet):
+        return spec
+    if isinstance(spec, Policy):
+        return PolicySet([spec])
+    if isinstance(spec, Mapping):
+        return loads_policy(yaml.safe_dump(dict(spec), allow_unicode=True), "yaml",
+                            source=source)
+    if isinstance(spec, Path) or (isinstance(spec, str) and
+                                  (spec.lower().endswith(_SUFFIXES) or "/" in spec)):
+        path = Path(spec)
+        if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
+            path = base_dir / path
+        if not path.exists():
+            where = f" (looked in {base_dir} and the working folder)" if base_dir else ""
+            raise ParameterError("policy", str(spec), "an existing policy file" + where)
+        return _load(path)
+    ids = [spec] if isinstance(spec, str) else list(spec)
+    if ids and all(isinstance(p, Policy) for p in ids):
+        return PolicySet(ids)  # type: ignore[arg-type]  # checked just above
+    chosen: list[Policy] = []
+    for pid in ids:
+        policy = _by_id(pid, context) if isinstance(pid, str) else None
+        if policy is None:
+            known = sorted({*(context.ids if context else ()), *_pack().ids})
+            raise ParameterError("policy", pid, "a standard policy id or a policy file path",
+                                 suggestion=nearest(pid, known))
+        chosen.append(policy)
+    return PolicySet(chosen)

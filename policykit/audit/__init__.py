@@ -16,7 +16,7 @@ and bad records), ``_audit`` (the run), ``_report`` (:class:`AuditReport`), ``_s
 people and JSON files read them).
 """
 
-from ._audit import audit, load_policies, parse_instant
+from ._audit import audit, parse_instant
 from ._charts import Chart
 from ._explain import Explanation
 from ._quarantine import QuarantinedRecord
@@ -33,7 +33,6 @@ __all__ = [
     "QuarantinedRecord",
     "WhyNot",
     "audit",
-    "load_policies",
     "parse_instant",
     "read_records",
 ]

@@ -5,22 +5,21 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
 from datetime import datetime
-from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from ..engine import Engine
 from ..engine.session import drop_corrected
-from ..errors import EventError, ParameterError, PolicyKitError, nearest
+from ..errors import EventError, ParameterError, PolicyKitError
 from ..models.decisions import Decision
 from ..models.events import EventBase
-from ..policy import Policy, PolicySet
+from ..policy import PolicySet
+from ..policyfile import PolicyLike, resolve_policies
 from ._quarantine import QuarantinedRecord, quarantined, validate
 from ._readers import read_records
 from ._report import AuditCounts, AuditReport
 
-PolicyArg = Union[None, str, Path, Policy, PolicySet, Iterable[Policy]]  # noqa: UP007
+PolicyArg = PolicyLike
 
 
 def audit(
@@ -44,7 +43,7 @@ def audit(
     records later than it are counted in ``counts.after_until`` and not evaluated.
     ``progress``: a tqdm bar on stderr (a number: only once the run takes that many seconds).
     """
-    policies = load_policies(policy)
+    policies = resolve_policies(policy)
     horizon = parse_instant(until) if until is not None else None
     engine = Engine(policies, backend=backend)
     reader = read_records(source, format=format)
@@ -123,39 +122,6 @@ def parse_instant(value: str | datetime, *, name: str = "until") -> datetime:
         raise ParameterError(name, value, "a date-time with a UTC offset (naive times are "
                              "ambiguous), e.g. 2026-04-01T00:00:00+08:00")
     return out
-
-
-def load_policies(policy: PolicyArg) -> PolicySet:
-    """The policies an audit runs: see the ``policy`` argument of :func:`audit`."""
-    if policy is None:
-        from ..rules.standard import standard_pack
-
-        return standard_pack()
-    if isinstance(policy, PolicySet):
-        return policy
-    if isinstance(policy, Policy):
-        return PolicySet([policy])
-    if isinstance(policy, str | Path):
-        path = Path(policy)
-        if not path.exists() and isinstance(policy, str):
-            from ..rules.standard import standard_pack
-
-            pack = standard_pack()
-            if policy in pack:
-                return pack.select(policy)
-            if not path.suffix and "/" not in policy:
-                raise ParameterError("policy", policy, "a policy file, or the id of a standard "
-                                     "policy: " + ", ".join(pack.ids),
-                                     suggestion=nearest(policy, pack.ids))
-        from ..policyfile import load_policy
-
-        loaded: object = load_policy(path)
-        if isinstance(loaded, Policy):
-            return PolicySet([loaded])
-        if isinstance(loaded, PolicySet):
-            return loaded
-        return PolicySet(loaded)  # type: ignore[arg-type]  # an iterable of policies
-    return PolicySet(policy)
 
 
 def _bar(progress: bool | float, total: int | None, desc: str, unit: str) -> Any:
