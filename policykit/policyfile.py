@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from ._yamllines import LineMap
 from .calendar import BusinessCalendar
 from .errors import ParameterError, PolicyFileError, PolicyKitError, format_loc, nearest
 from .policy import Policy, PolicySet
@@ -47,35 +48,6 @@ _USE_KEYS = ("use", "parameters", "calendar")
 _POLICY_KEYS = tuple(Policy.model_fields)
 
 
-class _Lines:
-    """Maps a path inside the document (``policies[0].rules[2].within``) to its line."""
-
-    def __init__(self, node: yaml.Node | None) -> None:
-        self._map: dict[str, int] = {}
-        if node is not None:
-            self._walk(node, "")
-
-    def _walk(self, node: yaml.Node, path: str) -> None:
-        self._map.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                key = k.value if isinstance(k, yaml.ScalarNode) else "?"
-                sub = f"{path}.{key}" if path else str(key)
-                self._map[sub] = k.start_mark.line + 1
-                self._walk(v, sub)
-                self._map[sub] = k.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self._walk(item, f"{path}[{i}]")
-
-    def line(self, path: str) -> int | None:
-        # The deepest prefix that has a line: a missing key points at its parent.
-        while path:
-            if path in self._map:
-                return self._map[path]
-            cut = max(path.rfind("."), path.rfind("["))
-            path = path[:cut] if cut > 0 else ""
-        return self._map.get("")
 
 
 def _check_yaml_size(text: str, source: str) -> None:
@@ -130,7 +102,7 @@ def _shallow(data: Any) -> bool:
     return True
 
 
-def _parse(text: str, fmt: str, source: str) -> tuple[Any, _Lines]:
+def _parse(text: str, fmt: str, source: str) -> tuple[Any, LineMap]:
     data, lines = _parse_text(text, fmt, source)
     if not _shallow(data):
         raise PolicyFileError(source, "", "<deeply nested>",
@@ -138,25 +110,25 @@ def _parse(text: str, fmt: str, source: str) -> tuple[Any, _Lines]:
     return data, lines
 
 
-def _parse_text(text: str, fmt: str, source: str) -> tuple[Any, _Lines]:
+def _parse_text(text: str, fmt: str, source: str) -> tuple[Any, LineMap]:
     try:
         if fmt == "yaml":
             _check_yaml_size(text, source)
         if fmt == "toml":
-            return tomllib.loads(text), _Lines(None)
+            return tomllib.loads(text), LineMap(None)
         if fmt == "json":
             data = json.loads(text, parse_constant=_no_constant)
             if not _shallow(data):
-                return data, _Lines(None)  # refused by _parse, before composing it
+                return data, LineMap(None)  # refused by _parse, before composing it
             # JSON is (nearly) YAML: compose it again only to learn the lines.
             try:
                 node = yaml.compose(text, Loader=yaml.SafeLoader)
             except yaml.YAMLError:
                 node = None
-            return data, _Lines(node)
+            return data, LineMap(node)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
-        return data, _Lines(node)
+        return data, LineMap(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         raise PolicyFileError(source, "", _problem(exc), f"valid {fmt.upper()}",
@@ -188,7 +160,7 @@ def _problem(exc: yaml.MarkedYAMLError) -> str:
 
 
 def _unknown_keys(data: Mapping[str, Any], allowed: tuple[str, ...], source: str, path: str,
-                  lines: _Lines) -> None:
+                  lines: LineMap) -> None:
     for key in data:
         if key not in allowed:
             sub = f"{path}.{key}" if path else str(key)
@@ -202,12 +174,12 @@ _UNEXPECTED = (TypeError, KeyError, AttributeError, IndexError, OverflowError, A
                RecursionError, ValueError, ValidationError)
 
 
-def _unexpected(exc: BaseException, source: str, path: str, lines: _Lines) -> PolicyFileError:
+def _unexpected(exc: BaseException, source: str, path: str, lines: LineMap) -> PolicyFileError:
     return PolicyFileError(source, path, _short_text(f"{type(exc).__name__}: {exc}"),
                            "values of the types the rule shapes take", line=lines.line(path))
 
 
-def _policy(data: Any, source: str, path: str, lines: _Lines,
+def _policy(data: Any, source: str, path: str, lines: LineMap,
             calendar: BusinessCalendar | None) -> Policy:
     if not isinstance(data, Mapping):
         raise PolicyFileError(source, path, data, "a mapping defining a policy",
@@ -231,7 +203,7 @@ def _policy(data: Any, source: str, path: str, lines: _Lines,
         raise _unexpected(exc, source, path, lines) from None
 
 
-def _calendar(data: Any, source: str, path: str, lines: _Lines) -> BusinessCalendar:
+def _calendar(data: Any, source: str, path: str, lines: LineMap) -> BusinessCalendar:
     try:
         return BusinessCalendar.model_validate(data)
     except ValidationError as exc:
@@ -247,7 +219,7 @@ def _calendar(data: Any, source: str, path: str, lines: _Lines) -> BusinessCalen
         raise _unexpected(exc, source, path, lines) from None
 
 
-def _use(entry: Mapping[str, Any], source: str, path: str, lines: _Lines,
+def _use(entry: Mapping[str, Any], source: str, path: str, lines: LineMap,
          calendar: BusinessCalendar | None) -> Policy:
     from .rules.standard import standard_pack
 

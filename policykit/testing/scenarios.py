@@ -45,6 +45,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from .._yamllines import LineMap
 from ..errors import EventError, ParameterError, PolicyFileError, PolicyKitError, nearest
 from ..models.decisions import DECISION_KINDS, Decision
 from ..models.events import EVENT_TYPES, EventBase
@@ -79,39 +80,12 @@ MAX_BYTES = 5 * 1024 * 1024
 # --------------------------------------------------------------------------- YAML + lines
 
 
-class _Lines:
-    """Path inside the document (``scenarios[0].given[2].at``) -> line number."""
-
-    def __init__(self, node: yaml.Node | None) -> None:
-        self._map: dict[str, int] = {}
-        if node is not None:
-            self._walk(node, "")
-
-    def _walk(self, node: yaml.Node, path: str) -> None:
-        self._map.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                key = k.value if isinstance(k, yaml.ScalarNode) else "?"
-                sub = f"{path}.{key}" if path else str(key)
-                self._walk(v, sub)
-                self._map[sub] = k.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self._walk(item, f"{path}[{i}]")
-
-    def line(self, path: str) -> int | None:
-        while path:
-            if path in self._map:
-                return self._map[path]
-            cut = max(path.rfind("."), path.rfind("["))
-            path = path[:cut] if cut > 0 else ""
-        return self._map.get("")
 
 
 class _Ctx:
     """Where we are in one file, to raise errors that say so."""
 
-    def __init__(self, source: str, lines: _Lines) -> None:
+    def __init__(self, source: str, lines: LineMap) -> None:
         self.source = source
         self.lines = lines
 
@@ -138,10 +112,10 @@ class _Ctx:
         return value
 
 
-def _parse_yaml(text: str, source: str) -> tuple[Any, _Lines]:
+def _parse_yaml(text: str, source: str) -> tuple[Any, LineMap]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        return yaml.safe_load(text), _Lines(node)
+        return yaml.safe_load(text), LineMap(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
