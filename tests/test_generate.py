@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from policykit import EVENT_TYPES as MODELLED_TYPES
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -21,28 +23,8 @@ EXAMPLE_LOG = EXAMPLES / "acme-2026-03.jsonl"
 EXAMPLE_BOOKS = EXAMPLES / "acme-2026-03.planted.json"
 EVENTS_MD = ROOT.parent / "shared" / "spec" / "EVENTS.md"
 
-# Every event type of EVENTS.md (the public contract).
-EVENT_TYPES = frozenset({
-    "employee.profile", "contact.received", "request.handed_over", "request.resolved",
-    "request.contact_form", "request.reported_to_gm", "project.delivered", "callback.made",
-    "attendance.clock_in", "staff.complaint", "staff.private_call", "staff.misconduct",
-    "attendance.clock_out", "attendance.leave", "shift.started", "shift.ended",
-    "shift.handover_recorded", "shift.turnout_checked", "security.suspicious_checked",
-    "security.case_opened", "security.case_to_police", "security.unsafe_found",
-    "security.unsafe_reported", "security.unsafe_closed", "shift.equipment_checked",
-    "patrol.round", "incident.detected", "incident.notified", "incident.progress",
-    "incident.resolved", "incident.report_filed", "household.registered",
-    "feedback.recorded", "feedback.processed", "home_visit.made", "area_visit.made",
-    "forum.held", "reply.promised", "reply.given", "complaint.received",
-    "complaint.investigated", "complaint.reported", "complaint.replied", "complaint.validated",
-    "report.submitted", "customer.registered", "customer.deactivated", "gift.sent",
-    "demand_survey.done", "satisfaction_survey.done", "inspection.done",
-    "inspection.findings_forwarded", "duty.check", "duty.problem_found",
-    "duty.problem_escalated", "complaint.benefit_received", "service_research.visited",
-    "service_research.plan_made", "visitor.arrived", "vehicle.arrived", "remote.authorized",
-    "remote.session_started", "service.step", "onsite.dispatched", "onsite.departed",
-    "onsite.arrived",
-})
+# Every event type of EVENTS.md: tests/test_models.py holds the models to the spec's list.
+EVENT_TYPES = frozenset(MODELLED_TYPES)
 SHANGHAI = timedelta(hours=8)
 
 
