@@ -8,7 +8,7 @@ escalations and obligations, each with its evidence.
 from .audit import AuditReport, audit
 from .calendar import BusinessCalendar
 from .checkpoint import CheckpointStore
-from .engine import Engine, Session, SessionFailedError, SessionStats
+from .engine import DEFAULT_DEDUPE_WINDOW, Engine, Session, SessionFailedError, SessionStats
 from .errors import (
     BackendUnavailableError,
     EventError,
@@ -33,6 +33,7 @@ from .policyfile import load_policy, loads_policy, resolve_policies
 from .rules.standard import standard_pack
 
 __all__ = [
+    "DEFAULT_DEDUPE_WINDOW",
     "EVENT_TYPES",
     "AuditReport",
     "BackendUnavailableError",

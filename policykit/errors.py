@@ -78,14 +78,15 @@ class EventError(PolicyKitError, ValueError):
 class EventOrderError(PolicyKitError, ValueError):
     """An event older than the session's clock (beyond any allowed lateness)."""
 
-    def __init__(self, event_id: str, event_at: object, clock: object, allowed: object) -> None:
+    def __init__(self, event_id: str, event_at: object, clock: object, allowed: object,
+                 note: str = "") -> None:
         self.event_id = event_id
         self.event_at = event_at
         self.clock = clock
         super().__init__(
             f"event {event_id!r} at {event_at} is older than the session clock {clock} "
             f"(allowed lateness {allowed}); feed events in time order, or open the session "
-            f"with a larger allowed_lateness"
+            f"with a larger allowed_lateness" + (f". {note}" if note else "")
         )
 
 

@@ -38,6 +38,8 @@ def _durable() -> Backend:
 
 
 BACKENDS = ("native", "durable")
+#: How long a streaming session remembers an event id (in event time behind its clock).
+DEFAULT_DEDUPE_WINDOW = timedelta(days=30)
 
 
 class Engine:
@@ -81,6 +83,7 @@ class Engine:
         *,
         allowed_lateness: timedelta | None = None,
         checkpoint_every: int = 256,
+        dedupe_window: timedelta | None = DEFAULT_DEDUPE_WINDOW,
     ) -> Session:
         """A streaming session: ``feed(event)`` and ``advance_to(instant)``.
 
@@ -90,6 +93,13 @@ class Engine:
         Older events raise :class:`~policykit.EventOrderError` (counted in
         ``stats.rejected``). The session keeps the window's events and a checkpoint of the
         rule state every ``checkpoint_every`` steps (more apart for large states) for this.
+
+        ``dedupe_window``: how long (in event time behind the clock, and at least
+        ``allowed_lateness``) the session remembers an event id, to ignore a redelivery of
+        it. Older ids are forgotten, so memory stays flat over a long stream; an event that
+        old is refused as too late anyway, and a correction naming an id the session might
+        have forgotten is refused rather than applied twice. ``None`` remembers every id
+        (memory grows by about 100 bytes per event).
         """
         if allowed_lateness is not None and (
                 not isinstance(allowed_lateness, timedelta) or allowed_lateness < timedelta(0)):
@@ -98,9 +108,15 @@ class Engine:
         if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) \
                 or checkpoint_every < 1:
             raise ParameterError("checkpoint_every", checkpoint_every, "a positive int")
+        if dedupe_window is not None and (
+                not isinstance(dedupe_window, timedelta) or dedupe_window <= timedelta(0)):
+            raise ParameterError("dedupe_window", dedupe_window,
+                                 "a positive datetime.timedelta, e.g. timedelta(days=30), "
+                                 "or None to remember every event id")
         return Session(self._backend.open(self.policies), backend=self.backend,
                        policies=self.policies, fingerprint=self.fingerprint,
-                       allowed_lateness=allowed_lateness, checkpoint_every=checkpoint_every)
+                       allowed_lateness=allowed_lateness, checkpoint_every=checkpoint_every,
+                       dedupe_window=dedupe_window)
 
     def restore(self, snapshot: bytes) -> Session:
         """The session :meth:`Session.snapshot` saved, ready to take the events after it.
@@ -112,7 +128,8 @@ class Engine:
         payload = unpack(snapshot)
         keys = {"kind", "backend", "fingerprint", "policies", "clock", "closed", "seen",
                 "corrected", "stats", "evaluator", "window"}
-        if not isinstance(payload, dict) or set(payload) != keys \
+        optional = {"forgotten_until", "dedupe_window"}  # absent from older snapshots
+        if not isinstance(payload, dict) or not keys <= set(payload) <= keys | optional \
                 or payload["kind"] != "policykit.session":
             raise SnapshotError("not a policykit session snapshot (unexpected layout)")
         theirs = payload["policies"]
@@ -134,7 +151,11 @@ class Engine:
         if window is not None and (not isinstance(allowed, timedelta)
                                    or allowed <= timedelta(0)):
             raise SnapshotError("snapshot: window without an allowed lateness")
-        session = self.session(allowed_lateness=allowed)
+        dedupe = payload.get("dedupe_window")
+        if dedupe is not None and (not isinstance(dedupe, timedelta) or dedupe <= timedelta(0)):
+            raise SnapshotError("snapshot: dedupe_window is not a positive duration")
+        # Older snapshots remembered every id: so does their restored session.
+        session = self.session(allowed_lateness=allowed, dedupe_window=dedupe)
         try:
             session._load(payload)
         except BaseException:
@@ -161,7 +182,9 @@ class Engine:
         if freeze:
             gc.freeze()
         try:
-            with self.session() as session:
+            # Every id is kept: the log is in memory anyway, and a correction whose target
+            # drop_corrected removed must not look like one of a forgotten event.
+            with self.session(dedupe_window=None) as session:
                 out = session.feed_many(parsed)
                 if until is not None:
                     out += session.advance_to(until)

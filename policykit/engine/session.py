@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pydantic import TypeAdapter
+
 from ..errors import (
     EventError,
     EventOrderError,
@@ -35,6 +37,7 @@ from ..models.decisions import Decision
 from ..models.events import EventBase
 from ..models.parsing import CORRECTS, parse_event
 from ._backend import EvaluatorSession
+from ._dedupe import SeenIds
 from ._snapshot import pack
 
 if TYPE_CHECKING:
@@ -63,6 +66,11 @@ def _by_time_id(d: Decision) -> tuple[datetime, str]:
 
 
 _NO_LATENESS = timedelta(0)
+_DURATION = TypeAdapter(timedelta)
+
+
+def _iso_duration(td: timedelta | None) -> str:
+    return "unbounded" if td is None else str(_DURATION.dump_python(td, mode="json"))
 
 
 def corrected_id(event: EventBase) -> str | None:
@@ -304,7 +312,8 @@ class Session:
 
     Deadlines fire only when event time passes them (an event, or :meth:`advance_to`), never
     by the wall clock. At equal times, events are applied before deadlines fire: an event
-    exactly at a deadline is in time. A repeated event id is ignored and counted.
+    exactly at a deadline is in time. A repeated event id is ignored and counted; ids are
+    remembered for ``dedupe_window`` of event time (see :meth:`policykit.Engine.session`).
 
     With ``allowed_lateness`` (see :meth:`policykit.Engine.session`), an event up to that much
     older than the clock is applied where it belongs, and the decisions it changes are
@@ -325,12 +334,16 @@ class Session:
         fingerprint: str | None = None,
         allowed_lateness: timedelta | None = None,
         checkpoint_every: int = 256,
+        dedupe_window: timedelta | None = None,
     ) -> None:
         self._ev = evaluator
         self.backend = backend
         self._policies = policies
         self._fingerprint = fingerprint
-        self._seen: set[str] = set()
+        if dedupe_window is not None and allowed_lateness is not None:
+            # An event inside the lateness window is still applied, so its id must be known.
+            dedupe_window = max(dedupe_window, allowed_lateness)
+        self._seen = SeenIds(dedupe_window)
         self._corrected: set[str] = set()
         self._clock: datetime | None = None
         # After advance_to(t), deadlines at t have fired, so an event at t would be judged
@@ -396,14 +409,28 @@ class Session:
         late = clock is not None and (ev.at < clock or (ev.at == clock and self._closed))
         if late and clock is not None and (w is None or ev.at < clock - allowed):
             stats.rejected += 1
-            raise EventOrderError(ev.id, ev.at.isoformat(), clock.isoformat(), allowed)
+            raise EventOrderError(ev.id, ev.at.isoformat(), clock.isoformat(), allowed,
+                                  self._forgotten_note(ev.at))
         if target is not None and target in self._corrected:
             stats.rejected += 1
             raise EventError("<event>", [(f"meta.{CORRECTS}", target,
                                           "an event not corrected already (correct the "
                                           "correcting event instead)")], event_id=ev.id)
+        seen = self._seen
+        if target is not None and target not in seen and seen.forgotten_until is not None:
+            # The target may be an event applied long ago whose id was forgotten: applying
+            # the correction as new would count that event twice.
+            stats.rejected += 1
+            raise EventError("<event>", [(
+                f"meta.{CORRECTS}", target,
+                f"an event this session remembers: it forgets the ids of events more than "
+                f"{_iso_duration(seen.window)} (dedupe_window) behind its clock, so it cannot "
+                f"tell whether {target!r} was applied before "
+                f"{seen.forgotten_until.isoformat()}. If it never was, feed this event "
+                f"without meta.{CORRECTS}; otherwise open sessions with a longer "
+                f"dedupe_window")], event_id=ev.id)
         target_pos: int | None = None
-        if target is not None and target in self._seen:
+        if target is not None and target in seen:
             assert clock is not None  # something was applied
             if w is not None:
                 target_pos = w.find(target, clock)
@@ -424,7 +451,7 @@ class Session:
             stats.rejected += 1
             self._fail(exc, f"event {ev.id!r}")
             raise
-        self._seen.add(ev.id)
+        seen.add(ev.id, ev.at)
         stats.events += 1
         if target is not None:
             self._corrected.add(target)
@@ -434,9 +461,18 @@ class Session:
         else:
             self._clock = ev.at
             self._closed = False
+            seen.forget_before(ev.at)
         if w is not None:
             w.prune(max(ev.at, clock) if clock is not None else ev.at)
         return out
+
+    def _forgotten_note(self, at: datetime) -> str:
+        until = self._seen.forgotten_until
+        if until is None or at > until:
+            return ""
+        return (f"If it is a redelivery of an event already applied, it is also older than "
+                f"the dedupe window ({_iso_duration(self._seen.window)}): this session no "
+                f"longer remembers event ids that old")
 
     def _fail(self, exc: BaseException, where: str) -> None:
         # A window session rolled back (see _rebuild): still consistent. A strict session
@@ -492,6 +528,7 @@ class Session:
                 raise
             self._clock = instant
             self._closed = True
+            self._seen.forget_before(instant)
             if w is not None:
                 w.prune(instant)
             self.stats.decisions += len(out)
@@ -709,7 +746,9 @@ class Session:
                 "policies": [[p.id, p.version] for p in self._policies],
                 "clock": self._clock,
                 "closed": self._closed,
-                "seen": sorted(self._seen),
+                "seen": self._seen.export(),
+                "forgotten_until": self._seen.forgotten_until,
+                "dedupe_window": self._seen.window,
                 "corrected": sorted(self._corrected),
                 "stats": dataclasses.asdict(self.stats),
                 "evaluator": self._ev.export_state(),
@@ -727,10 +766,23 @@ class Session:
             raise bad("the clock is not an aware datetime")
         if type(payload["closed"]) is not bool:
             raise bad("closed is not a boolean")
-        for name in ("seen", "corrected"):
-            ids = payload[name]
-            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-                raise bad(f"{name} is not a list of event ids")
+        ids = payload["corrected"]
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise bad("corrected is not a list of event ids")
+        seen: list[tuple[str, datetime | None]] = []
+        if not isinstance(payload["seen"], list):
+            raise bad("seen is not a list of [event id, time]")
+        for item in payload["seen"]:
+            if isinstance(item, str):  # written before ids had times: forgotten from now on
+                seen.append((item, clock))
+            elif (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
+                  and (item[1] is None or _aware(item[1]))):
+                seen.append((item[0], item[1]))
+            else:
+                raise bad("seen is not a list of [event id, time]")
+        forgotten_until = payload.get("forgotten_until")
+        if forgotten_until is not None and not _aware(forgotten_until):
+            raise bad("forgotten_until is not an aware datetime")
         stats = payload["stats"]
         names = {f.name for f in dataclasses.fields(SessionStats)}
         if not isinstance(stats, dict) or not set(stats) <= names or not all(
@@ -743,7 +795,7 @@ class Session:
         self._window = window
         self._clock = clock
         self._closed = payload["closed"]
-        self._seen = set(payload["seen"])
+        self._seen.load(seen, forgotten_until)
         self._corrected = set(payload["corrected"])
         self.stats = SessionStats(**stats)
 

@@ -19,7 +19,16 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from policykit import Decision, Engine, EventBase, Policy, PolicySet, standard_pack
+from policykit import (
+    DEFAULT_DEDUPE_WINDOW,
+    Decision,
+    Engine,
+    EventBase,
+    EventOrderError,
+    Policy,
+    PolicySet,
+    standard_pack,
+)
 from policykit.calendar import DEFAULT_CALENDAR, BusinessCalendar
 from policykit.models.parsing import parse_event
 from policykit.testing import BERLIN, OFFSETS, Stream, pack_streams
@@ -150,18 +159,28 @@ def evaluate(policies: PolicySet, events: Iterable[EventBase],
 
 def stream(policies: PolicySet, events: Sequence[EventBase], until: datetime | None, *,
            cuts: Sequence[int] = (), pauses: Sequence[datetime | None] = (),
-           allowed_lateness: timedelta | None = None) -> list[Decision]:
+           allowed_lateness: timedelta | None = None,
+           dedupe_window: timedelta | None = DEFAULT_DEDUPE_WINDOW,
+           refused: list[EventBase] | None = None) -> list[Decision]:
     """Feed ``events`` (in the given order) one by one into a session; after the events
     before each cut, ``advance_to`` the matching pause (None: no advance); then advance to
-    ``until``. The decisions of all calls, in the engine's order."""
+    ``until``. The decisions of all calls, in the engine's order. With ``refused``, events
+    the session refuses as too old are collected there instead of raising."""
     out: list[Decision] = []
     pause_at = dict(zip(cuts, pauses, strict=True))
-    with Engine(policies).session(allowed_lateness=allowed_lateness) as session:
+    with Engine(policies).session(allowed_lateness=allowed_lateness,
+                                  dedupe_window=dedupe_window) as session:
         for i, ev in enumerate(events):
             pause = pause_at.get(i)
             if pause is not None:
                 out += session.advance_to(pause)
-            out += session.feed(ev)
+            if refused is None:
+                out += session.feed(ev)
+                continue
+            try:
+                out += session.feed(ev)
+            except EventOrderError:
+                refused.append(ev)
         if until is not None:
             out += session.advance_to(until)
     return sorted(out, key=lambda d: (d.at, d.id))

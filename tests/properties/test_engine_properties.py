@@ -28,6 +28,7 @@ from pk_props import (
     with_copies,
 )
 
+from policykit import DEFAULT_DEDUPE_WINDOW, EventBase
 from policykit.testing import EventFactory
 
 
@@ -68,14 +69,27 @@ def test_arrival_order_does_not_change_decisions(case: Case, rnd: random.Random)
 def test_duplicate_deliveries_change_nothing(case: Case, rnd: random.Random) -> None:
     """Invariant: delivering some events again (same id, same content, re-read from the
     wire form) changes no decision, in batch or in streaming (where a copy may arrive after
-    the clock has passed its time)."""
+    the clock has passed its time). A session remembering every id ignores every copy; one
+    with the default dedupe window ignores the copies within it and refuses, as too old,
+    exactly the copies older than it."""
     s = case.stream
     expected = evaluate(case.policies, s.events, s.until)
     doubled = with_copies(s.sorted(), rnd)
     batch = evaluate(case.policies, doubled, s.until)
     assert batch == expected, diff(expected, batch)
-    streamed = stream(case.policies, doubled, s.until)
+    streamed = stream(case.policies, doubled, s.until, dedupe_window=None)
     assert streamed == expected, diff(expected, streamed)
+    refused: list[EventBase] = []
+    windowed = stream(case.policies, doubled, s.until, refused=refused)
+    assert windowed == expected, diff(expected, windowed)
+    clock = None
+    too_old = []
+    for ev in doubled:  # what a window of DEFAULT_DEDUPE_WINDOW must refuse
+        if clock is not None and ev.at < clock - DEFAULT_DEDUPE_WINDOW:
+            too_old.append(ev.id)
+        else:
+            clock = ev.at if clock is None else max(clock, ev.at)
+    assert [e.id for e in refused] == too_old
 
 
 @PROFILE
