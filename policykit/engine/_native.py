@@ -8,6 +8,7 @@ from collections import defaultdict, deque
 from datetime import datetime
 from typing import Any
 
+from .._timezones import shared_offset
 from ..errors import SnapshotError
 from ..models.decisions import Decision
 from ..models.events import EmployeeProfile, EventBase
@@ -18,13 +19,16 @@ from ._backend import Backend, EvaluatorSession
 # A timer: (due, policy index, rule index, key). Ties break on indexes and key, never on
 # arrival order, so the same events fire the same timers in the same order however chunked.
 Timer = tuple[datetime, int, int, str]
+# On the heap a timer leads with its due instant in a shared offset (cheap to compare with
+# event times and other timers: see policykit._timezones); the rule gets ``due`` as given.
+_Entry = tuple[datetime, int, int, str, datetime]
 
 
 class _NativeSession(EvaluatorSession):
     def __init__(self, policies: PolicySet) -> None:
         self._directory: dict[str, EmployeeProfile] = {}
         self._out: list[Decision] = []
-        self._heap: list[Timer] = []
+        self._heap: list[_Entry] = []
         self._pending: set[Timer] = set()
         self._runtimes: list[list[RuleRuntime]] = []
         self._contexts: list[list[RuleContext]] = []
@@ -67,7 +71,7 @@ class _NativeSession(EvaluatorSession):
             timer = (due, pi, ri, key)
             if timer not in self._pending:
                 self._pending.add(timer)
-                heapq.heappush(self._heap, timer)
+                heapq.heappush(self._heap, (shared_offset(due), pi, ri, key, due))
         return schedule
 
     def _drain_queue(self, now: datetime) -> None:
@@ -106,9 +110,8 @@ class _NativeSession(EvaluatorSession):
         if not heap or (heap[0][0] > until if inclusive else heap[0][0] >= until):
             return self._take()  # the common case: nothing due before this event
         while heap and (heap[0][0] <= until if inclusive else heap[0][0] < until):
-            timer = heapq.heappop(heap)
-            self._pending.discard(timer)
-            due, pi, ri, key = timer
+            _at, pi, ri, key, due = heapq.heappop(heap)
+            self._pending.discard((due, pi, ri, key))
             ctx = self._contexts[pi][ri]
             ctx.now = due
             self._runtimes[pi][ri].on_timer(key, due, ctx)
@@ -119,7 +122,7 @@ class _NativeSession(EvaluatorSession):
     def export_state(self) -> Any:
         return {
             "directory": dict(self._directory),
-            "heap": list(self._heap),
+            "heap": [(due, pi, ri, key) for _at, pi, ri, key, due in self._heap],
             "rules": [[rt.state for rt in runtimes] for runtimes in self._runtimes],
         }
 
@@ -129,9 +132,9 @@ class _NativeSession(EvaluatorSession):
         directory, heap, rules = self._checked(state)
         self._directory.clear()
         self._directory.update(directory)
-        self._heap = heap
+        self._heap = [(shared_offset(due), pi, ri, key, due) for due, pi, ri, key in heap]
         heapq.heapify(self._heap)
-        self._pending = set(self._heap)
+        self._pending = set(heap)
         for runtimes, states in zip(self._runtimes, rules, strict=True):
             for rt, st in zip(runtimes, states, strict=True):
                 rt.state = st

@@ -18,6 +18,7 @@ from pydantic import (
     ValidationError,
 )
 
+from .._timezones import shared_offset
 from ..errors import EventError, nearest
 from .decisions import Decision
 from .events import EVENT_TYPES, Event, EventBase
@@ -134,13 +135,17 @@ def parse_event(
 
 
 def _checked(event: Event, source: str, line: int | None) -> Event:
-    """The checks after validation: dates in range and a well-formed ``meta.corrects``."""
+    """The checks after validation: dates in range and a well-formed ``meta.corrects``;
+    parsed offsets shared (see :mod:`policykit._timezones`: cheap comparisons)."""
     for name in _date_fields(type(event)):
         value = getattr(event, name)
         if isinstance(value, date) and not _in_range(value):
             raise EventError(source, [(name, _clip(str(value)),
                                        f"a date in the years {MIN_YEAR}-{MAX_YEAR}")],
                              event_id=event.id, line=line)
+        if type(value) is datetime and type(value.tzinfo) is _PYDANTIC_TZ:
+            # The model is frozen to its users; this is still its construction.
+            event.__dict__[name] = shared_offset(value)
     meta = event.meta
     if meta and CORRECTS in meta:
         target = meta[CORRECTS]
@@ -160,6 +165,10 @@ def _shallow(text: str | bytes | bytearray) -> bool:
         return text.count("{") + text.count("[") <= MAX_DEPTH
     return text.count(b"{") + text.count(b"[") <= MAX_DEPTH
 
+
+_PYDANTIC_TZ = type(_ADAPTER.validate_python(
+    {"id": "x", "type": "attendance.clock_in", "at": "2026-01-01T00:00:00+08:00",
+     "employee_id": "x"}).at.tzinfo)
 
 # pydantic's constrained date types are marker classes, not date subclasses.
 _DATE_MARKERS = (AwareDatetime, NaiveDatetime, PastDate, FutureDate, PastDatetime,

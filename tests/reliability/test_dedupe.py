@@ -146,7 +146,7 @@ def test_a_snapshot_keeps_the_window_and_what_was_forgotten() -> None:
     restored = engine.restore(session.snapshot())
     assert restored._seen.window == timedelta(days=3)
     assert restored._seen.forgotten_until == session._seen.forgotten_until
-    assert set(restored._seen._ids) == set(session._seen._ids)
+    assert restored._seen.ids == session._seen.ids
     assert restored.feed(clock_in(10)) == []  # remembered: a duplicate
     with pytest.raises(EventOrderError):
         restored.feed(clock_in(2))  # forgotten, and too old
