@@ -137,9 +137,13 @@ def parse_event(
 def _checked(event: Event, source: str, line: int | None) -> Event:
     """The checks after validation: dates in range and a well-formed ``meta.corrects``;
     parsed offsets shared (see :mod:`policykit._timezones`: cheap comparisons)."""
-    for name in _date_fields(type(event)):
+    fields = _DATE_FIELDS.get(type(event)) or _date_fields(type(event))
+    for name in fields:
         value = getattr(event, name)
-        if isinstance(value, date) and not _in_range(value):
+        if value is None:
+            continue
+        # Inside the years no offset can move an instant out of range: no call needed.
+        if not MIN_YEAR < value.year < MAX_YEAR and not _in_range(value):
             raise EventError(source, [(name, _clip(str(value)),
                                        f"a date in the years {MIN_YEAR}-{MAX_YEAR}")],
                              event_id=event.id, line=line)

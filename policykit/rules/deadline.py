@@ -19,6 +19,7 @@ Beyond the plain "A then B by D", a case can:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -304,6 +305,20 @@ class _DeadlineRuntime(RuleRuntime):
                 [step for step in steps if t in step.types]
                 for steps in (self._reassign, self._start, self._restart, self._breach,
                               self._fulfil, self._cancel))
+        # The same, as this event type's plan: the step lists, the closing kinds it can be
+        # (breach, fulfil, cancel, each with its handler; empty ones left out) and whether
+        # it can trigger, so the per-event path builds nothing.
+        Handler = Callable[[dict[str, Any], EventBase, RuleContext], None]
+        self._plans: dict[str, tuple[list[_CompiledStep], list[_CompiledStep],
+                                     list[_CompiledStep],
+                                     tuple[tuple[list[_CompiledStep], Handler], ...],
+                                     bool]] = {}
+        for t, (reassign, start, restart, breach, fulfil, cancel) in self._by_type.items():
+            handlers: tuple[tuple[list[_CompiledStep], Handler], ...] = tuple(
+                (steps, handler) for steps, handler in (
+                    (breach, self._on_breach), (fulfil, self._on_fulfil),
+                    (cancel, self._on_cancel)) if steps)
+            self._plans[t] = (reassign, start, restart, handlers, t in self._trigger_types)
         # correlate index name -> trigger fields it is built from
         self._indexes = {step.index: step.index.split(KEY_SEP) for step in every if step.index}
         self._require = [(p, _compile_condition(p, c)) for p, c in spec.require.items()]
@@ -430,10 +445,10 @@ class _DeadlineRuntime(RuleRuntime):
         return None
 
     def on_event(self, event: EventBase, ctx: RuleContext) -> None:
-        steps_of = self._by_type.get(event.type)
-        if steps_of is None:
+        plan = self._plans.get(event.type)
+        if plan is None:
             return
-        reassign, start, restart, breach, fulfil, cancel = steps_of
+        reassign, start, restart, closers, triggers = plan
         if reassign and (hit := self._first(reassign, event, ctx)):
             step, case = hit
             new = event_value(event, step.to) if step.to else None
@@ -456,14 +471,13 @@ class _DeadlineRuntime(RuleRuntime):
         # Breaches, fulfilments and cancellations next: an event that both triggers and
         # fulfils (rare) is judged as a step of the case already open, never as fulfilling
         # itself.
-        for steps, handler in ((breach, self._on_breach), (fulfil, self._on_fulfil),
-                               (cancel, self._on_cancel)):
-            if steps and (hit := self._first(steps, event, ctx)):
+        for steps, handler in closers:
+            if hit := self._first(steps, event, ctx):
                 step, case = hit
                 self._add_alias(step, event, case)
                 handler(case, event, ctx)
                 return
-        if event.type in self._trigger_types and self._trigger(event):
+        if triggers and self._trigger(event):
             self._open(event, ctx)
 
     def _open(self, event: EventBase, ctx: RuleContext) -> None:
