@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +31,13 @@ class EvaluatorSession(ABC):
     @abstractmethod
     def import_state(self, state: Any) -> None:
         """Replace all mutable state with what ``export_state`` returned."""
+
+    prepares: bool = False
+    """True when :meth:`prepare` does something: callers then pass events ahead in chunks."""
+
+    def prepare(self, events: Sequence[EventBase]) -> None:  # noqa: B027 - optional hook
+        """These events are about to be applied in this order; an evaluator may precompute
+        per-event work. The caller may still skip some, or apply others in between."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release external resources."""

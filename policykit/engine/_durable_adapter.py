@@ -67,7 +67,9 @@ Limits, on purpose:
   facts fire every rule they complete, once.
 * ``post_many`` posts one message at a time (durable's ``post_batch`` is not atomic: on an
   unhandled message it keeps the others asserted but runs no action, and it fires in an
-  order unrelated to the batch).
+  order unrelated to the batch). ``assert_facts``/``retract_facts`` do batch: one C call
+  per shard, whose actions the adapter runs itself (so a fact matching nothing does not
+  hold back the others' firings); their firings come in the engine's order.
 * No durable_rules timer, lease or wall-clock feature is ever used: time travels as messages.
   (durable still reads the wall clock for one thing: an action taking over 10 s is treated
   as abandoned. Adapter actions take microseconds.)
@@ -910,25 +912,37 @@ def _strip(message: Mapping[str, Any]) -> dict[str, JSONScalar]:
     return {k: v for k, v in message.items() if k not in _RESERVED_FIELDS}
 
 
+# A fact on its way into the engine: (its content key, the message as sent, with id and sid).
+_Pending: TypeAlias = tuple[tuple[tuple[str, JSONScalar], ...], dict[str, JSONScalar]]
+
+
 def _make_action(
     sink: _Sink, rule_name: str, kind: str, aliases: tuple[str, ...]
 ) -> Callable[[Any], None]:
     """A durable action that never raises and never writes ``c.s``."""
 
     def action(c: Any) -> None:
-        try:
-            if kind == "emit":
-                found = c._m  # alias → message dict, as durable's Closure keeps it
-                sink.firings.append(
-                    {"rule": rule_name, "matched": {a: _strip(found[a]) for a in aliases}}
-                )
-            elif kind == "purged":
-                sink.purged += 1
-        except BaseException as exc:  # an escaping exception would be swallowed into c.s
-            with contextlib.suppress(BaseException):
-                sink.errors.append(f"rule {rule_name!r}: {type(exc).__name__}: {exc}")
+        _deliver(sink, rule_name, kind, aliases, c)
 
     return action
+
+
+def _deliver(
+    sink: _Sink, rule_name: str, kind: str, aliases: tuple[str, ...], source: Any
+) -> None:
+    """What every adapter action does with the messages a rule matched; never raises.
+    ``source``: durable's Closure (its ``_m``), or the alias → message dict itself."""
+    try:
+        if kind == "emit":
+            found = source if isinstance(source, dict) else source._m  # alias → message
+            sink.firings.append(
+                {"rule": rule_name, "matched": {a: _strip(found[a]) for a in aliases}}
+            )
+        elif kind == "purged":
+            sink.purged += 1
+    except BaseException as exc:  # an escaping exception would be swallowed into c.s
+        with contextlib.suppress(BaseException):
+            sink.errors.append(f"rule {rule_name!r}: {type(exc).__name__}: {exc}")
 
 
 class _Shard:
@@ -1159,6 +1173,77 @@ class DurableRuleset:
             self._send("retract_fact", shard, stored)
             return True
 
+    def assert_facts(self, facts: Iterable[Mapping[str, object]]) -> list[str]:
+        """Assert many facts in one engine call per shard; returns their ids, in order.
+
+        Each fact is treated as :meth:`assert_fact` would: all are validated first (on a bad
+        one, none is asserted); a fact equal to a live one, or to an earlier one of the same
+        batch, gets that fact's id and fires nothing; a fact no rule could match is not
+        stored (and counted in :attr:`unhandled`). One difference: the firings of a batch
+        come in the engine's order, not the facts' order, so give each fact a field to map
+        its firings back by. A batch where some fact matches nothing also reads the shard's
+        live facts once (O(live facts)) to learn which ones were stored. Per fact, batches
+        of 32-256 cost about half of :meth:`assert_fact` plus :meth:`retract_fact`; much
+        larger ones cost more again (measured on the standard pack, issue 8)."""
+        prepared = [self._prepare(f, ("fact",), "assert_facts") for f in facts]
+        with _ENGINE_LOCK:
+            self._check_open()
+            self._commit_types(prepared)
+            ids: list[str] = []
+            fresh: dict[tuple[tuple[str, JSONScalar], ...], str] = {}
+            # id(shard) -> (shard, [(content, stored message)]), in first-seen order
+            batches: dict[int, tuple[_Shard, list[_Pending]]] = {}
+            for message, _kind in prepared:
+                content = tuple(sorted(message.items()))
+                fact_id = self._fact_ids.get(content) or fresh.get(content)
+                if fact_id is None:
+                    shard = self._route(message)
+                    stored = self._with_id(message)
+                    fact_id = fresh[content] = str(stored["id"])
+                    batches.setdefault(id(shard), (shard, []))[1].append((content, stored))
+                ids.append(fact_id)
+            for shard, items in batches.values():
+                try:
+                    code = self._batch("assert_facts", shard, [s for _c, s in items])
+                except BaseException:
+                    # Some may be stored: keep the bookkeeping true to the engine if the
+                    # engine can still tell, then report the original failure.
+                    with contextlib.suppress(Exception):
+                        self._record(shard, items, self._stored_ids(shard))
+                    raise
+                if code == 0:  # every fact was stored
+                    self._record(shard, items, None)
+                    continue
+                stored_now = self._stored_ids(shard)
+                self.unhandled += len(items) - self._record(shard, items, stored_now)
+                if code == 2:  # fresh ids make this impossible; never leave it unsaid
+                    raise DurableEngineError("assert_facts: durable_rules saw a message id twice")
+            return ids
+
+    def retract_facts(self, facts: Iterable[str]) -> int:
+        """Retract live facts by the ids :meth:`assert_fact`/:meth:`assert_facts` returned,
+        in one engine call per shard; returns how many were live (the rest are skipped, as
+        :meth:`retract_fact` returns False for them). Rules they blocked may fire."""
+        ids = list(facts)
+        for fact_id in ids:  # validation first: on a bad one, nothing is retracted
+            if not isinstance(fact_id, str):
+                raise MessageError(f"retract_facts takes fact ids (str), got {fact_id!r}")
+        with _ENGINE_LOCK:
+            self._check_open()
+            batches: dict[int, tuple[_Shard, list[dict[str, JSONScalar]]]] = {}
+            count = 0
+            for fact_id in ids:
+                entry = self._facts.pop(fact_id, None)
+                if entry is None:
+                    continue
+                shard, stored = entry
+                self._fact_ids.pop(tuple(sorted(_strip(stored).items())), None)
+                batches.setdefault(id(shard), (shard, []))[1].append(stored)
+                count += 1
+            for shard, messages in batches.values():
+                self._batch("retract_facts", shard, messages)
+            return count
+
     def purge(
         self, key: Mapping[str, object] | None = None, *, kinds: Iterable[str] | None = None
     ) -> int:
@@ -1378,6 +1463,10 @@ class DurableRuleset:
     def _send(self, op: str, shard: _Shard, message: dict[str, JSONScalar]) -> bool:
         """One call into durable_rules; False if the engine matched the message to nothing
         (it is then not stored). Opens the shard's sid first if needed."""
+        self._open(shard)
+        return self._call(op, shard, message)
+
+    def _open(self, shard: _Shard) -> None:
         if _SID not in shard.sids:
             # durable's delete_state crashes on a sid where no action ever ran: make one run
             # before anything else, and only then count the sid as one to delete.
@@ -1386,7 +1475,74 @@ class DurableRuleset:
             }
             self._call("post", shard, opener)
             shard.sids.add(_SID)
-        return self._call(op, shard, message)
+
+    def _batch(
+        self,
+        op: Literal["assert_facts", "retract_facts"],
+        shard: _Shard,
+        messages: list[dict[str, JSONScalar]],
+    ) -> int:
+        """One batch call into durable_rules, then the actions it started; returns the
+        engine's result code (0: every message handled, 1: some matched nothing, 2: an id
+        seen before). Opens the shard's sid first if needed.
+
+        durable's ``Host.assert_facts`` raises on code 1 *without* running the actions of
+        the facts that were stored (they would fire on some later call), so this goes one
+        level down: the C call, then :meth:`_run_actions` on the state it returns."""
+        self._open(shard)
+        native = self._core.durable.native
+        with _engine_call(f"{op} of {len(messages)} message(s)"):
+            payload = json.dumps(messages, ensure_ascii=False)
+            code, state = getattr(native, op)(shard.handle, payload)
+            self._run_actions(shard, 0 if code == 3 else state)  # as Ruleset._handle_result
+        return int(code)
+
+    def _run_actions(self, shard: _Shard, state: int) -> None:
+        """Run the actions an engine call started on ``state``, in the engine's order.
+
+        The C protocol of durable's ``Ruleset.do_actions`` (start the first action for the
+        state, then complete-and-start the next until none is left; abandon on a failure),
+        minus what only matters to actions that change the sid's state ``c.s``, which
+        adapter actions never do: a ``Closure`` per firing, and writing the unchanged state
+        back (a JSON encode and a C call per firing). Measured ~3x faster per firing."""
+        native = self._core.durable.native
+        handle = shard.handle
+        started = native.start_action_for_state(handle, state)
+        if not started:
+            return
+        actions = self._compiled.actions
+        sink = self._core.sink
+        text = started[1]
+        while text:
+            try:
+                for rule_name, found in json.loads(text).items():
+                    entry = actions.get(rule_name)
+                    if entry is None:
+                        sink.errors.append(f"rule {rule_name!r}: not a rule of this ruleset")
+                    else:
+                        _deliver(sink, rule_name, entry[0], entry[1], found)
+                text = native.complete_and_start_action(handle, state)
+            except BaseException:
+                with contextlib.suppress(Exception):  # as durable does on a failed action
+                    native.abandon_action(handle, state)
+                raise
+
+    def _stored_ids(self, shard: _Shard) -> set[str]:
+        """The ids of the facts the engine holds on a shard (O(live facts))."""
+        with _engine_call("reading live facts"):
+            return {str(f["id"]) for f in shard.ruleset.get_facts(_SID)}
+
+    def _record(self, shard: _Shard, items: list[_Pending], stored: set[str] | None) -> int:
+        """Book the facts of ``items`` the engine stored (all when ``stored`` is None) as
+        live; returns how many."""
+        count = 0
+        for content, message in items:
+            fact_id = str(message["id"])
+            if stored is None or fact_id in stored:
+                self._facts[fact_id] = (shard, message)
+                self._fact_ids[content] = fact_id
+                count += 1
+        return count
 
     def _call(self, op: str, shard: _Shard, message: dict[str, JSONScalar]) -> bool:
         durable = self._core.durable

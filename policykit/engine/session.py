@@ -14,12 +14,13 @@ Beyond the in-order stream, a session can:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import pickle
 import threading
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,7 @@ def _by_time_id(d: Decision) -> tuple[datetime, str]:
 
 
 _NO_LATENESS = timedelta(0)
+_CHUNK = 1024  # events parsed ahead for an evaluator that prepares (see feed_many)
 _DURATION = TypeAdapter(timedelta)
 
 
@@ -392,7 +394,8 @@ class Session:
         if event_id in self._corrected:
             stats.superseded += 1
             return []
-        if event_id in self._seen:
+        seen = self._seen
+        if event_id in seen.ids:
             stats.duplicates += 1
             return []
         target: str | None = None
@@ -416,7 +419,6 @@ class Session:
             raise EventError("<event>", [(f"meta.{CORRECTS}", target,
                                           "an event not corrected already (correct the "
                                           "correcting event instead)")], event_id=ev.id)
-        seen = self._seen
         if target is not None and target not in seen and seen.forgotten_until is not None:
             # The target may be an event applied long ago whose id was forgotten: applying
             # the correction as new would count that event twice.
@@ -461,7 +463,9 @@ class Session:
         else:
             self._clock = ev.at
             self._closed = False
-            seen.forget_before(ev.at)
+            forget = seen.forget_after
+            if forget is not None and ev.at > forget:
+                seen.forget_before(ev.at)
         if w is not None:
             w.prune(max(ev.at, clock) if clock is not None else ev.at)
         return out
@@ -492,19 +496,57 @@ class Session:
     def feed_many(
         self, events: Iterable[EventBase | Mapping[str, Any] | str | bytes]
     ) -> list[Decision]:
-        """Feed several events in order; the decisions of all of them."""
+        """Feed several events in order; the decisions of all of them.
+
+        If an event is refused (or the iterable raises), the events before it stay applied
+        and the exception carries their decisions in ``decisions``, so none is lost; from a
+        one-shot iterator, the events after it are left unread."""
         # The feeds run under one hold of the lock (still a sequence of atomic feeds) and
         # the decisions are ordered once at the end: the same list as feeding one by one,
         # since the final sort on (at, id) is stable and each step's own order was too.
         out: list[Decision] = []
         with self._lock:
-            stats = self.stats
+            try:
+                self._feed_all(events, out)
+            except BaseException as exc:
+                with contextlib.suppress(AttributeError, TypeError):
+                    exc.decisions = _order(out)  # type: ignore[attr-defined]
+                raise
+        return _order(out)
+
+    def _feed_all(self, events: Iterable[EventBase | Mapping[str, Any] | str | bytes],
+                  out: list[Decision]) -> None:
+        stats = self.stats
+        if not self._ev.prepares or not isinstance(events, Sequence):
+            # Parsed and fed one at a time: an error leaves the rest of a one-shot iterator
+            # unread, for the caller to go on with.
             for e in events:
                 got = self._feed(parse_event(e))
                 if got:
                     stats.decisions += len(got)
                     out += got
-        return _order(out)
+            return
+        # An evaluator that prepares (the durable backend matches a chunk in a few engine
+        # calls) gets chunks parsed ahead; only from a sequence, which keeps the events
+        # after a failure for the caller. A failure parsing an event is raised once the
+        # events before it are fed, as when each was parsed and fed in turn.
+        for start in range(0, len(events), _CHUNK):
+            chunk: list[EventBase] = []
+            failure: BaseException | None = None
+            try:
+                for e in events[start:start + _CHUNK]:
+                    chunk.append(parse_event(e))
+            except BaseException as exc:
+                failure = exc
+            if chunk:
+                self._ev.prepare(chunk)
+            for ev in chunk:
+                got = self._feed(ev)
+                if got:
+                    stats.decisions += len(got)
+                    out += got
+            if failure is not None:
+                raise failure
 
     def advance_to(self, instant: datetime) -> list[Decision]:
         """Move event time to ``instant``: every deadline due at or before it fires."""
