@@ -117,6 +117,39 @@ def generated(size: int) -> Path:
     return path
 
 
+LONG_EMPLOYEES, LONG_MONTHS = 44, 132  # the company of tests/test_memory.py, 2016 on
+
+
+def long_stream(size: int) -> Path:
+    """A long stream: the first ``size`` events of a 44-employee company from January 2016
+    (1M events is about seven and a half years), cached. The ``stream`` task runs on it:
+    memory over years of event time, where closed cases must be forgotten."""
+    from datetime import date
+
+    path = DATA / f"long-{size}.jsonl"
+    if path.exists():
+        return path
+    sys.path.insert(0, str(HERE))
+    from generate import dumps, generate  # type: ignore[import-not-found,unused-ignore]
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    n = 0
+    with tmp.open("w", encoding="utf-8", newline="\n") as fh:
+        for ev in generate(LONG_EMPLOYEES, LONG_MONTHS, SEED, start=date(2016, 1, 1)):
+            fh.write(dumps(ev) + "\n")
+            n += 1
+            if n == size:
+                break
+    if n < size:
+        raise SystemExit(f"the long stream has only {n} events, not {size}")
+    tmp.rename(path)
+    (DATA / f"long-{size}.meta.json").write_text(json.dumps(
+        {"employees": LONG_EMPLOYEES, "months": LONG_MONTHS, "start": "2016-01-01",
+         "seed": SEED, "events": n}))
+    return path
+
+
 def bpic() -> Path:
     """The BPIC 2013 incident log as events (one customer per service request), cached."""
     path = DATA / "bpic2013-request.jsonl"
@@ -450,6 +483,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     ap.add_argument("--doc", type=Path, help="also write the table into this markdown file")
     ap.add_argument("--no-bpic", action="store_true", help="skip the BPIC 2013 log")
+    ap.add_argument("--long", type=int, default=1_000_000,
+                    help="events of the long stream (years of event time; stream task only; "
+                         "0 to skip; default %(default)s)")
     ap.add_argument("--tasks", default="parse,audit,stream,lateness",
                     help="what to measure (default %(default)s)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -473,6 +509,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_bpic:
         log("data: BPIC 2013 incidents ...")
         datasets["bpic2013"] = bpic()
+    if args.long and "stream" in tasks:
+        log(f"data: long stream of {args.long:,} events ...")
+        datasets[f"long-{args.long // 1000}k"] = long_stream(args.long)
     # Smallest first (the real log among them): results are written after each data set,
     # so a long run interrupted still leaves the quick ones.
     datasets = dict(sorted(datasets.items(), key=lambda kv: _count(kv[1])))
@@ -488,11 +527,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta = path.with_name(path.stem + ".meta.json")
         if meta.exists():
             ds["generator"] = json.loads(meta.read_text())
-        if "parse" in tasks:
+        long = name.startswith("long")
+        if "parse" in tasks and not long:
             ds["parse"] = measure("parse", path, "native", args.repeat, log)
         for backend in ok:
             for task in ("audit", "stream", "lateness"):
-                if task in tasks:
+                if task in tasks and (task == "stream" or not long):
                     ds["backends"][backend][task] = measure(task, path, backend, args.repeat,
                                                             log)
         result["datasets"][name] = ds
