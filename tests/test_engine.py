@@ -11,6 +11,7 @@ from helpers import ev, t
 
 from policykit import (
     Engine,
+    EventError,
     EventOrderError,
     ParameterError,
     Policy,
@@ -157,3 +158,31 @@ def test_unknown_backend_is_an_error_with_a_suggestion() -> None:
 def test_advance_to_needs_an_aware_instant() -> None:
     with pytest.raises(ParameterError, match="timezone-aware"):
         Engine(POLICY).session().advance_to(t("2026-03-02 09:00").replace(tzinfo=None))
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_evaluate_pauses_the_collector_and_restores_it_as_it_was(enabled: bool) -> None:
+    import gc
+
+    seen: list[bool] = []
+    engine = Engine(POLICY)
+    was = gc.isenabled()
+    try:
+        if not enabled:
+            gc.disable()
+
+        def events() -> Any:
+            yield contact("R1", "2026-03-02 09:00")
+            seen.append(gc.isenabled())  # read while evaluate is parsing
+            yield handover("R1", "2026-03-02 11:30")  # the hour ran out at 10:00
+
+        decisions = engine.evaluate(events())
+        assert [d.details["outcome"] for d in decisions][:1] == ["missed"]
+        assert seen == [False]
+        assert gc.isenabled() is enabled
+        with pytest.raises(EventError):
+            engine.evaluate([{"id": "x", "type": "no.such"}])
+        assert gc.isenabled() is enabled  # restored after a failure too
+    finally:
+        if was:
+            gc.enable()

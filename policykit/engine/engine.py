@@ -173,24 +173,17 @@ class Engine:
         Events may come in any order: they are applied in (time, id) order. With ``until``,
         every deadline due at or before it fires; later windows are not judged yet.
         """
-        # The parsed events live until the end and hold no reference cycles, so the
-        # collector has nothing to find in them: it is paused while they are parsed (at 1M
-        # events its full scans of the growing list cost about as much as the parsing) and
-        # they are then moved out of its reach (frozen), so the evaluation's scans do not
-        # walk them again and again. Only when nobody else froze objects, and undone after,
-        # so the caller's heap is as it was.
-        freeze = gc.isenabled() and gc.get_freeze_count() == 0
-        if freeze:
-            gc.disable()
+        # The cyclic collector is paused for the whole evaluation: the parsed events live
+        # until the end and the rules' state lives as long as its cases, and neither makes
+        # cyclic garbage per event (the session's own cycles are collected after). Its full
+        # scans walk every live object, so their cost grows with the log's size and number:
+        # 14% of a 1M-event audit (26.7 vs 31.0 s), nothing measurable at 100k. The
+        # collector is restored as it was, whatever happens.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             # A correction (meta.corrects) replaces the event it names, wherever it is.
             parsed = sorted(drop_corrected(iter_events(events)), key=lambda e: (e.at, e.id))
-        finally:
-            if freeze:
-                gc.enable()
-        if freeze:
-            gc.freeze()
-        try:
             # Every id is kept: the log is in memory anyway, and a correction whose target
             # drop_corrected removed must not look like one of a forgotten event.
             with self.session(dedupe_window=None) as session:
@@ -198,8 +191,8 @@ class Engine:
                 if until is not None:
                     out += session.advance_to(until)
         finally:
-            if freeze:
-                gc.unfreeze()
+            if collecting:
+                gc.enable()
         return sorted(out, key=lambda d: (d.at, d.id))
 
 
