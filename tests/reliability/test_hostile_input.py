@@ -5,6 +5,7 @@ one are kept, nothing executes, and the documented limits hold."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -380,7 +381,9 @@ def test_mutated_pack_policies_load_or_fail_with_a_policy_file_error(
         try:
             for key in path[:-1]:
                 node = node[key]
-            node[path[-1]] = data.draw(RULE_VALUES)
+            # A copy: sampled_from hands out the same dict every time, and a later path
+            # may write into it (across examples too, until it contains itself).
+            node[path[-1]] = copy.deepcopy(data.draw(RULE_VALUES))
         except (KeyError, IndexError, TypeError):
             continue  # an earlier replacement removed this path
     text = yaml.safe_dump(tree, allow_unicode=True) if fmt == "yaml" else json.dumps(tree)
