@@ -296,24 +296,21 @@ class _DeadlineRuntime(RuleRuntime):
         self._needed_get = [(f, field_getter(f)) for f in self._needed]
         self._key = key_getter(spec.key)
         self._subject_get = field_getter(spec.subject.field)
-        # Per event type, the steps of each kind it can be (in declaration order) and
-        # whether it can trigger: most events of a rule's types are one kind of step only,
-        # so the others are never scanned.
-        self._by_type: dict[str, tuple[list[_CompiledStep], ...]] = {}
-        for t in spec.event_types():
-            self._by_type[t] = tuple(
-                [step for step in steps if t in step.types]
-                for steps in (self._reassign, self._start, self._restart, self._breach,
-                              self._fulfil, self._cancel))
-        # The same, as this event type's plan: the step lists, the closing kinds it can be
-        # (breach, fulfil, cancel, each with its handler; empty ones left out) and whether
-        # it can trigger, so the per-event path builds nothing.
+        # Per event type, its plan: the steps of each kind it can be (in declaration order;
+        # most events of a rule's types are one kind of step only, so the others are never
+        # scanned), the closing kinds among them (breach, fulfil, cancel, each with its
+        # handler) and whether it can trigger. Built once, so the per-event path builds
+        # nothing.
         Handler = Callable[[dict[str, Any], EventBase, RuleContext], None]
         self._plans: dict[str, tuple[list[_CompiledStep], list[_CompiledStep],
                                      list[_CompiledStep],
                                      tuple[tuple[list[_CompiledStep], Handler], ...],
                                      bool]] = {}
-        for t, (reassign, start, restart, breach, fulfil, cancel) in self._by_type.items():
+        for t in spec.event_types():
+            reassign, start, restart, breach, fulfil, cancel = (
+                [step for step in steps if t in step.types]
+                for steps in (self._reassign, self._start, self._restart, self._breach,
+                              self._fulfil, self._cancel))
             handlers: tuple[tuple[list[_CompiledStep], Handler], ...] = tuple(
                 (steps, handler) for steps, handler in (
                     (breach, self._on_breach), (fulfil, self._on_fulfil),
