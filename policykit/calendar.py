@@ -49,6 +49,7 @@ __all__ = [
     "CalendarError",
     "DeadlineStr",
     "PeriodUnit",
+    "format_duration",
     "parse_calendar_duration",
     "parse_duration",
     "validate_deadline_spec",
@@ -223,6 +224,25 @@ def parse_duration(spec: str) -> timedelta:
             "use BusinessCalendar.deadline or add_months)",
         )
     return dur.to_timedelta()
+
+
+def format_duration(td: timedelta) -> str:
+    """Elapsed time as an ISO-8601 duration (the inverse of :func:`parse_duration`):
+    ``PT1M``, ``PT2H1S``, ``P1DT2H``, ``PT0S``."""
+    total = int(td.total_seconds())
+    micros = td.microseconds
+    sign = "-" if total < 0 else ""
+    total = abs(total)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    out = sign + "P" + (f"{days}D" if days else "")
+    clock = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
+    if seconds or micros:
+        clock += f"{seconds}.{micros:06d}".rstrip("0").rstrip(".") + "S"
+    if clock:
+        out += "T" + clock
+    return out if out not in ("P", "-P") else "PT0S"
 
 
 def _deadline_spec_error(spec: object) -> CalendarError:

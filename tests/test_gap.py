@@ -13,8 +13,9 @@ from conftest import Evaluate
 from helpers import ev, profile, t
 
 from policykit import Decision, Engine, Policy
+from policykit.calendar import format_duration
 from policykit.errors import PolicyFileError
-from policykit.rules._scope import Active, iso_duration
+from policykit.rules._scope import Active
 
 
 def policy(**rule: Any) -> Policy:
@@ -267,8 +268,8 @@ def test_validation(rule: dict[str, Any], message: str) -> None:
         policy(**rule)
 
 
-def test_iso_duration() -> None:
-    assert iso_duration(timedelta(minutes=1)) == "PT1M"
-    assert iso_duration(timedelta(hours=2, seconds=1)) == "PT2H1S"
-    assert iso_duration(timedelta(days=1, hours=2)) == "P1DT2H"
-    assert iso_duration(timedelta(0)) == "PT0S"
+def test_format_duration() -> None:
+    assert format_duration(timedelta(minutes=1)) == "PT1M"
+    assert format_duration(timedelta(hours=2, seconds=1)) == "PT2H1S"
+    assert format_duration(timedelta(days=1, hours=2)) == "P1DT2H"
+    assert format_duration(timedelta(0)) == "PT0S"

@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pydantic import TypeAdapter
-
+from ..calendar import format_duration
 from ..errors import (
     EventError,
     EventOrderError,
@@ -68,11 +67,10 @@ def _by_time_id(d: Decision) -> tuple[datetime, str]:
 
 _NO_LATENESS = timedelta(0)
 _CHUNK = 1024  # events parsed ahead for an evaluator that prepares (see feed_many)
-_DURATION = TypeAdapter(timedelta)
 
 
 def _iso_duration(td: timedelta | None) -> str:
-    return "unbounded" if td is None else str(_DURATION.dump_python(td, mode="json"))
+    return "unbounded" if td is None else format_duration(td)
 
 
 def corrected_id(event: EventBase) -> str | None:

@@ -24,7 +24,6 @@ __all__ = [
     "Population",
     "PopulationTracker",
     "after",
-    "iso_duration",
 ]
 
 
@@ -203,21 +202,3 @@ def after(instant: datetime, elapsed: timedelta) -> datetime:
     """``instant`` plus elapsed time, computed in UTC so a DST change cannot shift it; the
     result keeps the instant's time zone."""
     return (instant.astimezone(UTC) + elapsed).astimezone(instant.tzinfo)
-
-
-def iso_duration(td: timedelta) -> str:
-    """A timedelta as an ISO-8601 duration: ``PT1M``, ``PT2H0M1S`` -> ``PT2H1S``, ``P1DT2H``."""
-    total = int(td.total_seconds())
-    micros = td.microseconds
-    sign = "-" if total < 0 else ""
-    total = abs(total)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    out = sign + "P" + (f"{days}D" if days else "")
-    clock = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
-    if seconds or micros:
-        clock += f"{seconds}.{micros:06d}".rstrip("0").rstrip(".") + "S"
-    if clock:
-        out += "T" + clock
-    return out if out not in ("P", "-P") else "PT0S"

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from ..calendar import format_duration
 from ..models.decisions import DecisionKind, Subject
 from ..models.events import EventBase
 from ._base import (
@@ -34,7 +35,6 @@ from ._scope import (
     Population,
     PopulationTracker,
     after,
-    iso_duration,
 )
 
 __all__ = ["GapSpec", "Occupancy"]
@@ -300,7 +300,7 @@ class _GapRuntime(RuleRuntime):
             "last_at": _iso(ctx, chain["last_at"]),
             "since": _iso(ctx, since),
             "due": _iso(ctx, due),
-            "gap": iso_duration(due - since),
+            "gap": format_duration(due - since),
             "gap_seconds": int((due - since).total_seconds()),
             "max_gap": s.max_gap,
         }

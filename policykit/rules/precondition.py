@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..calendar import format_duration
 from ..models.decisions import DecisionKind, Subject
 from ..models.events import EventBase
 from ._base import (
@@ -29,7 +30,7 @@ from ._base import (
     event_value,
     key_of,
 )
-from ._scope import FixedSubject, after, iso_duration
+from ._scope import FixedSubject, after
 
 __all__ = ["CoSign", "PreconditionSpec", "Prior", "Revoke"]
 
@@ -384,7 +385,7 @@ class _PreconditionRuntime(RuleRuntime):
         details.update(reason=reason, reason_zh=_REASON_ZH.get(reason, reason),
                        candidates=candidates)
         if when != at:
-            details["waited"] = iso_duration(when - at)
+            details["waited"] = format_duration(when - at)
         ctx.emit(s, "unmet", kind=s.kind, subject=self._subject(subject_id), at=when,
                  evidence=[event_id, *candidates], key=event_id, details=details)
 
@@ -433,7 +434,7 @@ class _PreconditionRuntime(RuleRuntime):
             waited: timedelta = rec["at"] - case["at"]
             details = self._base_details(key, case["id"], case["at"], ctx)
             details.update(prior_event=rec["id"], prior_at=_iso(ctx, rec["at"]),
-                           waited=iso_duration(waited),
+                           waited=format_duration(waited),
                            waited_seconds=int(waited.total_seconds()),
                            grace=s.grace or "PT0S")
             ctx.emit(s, "late", kind=s.kind, subject=self._subject(case["subject"]),
