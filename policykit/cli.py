@@ -292,10 +292,9 @@ def _summary_table(report: Any) -> str:
     out += [line(row) for row in table[1:-1]]
     out += ["  ".join("-" * w for w in widths), line(table[-1])]
     out.append("")
-    out.append("amount: money of final decisions not superseded by a later one. This is a "
-               "summary for the terminal;")
-    out.append("--format jsonl|csv|html (or a pipe, or -o FILE) gives the decisions "
-               "themselves.")
+    out.append("amount: money of final decisions not superseded by a later one.")
+    out.append("A summary for the terminal: --format jsonl|csv|html, -o FILE or a pipe give "
+               "the decisions.")
     return "\n".join(out) + "\n"
 
 
