@@ -100,7 +100,7 @@ def _run_command(group: click.Group, args: list[str], prog_name: str,
 
     Not click's own ``main``: it maps Ctrl-C and a broken pipe to status 1, the status that
     means "decisions found"."""
-    _STATE.__init__()  # type: ignore[misc]  # a fresh state per run (tests run many)
+    _STATE.debug, _STATE.out = False, None  # a fresh state per run (tests run many)
     try:
         with group.make_context(prog_name, args, **extra) as ctx:
             group.invoke(ctx)
@@ -142,6 +142,7 @@ class _Group(click.Group):
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
              windows_expand_args: bool = True, **extra: Any) -> Any:
+        self._main_shell_completion(extra, prog_name or "policykit", complete_var)
         argv = list(args) if args is not None else sys.argv[1:]
         code = _run_command(self, argv, prog_name or "policykit", extra)
         if standalone_mode:
