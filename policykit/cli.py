@@ -182,6 +182,8 @@ def _run_audit(events: str, policy: str | None, until: str | None, backend: str,
         _fail(str(exc))
     except OSError as exc:
         _fail(f"{events}: {exc.strerror or exc}")
+    except ImportError as exc:  # an optional import not (yet) behind policykit._optional
+        _fail(f"{exc}; install it with: pip install 'policykit[audit]'")
 
 
 def _report_stderr(report: Any, limit: int = 20) -> None:
@@ -435,6 +437,8 @@ def audit(events: str, policy: str | None, until: str | None, fmt: str | None,
         _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot write {out or 'stdout'}: {exc.strerror or exc}")
+    except ImportError as exc:  # an optional import not (yet) behind policykit._optional
+        _fail(f"{exc}; install it with: pip install 'policykit[audit]'")
     if quiet:
         _report_quarantine(report)
     else:
