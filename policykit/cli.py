@@ -1,10 +1,22 @@
 """The ``policykit`` command: audit event logs, check policy files, list the standard pack,
 print the wire format's JSON Schema, explain decisions and run scenario tests.
 
-Exit status: 0 clean; 1 decisions found (only with ``--fail-on-decisions``) or a failing
-scenario test; 2 bad input (an unreadable events file, a bad policy file, a bad option).
-Results go to stdout (or ``--out``); progress, counts and quarantined records to stderr, so
-``policykit audit log.jsonl | jq`` always reads clean JSON Lines.
+Exit status (docs/cli.md has the table):
+
+- 0: nothing found (``audit``: no decision counted; ``check``: valid; ``test``: all pass);
+- 1: decisions found (``audit``, by default; ``--no-fail-on-decisions`` turns it off,
+  ``--fail-kinds`` narrows what counts) or a failing scenario;
+- 2: usage error or unreadable input (an unreadable events file, a bad policy file, a bad
+  option or ``--until``, a missing optional package);
+- 3: records were quarantined (``--allow-quarantine`` accepts them); it wins over 1, and an
+  input whose every record was quarantined exits 3 even with ``--allow-quarantine``;
+- 70: an internal error (a bug): one line on stderr, the traceback with ``--debug`` or
+  ``POLICYKIT_DEBUG=1``;
+- 130: interrupted (SIGINT); stdout output is partial, an ``--out`` file is left as it was.
+
+Results go to stdout (or ``--out``, written atomically); progress, counts and quarantined
+records to stderr, so ``policykit audit log.jsonl | jq`` always reads clean JSON Lines. On a
+terminal, ``audit`` without ``--format`` prints a summary table instead.
 """
 
 # click rather than typer: click is one small dependency (typer pulls in click itself plus
@@ -19,23 +31,50 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Sequence
-from datetime import datetime
+import tempfile
+import traceback
+from collections.abc import Callable, Sequence
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 import click
 
 from . import __version__
 from .errors import PolicyKitError
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_DECISIONS", "EXIT_OK", "cli", "main"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_DECISIONS",
+    "EXIT_INTERNAL_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_QUARANTINED",
+    "cli",
+    "main",
+]
 
 EXIT_OK = 0
 EXIT_DECISIONS = 1
 EXIT_BAD_INPUT = 2
+EXIT_QUARANTINED = 3
+#: sysexits.h EX_SOFTWARE: never 1, so a crash is not read as "decisions found".
+EXIT_INTERNAL_ERROR = 70
+#: 128 + SIGINT, what shells report for a command stopped by Ctrl-C.
+EXIT_INTERRUPTED = 130
 
 _INPUT_FORMATS = ("jsonl", "json", "csv", "parquet")
+
+
+class _RunState:
+    """What the exit handler needs to know about the run in progress."""
+
+    def __init__(self) -> None:
+        self.debug = False
+        self.out: str | None = None
+
+
+_STATE = _RunState()
 
 
 class BadInput(click.ClickException):
@@ -51,26 +90,86 @@ def _fail(message: str) -> NoReturn:
     raise BadInput(message)
 
 
-def _until(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    from .audit import parse_instant
+def _debug_wanted() -> bool:
+    return _STATE.debug or os.environ.get("POLICYKIT_DEBUG", "") not in ("", "0")
 
+
+def _run_command(group: click.Group, args: list[str], prog_name: str,
+                 extra: dict[str, Any]) -> int:
+    """Run the command line and turn every way it can end into one exit status.
+
+    Not click's own ``main``: it maps Ctrl-C and a broken pipe to status 1, the status that
+    means "decisions found"."""
+    _STATE.debug, _STATE.out = False, None  # a fresh state per run (tests run many)
     try:
-        return parse_instant(value)
-    except PolicyKitError:
-        raise click.BadParameter(
-            f"{value!r} has no UTC offset or is not ISO-8601; write it with an offset, "
-            "e.g. 2026-04-01T00:00:00+08:00 (naive times are ambiguous)") from None
+        with group.make_context(prog_name, args, **extra) as ctx:
+            group.invoke(ctx)
+        return EXIT_OK
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except SystemExit as exc:
+        code = exc.code
+        if code is None or isinstance(code, int):
+            return code or EXIT_OK
+        click.echo(f"error: {code}", err=True)
+        return EXIT_BAD_INPUT
+    except (KeyboardInterrupt, click.Abort):
+        where = (f"{_STATE.out} was left as it was" if _STATE.out
+                 else "the output is partial")
+        click.echo(f"\npolicykit: interrupted; {where}", err=True)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `policykit policies | head`: the reader left; not an error of ours.
+        _silence_stdout()
+        return EXIT_OK
+    except Exception as exc:
+        if _debug_wanted():
+            traceback.print_exc()
+        message = " ".join(str(exc).split())[:200]
+        click.echo(f"policykit: internal error (a bug in policykit {__version__}, exit "
+                   f"{EXIT_INTERNAL_ERROR}): {type(exc).__name__}: {message} — please report "
+                   "it to the policykit maintainers with the command line and the traceback "
+                   "printed by --debug", err=True)
+        return EXIT_INTERNAL_ERROR
+
+
+class _Group(click.Group):
+    """A click group whose ``main`` returns policykit's exit statuses (see the module doc)."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             windows_expand_args: bool = True, **extra: Any) -> Any:
+        self._main_shell_completion(extra, prog_name or "policykit", complete_var)
+        argv = list(args) if args is not None else sys.argv[1:]
+        code = _run_command(self, argv, prog_name or "policykit", extra)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _set_debug(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        _STATE.debug = True
 
 
 _POLICY_HELP = ("A policy file (YAML, TOML or JSON) or the id of one standard policy. "
                 "Default: the whole standard pack with its defaults.")
+_UNTIL_HELP = ("Advance event time to T: an ISO-8601 date-time with offset "
+               "(2026-04-01T00:00:00+08:00) or a date (2026-04-01, the start of that day in "
+               "the policy calendar's zone). Deadlines due at or before T fire; later events "
+               "are not evaluated. A T policykit cannot read exits 2.")
+_ALLOW_QUARANTINE_HELP = ("Accept quarantined records: they are still reported on stderr, "
+                          "but no longer make the exit status 3 (unless every record was "
+                          "quarantined).")
 
 
-def _run_audit(events: str, policy: str | None, until: datetime | None, backend: str,
+def _run_audit(events: str, policy: str | None, until: str | None, backend: str,
                input_format: str | None, progress: bool | float) -> Any:
-    """``audit()`` with every input failure turned into exit status 2."""
+    """``audit()`` with every input failure turned into exit status 2. ``until`` goes to
+    ``audit()`` as written: the library decides what a valid instant is."""
     from .audit import audit
 
     source: Any = events
@@ -79,25 +178,46 @@ def _run_audit(events: str, policy: str | None, until: datetime | None, backend:
     try:
         return audit(source, policy, until, backend=backend, progress=progress,
                      format=input_format)
-    except PolicyKitError as exc:
+    except PolicyKitError as exc:  # MissingDependencyError included: it names the extra
         _fail(str(exc))
     except OSError as exc:
         _fail(f"{events}: {exc.strerror or exc}")
-    except ImportError as exc:
-        _fail(f"{exc}; install the audit extras: pip install 'policykit[audit]'")
+    except ImportError as exc:  # an optional import not (yet) behind policykit._optional
+        _fail(f"{exc}; install it with: pip install 'policykit[audit]'")
 
 
 def _report_stderr(report: Any, limit: int = 20) -> None:
     """Counts and quarantined records (with their line numbers) on stderr."""
     click.echo(f"policykit: {report.counts}", err=True)
+    _report_quarantine(report, limit)
+    if report.counts.after_until:
+        click.echo(f"note: {report.counts.after_until} event(s) after --until were not "
+                   "evaluated", err=True)
+
+
+def _report_quarantine(report: Any, limit: int = 20) -> None:
     for q in report.quarantine[:limit]:
         click.echo(f"quarantined: {q}", err=True)
     if len(report.quarantine) > limit:
         click.echo(f"quarantined: ... and {len(report.quarantine) - limit} more "
                    "(all of them in the HTML report)", err=True)
-    if report.counts.after_until:
-        click.echo(f"note: {report.counts.after_until} event(s) after --until were not "
-                   "evaluated", err=True)
+
+
+def _quarantine_status(report: Any, allow: bool, source: str) -> int | None:
+    """EXIT_QUARANTINED when quarantined records make the run's answer incomplete: any, unless
+    ``allow``; all of them (nothing was audited) even with ``allow``."""
+    counts = report.counts
+    if not counts.quarantined:
+        return None
+    if counts.read and counts.quarantined >= counts.read:
+        click.echo(f"error: every record of {source} was quarantined ({counts.quarantined}); "
+                   "nothing was audited", err=True)
+        return EXIT_QUARANTINED
+    if allow:
+        return None
+    click.echo(f"policykit: {counts.quarantined} record(s) quarantined: exit status "
+               f"{EXIT_QUARANTINED} (--allow-quarantine accepts them)", err=True)
+    return EXIT_QUARANTINED
 
 
 def _progress_choice(flag: bool | None) -> bool | float:
@@ -107,9 +227,86 @@ def _progress_choice(flag: bool | None) -> bool | float:
     return 1.0 if sys.stderr.isatty() else False
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _write_atomically(path: str, write: Callable[[IO[str]], None]) -> None:
+    """Write ``path`` through a temporary file in its directory, renamed over it only once
+    everything is written: a failed or interrupted run leaves the previous file intact and
+    no temporary file behind."""
+    target = os.path.abspath(path)
+    try:
+        mode = os.stat(target).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target),
+                               prefix=f".{os.path.basename(target)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _stdout_is_terminal() -> bool:
+    isatty = getattr(sys.stdout, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _money(value: Decimal) -> str:
+    return f"{value:,.2f}"
+
+
+def _summary_table(report: Any) -> str:
+    """Decisions by policy, rule and kind with the money that stands (final, not superseded),
+    as an aligned plain-text table for a terminal."""
+    from .audit._summary import summary_rows
+
+    rows = summary_rows(report, ("policy", "rule", "kind"))
+    if not rows:
+        return f"No decisions ({report.counts.evaluated} events evaluated).\n"
+    totals: dict[str, Decimal] = {}
+    for d in report.decisions:
+        if d.amount is not None and d.status == "final" and not report.is_superseded(d):
+            cur = d.currency or ""
+            totals[cur] = totals.get(cur, Decimal(0)) + d.amount
+    head = ("policy", "rule", "kind", "decisions", "final", "subjects", "amount")
+    table = [head] + [
+        (r["policy"], r["rule"], r["kind"], str(r["decisions"]), str(r["final"]),
+         str(r["subjects"]), "" if r["amount"] is None else _money(r["amount"]))
+        for r in rows]
+    money = "; ".join(f"{_money(v)} {c}".strip() for c, v in sorted(totals.items()))
+    table.append(("total", "", "", str(sum(r["decisions"] for r in rows)),
+                  str(sum(r["final"] for r in rows)), "", money))
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    right = {3, 4, 5, 6}
+
+    def line(row: Sequence[str]) -> str:
+        cells = [c.rjust(w) if i in right else c.ljust(w)
+                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        return "  ".join(cells).rstrip()
+
+    out = [line(table[0]), "  ".join("-" * w for w in widths)]
+    out += [line(row) for row in table[1:-1]]
+    out += ["  ".join("-" * w for w in widths), line(table[-1])]
+    out.append("")
+    out.append("amount: money of final decisions not superseded by a later one.")
+    out.append("A summary for the terminal: --format jsonl|csv|html, -o FILE or a pipe give "
+               "the decisions.")
+    return "\n".join(out) + "\n"
+
+
+@click.group(cls=_Group,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(version=__version__, prog_name="policykit",
                       message="%(prog)s %(version)s")
+@click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
+              help="On an internal error, print the traceback (also: POLICYKIT_DEBUG=1).")
 def cli() -> None:
     """policykit: events in, explainable decisions out.
 
@@ -124,38 +321,49 @@ def cli() -> None:
       policykit policies
       policykit explain events.jsonl d-1ef379348260cb1a9ee2
 
-    Exit status: 0 clean, 1 decisions found (with --fail-on-decisions), 2 bad input.
+    \b
+    Exit status:
+      0    nothing found (no decision; valid policy file; all scenarios pass)
+      1    decisions found (audit), a scenario failed (test)
+      2    usage error or unreadable input (file, policy, option, missing package)
+      3    records quarantined (--allow-quarantine accepts them); wins over 1
+      70   internal error (a bug; --debug prints the traceback)
+      130  interrupted (Ctrl-C): stdout is partial, an --out file is left as it was
     """
 
 
 @cli.command()
 @click.argument("events", metavar="EVENTS")
 @click.option("--policy", "-p", metavar="FILE", help=_POLICY_HELP)
-@click.option("--until", metavar="T", callback=_until,
-              help="Advance event time to T (ISO-8601 with offset): deadlines due at or before "
-                   "T fire; later events are not evaluated.")
+@click.option("--until", metavar="T", help=_UNTIL_HELP)
 @click.option("--format", "-f", "fmt", type=click.Choice(["jsonl", "csv", "html"]),
-              default="jsonl", show_default=True, help="Output: decisions as JSON Lines or "
-              "CSV, or a self-contained HTML report.")
-@click.option("--out", "-o", metavar="FILE", help="Write here instead of stdout.")
+              help="Output: decisions as JSON Lines (the default) or CSV, or a "
+                   "self-contained HTML report. Without it, a terminal gets a summary table.")
+@click.option("--out", "-o", metavar="FILE",
+              help="Write here instead of stdout; the file is replaced only when the whole "
+                   "output is written (a failed run leaves the previous one intact).")
 @click.option("--backend", type=click.Choice(["native", "durable"]), default="native",
               show_default=True, help="The evaluator.")
 @click.option("--input-format", type=click.Choice(_INPUT_FORMATS),
               help="Format of EVENTS when its name does not say (default: by extension; '-' "
                    "reads JSON Lines from stdin).")
-@click.option("--fail-on-decisions", is_flag=True,
-              help="Exit 1 when the audit produced any decision (for CI gates).")
+@click.option("--fail-on-decisions/--no-fail-on-decisions", default=True,
+              help="Exit 1 when the audit produced a decision (the default; "
+                   "--no-fail-on-decisions exits 0 instead).")
 @click.option("--fail-kinds", metavar="KINDS",
-              help="With --fail-on-decisions: only these decision kinds count, comma-separated "
+              help="Only these decision kinds make the exit status 1, comma-separated "
                    "(e.g. violation,fine).")
-@click.option("--strict", is_flag=True, help="Exit 2 when any record was quarantined.")
+@click.option("--allow-quarantine", is_flag=True, help=_ALLOW_QUARANTINE_HELP)
+@click.option("--strict", is_flag=True, hidden=True,
+              help="Deprecated: quarantined records now exit 3 without it.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: on a terminal, for long inputs).")
 @click.option("--quiet", "-q", is_flag=True, help="No counts on stderr (quarantined records "
               "are still reported).")
-def audit(events: str, policy: str | None, until: datetime | None, fmt: str, out: str | None,
-          backend: str, input_format: str | None, fail_on_decisions: bool,
-          fail_kinds: str | None, strict: bool, progress: bool | None, quiet: bool) -> None:
+def audit(events: str, policy: str | None, until: str | None, fmt: str | None,
+          out: str | None, backend: str, input_format: str | None, fail_on_decisions: bool,
+          fail_kinds: str | None, allow_quarantine: bool, strict: bool, progress: bool | None,
+          quiet: bool) -> None:
     """Audit EVENTS and write the decisions.
 
     Invalid records never stop the audit: each is quarantined and reported on stderr with
@@ -163,55 +371,88 @@ def audit(events: str, policy: str | None, until: datetime | None, fmt: str, out
     printed there.
 
     \b
+    Exit status:
+      0    no decision (or none of --fail-kinds)
+      1    decisions found
+      2    usage error or unreadable input (EVENTS, --policy, --until, a missing package)
+      3    records quarantined, unless --allow-quarantine; wins over 1. An input whose
+           every record was quarantined exits 3 even with --allow-quarantine
+      70   internal error; 130 interrupted
+
+    \b
     Examples:
       policykit audit events.jsonl
-      policykit audit events.jsonl --until 2026-04-01T00:00:00+08:00 -o decisions.jsonl
+      policykit audit events.jsonl --until 2026-04-01 -o decisions.jsonl
       policykit audit events.parquet --policy acme.yaml --format csv -o decisions.csv
       policykit audit events.jsonl --format html -o report.html
-      policykit audit events.jsonl --fail-on-decisions --fail-kinds violation,fine
+      policykit audit events.jsonl --fail-kinds violation,fine
       cat events.jsonl | policykit audit - --policy lateness-deduction
     """
     from .models.decisions import DECISION_KINDS
 
     kinds: set[str] | None = None
     if fail_kinds:
+        if not fail_on_decisions:
+            raise click.BadParameter("has no effect with --no-fail-on-decisions",
+                                     param_hint="--fail-kinds")
         kinds = {k.strip() for k in fail_kinds.split(",") if k.strip()}
         unknown = kinds - set(DECISION_KINDS)
         if unknown:
             raise click.BadParameter(f"unknown kind(s) {', '.join(sorted(unknown))}; kinds are "
                                      + ", ".join(DECISION_KINDS), param_hint="--fail-kinds")
+    if strict:
+        if allow_quarantine:
+            raise click.UsageError("--strict and --allow-quarantine contradict each other")
+        click.echo("note: --strict is deprecated and no longer needed: quarantined records "
+                   f"exit {EXIT_QUARANTINED} by default", err=True)
+    if out == "-":
+        out = None
+    _STATE.out = out
     report = _run_audit(events, policy, until, backend, input_format,
                         _progress_choice(progress))
+    as_table = fmt is None and out is None and _stdout_is_terminal()
+    fmt = fmt or "jsonl"
+
+    def write(fh: IO[str]) -> None:
+        if as_table:
+            fh.write(_summary_table(report))
+        elif fmt == "jsonl":
+            report.write_jsonl(fh)
+        elif fmt == "csv":
+            report.write_csv(fh)
+        else:
+            fh.write(report.to_html())
+
     try:
-        with click.open_file(out or "-", "w", encoding="utf-8", lazy=False) as fh:
-            if fmt == "jsonl":
-                report.write_jsonl(fh)
-            elif fmt == "csv":
-                report.write_csv(fh)
-            else:
-                fh.write(report.to_html())
+        if out is None:
+            with click.open_file("-", "w", encoding="utf-8", lazy=False) as fh:
+                write(fh)
+        else:
+            _write_atomically(out, write)
     except BrokenPipeError:
         # `policykit audit log | head`: the reader left. Not an error; the exit status
         # still says whether decisions were found.
         _silence_stdout()
+    except PolicyKitError as exc:  # MissingDependencyError for charts: names the extra
+        _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot write {out or 'stdout'}: {exc.strerror or exc}")
-    except ImportError as exc:
-        _fail(f"{exc}; the HTML report needs matplotlib: pip install 'policykit[audit]'")
+    except ImportError as exc:  # an optional import not (yet) behind policykit._optional
+        _fail(f"{exc}; install it with: pip install 'policykit[audit]'")
     if quiet:
-        for q in report.quarantine[:20]:
-            click.echo(f"quarantined: {q}", err=True)
+        _report_quarantine(report)
     else:
         _report_stderr(report)
         if out:
             click.echo(f"policykit: wrote {len(report.decisions)} decisions ({fmt}) to {out}",
                        err=True)
-    if strict and report.quarantine:
-        sys.exit(EXIT_BAD_INPUT)
-    if fail_on_decisions:
-        found = [d for d in report.decisions if kinds is None or d.kind in kinds]
-        if found:
-            sys.exit(EXIT_DECISIONS)
+    if report.counts.read == 0:
+        click.echo(f"note: {events} holds no records", err=True)
+    status = _quarantine_status(report, allow_quarantine, events)
+    if status is not None:
+        sys.exit(status)
+    if fail_on_decisions and any(kinds is None or d.kind in kinds for d in report.decisions):
+        sys.exit(EXIT_DECISIONS)
     sys.exit(EXIT_OK)
 
 
@@ -329,16 +570,20 @@ def schema(part: str) -> None:
 @click.argument("events", metavar="EVENTS")
 @click.argument("decision_id", metavar="DECISION_ID")
 @click.option("--policy", "-p", metavar="FILE", help=_POLICY_HELP)
-@click.option("--until", metavar="T", callback=_until, help="As for audit.")
+@click.option("--until", metavar="T", help="As for audit.")
 @click.option("--input-format", type=click.Choice(_INPUT_FORMATS))
 @click.option("--json", "as_json", is_flag=True, help="The explanation as JSON.")
-def explain(events: str, decision_id: str, policy: str | None, until: datetime | None,
-            input_format: str | None, as_json: bool) -> None:
+@click.option("--allow-quarantine", is_flag=True, help=_ALLOW_QUARANTINE_HELP)
+def explain(events: str, decision_id: str, policy: str | None, until: str | None,
+            input_format: str | None, as_json: bool, allow_quarantine: bool) -> None:
     """Explain one decision of auditing EVENTS: the rule, its parameters, the evidence
     events in time order, the figures and the deadline or window.
 
     Run it with the same --policy and --until as the audit: decision ids are deterministic,
     so the same inputs give the same id. A unique prefix of the id is enough.
+
+    Exit status: 0 explained; 2 bad input or no such decision; 3 records were quarantined
+    (the evidence may be incomplete; --allow-quarantine accepts them).
 
     \b
     Examples:
@@ -354,6 +599,7 @@ def explain(events: str, decision_id: str, policy: str | None, until: datetime |
         click.echo(json.dumps(explanation.to_dict(), indent=2, ensure_ascii=False))
     else:
         click.echo(explanation.render())
+    sys.exit(_quarantine_status(report, allow_quarantine, events) or EXIT_OK)
 
 
 @cli.command("why-not")
@@ -362,12 +608,16 @@ def explain(events: str, decision_id: str, policy: str | None, until: datetime |
 @click.argument("policy_id", metavar="POLICY")
 @click.argument("rule", metavar="RULE")
 @click.option("--policy", "-p", "policy_file", metavar="FILE", help=_POLICY_HELP)
-@click.option("--until", metavar="T", callback=_until, help="As for audit.")
+@click.option("--until", metavar="T", help="As for audit.")
 @click.option("--input-format", type=click.Choice(_INPUT_FORMATS))
+@click.option("--allow-quarantine", is_flag=True, help=_ALLOW_QUARANTINE_HELP)
 def why_not(events: str, subject: str, policy_id: str, rule: str, policy_file: str | None,
-            until: datetime | None, input_format: str | None) -> None:
+            until: str | None, input_format: str | None, allow_quarantine: bool) -> None:
     """Why RULE of POLICY did not fire for SUBJECT: the subject's events the rule reads,
     what each was checked against, and how close it came.
+
+    Exit status: 0 answered; 2 bad input; 3 records were quarantined (one of them may be
+    why; --allow-quarantine accepts them).
 
     \b
     Examples:
@@ -379,6 +629,7 @@ def why_not(events: str, subject: str, policy_id: str, rule: str, policy_file: s
         click.echo(report.why_not(subject, policy_id, rule).render())
     except PolicyKitError as exc:
         _fail(str(exc))
+    sys.exit(_quarantine_status(report, allow_quarantine, events) or EXIT_OK)
 
 
 @cli.command("test")
@@ -422,17 +673,9 @@ def _silence_stdout() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``policykit`` command; returns the exit status."""
-    try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="policykit",
-                 standalone_mode=True)
-    except SystemExit as exc:
-        code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else EXIT_BAD_INPUT)
-    except BrokenPipeError:
-        # `policykit policies | head`: the reader left; not an error of ours.
-        _silence_stdout()
-        return EXIT_OK
-    return EXIT_OK
+    code: int = cli.main(args=list(argv) if argv is not None else None, prog_name="policykit",
+                         standalone_mode=False)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

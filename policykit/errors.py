@@ -11,6 +11,7 @@ __all__ = [
     "BackendUnavailableError",
     "EventError",
     "EventOrderError",
+    "MissingDependencyError",
     "ParameterError",
     "PolicyFileError",
     "PolicyKitError",
@@ -136,6 +137,22 @@ class ParameterError(PolicyKitError, ValueError):
 
 class BackendUnavailableError(PolicyKitError, RuntimeError):
     """The requested evaluator cannot run in this interpreter."""
+
+
+class MissingDependencyError(PolicyKitError, ImportError):
+    """An optional package a feature needs is not installed; names the extra that brings it.
+
+    Also an ``ImportError``, so ``except ImportError`` around optional features still works."""
+
+    def __init__(self, module: str, extra: str, feature: str) -> None:
+        self.module = module
+        self.extra = extra
+        self.feature = feature
+        super().__init__(
+            f"{feature} needs {module}, which is not installed; "
+            f"install it with: pip install 'policykit[{extra}]'",
+            name=module,
+        )
 
 
 class SnapshotError(PolicyKitError, ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import subprocess
@@ -15,7 +16,16 @@ from audit_data import UNTIL, events, write_jsonl, write_policy_file
 from click.testing import CliRunner, Result
 
 from policykit import standard_pack
-from policykit.cli import EXIT_BAD_INPUT, EXIT_DECISIONS, EXIT_OK, cli, main
+from policykit.cli import (
+    EXIT_BAD_INPUT,
+    EXIT_DECISIONS,
+    EXIT_INTERNAL_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_QUARANTINED,
+    cli,
+    main,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +47,7 @@ def policy(tmp_path: Path) -> Path:
 def test_audit_writes_jsonl_decisions_to_stdout_and_counts_to_stderr(log: Path,
                                                                     policy: Path) -> None:
     result = run("audit", str(log), "--policy", str(policy), "--until", UNTIL)
-    assert result.exit_code == EXIT_OK
+    assert result.exit_code == EXIT_DECISIONS  # decisions found: 1 by default
     decisions = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(decisions) == 6
     assert {d["policy"] for d in decisions} == {"test-gm", "test-pay"}
@@ -45,13 +55,18 @@ def test_audit_writes_jsonl_decisions_to_stdout_and_counts_to_stderr(log: Path,
     assert "10 records read: 10 valid, 0 duplicate, 0 quarantined" in result.stderr
 
 
-def test_fail_on_decisions_exits_1_and_kinds_narrow_it(log: Path, policy: Path) -> None:
+def test_decisions_exit_1_by_default_and_kinds_narrow_it(log: Path, policy: Path) -> None:
     base = ("audit", str(log), "--policy", str(policy), "--until", UNTIL)
-    assert run(*base, "--fail-on-decisions").exit_code == EXIT_DECISIONS
-    assert run(*base, "--fail-on-decisions", "--fail-kinds", "fine").exit_code == EXIT_DECISIONS
+    assert run(*base).exit_code == EXIT_DECISIONS
+    assert run(*base, "--fail-on-decisions").exit_code == EXIT_DECISIONS  # still accepted
+    assert run(*base, "--no-fail-on-decisions").exit_code == EXIT_OK
+    assert run(*base, "--fail-kinds", "fine").exit_code == EXIT_DECISIONS
+    assert run(*base, "--fail-kinds", "kpi").exit_code == EXIT_OK
     assert run(*base, "--fail-on-decisions", "--fail-kinds", "kpi").exit_code == EXIT_OK
-    bad = run(*base, "--fail-on-decisions", "--fail-kinds", "fines")
+    bad = run(*base, "--fail-kinds", "fines")
     assert bad.exit_code == EXIT_BAD_INPUT and "unknown kind" in bad.stderr
+    both = run(*base, "--no-fail-on-decisions", "--fail-kinds", "fine")
+    assert both.exit_code == EXIT_BAD_INPUT and "--fail-kinds" in both.stderr
 
 
 def test_a_clean_log_exits_0_even_with_fail_on_decisions(tmp_path: Path, policy: Path) -> None:
@@ -70,8 +85,10 @@ def test_bad_input_exits_2(tmp_path: Path, log: Path) -> None:
                       "    id: R1\n", encoding="utf-8")
     bad_policy = run("audit", str(log), "--policy", str(broken))
     assert bad_policy.exit_code == EXIT_BAD_INPUT and "deadline" in bad_policy.stderr
-    naive = run("audit", str(log), "--until", "2026-04-01T00:00:00")
-    assert naive.exit_code == EXIT_BAD_INPUT and "offset" in naive.stderr
+    bad_until = run("audit", str(log), "--until", "next tuesday")
+    assert bad_until.exit_code == EXIT_BAD_INPUT
+    assert "until" in bad_until.stderr and "next tuesday" in bad_until.stderr
+    assert bad_until.stdout == ""
 
 
 def test_quarantined_records_are_reported_with_line_numbers(tmp_path: Path,
@@ -80,18 +97,28 @@ def test_quarantined_records_are_reported_with_line_numbers(tmp_path: Path,
     lines.insert(3, "{oops")
     path = write_jsonl(tmp_path / "log.jsonl", lines)
     result = run("audit", str(path), "--policy", str(policy), "--until", UNTIL)
-    assert result.exit_code == EXIT_OK
+    assert result.exit_code == EXIT_QUARANTINED  # 3 wins over 1 (decisions were found too)
     assert f"quarantined: {path} line 4" in result.stderr
+    assert "--allow-quarantine" in result.stderr
     assert len(result.stdout.splitlines()) == 6  # the neighbours were kept
-    strict = run("audit", str(path), "--policy", str(policy), "--strict")
-    assert strict.exit_code == EXIT_BAD_INPUT
+    allowed = run("audit", str(path), "--policy", str(policy), "--until", UNTIL,
+                  "--allow-quarantine")
+    assert allowed.exit_code == EXIT_DECISIONS and f"{path} line 4" in allowed.stderr
+    assert allowed.stdout == result.stdout
+    clean = run("audit", str(path), "--policy", str(policy), "--until", UNTIL,
+                "--allow-quarantine", "--no-fail-on-decisions")
+    assert clean.exit_code == EXIT_OK
+    strict = run("audit", str(path), "--policy", str(policy), "--strict")  # deprecated alias
+    assert strict.exit_code == EXIT_QUARANTINED and "deprecated" in strict.stderr
+    both = run("audit", str(path), "--policy", str(policy), "--strict", "--allow-quarantine")
+    assert both.exit_code == EXIT_BAD_INPUT
 
 
 def test_csv_and_html_outputs(tmp_path: Path, log: Path, policy: Path) -> None:
     out = tmp_path / "d.csv"
     result = run("audit", str(log), "-p", str(policy), "--until", UNTIL, "-f", "csv",
                  "-o", str(out))
-    assert result.exit_code == EXIT_OK and result.stdout == ""
+    assert result.exit_code == EXIT_DECISIONS and result.stdout == ""
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert len(rows) == 6 and "wrote 6 decisions (csv)" in result.stderr
     html = run("audit", str(log), "-p", str(policy), "--until", UNTIL, "-f", "html")
@@ -101,13 +128,13 @@ def test_csv_and_html_outputs(tmp_path: Path, log: Path, policy: Path) -> None:
 def test_stdin_and_a_standard_policy_id(log: Path) -> None:
     pid = standard_pack().ids[0]
     result = run("audit", "-", "--policy", pid, stdin=log.read_text(encoding="utf-8"))
-    assert result.exit_code == EXIT_OK
+    assert result.exit_code == EXIT_DECISIONS and result.stdout
     assert all(json.loads(line)["policy"] == pid for line in result.stdout.splitlines())
 
 
 def test_progress_bar_never_pollutes_stdout(log: Path, policy: Path) -> None:
     result = run("audit", str(log), "-p", str(policy), "--until", UNTIL, "--progress")
-    assert result.exit_code == EXIT_OK
+    assert result.exit_code == EXIT_DECISIONS
     assert [json.loads(line)["id"] for line in result.stdout.splitlines()]  # pure JSONL
     assert "reading" in result.stderr or "evaluating" in result.stderr
 
@@ -196,9 +223,156 @@ def test_main_returns_the_exit_status(capsys: pytest.CaptureFixture[str]) -> Non
 def test_the_module_runs_as_a_real_process(log: Path, policy: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "policykit.cli", "audit", str(log), "-p", str(policy),
-         "--until", UNTIL, "--progress", "--fail-on-decisions"],
+         "--until", UNTIL, "--progress"],
         capture_output=True, text=True, cwd=ROOT, timeout=60,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == EXIT_DECISIONS, proc.stderr
     assert len([json.loads(x) for x in proc.stdout.splitlines()]) == 6, proc.stderr
     assert "10 records read" in proc.stderr
+
+
+# ------------------------------------------------------------------ the exit-code contract
+
+
+def test_an_input_whose_every_record_is_quarantined_never_exits_0(tmp_path: Path,
+                                                                  policy: Path) -> None:
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("{oops\n" + json.dumps({"id": "x", "type": "nope"}) + "\n",
+                      encoding="utf-8")
+    for extra in ((), ("--allow-quarantine",), ("--no-fail-on-decisions", "--allow-quarantine")):
+        result = run("audit", str(broken), "-p", str(policy), "--until", UNTIL, *extra)
+        assert result.exit_code == EXIT_QUARANTINED, extra
+        assert "every record" in result.stderr and result.stdout == ""
+
+
+def test_until_goes_to_audit_as_written(monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
+    audit_module = importlib.import_module("policykit.audit")  # the package, not audit()
+    seen: list[object] = []
+    real = audit_module.audit
+
+    def spy(source: object, policy: object = None, until: object = None,
+            **kw: object) -> object:
+        seen.append(until)
+        return real(source, policy, None, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(audit_module, "audit", spy)
+    run("audit", str(log), "--until", "2026-04-01")
+    run("explain", str(log), "d-x", "--until", "2026-04-01T00:00:00+08:00")
+    run("why-not", str(log), "E1", "test-gm", "R4", "--until", "2026-04-01")
+    assert seen == ["2026-04-01", "2026-04-01T00:00:00+08:00", "2026-04-01"]
+
+
+def test_sigint_exits_130_saying_the_output_is_partial(monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       log: Path) -> None:
+    import signal
+
+    def interrupted(*_a: object, **_k: object) -> None:
+        signal.raise_signal(signal.SIGINT)  # Python's own handler: KeyboardInterrupt
+
+    monkeypatch.setattr(importlib.import_module("policykit.audit"), "audit", interrupted)
+    assert main(["audit", str(log)]) == EXIT_INTERRUPTED
+    assert "interrupted; the output is partial" in capsys.readouterr().err
+    assert main(["explain", str(log), "d-x"]) == EXIT_INTERRUPTED
+
+
+def test_an_internal_error_never_exits_1(monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str], log: Path,
+                                         policy: Path) -> None:
+    from policykit.audit import AuditReport
+
+    def boom(self: object, fh: object) -> None:
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(AuditReport, "write_jsonl", boom)
+    monkeypatch.delenv("POLICYKIT_DEBUG", raising=False)
+    args = ["audit", str(log), "-p", str(policy), "--until", UNTIL]
+    assert main(args) == EXIT_INTERNAL_ERROR
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and "internal error" in lines[0] and "RuntimeError: boom" in lines[0]
+    assert "report" in lines[0] and "Traceback" not in err
+    assert main(["--debug", *args]) == EXIT_INTERNAL_ERROR
+    assert "Traceback" in capsys.readouterr().err
+    monkeypatch.setenv("POLICYKIT_DEBUG", "1")
+    assert main(args) == EXIT_INTERNAL_ERROR
+    assert "Traceback" in capsys.readouterr().err
+    # Through click's own runner (standalone mode) the status is the same.
+    assert CliRunner().invoke(cli, args).exit_code == EXIT_INTERNAL_ERROR
+
+
+# ------------------------------------------------------------------ -o is atomic
+
+
+def test_out_replaces_the_file_only_when_complete(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path, log: Path,
+                                                  policy: Path) -> None:
+    import errno
+
+    from policykit.audit import AuditReport
+
+    out = tmp_path / "decisions.jsonl"
+    out.write_text("previous run\n", encoding="utf-8")
+    out.chmod(0o640)
+    args = ["audit", str(log), "-p", str(policy), "--until", UNTIL, "-o", str(out)]
+    real = AuditReport.write_jsonl
+
+    def disk_full(self: AuditReport, fh: io.TextIOBase) -> None:
+        fh.write('{"id": "d-half')
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(AuditReport, "write_jsonl", disk_full)
+    assert main(args) == EXIT_BAD_INPUT
+    assert "No space left on device" in capsys.readouterr().err
+    assert out.read_text(encoding="utf-8") == "previous run\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["decisions.jsonl", "log.jsonl", "acme.yaml"])
+
+    def interrupted(self: AuditReport, fh: io.TextIOBase) -> None:
+        fh.write('{"id": "d-half')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(AuditReport, "write_jsonl", interrupted)
+    assert main(args) == EXIT_INTERRUPTED
+    assert f"{out} was left as it was" in capsys.readouterr().err
+    assert out.read_text(encoding="utf-8") == "previous run\n"
+    assert len(list(tmp_path.iterdir())) == 3
+
+    monkeypatch.setattr(AuditReport, "write_jsonl", real)
+    assert main(args) == EXIT_DECISIONS
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 6
+    assert out.stat().st_mode & 0o777 == 0o640 and len(list(tmp_path.iterdir())) == 3
+
+
+# ------------------------------------------------------------------ the terminal view
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_summary_table_and_a_pipe_gets_jsonl(
+        monkeypatch: pytest.MonkeyPatch, log: Path, policy: Path) -> None:
+    args = ["audit", str(log), "-p", str(policy), "--until", UNTIL]
+    screen = _Terminal()
+    monkeypatch.setattr(sys, "stdout", screen)
+    assert main(args) == EXIT_DECISIONS
+    table = screen.getvalue().splitlines()
+    assert table[0].split() == ["policy", "rule", "kind", "decisions", "final", "subjects",
+                                "amount"]
+    rows = {tuple(line.split()[:3]): line.split() for line in table[2:]}
+    assert rows[("test-pay", "R1", "fine")][-1] == "210.00"
+    assert rows[("test-pay", "R2", "deduction")][-1] == "120.00"
+    assert rows[("test-gm", "R4", "violation")][3] == "1"
+    total = next(line for line in table if line.startswith("total")).split()
+    assert total[1] == "6" and total[-2:] == ["330.00", "CNY"]
+    assert not any(line.startswith("{") for line in table)
+
+    screen = _Terminal()  # --format given: the decisions, even on a terminal
+    monkeypatch.setattr(sys, "stdout", screen)
+    assert main([*args, "--format", "jsonl"]) == EXIT_DECISIONS
+    assert len([json.loads(x) for x in screen.getvalue().splitlines()]) == 6
+    piped = run(*args)  # not a terminal: unchanged JSON Lines
+    assert len([json.loads(x) for x in piped.stdout.splitlines()]) == 6

@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from .._optional import optional_import
 from ._format import natural
 from ._payroll import employee_money, money
 
@@ -141,7 +142,8 @@ def deductions_chart(report: AuditReport, month: str | None = None, top: int = 2
 
 
 def _new_figure(width: float, height: float) -> tuple[Figure, Any]:
-    from matplotlib.figure import Figure
+    with optional_import("audit", "charts and the HTML report"):
+        from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), layout="constrained")
     ax = fig.subplots()

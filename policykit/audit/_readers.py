@@ -21,7 +21,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 
-from ..errors import ParameterError, PolicyKitError, nearest
+from ..errors import MissingDependencyError, ParameterError, PolicyKitError, nearest
 from ..models.events import EVENT_TYPES, EventBase
 
 Unit = Literal["line", "row", "item"]
@@ -310,8 +310,8 @@ def _parquet_reader(label: str, path: Path) -> Reader:
         try:
             import polars as pl
         except ImportError:
-            raise AuditSourceError(label, "reading Parquet needs pyarrow (pip install "
-                                   "'policykit[audit]')") from None
+            raise MissingDependencyError("pyarrow", "audit",
+                                         f"reading Parquet ({label})") from None
         return _frame_reader(label, pl.read_parquet(path))
     try:
         pfile = pq.ParquetFile(path)

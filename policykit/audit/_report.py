@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
+from .._optional import optional_import
 from ..errors import ParameterError, nearest
 from ..models.decisions import Decision, Subject
 from ..models.events import EventBase
@@ -147,7 +148,8 @@ class AuditReport:
     def to_pandas(self) -> pd.DataFrame:
         """One row per decision. ``amount`` holds ``Decimal`` values (object dtype), never
         floats; ``at`` is timezone-aware in the calendar's zone."""
-        import pandas as pd
+        with optional_import("audit", "AuditReport.to_pandas()"):
+            import pandas as pd
 
         frame = pd.DataFrame([self._row(d) for d in self.decisions], columns=self._COLUMNS)
         if len(frame):
@@ -159,7 +161,8 @@ class AuditReport:
 
     def to_polars(self) -> Any:
         """The decisions as a polars DataFrame (``amount`` as a decimal string column)."""
-        import polars as pl
+        with optional_import("audit", "AuditReport.to_polars()"):
+            import polars as pl
 
         rows = []
         for d in self.decisions:
@@ -174,7 +177,8 @@ class AuditReport:
         money of final, non-replaced decisions (``amount``, Decimal) and the time span.
         ``by`` from: policy, rule, kind, severity, status, subject, subject_kind, subject_id,
         currency, date, month."""
-        import pandas as pd
+        with optional_import("audit", "AuditReport.summary()"):
+            import pandas as pd
 
         keys = (by,) if isinstance(by, str) else tuple(by)
         columns = [*keys, "decisions", "final", "subjects", "amount", "first_at", "last_at"]
@@ -199,7 +203,8 @@ class AuditReport:
         figure a ``Decimal`` rounded half-up to the cent. Only final decisions count, and
         none replaced by a later one. Employees with a profile and nothing deducted are
         listed too: payroll needs every row."""
-        import pandas as pd
+        with optional_import("audit", "AuditReport.payroll()"):
+            import pandas as pd
 
         cols, rows = self.payroll_rows(month)
         head = ["employee_id", "role", "department", "currency", "base_salary"]

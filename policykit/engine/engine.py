@@ -25,6 +25,12 @@ def _durable() -> Backend:
     # Imported lazily: durable_rules is optional and fails to import on Python 3.13+.
     from importlib import import_module
 
+    from .._optional import MissingBackendError, is_missing
+
+    if is_missing("durable"):  # not installed at all; a broken build gets the adapter's error
+        raise MissingBackendError("durable-rules", "durable",
+                                  "backend='durable' (Python 3.11/3.12; backend='native' "
+                                  "needs nothing more)")
     try:
         module = import_module("policykit.engine._durable")
     except ModuleNotFoundError as exc:
