@@ -398,7 +398,7 @@ def prepare(
             rec = _assume(raw, assume_tz, source, line) if assume_tz is not None else raw
             event = parse(rec, source, line)
         except EventError as exc:
-            tracker.add(_hinted(exc), line, raw)
+            tracker.add(_hinted(exc) if assume_tz is None else exc, line, raw)
             continue
         at = event.at
         if newest is None or at > newest:
