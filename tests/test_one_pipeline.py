@@ -215,6 +215,10 @@ def test_assume_tz_reads_local_and_spreadsheet_times() -> None:
     report = audit(local, until="2026-03-05", assume_tz="Asia/Shanghai")
     assert report.quarantine == [] and report.decisions == want
     assert distributed_audit(local, until="2026-03-05", assume_tz="Asia/Shanghai") == want
+    # Naive timestamps of a DataFrame or Parquet file are read the same way.
+    walls = [datetime(2026, 1, 1), datetime(2026, 3, 2, 9, 10), datetime(2026, 3, 3, 8, 31)]
+    frames = [{**r, "at": wall} for r, wall in zip(local, walls, strict=True)]
+    assert audit(frames, until="2026-03-05", assume_tz="Asia/Shanghai").decisions == want
     # The same wall times elsewhere are other instants.
     assert audit(local, until="2026-03-05", assume_tz="UTC").decisions != want
 

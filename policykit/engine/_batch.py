@@ -145,8 +145,14 @@ def _assume(raw: Any, tz: tzinfo, source: str, line: int | None) -> Any:
     out: dict[str, Any] | None = None
     for name in names:
         value = raw.get(name)
-        if not isinstance(value, str) or (wall := _naive(value)) is None:
+        if isinstance(value, datetime):  # a DataFrame's or Parquet file's timestamp
+            if value.tzinfo is not None:
+                continue
+            wall = value
+        elif not isinstance(value, str) or (found := _naive(value)) is None:
             continue
+        else:
+            wall = found
         try:
             aware = localize(wall, tz)
         except ValueError as exc:
