@@ -58,6 +58,7 @@ Running it
 
     client = Client("tcp://scheduler:8786")      # a real cluster; Client() starts a local one
     decisions = distributed_audit(events, until=end_of_month, client=client)
+    decisions = distributed_audit(events, until="2026-04-01", backend="durable")  # in-process
 
 Without a client the shards run one after the other in this process (the same split, for
 tests and small logs). Events travel to the workers pickled (~150 bytes an event); workers
