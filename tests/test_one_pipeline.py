@@ -271,6 +271,14 @@ def test_a_horizon_beyond_the_holiday_data_is_refused_on_every_door() -> None:
             run()
 
 
+def test_a_horizon_closing_the_last_covered_year_is_taken() -> None:
+    log = [profile("E1"), ev("attendance.clock_in", "2026-12-31 09:10", employee_id="E1")]
+    assert Engine().evaluate(log, until="2027-01-01") == audit(
+        log, until="2027-01-01T00:00:00+08:00").decisions
+    with pytest.raises(CalendarError):
+        audit(log, until="2027-01-01T00:00:00.000001+08:00")
+
+
 def test_the_cli_exits_2_for_a_horizon_beyond_the_holiday_data(tmp_path: Path) -> None:
     src = tmp_path / "log.jsonl"
     src.write_text(json.dumps(ev("attendance.clock_in", "2026-12-01 09:10",

@@ -273,12 +273,14 @@ def _start_of_day(day: date, name: str, value: object, policies: PolicySet | Non
 
 def _check_horizon(horizon: datetime, policies: PolicySet) -> None:
     """Refuse a horizon a policy calendar cannot place: the working-day rules would stop
-    being judged where its holiday data ends, silently."""
+    being judged where its holiday data ends, silently. What the horizon judges is the time
+    before it, so its last day is that of the instant just before it: midnight starting
+    2027 closes 2026 and needs only 2026's data."""
     from ..calendar import CalendarError
 
     for cal, pid in _calendars(policies):
         try:
-            cal.is_working_day(cal.local_date(horizon))
+            cal.is_working_day(cal.local_date(horizon - _TICK))
         except CalendarError as exc:
             raise CalendarError(
                 "until", horizon.isoformat(),
