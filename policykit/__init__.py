@@ -3,7 +3,13 @@
 Events in, decisions out: feed pydantic event records to an :class:`Engine` built from a
 policy set (the standard pack by default) and get back violations, deductions, fines,
 escalations and obligations, each with its evidence.
+
+Logging goes to the ``policykit`` logger (silent unless the application configures
+logging): quarantined records at WARNING, one line of counts per batch run at INFO, each
+duplicate, late and corrected event at DEBUG.
 """
+
+import logging as _logging
 
 from .audit import AuditReport, audit
 from .calendar import BusinessCalendar
@@ -68,3 +74,5 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+_logging.getLogger("policykit").addHandler(_logging.NullHandler())

@@ -42,9 +42,11 @@ So:
    employees, the only ones its rules look up — salaries and role filters are looked up for
    a decision's subject); to every shard of any other group that looks salaries or roles up.
 
-Before splitting, the driver does what a session would do to the whole log: drops events
-corrected by a later one (``meta.corrects``), orders by (time, id) and drops repeated ids
-(the first wins), so every shard sees exactly the events the single process applies.
+Before splitting, the driver runs the first half of the batch pipeline
+(:mod:`policykit.engine._batch`: validate, place on the calendars, drop events corrected by a
+later one (``meta.corrects``), order by (time, id)) and drops repeated ids (the first
+wins), so every shard sees exactly the events the single process applies; each shard then
+runs the whole pipeline on its events, as ``Engine.evaluate`` does on the whole log.
 :func:`plan` shows the split of a policy set.
 
 Running it
@@ -56,6 +58,7 @@ Running it
 
     client = Client("tcp://scheduler:8786")      # a real cluster; Client() starts a local one
     decisions = distributed_audit(events, until=end_of_month, client=client)
+    decisions = distributed_audit(events, until="2026-04-01", backend="durable")  # in-process
 
 Without a client the shards run one after the other in this process (the same split, for
 tests and small logs). Events travel to the workers pickled (~150 bytes an event); workers
@@ -68,20 +71,19 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from .errors import ParameterError
 from .models.decisions import Decision
 from .models.events import EventBase
-from .models.parsing import iter_events
+from .models.parsing import _records
 from .policy import Policy, PolicySet
 from .rules._base import RuleSpec
 
 __all__ = ["Shard", "distributed_audit", "plan"]
 
 PROFILE = "employee.profile"
-_TICK = timedelta(microseconds=1)  # datetime's resolution: "just before" an instant
 
 
 @dataclass(frozen=True)
@@ -286,12 +288,14 @@ def _subset(policy: Policy, rules: tuple[str, ...]) -> Policy:
     return Policy.model_validate(data)
 
 
-def _prepare(events: Any) -> list[EventBase]:
-    """What a session applies, in the order it applies it: corrections resolved, ordered by
-    (time, id), repeated ids dropped (the first wins)."""
-    from .engine.session import drop_corrected
+def _prepare(events: Any, pset: PolicySet, until: datetime | None,
+             assume_tz: tzinfo | None) -> list[EventBase]:
+    """What a session applies, in the order it applies it: the batch pipeline's first half
+    (validated, placed, corrections resolved, ordered by (time, id)), then repeated ids
+    dropped (the first wins) so that a copy cannot reach another shard than its first."""
+    from .engine._batch import prepare
 
-    ordered = sorted(drop_corrected(iter_events(events)), key=lambda e: (e.at, e.id))
+    ordered = prepare(_records(events), pset, horizon=until, assume_tz=assume_tz).events
     seen: set[str] = set()
     out: list[EventBase] = []
     for ev in ordered:
@@ -339,34 +343,41 @@ def _shard_events(policy: Policy, group: list[RuleSpec], events: list[EventBase]
 
 
 def _run_shard(policy: Policy, events: list[EventBase], stop: datetime | None,
-               last: datetime | None) -> list[Decision]:
-    """Evaluate one shard as the single process would: its events in order, then its
+               last: datetime | None, backend: str = "native") -> list[Decision]:
+    """Evaluate one shard with the single process's pipeline: its events in order, then its
     deadlines up to ``stop`` (inclusive: ``until``) or up to just before ``last`` (the whole
     log's last event: without ``until`` nothing at or after it fires)."""
     from .engine import Engine
+    from .engine._batch import numbered, run_batch
 
-    with Engine(PolicySet([policy])).session() as session:
-        out = session.feed_many(events)
-        clock = session.clock
-        if stop is not None:
-            out += session.advance_to(stop)
-        elif last is not None and (clock is None or clock < last):
-            out += session.advance_to(last - _TICK)
-    return out
+    return run_batch(Engine(PolicySet([policy]), backend=backend), numbered(events),
+                     until=stop, fire_before=last).decisions
 
 
 def distributed_audit(
     events: Iterable[EventBase | Mapping[str, Any] | str] | str | bytes,
     policies: PolicySet | Iterable[Policy] | None = None,
-    until: datetime | None = None,
+    until: datetime | date | str | None = None,
     client: Any = None,
     partitions: int | None = None,
+    *,
+    backend: str = "native",
+    assume_tz: str | tzinfo | None = None,
 ) -> list[Decision]:
-    """The decisions of ``Engine(policies).evaluate(events, until)``, computed shard by shard
-    on a Dask ``client`` (``distributed.Client``; None runs the shards here, one after the
-    other). ``partitions``: shards per splittable rule group (default: twice the cluster's
-    worker threads, 4 without a client). See the module docstring for how it stays exact."""
+    """The decisions of ``Engine(policies, backend=backend).evaluate(events, until,
+    assume_tz=assume_tz)``, computed shard by shard on a Dask ``client``
+    (``distributed.Client``; None runs the shards here, one after the other).
+    ``partitions``: shards per splittable rule group (default: twice the cluster's worker
+    threads, 4 without a client). See the module docstring for how it stays exact."""
+    from .engine import BACKENDS
+    from .engine._batch import parse_instant, zone
+
     pset = _policy_set(policies)
+    if backend not in BACKENDS:
+        from .errors import nearest
+
+        raise ParameterError("backend", backend, "one of " + ", ".join(BACKENDS),
+                             suggestion=nearest(backend, BACKENDS))
     if partitions is None:
         threads = 0
         if client is not None:
@@ -374,26 +385,22 @@ def distributed_audit(
         partitions = max(2, 2 * threads) if threads else 4
     if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
         raise ParameterError("partitions", partitions, "a positive int")
-    if until is not None and (not isinstance(until, datetime) or until.tzinfo is None):
-        raise ParameterError("until", until,
-                             "a timezone-aware datetime, e.g. 2026-04-01T00:00:00+08:00")
-    ordered = _prepare(events)
+    tz = zone(assume_tz)
+    horizon = None if until is None else parse_instant(until, policies=pset, assume_tz=tz)
+    ordered = _prepare(events, pset, horizon, tz)
     last = ordered[-1].at if ordered else None
-    if until is not None and last is not None and until < last:
-        raise ParameterError("until", until.isoformat(),
-                             f"not before the last event ({last.isoformat()})")
     work: list[tuple[Policy, list[EventBase]]] = []
     for policy in pset:
         for group in _groups(policy):
             sub = _subset(policy, tuple(s.id for s in group))
             for _shard, evs in _shard_events(policy, group, ordered, partitions):
-                if evs or until is not None or last is not None:
+                if evs or horizon is not None or last is not None:
                     work.append((sub, evs))
     results: list[list[Decision]]
     if client is None:
-        results = [_run_shard(p, evs, until, last) for p, evs in work]
+        results = [_run_shard(p, evs, horizon, last, backend) for p, evs in work]
     else:
-        futures = [client.submit(_run_shard, p, evs, until, last, pure=False)
+        futures = [client.submit(_run_shard, p, evs, horizon, last, backend, pure=False)
                    for p, evs in work]
         results = client.gather(futures)
     return sorted((d for part in results for d in part), key=lambda d: (d.at, d.id))

@@ -74,8 +74,9 @@ def test_one_unprocessed_misses_and_rounds_half_up(evaluate: Evaluate) -> None:
 def test_processed_at_the_last_instant_counts_after_it_not(evaluate: Evaluate) -> None:
     at_end = [recorded("a"), processed("a", "2026-12-31 23:59:59.999999")]
     assert kpi(evaluate(at_end, until=YEAR_END, policy=policy())).details["met"] is True
-    after = [recorded("a"), processed("a", "2027-01-01 00:00")]
-    d = kpi(evaluate(after, until=t("2027-01-02 00:00"), policy=policy()))
+    # A year earlier: the calendar has no holiday data for 2027 and refuses its events.
+    after = [recorded("a", "2025-05-01 10:00"), processed("a", "2026-01-01 00:00")]
+    d = kpi(evaluate(after, until=t("2026-01-02 00:00"), policy=policy()))
     assert d.details["met"] is False and d.details["numerator"] == 0
 
 
@@ -134,8 +135,12 @@ def test_exact_ratio_is_judged_not_the_rounded_one(evaluate: Evaluate) -> None:
 
 
 def test_population_periods_continue_without_events(evaluate: Evaluate) -> None:
+    # A horizon in 2027, which the holiday data does not cover yet: this rate reads no
+    # working days, so its calendar says the missing year may be ignored.
+    data = complaint_policy().model_dump()
+    data["calendar"] = {**data["calendar"], "missing_holiday_data": "ignore"}
     out = evaluate(households(10), until=t("2027-12-31 23:59:59.999999"),
-                   policy=complaint_policy())
+                   policy=Policy.model_validate(data))
     assert [(d.details["period"], d.details["rate"], d.details["met"]) for d in out] == [
         ("2026", Decimal("0.00"), True), ("2027", Decimal("0.00"), True)]
 

@@ -4,32 +4,33 @@
 
 from __future__ import annotations
 
-import sys
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from ..engine import Engine
-from ..engine.session import drop_corrected
-from ..errors import EventError, ParameterError, PolicyKitError
-from ..models.decisions import Decision
+from ..engine._batch import parse_instant, progress_bar, run_batch, zone
+from ..errors import EventError
 from ..models.events import EventBase
-from ..policy import PolicySet
 from ..policyfile import PolicyLike, resolve_policies
 from ._quarantine import QuarantinedRecord, quarantined, validate
-from ._readers import read_records
+from ._readers import Reader, read_records
 from ._report import AuditCounts, AuditReport
 
 PolicyArg = PolicyLike
+
+__all__ = ["audit", "parse_instant"]
 
 
 def audit(
     source: Any,
     policy: PolicyArg = None,
-    until: datetime | str | None = None,
+    until: datetime | date | str | None = None,
     *,
     backend: str = "native",
     progress: bool | float = False,
     format: str | None = None,
+    assume_tz: str | tzinfo | None = None,
 ) -> AuditReport:
     """Audit an event log against policies.
 
@@ -39,120 +40,56 @@ def audit(
     ``meta``) are JSON text and empty cells are absent.
     ``policy``: None for the standard pack, a :class:`Policy` or :class:`PolicySet`, a policy
     file path, or the id of one standard policy.
-    ``until``: event time to advance to (with offset): deadlines due at or before it fire;
-    records later than it are counted in ``counts.after_until`` and not evaluated.
-    ``progress``: a tqdm bar on stderr (a number: only once the run takes that many seconds).
+    ``until``: the horizon: an aware datetime, an ISO-8601 date-time with offset, or a date
+    (``2026-04-01``: the start of that day in the policy calendar's zone). Deadlines due at
+    or before it fire; records later than it are counted in ``counts.after_until`` and not
+    evaluated. A horizon the calendar has no holiday data for raises ``CalendarError``.
+    ``assume_tz``: the zone (e.g. ``"Asia/Shanghai"``) of offset-less times in the records
+    and in ``until``; spreadsheet forms such as ``2026/3/2 8:31`` are read too. Without it
+    such records are quarantined.
+    ``progress``: progress bars on stderr (``tqdm.auto``: a widget in notebooks; a number:
+    only once the run takes that many seconds).
+
+    The records run through the pipeline of :meth:`Engine.evaluate` (the same decisions,
+    ids included), quarantining each bad record instead of raising.
     """
     policies = resolve_policies(policy)
-    horizon = parse_instant(until) if until is not None else None
+    tz = zone(assume_tz)
+    horizon = parse_instant(until, policies=policies, assume_tz=tz) \
+        if until is not None else None
     engine = Engine(policies, backend=backend)
     reader = read_records(source, format=format)
 
-    counts = AuditCounts()
     quarantine: list[QuarantinedRecord] = []
-    good: list[EventBase] = []
-    placed = _Placement(policies)
-    bar = _bar(progress, reader.total, "reading", reader.progress_unit)
-    try:
-        for line, raw in reader.records:
-            counts.read += 1
-            if bar is not None:
-                bar.update(reader.advance(raw))
-            try:
-                event = validate(raw, reader.label, line)
-                placed.check(event, reader.label, line)
-            except EventError as exc:
-                quarantine.append(quarantined(exc, reader, line, raw))
-                continue
-            good.append(event)
-    finally:
-        if bar is not None:
-            bar.close()
-    counts.quarantined = len(quarantine)
-    counts.valid = len(good)
 
-    # A correction (meta.corrects) replaces its original, as in Engine.evaluate.
-    kept_events = drop_corrected(good)
-    counts.corrected = len(good) - len(kept_events)
-    good = kept_events
-    # Applied in (time, id) order, as Engine.evaluate does: arrival order never matters.
-    good.sort(key=lambda e: (e.at, e.id))
-    if horizon is not None:
-        kept = [e for e in good if e.at <= horizon]
-        counts.after_until = len(good) - len(kept)
-        good = kept
-    decisions: list[Decision] = []
+    def keep(exc: EventError, line: int | None, raw: Any) -> None:
+        quarantine.append(quarantined(exc, reader, line, raw))
+
+    batch = run_batch(engine, _reading(reader, progress), source=reader.label, until=horizon,
+                      assume_tz=tz, quarantine=keep, parse=validate, hold_after_until=True,
+                      progress=progress)
+    # Placement and session refusals are found after reading: list them in file order.
+    quarantine.sort(key=lambda q: q.line if q.line is not None else 0)
     events: dict[str, EventBase] = {}
-    bar = _bar(progress, len(good), "evaluating", "ev")
-    try:
-        with engine.session() as session:
-            for event in good:
-                decisions += session.feed(event)
-                events.setdefault(event.id, event)
-                if bar is not None:
-                    bar.update(1)
-            if horizon is not None:
-                decisions += session.advance_to(horizon)
-            counts.duplicates = session.stats.duplicates
-            counts.evaluated = session.stats.events
-    finally:
-        if bar is not None:
-            bar.close()
-    decisions.sort(key=lambda d: (d.at, d.id))
-    counts.decisions = len(decisions)
-    return AuditReport(decisions=decisions, events=events, policies=policies,
+    for event in batch.events:
+        events.setdefault(event.id, event)
+    counts = AuditCounts(read=batch.read, valid=batch.valid, duplicates=batch.duplicates,
+                         quarantined=batch.quarantined, after_until=batch.after_until,
+                         corrected=batch.corrected, evaluated=batch.evaluated,
+                         decisions=len(batch.decisions))
+    return AuditReport(decisions=batch.decisions, events=events, policies=policies,
                        quarantine=quarantine, counts=counts, until=horizon, backend=backend,
                        source=reader.label)
 
 
-def parse_instant(value: str | datetime, *, name: str = "until") -> datetime:
-    """An ISO-8601 date-time **with offset** (``2026-04-01T00:00:00+08:00`` or ``...Z``).
-
-    A naive time is refused: event time is absolute, and guessing a zone moves deadlines."""
-    if isinstance(value, datetime):
-        out = value
-    else:
-        text = str(value).strip()
-        try:
-            out = datetime.fromisoformat(text)
-        except ValueError:
-            raise ParameterError(name, value, "an ISO-8601 date-time with offset, e.g. "
-                                 "2026-04-01T00:00:00+08:00") from None
-    if out.tzinfo is None or out.utcoffset() is None:
-        raise ParameterError(name, value, "a date-time with a UTC offset (naive times are "
-                             "ambiguous), e.g. 2026-04-01T00:00:00+08:00")
-    return out
-
-
-def _bar(progress: bool | float, total: int | None, desc: str, unit: str) -> Any:
-    """A tqdm bar on stderr, or None. ``progress`` as a number: appear only after that many
-    seconds, so short inputs print nothing."""
-    if progress is False:
-        return None
-    from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
-
-    delay = 0.0 if progress is True else float(progress)
-    return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", file=sys.stderr,
-                delay=delay, leave=False, dynamic_ncols=True)
-
-
-class _Placement:
-    """Refuses, before evaluation, an event that a policy's calendar cannot place (a date
-    outside its holiday data): quarantined with its line like any invalid record, instead
-    of stopping the audit half-way."""
-
-    def __init__(self, policies: PolicySet) -> None:
-        self._calendars = list({p.calendar for p in policies})
-        self._ok: set[tuple[int, object]] = set()
-
-    def check(self, event: EventBase, label: str, line: int) -> None:
-        for i, cal in enumerate(self._calendars):
-            day = cal.local_date(event.at)
-            if (i, day) in self._ok:
-                continue
-            try:
-                cal.is_working_day(day)
-            except PolicyKitError as exc:
-                raise EventError(label, [("at", event.at.isoformat(), str(exc))],
-                                 event_id=event.id, line=line) from None
-            self._ok.add((i, day))
+def _reading(reader: Reader, progress: bool | float) -> Iterator[tuple[int | None, Any]]:
+    """The reader's records, moving the reading bar."""
+    bar = progress_bar(progress, reader.total, "reading", reader.progress_unit)
+    try:
+        for line, raw in reader.records:
+            if bar is not None:
+                bar.update(reader.advance(raw))
+            yield line, raw
+    finally:
+        if bar is not None:
+            bar.close()

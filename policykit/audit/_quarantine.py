@@ -39,7 +39,7 @@ class QuarantinedRecord:
         return f"{where}{ident}: {self.error}"
 
 
-def validate(raw: Any, label: str, line: int) -> EventBase:
+def validate(raw: Any, label: str, line: int | None) -> EventBase:
     """The event of a raw record; raises :class:`EventError` naming what is wrong (including
     the readers' marks for undecodable bytes and surplus CSV cells)."""
     if isinstance(raw, dict):
@@ -56,7 +56,8 @@ def validate(raw: Any, label: str, line: int) -> EventBase:
     return event
 
 
-def quarantined(exc: EventError, reader: Reader, line: int, raw: Any) -> QuarantinedRecord:
+def quarantined(exc: EventError, reader: Reader, line: int | None, raw: Any
+                ) -> QuarantinedRecord:
     """The quarantine entry of a record that failed with ``exc``."""
     if isinstance(raw, bytes):
         shown = raw.decode("utf-8", errors="replace")
