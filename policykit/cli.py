@@ -161,13 +161,17 @@ _UNTIL_HELP = ("Advance event time to T: an ISO-8601 date-time with offset "
                "(2026-04-01T00:00:00+08:00) or a date (2026-04-01, the start of that day in "
                "the policy calendar's zone). Deadlines due at or before T fire; later events "
                "are not evaluated. A T policykit cannot read exits 2.")
+_ASSUME_TZ_HELP = ("The zone (e.g. Asia/Shanghai) of times written without a UTC offset, "
+                   "as HR and spreadsheet exports write them (2026/3/2 8:31). Without it such "
+                   "records are quarantined.")
 _ALLOW_QUARANTINE_HELP = ("Accept quarantined records: they are still reported on stderr, "
                           "but no longer make the exit status 3 (unless every record was "
                           "quarantined).")
 
 
 def _run_audit(events: str, policy: str | None, until: str | None, backend: str,
-               input_format: str | None, progress: bool | float) -> Any:
+               input_format: str | None, progress: bool | float,
+               assume_tz: str | None = None) -> Any:
     """``audit()`` with every input failure turned into exit status 2. ``until`` goes to
     ``audit()`` as written: the library decides what a valid instant is."""
     from .audit import audit
@@ -177,7 +181,7 @@ def _run_audit(events: str, policy: str | None, until: str | None, backend: str,
         source = sys.stdin.buffer.read()
     try:
         return audit(source, policy, until, backend=backend, progress=progress,
-                     format=input_format)
+                     format=input_format, assume_tz=assume_tz)
     except PolicyKitError as exc:  # MissingDependencyError included: it names the extra
         _fail(str(exc))
     except OSError as exc:
@@ -336,6 +340,7 @@ def cli() -> None:
 @click.argument("events", metavar="EVENTS")
 @click.option("--policy", "-p", metavar="FILE", help=_POLICY_HELP)
 @click.option("--until", metavar="T", help=_UNTIL_HELP)
+@click.option("--assume-tz", metavar="ZONE", help=_ASSUME_TZ_HELP)
 @click.option("--format", "-f", "fmt", type=click.Choice(["jsonl", "csv", "html"]),
               help="Output: decisions as JSON Lines (the default) or CSV, or a "
                    "self-contained HTML report. Without it, a terminal gets a summary table.")
@@ -360,10 +365,10 @@ def cli() -> None:
               help="Progress bar on stderr (default: on a terminal, for long inputs).")
 @click.option("--quiet", "-q", is_flag=True, help="No counts on stderr (quarantined records "
               "are still reported).")
-def audit(events: str, policy: str | None, until: str | None, fmt: str | None,
-          out: str | None, backend: str, input_format: str | None, fail_on_decisions: bool,
-          fail_kinds: str | None, allow_quarantine: bool, strict: bool, progress: bool | None,
-          quiet: bool) -> None:
+def audit(events: str, policy: str | None, until: str | None, assume_tz: str | None,
+          fmt: str | None, out: str | None, backend: str, input_format: str | None,
+          fail_on_decisions: bool, fail_kinds: str | None, allow_quarantine: bool,
+          strict: bool, progress: bool | None, quiet: bool) -> None:
     """Audit EVENTS and write the decisions.
 
     Invalid records never stop the audit: each is quarantined and reported on stderr with
@@ -409,7 +414,7 @@ def audit(events: str, policy: str | None, until: str | None, fmt: str | None,
         out = None
     _STATE.out = out
     report = _run_audit(events, policy, until, backend, input_format,
-                        _progress_choice(progress))
+                        _progress_choice(progress), assume_tz)
     as_table = fmt is None and out is None and _stdout_is_terminal()
     fmt = fmt or "jsonl"
 
@@ -571,11 +576,13 @@ def schema(part: str) -> None:
 @click.argument("decision_id", metavar="DECISION_ID")
 @click.option("--policy", "-p", metavar="FILE", help=_POLICY_HELP)
 @click.option("--until", metavar="T", help="As for audit.")
+@click.option("--assume-tz", metavar="ZONE", help="As for audit.")
 @click.option("--input-format", type=click.Choice(_INPUT_FORMATS))
 @click.option("--json", "as_json", is_flag=True, help="The explanation as JSON.")
 @click.option("--allow-quarantine", is_flag=True, help=_ALLOW_QUARANTINE_HELP)
 def explain(events: str, decision_id: str, policy: str | None, until: str | None,
-            input_format: str | None, as_json: bool, allow_quarantine: bool) -> None:
+            assume_tz: str | None, input_format: str | None, as_json: bool,
+            allow_quarantine: bool) -> None:
     """Explain one decision of auditing EVENTS: the rule, its parameters, the evidence
     events in time order, the figures and the deadline or window.
 
@@ -590,7 +597,7 @@ def explain(events: str, decision_id: str, policy: str | None, until: str | None
       policykit explain events.jsonl d-1ef379348260cb1a9ee2
       policykit explain events.jsonl d-1ef3 --until 2026-04-01T00:00:00+08:00
     """
-    report = _run_audit(events, policy, until, "native", input_format, False)
+    report = _run_audit(events, policy, until, "native", input_format, False, assume_tz)
     try:
         explanation = report.explain(decision_id)
     except PolicyKitError as exc:
@@ -609,10 +616,12 @@ def explain(events: str, decision_id: str, policy: str | None, until: str | None
 @click.argument("rule", metavar="RULE")
 @click.option("--policy", "-p", "policy_file", metavar="FILE", help=_POLICY_HELP)
 @click.option("--until", metavar="T", help="As for audit.")
+@click.option("--assume-tz", metavar="ZONE", help="As for audit.")
 @click.option("--input-format", type=click.Choice(_INPUT_FORMATS))
 @click.option("--allow-quarantine", is_flag=True, help=_ALLOW_QUARANTINE_HELP)
 def why_not(events: str, subject: str, policy_id: str, rule: str, policy_file: str | None,
-            until: str | None, input_format: str | None, allow_quarantine: bool) -> None:
+            until: str | None, assume_tz: str | None, input_format: str | None,
+            allow_quarantine: bool) -> None:
     """Why RULE of POLICY did not fire for SUBJECT: the subject's events the rule reads,
     what each was checked against, and how close it came.
 
@@ -624,7 +633,8 @@ def why_not(events: str, subject: str, policy_id: str, rule: str, policy_file: s
       policykit why-not events.jsonl E7 first-responder R2
       policykit why-not events.jsonl employee:E7 lateness-deduction R1
     """
-    report = _run_audit(events, policy_file, until, "native", input_format, False)
+    report = _run_audit(events, policy_file, until, "native", input_format, False,
+                        assume_tz)
     try:
         click.echo(report.why_not(subject, policy_id, rule).render())
     except PolicyKitError as exc:

@@ -376,3 +376,24 @@ def test_a_terminal_gets_a_summary_table_and_a_pipe_gets_jsonl(
     assert len([json.loads(x) for x in screen.getvalue().splitlines()]) == 6
     piped = run(*args)  # not a terminal: unchanged JSON Lines
     assert len([json.loads(x) for x in piped.stdout.splitlines()]) == 6
+
+
+def test_assume_tz_reads_a_spreadsheet_export_and_a_date_until(tmp_path: Path) -> None:
+    src = tmp_path / "hr.csv"
+    src.write_text("id,type,at,employee_id,role,base_salary\n"
+                   "p1,employee.profile,2026/3/1 0:00,E7,customer_service,6000.00\n"
+                   "c1,attendance.clock_in,2026/3/2 8:31,E7,,\n", encoding="utf-8")
+    args = ("audit", str(src), "--policy", "lateness-deduction", "--until", "2026-04-01")
+    without = run(*args)
+    assert without.exit_code == EXIT_QUARANTINED
+    assert "--assume-tz" in without.stderr
+    with_zone = run(*args, "--assume-tz", "Asia/Shanghai")
+    assert with_zone.exit_code == EXIT_DECISIONS
+    decisions = [json.loads(line) for line in with_zone.stdout.splitlines()]
+    late = [d for d in decisions if d["rule"] == "R1"]
+    assert [d["at"] for d in late] == ["2026-03-02T08:31:00+08:00"]
+    # The month closed at the start of 2026-04-01 in the calendar's zone: a final total.
+    assert any(d["rule"] == "R2" and d["status"] == "final" and d["amount"] == "60.00"
+               for d in decisions)
+    typo = run(*args, "--assume-tz", "Asia/Shangai")
+    assert typo.exit_code == 2 and "Asia/Shanghai" in typo.stderr
