@@ -59,6 +59,7 @@ class Policy(BaseModel):
     rules: tuple[dict[str, Any], ...]
 
     _specs: tuple[RuleSpec, ...] = PrivateAttr(default=())
+    _kept_fingerprint: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _compile_rules(self) -> Policy:
@@ -132,6 +133,14 @@ class Policy(BaseModel):
         raise ParameterError("rule", rule_id, f"a rule of {self.id}",
                              suggestion=nearest(rule_id, [s.id for s in self._specs]))
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Policy:
+        """A copy; with ``update`` the changed definition is validated again, so its rules,
+        :attr:`info` and fingerprint follow the change (a plain copy would keep them)."""
+        if update:
+            return Policy.model_validate({**self.model_dump(), **update})
+        return super().model_copy(deep=deep)
+
     def with_parameters(self, **values: Any) -> Policy:
         """A copy with some parameters changed; an unknown name is an error with a hint."""
         for name in values:
@@ -147,7 +156,22 @@ class Policy(BaseModel):
         """A digest of the policy's full definition: id, version, texts, calendar,
         parameters and rules as written (mapping keys in any order). Every decision records
         it and its id depends on it; snapshots refuse another one."""
-        return self._digest
+        return self._kept_fingerprint or self._digest
+
+    def _only_rules(self, rule_ids: Iterable[str]) -> Policy:
+        """This policy running only ``rule_ids`` (with the rules they read, or it does not
+        validate), keeping its fingerprint: a shard of the policy makes the very decisions,
+        ids included, that the whole policy makes for those rules."""
+        wanted = set(rule_ids)
+        if wanted >= {s.id for s in self._specs}:
+            return self
+        data = self.model_dump()
+        # By the rule's own id: alternative readings of one rule (enabled_if) share it, and
+        # the parameters still choose among them.
+        data["rules"] = [raw for raw in self.rules if raw.get("id") in wanted]
+        part = Policy.model_validate(data)
+        part._kept_fingerprint = self.fingerprint()
+        return part
 
     @cached_property
     def _digest(self) -> str:

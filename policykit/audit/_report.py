@@ -277,7 +277,7 @@ class AuditReport:
     def to_parquet(self, path: str | Path, *, trail: bool = False) -> Path:
         """Write :meth:`to_arrow` to a Parquet file (money stays ``decimal128(18, 2)``, the
         provenance stays in the schema metadata); returns the path."""
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
         target = Path(path)
         pq.write_table(self.to_arrow(trail=trail), target)
@@ -294,11 +294,11 @@ class AuditReport:
             row["amount"] = self._money_cell(d)
             rows.append(row)
         ids = pl.List(pl.String)
-        types = {"at": pl.Datetime("us", time_zone=self._arrow_tz()),
+        types: dict[str, Any] = {"at": pl.Datetime("us", time_zone=self._arrow_tz()),
                  "amount": pl.Decimal(MONEY_PRECISION, MONEY_SCALE),
                  "evidence": ids, "supersedes": ids, "superseded": pl.Boolean}
-        schema = {name: types.get(name, pl.String) for name in self._COLUMNS}
-        return pl.DataFrame(rows, schema=schema, orient="row" if not rows else None)
+        schema: dict[str, Any] = {name: types.get(name, pl.String) for name in self._COLUMNS}
+        return pl.DataFrame(rows, schema=schema)
 
     def summary(self, by: Sequence[str] | str = ("policy", "rule", "kind"), *,
                 trail: bool = False) -> pd.DataFrame:
