@@ -358,6 +358,12 @@ def cli() -> None:
 @click.option("--fail-kinds", metavar="KINDS",
               help="Only these decision kinds make the exit status 1, comma-separated "
                    "(e.g. violation,fine).")
+@click.option("--trail", is_flag=True,
+              help="Write every decision (provisional, superseded and revocations "
+                   "included), each with its status, instead of only those that stand.")
+@click.option("--csv-bom", is_flag=True,
+              help="With --format csv: start with a UTF-8 byte-order mark, so Excel reads "
+                   "the Chinese text right.")
 @click.option("--allow-quarantine", is_flag=True, help=_ALLOW_QUARANTINE_HELP)
 @click.option("--strict", is_flag=True, hidden=True,
               help="Deprecated: quarantined records now exit 3 without it.")
@@ -367,8 +373,8 @@ def cli() -> None:
               "are still reported).")
 def audit(events: str, policy: str | None, until: str | None, assume_tz: str | None,
           fmt: str | None, out: str | None, backend: str, input_format: str | None,
-          fail_on_decisions: bool, fail_kinds: str | None, allow_quarantine: bool,
-          strict: bool, progress: bool | None, quiet: bool) -> None:
+          fail_on_decisions: bool, fail_kinds: str | None, trail: bool, csv_bom: bool,
+          allow_quarantine: bool, strict: bool, progress: bool | None, quiet: bool) -> None:
     """Audit EVENTS and write the decisions.
 
     Invalid records never stop the audit: each is quarantined and reported on stderr with
@@ -410,6 +416,8 @@ def audit(events: str, policy: str | None, until: str | None, assume_tz: str | N
             raise click.UsageError("--strict and --allow-quarantine contradict each other")
         click.echo("note: --strict is deprecated and no longer needed: quarantined records "
                    f"exit {EXIT_QUARANTINED} by default", err=True)
+    if csv_bom and fmt != "csv":
+        raise click.UsageError("--csv-bom goes with --format csv")
     if out == "-":
         out = None
     _STATE.out = out
@@ -422,11 +430,11 @@ def audit(events: str, policy: str | None, until: str | None, assume_tz: str | N
         if as_table:
             fh.write(_summary_table(report))
         elif fmt == "jsonl":
-            report.write_jsonl(fh)
+            report.write_jsonl(fh, trail=trail)
         elif fmt == "csv":
-            report.write_csv(fh)
+            report.write_csv(fh, trail=trail, bom=csv_bom)
         else:
-            fh.write(report.to_html())
+            fh.write(report.to_html(trail=trail))
 
     try:
         if out is None:
@@ -449,8 +457,8 @@ def audit(events: str, policy: str | None, until: str | None, assume_tz: str | N
     else:
         _report_stderr(report)
         if out:
-            click.echo(f"policykit: wrote {len(report.decisions)} decisions ({fmt}) to {out}",
-                       err=True)
+            written = len(report.trail if trail else report.decisions)
+            click.echo(f"policykit: wrote {written} decisions ({fmt}) to {out}", err=True)
     if report.counts.read == 0:
         click.echo(f"note: {events} holds no records", err=True)
     status = _quarantine_status(report, allow_quarantine, events)

@@ -278,14 +278,7 @@ def _bucket(value: Any, count: int) -> int:
 
 def _subset(policy: Policy, rules: tuple[str, ...]) -> Policy:
     """The policy with only ``rules`` (same id, version, parameters: same decision ids)."""
-    if len(rules) == len(policy.specs):
-        return policy
-    wanted = set(rules)
-    data = policy.model_dump()
-    # By the rule's own id: alternative readings of one rule (enabled_if) share it, and the
-    # parameters still choose among them.
-    data["rules"] = [raw for raw in policy.rules if raw.get("id") in wanted]
-    return Policy.model_validate(data)
+    return policy._only_rules(rules)  # keeps the policy's fingerprint, so its decision ids
 
 
 def _prepare(events: Any, pset: PolicySet, until: datetime | None,

@@ -59,6 +59,7 @@ class Policy(BaseModel):
     rules: tuple[dict[str, Any], ...]
 
     _specs: tuple[RuleSpec, ...] = PrivateAttr(default=())
+    _kept_fingerprint: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _compile_rules(self) -> Policy:
@@ -123,7 +124,7 @@ class Policy(BaseModel):
     @cached_property
     def info(self) -> PolicyInfo:
         return PolicyInfo(id=self.id, version=self.version, clause=self.clause,
-                          calendar=self.calendar)
+                          calendar=self.calendar, fingerprint=self.fingerprint())
 
     def rule(self, rule_id: str) -> RuleSpec:
         for spec in self._specs:
@@ -131,6 +132,14 @@ class Policy(BaseModel):
                 return spec
         raise ParameterError("rule", rule_id, f"a rule of {self.id}",
                              suggestion=nearest(rule_id, [s.id for s in self._specs]))
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Policy:
+        """A copy; with ``update`` the changed definition is validated again, so its rules,
+        :attr:`info` and fingerprint follow the change (a plain copy would keep them)."""
+        if update:
+            return Policy.model_validate({**self.model_dump(), **update})
+        return super().model_copy(deep=deep)
 
     def with_parameters(self, **values: Any) -> Policy:
         """A copy with some parameters changed; an unknown name is an error with a hint."""
@@ -144,10 +153,61 @@ class Policy(BaseModel):
         return Policy.model_validate(data)
 
     def fingerprint(self) -> str:
-        """A digest of the policy's full definition (snapshots refuse another policy)."""
-        import hashlib
+        """A digest of the policy's full definition: id, version, texts, calendar,
+        parameters and rules as written (mapping keys in any order). Every decision records
+        it and its id depends on it; snapshots refuse another one."""
+        return self._kept_fingerprint or self._digest
 
-        return hashlib.blake2b(self.model_dump_json().encode(), digest_size=12).hexdigest()
+    def _only_rules(self, rule_ids: Iterable[str]) -> Policy:
+        """This policy running only ``rule_ids`` (with the rules they read, or it does not
+        validate), keeping its fingerprint: a shard of the policy makes the very decisions,
+        ids included, that the whole policy makes for those rules."""
+        wanted = set(rule_ids)
+        if wanted >= {s.id for s in self._specs}:
+            return self
+        data = self.model_dump()
+        # By the rule's own id: alternative readings of one rule (enabled_if) share it, and
+        # the parameters still choose among them.
+        data["rules"] = [raw for raw in self.rules if raw.get("id") in wanted]
+        part = Policy.model_validate(data)
+        part._kept_fingerprint = self.fingerprint()
+        return part
+
+    @cached_property
+    def _digest(self) -> str:
+        import hashlib
+        import json
+
+        # Keys sorted: the same policy written in YAML (keys in any order), TOML or Python
+        # gives the same fingerprint, so the same decision ids.
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False,
+                          separators=(",", ":"))
+        return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+    def __repr__(self) -> str:
+        rules = ", ".join(s.id for s in self._specs)
+        return (f"<Policy {self.id} v{self.version}: {len(self._specs)} rules [{rules}], "
+                f"fingerprint {self.fingerprint()}>")
+
+    def __str__(self) -> str:
+        return repr(self)
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        params = ", ".join(f"{k}={v!r}" for k, v in self.parameters.items())
+        head = [("policy", f"{self.id} (version {self.version})"),
+                ("title", f"{self.title} {self.title_zh}".strip()), ("clause", self.clause),
+                ("calendar", self.calendar.timezone), ("parameters", params),
+                ("fingerprint", self.fingerprint())]
+        rows = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th>"
+                       f"<td style='text-align:left' colspan='2'>{escape(v)}</td></tr>"
+                       for k, v in head if v)
+        rules = "".join(f"<tr><th style='text-align:left'>{escape(s.id)}</th>"
+                        f"<td style='text-align:left'>{escape(s.shape)}</td>"
+                        f"<td style='text-align:left'>{escape(s.title)}</td></tr>"
+                        for s in self._specs)
+        return f"<table class='pk-policy'><tbody>{rows}{rules}</tbody></table>"
 
 
 class PolicySet:
@@ -170,7 +230,24 @@ class PolicySet:
         return policy_id in self._by_id
 
     def __repr__(self) -> str:
-        return f"PolicySet({list(self._by_id)})"
+        shown = ", ".join(f"{p.id}@{p.version}" for p in list(self)[:8])
+        more = f", ... {len(self) - 8} more" if len(self) > 8 else ""
+        return (f"<PolicySet of {len(self)}: {shown}{more}; "
+                f"fingerprint {self.fingerprint()}>")
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        rows = "".join(
+            f"<tr><td style='text-align:left'>{escape(p.id)}</td><td>{escape(p.version)}</td>"
+            f"<td style='text-align:left'>{escape(p.title)}</td><td>{len(p.specs)}</td>"
+            f"<td style='text-align:left'><code>{escape(p.fingerprint())}</code></td></tr>"
+            for p in self)
+        return ("<table class='pk-policies'><thead><tr><th>policy</th><th>version</th>"
+                "<th>title</th><th>rules</th><th>fingerprint</th></tr></thead>"
+                f"<tbody>{rows}</tbody><tfoot><tr><td colspan='5' style='text-align:left'>"
+                f"set fingerprint <code>{escape(self.fingerprint())}</code></td></tr></tfoot>"
+                "</table>")
 
     @property
     def ids(self) -> list[str]:
@@ -200,6 +277,7 @@ class PolicySet:
         return PolicySet(out.values())
 
     def fingerprint(self) -> str:
+        """A digest of the set's policies (ids and fingerprints, in order)."""
         import hashlib
 
         joined = "|".join(f"{p.id}:{p.fingerprint()}" for p in self)

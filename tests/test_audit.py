@@ -36,7 +36,7 @@ def reference() -> AuditReport:
 
 
 def test_the_reference_audit_has_the_decisions_worked_out_by_hand(reference: AuditReport) -> None:
-    kinds = sorted((d.policy, d.rule, d.kind, d.status) for d in reference.decisions)
+    kinds = sorted((d.policy, d.rule, d.kind, d.status) for d in reference.trail)
     assert kinds == [
         ("test-gm", "R4", "violation", "final"),          # c2 never reported
         ("test-pay", "R1", "fine", "final"),              # minor complaint
@@ -45,6 +45,8 @@ def test_the_reference_audit_has_the_decisions_worked_out_by_hand(reference: Aud
         ("test-pay", "R2", "deduction", "provisional"),   # after pc1
         ("test-pay", "R2", "deduction", "provisional"),   # after pc2
     ]
+    # What stands: the provisional running totals are superseded by the March total.
+    assert [d for d in reference.trail if d.status == "final"] == reference.decisions
     assert reference.counts.as_dict() == {"read": 10, "valid": 10, "duplicates": 0,
                                           "quarantined": 0, "after_until": 0, "corrected": 0,
                                           "evaluated": 10, "decisions": 6}
@@ -254,16 +256,19 @@ def test_to_pandas_keeps_amounts_decimal(reference: AuditReport) -> None:
 def test_polars_and_jsonl_exports(tmp_path: Path, reference: AuditReport) -> None:
     frame = reference.to_polars()
     assert frame.height == len(reference.decisions)
-    assert str(frame.schema["amount"]) == "String"
+    assert str(frame.schema["amount"]) == "Decimal(precision=18, scale=2)"
     assert sorted(a for a in frame["amount"].to_list() if a) == sorted(
-        str(d.amount) for d in reference.decisions if d.amount is not None)
+        d.amount for d in reference.decisions if d.amount is not None)
     path = reference.to_jsonl(tmp_path / "d.jsonl")
     lines = path.read_text(encoding="utf-8").splitlines()
     assert [json.loads(x)["id"] for x in lines] == _ids(reference)
 
 
 def test_summary_counts_and_sums_final_money(reference: AuditReport) -> None:
-    summary = reference.summary()
+    standing = {(r.policy, r.rule, r.kind): r for r in reference.summary().itertuples()}
+    assert standing[("test-pay", "R2", "deduction")].decisions == 1
+    assert standing[("test-pay", "R2", "deduction")].amount == Decimal("120.00")
+    summary = reference.summary(trail=True)
     rows = {(r.policy, r.rule, r.kind): r for r in summary.itertuples()}
     assert rows[("test-pay", "R2", "deduction")].decisions == 3
     assert rows[("test-pay", "R2", "deduction")].final == 1

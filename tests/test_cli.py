@@ -49,7 +49,7 @@ def test_audit_writes_jsonl_decisions_to_stdout_and_counts_to_stderr(log: Path,
     result = run("audit", str(log), "--policy", str(policy), "--until", UNTIL)
     assert result.exit_code == EXIT_DECISIONS  # decisions found: 1 by default
     decisions = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(decisions) == 6
+    assert len(decisions) == 4  # what stands: the 2 provisional running totals are superseded
     assert {d["policy"] for d in decisions} == {"test-gm", "test-pay"}
     assert all(isinstance(d["amount"], str) for d in decisions if "amount" in d)
     assert "10 records read: 10 valid, 0 duplicate, 0 quarantined" in result.stderr
@@ -100,7 +100,7 @@ def test_quarantined_records_are_reported_with_line_numbers(tmp_path: Path,
     assert result.exit_code == EXIT_QUARANTINED  # 3 wins over 1 (decisions were found too)
     assert f"quarantined: {path} line 4" in result.stderr
     assert "--allow-quarantine" in result.stderr
-    assert len(result.stdout.splitlines()) == 6  # the neighbours were kept
+    assert len(result.stdout.splitlines()) == 4  # the neighbours were kept (4 decisions stand)
     allowed = run("audit", str(path), "--policy", str(policy), "--until", UNTIL,
                   "--allow-quarantine")
     assert allowed.exit_code == EXIT_DECISIONS and f"{path} line 4" in allowed.stderr
@@ -120,7 +120,7 @@ def test_csv_and_html_outputs(tmp_path: Path, log: Path, policy: Path) -> None:
                  "-o", str(out))
     assert result.exit_code == EXIT_DECISIONS and result.stdout == ""
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
-    assert len(rows) == 6 and "wrote 6 decisions (csv)" in result.stderr
+    assert len(rows) == 4 and "wrote 4 decisions (csv)" in result.stderr
     html = run("audit", str(log), "-p", str(policy), "--until", UNTIL, "-f", "html")
     assert html.stdout.startswith("<!doctype html>") and "data:image/png;base64," in html.stdout
 
@@ -227,7 +227,7 @@ def test_the_module_runs_as_a_real_process(log: Path, policy: Path) -> None:
         capture_output=True, text=True, cwd=ROOT, timeout=60,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == EXIT_DECISIONS, proc.stderr
-    assert len([json.loads(x) for x in proc.stdout.splitlines()]) == 6, proc.stderr
+    assert len([json.loads(x) for x in proc.stdout.splitlines()]) == 4, proc.stderr
     assert "10 records read" in proc.stderr
 
 
@@ -281,7 +281,7 @@ def test_an_internal_error_never_exits_1(monkeypatch: pytest.MonkeyPatch,
                                          policy: Path) -> None:
     from policykit.audit import AuditReport
 
-    def boom(self: object, fh: object) -> None:
+    def boom(self: object, fh: object, **_k: object) -> None:
         raise RuntimeError("boom\nsecond line")
 
     monkeypatch.setattr(AuditReport, "write_jsonl", boom)
@@ -318,7 +318,7 @@ def test_out_replaces_the_file_only_when_complete(monkeypatch: pytest.MonkeyPatc
     args = ["audit", str(log), "-p", str(policy), "--until", UNTIL, "-o", str(out)]
     real = AuditReport.write_jsonl
 
-    def disk_full(self: AuditReport, fh: io.TextIOBase) -> None:
+    def disk_full(self: AuditReport, fh: io.TextIOBase, **_k: object) -> None:
         fh.write('{"id": "d-half')
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -329,7 +329,7 @@ def test_out_replaces_the_file_only_when_complete(monkeypatch: pytest.MonkeyPatc
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["decisions.jsonl", "log.jsonl", "acme.yaml"])
 
-    def interrupted(self: AuditReport, fh: io.TextIOBase) -> None:
+    def interrupted(self: AuditReport, fh: io.TextIOBase, **_k: object) -> None:
         fh.write('{"id": "d-half')
         raise KeyboardInterrupt
 
@@ -341,7 +341,7 @@ def test_out_replaces_the_file_only_when_complete(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(AuditReport, "write_jsonl", real)
     assert main(args) == EXIT_DECISIONS
-    assert len(out.read_text(encoding="utf-8").splitlines()) == 6
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 4  # what stands
     assert out.stat().st_mode & 0o777 == 0o640 and len(list(tmp_path.iterdir())) == 3
 
 
@@ -367,15 +367,15 @@ def test_a_terminal_gets_a_summary_table_and_a_pipe_gets_jsonl(
     assert rows[("test-pay", "R2", "deduction")][-1] == "120.00"
     assert rows[("test-gm", "R4", "violation")][3] == "1"
     total = next(line for line in table if line.startswith("total")).split()
-    assert total[1] == "6" and total[-2:] == ["330.00", "CNY"]
+    assert total[1] == "4" and total[-2:] == ["330.00", "CNY"]
     assert not any(line.startswith("{") for line in table)
 
     screen = _Terminal()  # --format given: the decisions, even on a terminal
     monkeypatch.setattr(sys, "stdout", screen)
     assert main([*args, "--format", "jsonl"]) == EXIT_DECISIONS
-    assert len([json.loads(x) for x in screen.getvalue().splitlines()]) == 6
+    assert len([json.loads(x) for x in screen.getvalue().splitlines()]) == 4
     piped = run(*args)  # not a terminal: unchanged JSON Lines
-    assert len([json.loads(x) for x in piped.stdout.splitlines()]) == 6
+    assert len([json.loads(x) for x in piped.stdout.splitlines()]) == 4
 
 
 def test_assume_tz_reads_a_spreadsheet_export_and_a_date_until(tmp_path: Path) -> None:
@@ -397,3 +397,20 @@ def test_assume_tz_reads_a_spreadsheet_export_and_a_date_until(tmp_path: Path) -
                for d in decisions)
     typo = run(*args, "--assume-tz", "Asia/Shangai")
     assert typo.exit_code == 2 and "Asia/Shanghai" in typo.stderr
+
+
+def test_trail_and_csv_bom(tmp_path: Path, log: Path, policy: Path) -> None:
+    base = ("audit", str(log), "--policy", str(policy), "--until", UNTIL)
+    standing = run(*base).stdout.splitlines()
+    trail = [json.loads(line) for line in run(*base, "--trail").stdout.splitlines()]
+    assert len(standing) == 4 and len(trail) == 6
+    assert {d["audit"]["status"] for d in trail} == {"final", "superseded"}
+    out = tmp_path / "d.csv"
+    assert run(*base, "--format", "csv", "--csv-bom", "-o", str(out)).exit_code == 1
+    raw = out.read_bytes()
+    assert raw.startswith("\ufeff".encode()) and raw.count("\ufeff".encode()) == 1
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert len(rows) == 4
+    assert not run(*base, "--format", "csv", "-o", str(out)).stdout
+    assert not out.read_bytes().startswith("\ufeff".encode())
+    assert run(*base, "--csv-bom").exit_code == 2  # only with --format csv

@@ -101,7 +101,7 @@ def test_audit_gives_the_engines_decisions(reference: tuple[str, list[Decision]]
     backend, decisions = reference
     report = audit(log, standard_pack(), UNTIL, backend=backend)
     assert report.quarantine == []
-    assert _key(report.decisions) == _key(decisions)
+    assert _key(report.trail) == _key(decisions)
     assert report.counts.duplicates == 1
     assert report.counts.corrected == 2
     assert report.counts.evaluated == len(log) - 1 - 2
@@ -115,13 +115,12 @@ def test_the_cli_gives_the_engines_decisions(reference: tuple[str, list[Decision
     src.write_text("".join(json.dumps(r) + "\n" for r in log), encoding="utf-8")
     out = tmp_path / "decisions.jsonl"
     code = main(["audit", str(src), "--until", UNTIL, "--backend", backend, "--format",
-                 "jsonl", "-o", str(out)])
+                 "jsonl", "--trail", "-o", str(out)])
     assert code in (0, 1)
     rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines() if x.strip()]
-    rows = [r for r in rows if "id" in r and "rule" in r]  # decisions (not a header record)
-    assert [r["id"] for r in rows] == [d.id for d in decisions]
-    assert [r.get("amount") for r in rows] == \
-        [None if d.amount is None else str(d.amount) for d in decisions]
+    # Each line is the decision's wire form plus the audit's own "audit" annotation.
+    assert [{k: v for k, v in r.items() if k != "audit"} for r in rows] == \
+        [json.loads(json.dumps(d.to_json_dict())) for d in decisions]
 
 
 def test_distributed_gives_the_engines_decisions(reference: tuple[str, list[Decision]],
@@ -160,7 +159,7 @@ def test_a_session_refusal_quarantines_one_event_and_keeps_the_rest(
     without = [r for r in log if r["id"] not in ("c-2", "c-2-fix")]
     monkeypatch.undo()
     want = Engine(standard_pack(), backend=backend).evaluate(without, until=UNTIL)
-    assert _key(report.decisions) == _key(want)
+    assert _key(report.trail) == _key(want)
     monkeypatch.setattr(Session, "_feed", refuse)
     with pytest.raises(EventError, match="refusable"):
         Engine(backend=backend).evaluate(log, until=UNTIL)
@@ -175,7 +174,7 @@ def test_until_takes_every_documented_form() -> None:
     for until in ("2026-03-04T00:00:00+08:00", "2026-03-03T16:00:00Z", date(2026, 3, 4),
                   "2026-03-04"):
         assert Engine().evaluate(log, until=until) == want, until
-        assert audit(log, until=until).decisions == want, until
+        assert audit(log, until=until).trail == want, until
         assert distributed_audit(log, until=until) == want, until
     assert Engine().evaluate(log, until="2026-03-04 00:00", assume_tz="Asia/Shanghai") == want
     with pytest.raises(ParameterError, match="assume_tz"):
@@ -221,14 +220,14 @@ def test_assume_tz_reads_local_and_spreadsheet_times() -> None:
     assert want  # the late clock-in is judged
     assert Engine().evaluate(local, until="2026-03-05", assume_tz="Asia/Shanghai") == want
     report = audit(local, until="2026-03-05", assume_tz="Asia/Shanghai")
-    assert report.quarantine == [] and report.decisions == want
+    assert report.quarantine == [] and report.trail == want
     assert distributed_audit(local, until="2026-03-05", assume_tz="Asia/Shanghai") == want
     # Naive timestamps of a DataFrame or Parquet file are read the same way.
     walls = [datetime(2026, 1, 1), datetime(2026, 3, 2, 9, 10), datetime(2026, 3, 3, 8, 31)]
     frames = [{**r, "at": wall} for r, wall in zip(local, walls, strict=True)]
-    assert audit(frames, until="2026-03-05", assume_tz="Asia/Shanghai").decisions == want
+    assert audit(frames, until="2026-03-05", assume_tz="Asia/Shanghai").trail == want
     # The same wall times elsewhere are other instants.
-    assert audit(local, until="2026-03-05", assume_tz="UTC").decisions != want
+    assert audit(local, until="2026-03-05", assume_tz="UTC").trail != want
 
 
 def test_without_assume_tz_local_times_are_quarantined_saying_how_to_fix_it() -> None:
@@ -274,7 +273,7 @@ def test_a_horizon_beyond_the_holiday_data_is_refused_on_every_door() -> None:
 def test_a_horizon_closing_the_last_covered_year_is_taken() -> None:
     log = [profile("E1"), ev("attendance.clock_in", "2026-12-31 09:10", employee_id="E1")]
     assert Engine().evaluate(log, until="2027-01-01") == audit(
-        log, until="2027-01-01T00:00:00+08:00").decisions
+        log, until="2027-01-01T00:00:00+08:00").trail
     with pytest.raises(CalendarError):
         audit(log, until="2027-01-01T00:00:00.000001+08:00")
 

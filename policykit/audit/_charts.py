@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._optional import optional_import
+from ..models.decisions import Decision
 from ._format import natural
 from ._payroll import employee_money, money
 
@@ -62,11 +63,13 @@ class Chart:
 
 
 def violations_chart(report: AuditReport, kinds: Sequence[str] = ("violation",),
-                     freq: Literal["auto", "D", "W", "M"] = "auto") -> Chart:
+                     freq: Literal["auto", "D", "W", "M"] = "auto",
+                     decisions: Sequence[Decision] | None = None) -> Chart:
     """See :meth:`AuditReport.violations_chart`."""
     fig, ax = _new_figure(9.0, 3.8)
     title = "Violations over time by policy"
-    chosen = [d for d in report.decisions if d.kind in kinds]
+    chosen = [d for d in (report.decisions if decisions is None else decisions)
+              if d.kind in kinds]
     if not chosen:
         return _empty_chart(fig, ax, title, "No violations")
     days = [d.at.astimezone(report.tz).date() for d in chosen]

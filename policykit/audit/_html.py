@@ -5,6 +5,7 @@ helpers explanations use for their own HTML."""
 from __future__ import annotations
 
 import html
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -113,15 +114,17 @@ def _badge(prefix: str, value: str) -> str:
     return f"<span class='badge {prefix}-{escape(value)}'>{escape(value)}</span>"
 
 
-def _cards(report: AuditReport) -> str:
+def _cards(report: AuditReport, decisions: Sequence[Decision] | None = None) -> str:
     c = report.counts
-    violations = sum(1 for d in report.decisions if d.kind == "violation")
+    shown = report.decisions if decisions is None else decisions
+    violations = sum(1 for d in shown if d.kind == "violation")
     totals = money_totals(report.effective(), lambda d: d.currency or "")
     money_text = " + ".join(f"{money(v)} {k}".strip() for k, v in sorted(totals.items())) or "0"
     items = [("records read", c.read, ""), ("valid", c.valid, ""),
              ("duplicates", c.duplicates, "warn" if c.duplicates else ""),
              ("quarantined", c.quarantined, "bad" if c.quarantined else ""),
-             ("decisions", c.decisions, ""), ("violations", violations,
+             ("decisions made", c.decisions, ""), ("standing", len(report.decisions), ""),
+             ("violations", violations,
                                               "bad" if violations else ""),
              ("deductions + fines", money_text, "wide")]
     if c.after_until:
@@ -132,8 +135,8 @@ def _cards(report: AuditReport) -> str:
         for label, v, cls in items) + "</div>"
 
 
-def _summary_html(report: AuditReport) -> str:
-    rows = summary_rows(report, ("policy", "rule", "kind"))
+def _summary_html(report: AuditReport, decisions: Sequence[Decision] | None = None) -> str:
+    rows = summary_rows(report, ("policy", "rule", "kind"), decisions)
     if not rows:
         return "<p class='note'>No decisions.</p>"
     titles = {(p.id, s.id): s.title for p in report.policies for s in p.specs}
@@ -188,7 +191,7 @@ def _decision_table(report: AuditReport, decisions: Sequence[Decision],
     out = [f"<table class='pk'{ident}>{_DECISION_HEAD}<tbody>"]
     for d in decisions:
         amount = f"{d.amount} {d.currency}" if d.amount is not None else ""
-        status = d.status + (" (replaced)" if report.is_superseded(d) else "")
+        status = report.status(d)
         when = d.at.astimezone(report.tz).strftime("%Y-%m-%d %H:%M")
         evidence = ", ".join(d.evidence[:6]) + ("…" if len(d.evidence) > 6 else "")
         out.append(
@@ -217,15 +220,25 @@ def _quarantine_html(report: AuditReport, limit: int) -> str:
 
 
 def _policies_html(report: AuditReport) -> str:
-    rows = [[p.id, p.version, p.title, p.title_zh, p.clause, len(p.specs)]
+    rows = [[p.id, p.version, p.title, p.title_zh, p.clause, len(p.specs), p.fingerprint()]
             for p in report.policies]
     return "<div class='tablewrap'>" + table(
-        ["policy", "version", "title", "標題", "clause", "rules"], rows) + "</div>"
+        ["policy", "version", "title", "標題", "clause", "rules", "fingerprint"], rows,
+        table_id="pk-policies") + "</div>"
 
 
-def render_report(report: AuditReport, *, max_rows: int = 5000) -> str:
+def _provenance_html(report: AuditReport, trail: bool) -> str:
+    """The provenance as JSON a program can read back (``#pk-provenance``)."""
+    meta = {**report.provenance, "view": "trail" if trail else "standing"}
+    text = json.dumps(meta, ensure_ascii=False).replace("</", "<\\/")
+    return f"<script type='application/json' id='pk-provenance'>{text}</script>"
+
+
+def render_report(report: AuditReport, *, max_rows: int = 5000, trail: bool = False) -> str:
     """The self-contained report page; see :meth:`AuditReport.to_html`."""
     c = report.counts
+    view = report.trail if trail else report.decisions
+    prov = report.provenance
     horizon = report.horizon
     events = list(report.events.values())
     span = (f"events {fmt_at(events[0].at, report.tz)} → {fmt_at(events[-1].at, report.tz)}"
@@ -233,9 +246,10 @@ def render_report(report: AuditReport, *, max_rows: int = 5000) -> str:
     sub = " · ".join([
         f"{len(report.policies)} policies", span,
         f"horizon {fmt_at(horizon, report.tz)}" if horizon else "no horizon",
-        f"backend {report.backend}"])
+        f"backend {report.backend}", f"policykit {prov['policykit_version']}"])
     charts = [
-        (report.violations_chart(), "Violations per day (or week) stacked by policy."),
+        (report.violations_chart(trail=trail),
+         "Violations per day (or week) stacked by policy."),
         (report.deductions_chart(), "Deductions and fines per employee, final decisions only, "
                                     "stacked by rule."),
     ]
@@ -246,9 +260,18 @@ def render_report(report: AuditReport, *, max_rows: int = 5000) -> str:
     months = report.months()
     payroll = "".join(_payroll_html(report, m) for m in months) or \
         "<p class='note'>No deductions or fines.</p>"
-    shown = report.decisions[:max_rows]
-    cut = (f"<p class='note'>Showing the first {max_rows} of {len(report.decisions)} decisions; "
-           "the CSV export has them all.</p>" if len(report.decisions) > max_rows else "")
+    shown = view[:max_rows]
+    cut = (f"<p class='note'>Showing the first {max_rows} of {len(view)} decisions; "
+           "the CSV export has them all.</p>" if len(view) > max_rows else "")
+    if trail:
+        heading = f"Decisions: the full trail ({len(view)})"
+        what = ("Every decision made, each with its status: final, provisional (a running "
+                "figure) or superseded (replaced by a later decision).")
+    else:
+        heading = f"Decisions that stand ({len(view)})"
+        what = (f"Final decisions no later decision supersedes; {len(report.trail)} were "
+                "made in all (the trail, with provisional and superseded ones, is "
+                "<code>to_html(trail=True)</code>).")
     name = "events" if report.source.startswith("<") else Path(report.source).name
     title = f"policykit audit — {name}"
     parts = [
@@ -261,15 +284,16 @@ def render_report(report: AuditReport, *, max_rows: int = 5000) -> str:
         "<a href='#summary'>Summary</a><a href='#payroll'>Payroll</a>"
         "<a href='#decisions'>Decisions</a><a href='#quarantine'>Quarantine</a>"
         "<a href='#policies'>Policies</a></nav><main>",
-        f"<section id='overview'><h2>Overview</h2>{_cards(report)}"
+        f"<section id='overview'><h2>Overview</h2>{_cards(report, view)}"
         f"<p class='note'>{escape(str(c))}.</p></section>",
         f"<section id='charts'><h2>Charts</h2><div class='charts'>{chart_html}</div></section>",
-        f"<section id='summary'><h2>Summary by policy, rule and kind</h2>{_summary_html(report)}"
+        "<section id='summary'><h2>Summary by policy, rule and kind</h2>"
+        f"{_summary_html(report, view)}"
         "</section>",
         "<section id='payroll'><h2>Payroll</h2><p class='note'>Base salary from the latest "
         "employee profile by month end; final, non-replaced deductions and fines; amounts "
         f"rounded half-up to the cent.</p>{payroll}</section>",
-        f"<section id='decisions'><h2>Decisions ({len(report.decisions)})</h2>"
+        f"<section id='decisions'><h2>{escape(heading)}</h2><p class='note'>{what}</p>"
         "<input class='filter' data-table='pk-decisions' placeholder='Filter: employee, "
         "policy, kind, text…' aria-label='filter decisions'>"
         f"{cut}<div class='tablewrap'>{_decision_table(report, shown, 'pk-decisions')}</div>"
@@ -277,8 +301,12 @@ def render_report(report: AuditReport, *, max_rows: int = 5000) -> str:
         f"<section id='quarantine'><h2>Quarantined records ({c.quarantined})</h2>"
         f"{_quarantine_html(report, 1000)}</section>",
         f"<section id='policies'><h2>Policies</h2>{_policies_html(report)}</section>",
-        "</main><footer>Generated by policykit from event time only; decision ids are "
-        "deterministic (same events and policies, same ids).</footer>",
+        "</main><footer>Generated by policykit "
+        f"{escape(prov['policykit_version'])} from event time only; decision ids are "
+        "deterministic (same events and policies, same ids). Policy set fingerprint "
+        f"<code id='pk-fingerprint'>{escape(prov['policy_set_fingerprint'])}</code>; "
+        f"view: {'the full trail' if trail else 'what stands'}.</footer>",
+        _provenance_html(report, trail),
         f"<script>{_FILTER_JS}</script></body></html>",
     ]
     return "".join(parts)
@@ -324,7 +352,8 @@ def render_notebook(report: AuditReport, rows: int = 10) -> str:
              f"<div style='overflow-x:auto'>{_policy_overview_html(report)}</div>"]
     if report.decisions:
         parts.append(f"<h4>First {min(rows, len(report.decisions))} of "
-                     f"{len(report.decisions)} decisions</h4>")
+                     f"{len(report.decisions)} decisions that stand "
+                     f"({len(report.trail)} made)</h4>")
         parts.append("<div style='overflow-x:auto'>"
                      f"{_decision_table(report, report.decisions[:rows])}</div>")
     if report.quarantine:

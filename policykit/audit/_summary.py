@@ -1,5 +1,5 @@
 """Summary: decisions counted per group (policy, rule, kind, subject, month ...) with the
-money of the final, non-replaced ones and the time span."""
+money of the ones that stand (final, not superseded) and the time span."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ SUMMARY_KEYS = ("policy", "rule", "kind", "severity", "status", "subject", "subj
                 "subject_id", "currency", "date", "month")
 
 
-def summary_rows(report: AuditReport, by: Sequence[str]) -> list[dict[str, Any]]:
-    """One row per group of ``by`` (from :data:`SUMMARY_KEYS`), groups in text order."""
+def summary_rows(report: AuditReport, by: Sequence[str],
+                 decisions: Sequence[Decision] | None = None) -> list[dict[str, Any]]:
+    """One row per group of ``by`` (from :data:`SUMMARY_KEYS`) of ``decisions`` (default
+    those that stand), groups in text order."""
     for name in by:
         if name not in SUMMARY_KEYS:
             raise ParameterError("summary.by", name,
@@ -28,18 +30,18 @@ def summary_rows(report: AuditReport, by: Sequence[str]) -> list[dict[str, Any]]
                                  suggestion=nearest(name, SUMMARY_KEYS))
     tz = report.tz
     groups: dict[tuple[Any, ...], list[Decision]] = defaultdict(list)
-    for d in report.decisions:
-        groups[tuple(_key(d, k, tz) for k in by)].append(d)
+    for d in report.decisions if decisions is None else decisions:
+        groups[tuple(_key(d, k, tz, report) for k in by)].append(d)
     rows = []
     for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
         items = groups[key]
-        counting = [d for d in items if d.amount is not None and d.status == "final"
-                    and not report.is_superseded(d)]
+        counting = [d for d in items if d.amount is not None
+                    and report.status(d) == "final"]
         amount = sum((d.amount for d in counting if d.amount is not None), Decimal(0))
         rows.append({
             **dict(zip(by, key, strict=True)),
             "decisions": len(items),
-            "final": sum(1 for d in items if d.status == "final"),
+            "final": sum(1 for d in items if report.status(d) == "final"),
             "subjects": len({(d.subject.kind, d.subject.id) for d in items}),
             "amount": money(amount) if counting else None,
             "first_at": min(d.at for d in items),
@@ -48,7 +50,9 @@ def summary_rows(report: AuditReport, by: Sequence[str]) -> list[dict[str, Any]]
     return rows
 
 
-def _key(d: Decision, key: str, tz: Any) -> Any:
+def _key(d: Decision, key: str, tz: Any, report: AuditReport) -> Any:
+    if key == "status":
+        return report.status(d)
     if key == "subject":
         return f"{d.subject.kind}:{d.subject.id}"
     if key == "subject_kind":

@@ -79,6 +79,18 @@ class Engine:
                                  suggestion=nearest(backend, BACKENDS))
         self.backend = backend
 
+    def __repr__(self) -> str:
+        ids = self.policies.ids
+        shown = ", ".join(ids[:6]) + (f", ... {len(ids) - 6} more" if len(ids) > 6 else "")
+        return (f"<Engine {self.backend}: {len(ids)} policies [{shown}], "
+                f"fingerprint {self.fingerprint}>")
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        return (f"<div class='pk-engine'><b>Engine</b> · backend {escape(self.backend)} · "
+                f"{len(self.policies)} policies</div>{self.policies._repr_html_()}")
+
     @cached_property
     def fingerprint(self) -> str:
         """The policy set's fingerprint: snapshots record it and refuse another."""

@@ -762,6 +762,7 @@ class Session:
             message=f"Revoked ({reason}): {c.message}",
             message_zh=f"撤銷（{reason}）：{c.message_zh}",
             details=details, status=c.status, supersedes=(p.id,),
+            policy_fingerprint=c.policy_fingerprint,
         )
         p.id, p.alive = vid, False
         self.stats.revocations += 1

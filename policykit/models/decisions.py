@@ -51,6 +51,9 @@ class Decision(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
     status: Literal["final", "provisional"] = "final"
     supersedes: tuple[str, ...] = ()
+    policy_fingerprint: str | None = None
+    """The fingerprint of the policy that made the decision (its whole definition:
+    version, parameters, calendar, rules); it also enters the decision id."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Decision:
@@ -59,6 +62,33 @@ class Decision(BaseModel):
         if (self.amount is None) != (self.currency is None):
             raise ValueError("amount and currency go together")
         return self
+
+    def __repr__(self) -> str:
+        money = f" {self.amount} {self.currency}" if self.amount is not None else ""
+        return (f"<Decision {self.id} {self.kind} {self.policy}/{self.rule} "
+                f"{self.subject.kind}:{self.subject.id}{money} {self.status} "
+                f"at {self.at.isoformat(timespec='seconds')}>")
+
+    def __str__(self) -> str:
+        return repr(self)
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        rows = [("id", self.id), ("policy · rule", f"{self.policy} · {self.rule}"),
+                ("kind", f"{self.kind} ({self.severity})"),
+                ("subject", f"{self.subject.kind} {self.subject.id}"),
+                ("at", self.at.isoformat(timespec="seconds")),
+                ("amount", f"{self.amount} {self.currency}" if self.amount is not None else ""),
+                ("status", self.status), ("clause", self.clause),
+                ("message", self.message), ("訊息", self.message_zh),
+                ("evidence", ", ".join(self.evidence)),
+                ("supersedes", ", ".join(self.supersedes)),
+                ("policy fingerprint", self.policy_fingerprint or "")]
+        body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th>"
+                       f"<td style='text-align:left'>{escape(v)}</td></tr>"
+                       for k, v in rows if v)
+        return f"<table class='pk-decision'><tbody>{body}</tbody></table>"
 
     def to_json_dict(self) -> dict[str, Any]:
         """The wire form: amounts as decimal strings, times as ISO-8601 with offset."""

@@ -302,6 +302,8 @@ class PolicyInfo(BaseModel):
     version: str
     clause: str
     calendar: Any  # BusinessCalendar; Any keeps this module free of an import cycle
+    fingerprint: str = ""
+    """The policy's fingerprint (:meth:`policykit.Policy.fingerprint`)."""
 
 
 class RuleSpec(BaseModel):
@@ -351,14 +353,15 @@ class _Fmt(dict[str, Any]):
 
 
 def decision_id(policy: str, version: str, rule: str, outcome: str, subject: Subject,
-                key: str, at: datetime, status: str) -> str:
+                key: str, at: datetime, status: str, fingerprint: str = "") -> str:
     """Deterministic decision id: same events and policy give the same id, everywhere.
 
     The instant enters in UTC so the same moment written with another offset gives the
-    same id."""
+    same id. The policy's ``fingerprint`` (parameters, calendar, version, rules) enters
+    too, so a decision made under other parameters never shares an id with this one."""
     stamp = at.astimezone(UTC).isoformat()
     raw = KEY_SEP.join((policy, version, rule, outcome, subject.kind, subject.id, key, stamp,
-                        status))
+                        status, fingerprint))
     return "d-" + hashlib.blake2b(raw.encode(), digest_size=10).hexdigest()
 
 
@@ -417,7 +420,8 @@ class RuleContext:
             fmt.setdefault("currency", currency)
         msg = spec.message(outcome)
         decision = Decision(
-            id=decision_id(pol.id, pol.version, spec.id, outcome, subject, key, at, status),
+            id=decision_id(pol.id, pol.version, spec.id, outcome, subject, key, at, status,
+                           pol.fingerprint),
             policy=pol.id,
             rule=spec.id,
             kind=kind,
@@ -433,6 +437,7 @@ class RuleContext:
             details={"outcome": outcome, **details},
             status=status,
             supersedes=tuple(supersedes),
+            policy_fingerprint=pol.fingerprint or None,
         )
         self._emit(decision)
         return decision
