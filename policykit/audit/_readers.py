@@ -235,7 +235,7 @@ class _Source:
     ``position()`` how far into the stored bytes reading has got (for progress)."""
 
     label: str
-    stream: io.BufferedReader
+    stream: io.BufferedReader[Any]
     position: Callable[[], int]
     size: int | None
 
@@ -246,7 +246,7 @@ class _Source:
 def _open(source: Path | bytes, label: str) -> _Source:
     if isinstance(source, bytes):
         buf = io.BytesIO(source)
-        return _Source(label, io.BufferedReader(buf), buf.tell, len(source))  # type: ignore[arg-type]
+        return _Source(label, io.BufferedReader(buf), buf.tell, len(source))
     try:
         raw = source.open("rb")
         size = os.fstat(raw.fileno()).st_size

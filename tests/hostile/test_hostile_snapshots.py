@@ -4,6 +4,7 @@ durations or date-times are a SnapshotError, never an OverflowError."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -11,7 +12,7 @@ import time
 import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -69,8 +70,8 @@ def bounded(action: Callable[[], Any], *, seconds: float = 2.0, mib: int = 64) -
 
 @pytest.fixture(scope="module")
 def snapshot() -> bytes:
-    events = sorted(parse_events(open(EXAMPLE, encoding="utf-8").read()),
-                    key=lambda e: (e.at, e.id))[:300]
+    with open(EXAMPLE, encoding="utf-8") as fh:
+        events = sorted(parse_events(fh.read()), key=lambda e: (e.at, e.id))[:300]
     session = ENGINE.session(allowed_lateness=timedelta(hours=2))
     session.feed_many(events)
     return session.snapshot()
@@ -114,7 +115,7 @@ def test_deep_nesting_is_refused() -> None:
     data = forge(b"[" * 100_000 + b"]" * 100_000)
     bounded(lambda: ENGINE.restore(data))
     deep_tags = b'{"$t":[' * 300 + b"0" + b"]}" * 300
-    with pytest.raises(SnapshotError, match="deeper|deeply"):
+    with pytest.raises(SnapshotError, match=r"deeper|deeply"):
         unpack(forge(deep_tags))
 
 
@@ -139,7 +140,7 @@ def test_a_real_snapshot_is_far_inside_the_limits(snapshot: bytes) -> None:
     ("clock", datetime(1, 1, 1, tzinfo=CST)),
     ("clock", datetime(2026, 3, 2, 8, 0)),
     ("seen.at", datetime(9999, 12, 31, 23, 59, tzinfo=CST)),
-    ("seen.at", datetime(1, 1, 1, 0, 1, tzinfo=timezone.utc)),
+    ("seen.at", datetime(1, 1, 1, 0, 1, tzinfo=UTC)),
 ])
 def test_forged_durations_and_date_times_raise_snapshot_error(
         snapshot: bytes, where: str, value: Any) -> None:
@@ -200,7 +201,5 @@ def test_a_snapshot_with_one_forged_value_restores_or_raises_snapshot_error(
     for step in path[:-1]:
         node = node[step]
     node[path[-1]] = data.draw(_json)
-    try:
+    with contextlib.suppress(SnapshotError):
         ENGINE.restore(forge(json.dumps(tree).encode())).close()
-    except SnapshotError:
-        pass
