@@ -121,6 +121,25 @@ def _structured_fields() -> dict[str, frozenset[str]]:
 _STRUCTURED = _structured_fields()
 
 
+def _fields_of(kind: type) -> dict[str, frozenset[str]]:
+    """Per event type, the fields whose type (bare or optional) is ``kind``."""
+    def holds(annotation: Any) -> bool:
+        return annotation is kind or (get_origin(annotation) is not None and any(
+            a is kind for a in get_args(annotation)))
+
+    return {name: frozenset(f for f, info in model.model_fields.items()
+                            if holds(info.annotation))
+            for name, model in EVENT_TYPES.items()}
+
+
+# The wire format wants JSON booleans and integers; a CSV cell is text and a DataFrame
+# column with gaps holds floats, so those are turned into the JSON value here, explicitly
+# (the models themselves accept only true/false and integers).
+_BOOLS = _fields_of(bool)
+_INTS = _fields_of(int)
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
+
+
 def _cell(name: str, value: Any, structured: frozenset[str] | None) -> Any:
     """A text cell as the wire format wants it: JSON text decoded where the field holds a
     list or object (or anything bracketed, when the type is unknown)."""
@@ -139,6 +158,8 @@ def clean_row(row: Mapping[str, Any]) -> dict[str, Any]:
     become plain Python, JSON text in list/object fields is decoded."""
     kind = row.get("type")
     structured = _STRUCTURED.get(kind) if isinstance(kind, str) else None
+    bools = _BOOLS.get(kind, frozenset()) if isinstance(kind, str) else frozenset()
+    ints = _INTS.get(kind, frozenset()) if isinstance(kind, str) else frozenset()
     out: dict[str, Any] = {}
     for name, value in row.items():
         if not isinstance(name, str) or not name:
@@ -147,7 +168,15 @@ def clean_row(row: Mapping[str, Any]) -> dict[str, Any]:
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
         if isinstance(value, str):
-            value = _cell(name, value, structured)
+            text = value.strip()
+            if name in bools and text.lower() in ("true", "false"):
+                value = text.lower() == "true"
+            elif name in ints and _INTEGER.fullmatch(text):
+                value = int(text)
+            else:
+                value = _cell(name, value, structured)
+        elif isinstance(value, float) and name in ints and value.is_integer():
+            value = int(value)  # an integer column with gaps arrives as floats
         out[name] = value
     return out
 
