@@ -31,6 +31,8 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _no_control(value: str) -> str:
+    if value.isascii() and value.isprintable():
+        return value  # the common case, checked in C
     found = _CONTROL.search(value)
     if found is not None:
         raise ValueError(f"an id without control characters (found U+{ord(found.group()):04X} "
