@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, BinaryIO, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -220,10 +220,9 @@ GZIP_ALLOWANCE = 64 << 20
 #: The bytes read to tell the format, the CSV encoding and the CSV delimiter.
 SNIFF_BYTES = 64 << 10
 _CHUNK = 1 << 20
-#: The longest CSV cell (characters), the csv module's default field_size_limit (the
-#: limit is process-wide, so policykit does not change it): a longer cell quarantines its
-#: row.
-MAX_CSV_CELL = csv.field_size_limit()
+#: The longest CSV cell (characters): the csv module's field_size_limit, 131,072 unless the
+#: application changes it (it is process-wide, so policykit does not): a longer cell
+#: quarantines its row.
 _DELIMITERS = (",", ";", "\t", "|")
 _TRIED = "a UTF-8, UTF-16 or UTF-32 byte-order mark, then UTF-8, then GB18030"
 
@@ -238,11 +237,20 @@ class _Bounded(io.RawIOBase):
     """A decompressing stream that fails the source, rather than memory, once it has
     produced more than ``limit`` bytes; gzip damage is an AuditSourceError too."""
 
-    def __init__(self, inner: gzip.GzipFile, label: str, limit: int) -> None:
-        self.inner, self.label, self.limit, self.produced = inner, label, limit, 0
+    def __init__(self, file: BinaryIO, label: str, limit: int) -> None:
+        self.file = file
+        self.inner = gzip.GzipFile(fileobj=file, mode="rb")
+        self.label, self.limit, self.produced = label, limit, 0
 
     def readable(self) -> bool:
         return True
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+            self.file.close()
+        finally:
+            super().close()
 
     def readinto(self, buffer: Any) -> int:
         try:
@@ -283,11 +291,8 @@ def _open(source: Path | bytes, label: str) -> _Source:
         raise AuditSourceError(label, f"cannot read the file ({exc.strerror or exc})") from None
     if source.suffix != ".gz":
         return _Source(label, raw, raw.tell, size)
-    inflated = _Bounded(gzip.GzipFile(fileobj=raw, mode="rb"), label,
-                        MAX_GZIP_RATIO * size + GZIP_ALLOWANCE)
-    stream = io.BufferedReader(inflated, _CHUNK)
-    stream.raw.close = raw.close  # type: ignore[method-assign]  # closing it closes the file
-    return _Source(label, stream, raw.tell, size)
+    inflated = _Bounded(raw, label, MAX_GZIP_RATIO * size + GZIP_ALLOWANCE)
+    return _Source(label, io.BufferedReader(inflated, _CHUNK), raw.tell, size)
 
 
 def _head(source: Path | bytes, label: str) -> bytes:
@@ -645,7 +650,7 @@ def _csv_reader(label: str, source: Path | bytes, head: bytes) -> Reader:
 def _csv_problem(exc: csv.Error) -> str:
     text = str(exc)
     if "field larger than field limit" in text:
-        return f"CSV cells of at most {MAX_CSV_CELL} characters"
+        return f"CSV cells of at most {csv.field_size_limit()} characters"
     return f"a well-formed CSV row ({text})"
 
 
