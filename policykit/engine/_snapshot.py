@@ -58,6 +58,8 @@ from pydantic import ValidationError
 from ..errors import EventError, SnapshotError
 from ..models.decisions import Decision
 from ..models.events import EventBase
+from ..models.parsing import MAX_YEAR as _MAX_YEAR
+from ..models.parsing import MIN_YEAR as _MIN_YEAR
 from ..models.parsing import parse_event
 
 __all__ = [
@@ -190,10 +192,11 @@ def _zones() -> frozenset[str]:
 
 
 class _Decoder:
-    __slots__ = ("refs",)
+    __slots__ = ("ranged", "refs")
 
-    def __init__(self) -> None:
+    def __init__(self, ranged: bool = False) -> None:
         self.refs: list[Any] = []
+        self.ranged = ranged  # refuse instants and durations no session can hold
 
     def dec(self, v: Any, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
@@ -289,6 +292,13 @@ class _Decoder:
             if out.tzinfo is None:
                 raise SnapshotError(f"datetime {arg!r} has a zone but no offset")
             out = _in_zone(out, ZoneInfo(zone))
+        if self.ranged and not _MIN_YEAR <= out.year <= _MAX_YEAR and out.replace(
+                tzinfo=None) not in (datetime.min, datetime.max):
+            # Events are refused outside these years (models/parsing.py), so state never
+            # holds such an instant except the rules' "no time yet" sentinels; a forged one
+            # would overflow clock arithmetic later, far from here.
+            raise SnapshotError(f"datetime {arg!r} is outside the years {_MIN_YEAR}-"
+                                f"{_MAX_YEAR}")
         if v.get("p") == 1 and out.tzinfo is not None:
             import pendulum
 
@@ -308,7 +318,10 @@ class _Decoder:
     def t_timedelta(self, arg: Any, _v: dict[str, Any], _depth: int) -> Any:
         if type(arg) is not list or len(arg) != 3 or any(type(x) is not int for x in arg):
             raise SnapshotError(f"bad timedelta {_short(arg)}")
-        return timedelta(days=arg[0], seconds=arg[1], microseconds=arg[2])
+        out = timedelta(days=arg[0], seconds=arg[1], microseconds=arg[2])
+        if self.ranged and abs(out) > MAX_DURATION:
+            raise SnapshotError(f"timedelta {out} is longer than {MAX_DURATION.days} days")
+        return out
 
     def t_event(self, arg: Any, _v: dict[str, Any], _depth: int) -> Any:
         if type(arg) is not dict:
@@ -351,9 +364,12 @@ _TAGS: dict[str, _Handler] = {
 }
 
 
-def decode(data: Any) -> Any:
-    """The value :func:`encode` produced; SnapshotError for anything malformed."""
-    return _Decoder().dec(data)
+def decode(data: Any, *, ranged: bool = False) -> Any:
+    """The value :func:`encode` produced; SnapshotError for anything malformed. ``ranged``:
+    also for a date-time outside the years events may have (the datetime.min and max
+    sentinels aside) or a timedelta over :data:`MAX_DURATION`, which a session's state
+    never holds and whose arithmetic would overflow after the restore."""
+    return _Decoder(ranged).dec(data)
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,11 +386,12 @@ def pack(payload: Any) -> bytes:
 
 
 def unpack(data: bytes | bytearray | memoryview, *, limit: int = MAX_SNAPSHOT_BYTES,
-           max_nodes: int | None = None) -> Any:
+           max_nodes: int | None = None, ranged: bool = False) -> Any:
     """The payload of snapshot bytes. Raises SnapshotError, naming what is wrong, for bytes
     that are not a snapshot, another format version, a corrupt or oversized body (see the
     module doc for the limits; ``max_nodes`` replaces the size-scaled value limit), or
-    values that do not decode. Never executes anything from the bytes."""
+    values that do not decode (``ranged``: see :func:`decode`). Never executes anything
+    from the bytes."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise SnapshotError(f"a snapshot is bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -399,7 +416,7 @@ def unpack(data: bytes | bytearray | memoryview, *, limit: int = MAX_SNAPSHOT_BY
         raise SnapshotError(f"snapshot body is not valid JSON: {_short(str(exc))}") from None
     del raw
     try:
-        return decode(parsed)
+        return decode(parsed, ranged=ranged)
     except RecursionError:
         raise SnapshotError("snapshot nests too deeply") from None
 

@@ -126,7 +126,7 @@ class Engine:
         format, are corrupt, or were taken with another policy set (another version or
         other parameters: a snapshot is never applied to rules it was not made by) or
         another backend. Restoring never executes anything from the bytes."""
-        payload = unpack(snapshot)
+        payload = unpack(snapshot, ranged=True)
         keys = {"kind", "backend", "fingerprint", "policies", "clock", "closed", "seen",
                 "corrected", "stats", "evaluator", "window"}
         optional = {"forgotten_until", "dedupe_window"}  # absent from older snapshots

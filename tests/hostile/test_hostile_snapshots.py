@@ -165,6 +165,40 @@ def test_forged_durations_and_date_times_raise_snapshot_error(
         pytest.fail(f"a forged {where} of {value!r} was restored")
 
 
+def _every_instant(value: Any, when: datetime) -> Any:
+    if isinstance(value, datetime):
+        return when
+    if isinstance(value, list):
+        return [_every_instant(v, when) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_every_instant(v, when) for v in value)
+    if isinstance(value, dict):
+        return {k: _every_instant(v, when) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("part", ["evaluator", "window", "seen"])
+@pytest.mark.parametrize("when", [datetime(9999, 12, 31, 23, tzinfo=UTC),
+                                  datetime(1, 1, 1, 1, tzinfo=UTC),
+                                  datetime(2200, 1, 1, tzinfo=UTC)], ids=str)
+def test_instants_no_session_can_hold_are_refused_anywhere_in_the_state(
+        snapshot: bytes, part: str, when: datetime) -> None:
+    """Rule state at the ends of the datetime range would overflow in the rules' own
+    arithmetic after the restore: refused when restoring instead."""
+    payload = unpack(snapshot)
+    payload[part] = _every_instant(payload[part], when)
+    with pytest.raises(SnapshotError, match="outside the years 1900-2199"):
+        ENGINE.restore(pack(payload))
+    assert unpack(pack(payload)) == payload  # the codec itself stays general
+
+
+def test_a_duration_no_session_can_hold_is_refused_in_the_state(snapshot: bytes) -> None:
+    payload = unpack(snapshot)
+    payload["evaluator"] = {**payload["evaluator"], "extra": timedelta(days=10**8)}
+    with pytest.raises(SnapshotError, match="longer than 36525 days"):
+        ENGINE.restore(pack(payload))
+
+
 # --- fuzz -----------------------------------------------------------------------------------
 
 _leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8),
