@@ -213,6 +213,39 @@ def test_a_few_bad_bytes_in_utf8_csv_quarantine_their_row(
     assert ids(report) == ids(reference)
 
 
+def test_a_csv_line_over_the_record_limit_quarantines_only_its_row(
+        tmp_path: Path, reference: AuditReport) -> None:
+    records = events()
+    # Many cells each under the cell limit: only the line length can catch it.
+    huge = {**records[5], "id": "huge", **{f"x{i}": "y" * 100_000 for i in range(12)}}
+    records.insert(4, huge)
+    path = tmp_path / "log.csv"
+    path.write_text(csv_text(records), encoding="utf-8")
+    report, peak = peak_mib(lambda: audit(path, policies(), UNTIL))
+    assert peak < 16, f"{peak:.0f} MiB"
+    (q,) = report.quarantine
+    assert q.line == 6 and f"at most {_readers.MAX_RECORD_BYTES} characters" in q.error
+    assert ids(report) == ids(reference)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "jsonl"])
+def test_gzipped_files_of_each_format_stream_like_the_plain_ones(
+        tmp_path: Path, reference: AuditReport, fmt: str) -> None:
+    if fmt == "json":
+        data = json.dumps(events(), indent=1).encode()
+    elif fmt == "csv":
+        data = csv_text(events(), ";").encode("gb18030")
+    else:
+        data = b"\n".join(lines(events()))
+    path = tmp_path / f"log.{fmt}.gz"
+    path.write_bytes(gzip.compress(data))
+    report = audit(path, policies(), UNTIL)
+    assert not report.quarantine and ids(report) == ids(reference)
+    path.write_bytes(gzip.compress(data)[:-30])  # truncated
+    with pytest.raises(AuditSourceError, match="gzip|not closed|array"):
+        audit(path, policies(), UNTIL)
+
+
 # --- fuzz -----------------------------------------------------------------------------------
 
 
