@@ -242,7 +242,7 @@ def test_gzipped_files_of_each_format_stream_like_the_plain_ones(
     report = audit(path, policies(), UNTIL)
     assert not report.quarantine and ids(report) == ids(reference)
     path.write_bytes(gzip.compress(data)[:-30])  # truncated
-    with pytest.raises(AuditSourceError, match="gzip|not closed|array"):
+    with pytest.raises(AuditSourceError, match=r"gzip|not closed|array"):
         audit(path, policies(), UNTIL)
 
 
