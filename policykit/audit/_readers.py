@@ -87,13 +87,13 @@ def read_records(source: Any, *, format: str | None = None) -> Reader:
         raise ParameterError("source", source, "a path, a DataFrame, or an iterable of event "
                              "dicts or models")
     total = len(source) if isinstance(source, Sequence) else None
-    return Reader("<events>", "item", _numbered(source), total=total)
+    return Reader("<events>", "item", _numbered(source, tabular=False), total=total)
 
 
-def _numbered(items: Iterable[Any]) -> Iterator[tuple[int, Any]]:
+def _numbered(items: Iterable[Any], *, tabular: bool = True) -> Iterator[tuple[int, Any]]:
     """Items with their 1-based position; mappings (rows) cleaned as :func:`clean_row`."""
     for n, item in enumerate(items, 1):
-        yield n, (clean_row(item) if isinstance(item, Mapping) else item)
+        yield n, (clean_row(item, tabular=tabular) if isinstance(item, Mapping) else item)
 
 
 # --- tabular cells ------------------------------------------------------------------------
@@ -153,13 +153,17 @@ def _cell(name: str, value: Any, structured: frozenset[str] | None) -> Any:
     return value
 
 
-def clean_row(row: Mapping[str, Any]) -> dict[str, Any]:
+def clean_row(row: Mapping[str, Any], *, tabular: bool = True) -> dict[str, Any]:
     """A tabular row as an event dict: empty/null cells are absent, numpy and pandas scalars
-    become plain Python, JSON text in list/object fields is decoded."""
+    become plain Python, JSON text in list/object fields is decoded. ``tabular`` (a CSV,
+    Parquet or DataFrame row, not a dict given in Python): ``true``/``false`` text in
+    boolean fields and integer text, or whole floats of a column with gaps, in integer
+    fields become booleans and integers."""
     kind = row.get("type")
     structured = _STRUCTURED.get(kind) if isinstance(kind, str) else None
-    bools = _BOOLS.get(kind, frozenset()) if isinstance(kind, str) else frozenset()
-    ints = _INTS.get(kind, frozenset()) if isinstance(kind, str) else frozenset()
+    typed = tabular and isinstance(kind, str)
+    bools = _BOOLS.get(kind, frozenset()) if typed else frozenset()  # type: ignore[arg-type]
+    ints = _INTS.get(kind, frozenset()) if typed else frozenset()  # type: ignore[arg-type]
     out: dict[str, Any] = {}
     for name, value in row.items():
         if not isinstance(name, str) or not name:

@@ -105,6 +105,14 @@ def test_csv_and_dataframe_cells_still_give_booleans_and_integers(tmp_path: Any)
         ["in_remit", "duration_s"]
 
 
+def test_dicts_given_in_python_get_no_text_conversion() -> None:
+    """Only tabular sources have text cells: a dict with "true" is refused by audit() as by
+    parse_events."""
+    report = audit([{**CONTACT, "in_remit": "true"}, {**CALL, "duration_s": 400.0}],
+                   policies(), UNTIL)
+    assert [q.problems[0][0] for q in report.quarantine] == ["in_remit", "duration_s"]
+
+
 @pytest.mark.parametrize("sep", ["\u2028", "\u2029", "\x85", "\x1c", "\x0b", "\x0c"])
 def test_line_separators_inside_json_strings_do_not_split_records(sep: str) -> None:
     records = [{**CONTACT, "topic": f"a{sep}b"}, CALL]
