@@ -268,6 +268,16 @@ def page() -> str:
     if EventBase.model_config.get("extra") == "forbid":
         out += ["Unknown fields are rejected, so a misspelt field never silently drops a "
                 "rule's input; `meta` is the place for the application's own data.", ""]
+    from policykit.models.events import MAX_META_BYTES
+
+    out += ["Types are strict, as JSON has them: a date-time is an ISO-8601 string with its "
+            "offset (a number is not read as a Unix time), a boolean is `true` or `false` "
+            "(not `\"yes\"`, `1` or `\"true\"`), an integer is a JSON integer. Money is a "
+            "decimal string or an integer, never a float. Ids hold no control characters "
+            "(C0, C1, U+2028, U+2029). `meta` is at most "
+            f"{MAX_META_BYTES // 1024} KiB as compact JSON, 32 levels deep. CSV and "
+            "DataFrame sources are text or typed columns: their readers turn `true`/`false` "
+            "cells and integer cells into booleans and integers first.", ""]
     out += ["## Index", "", "| area | event types |", "|---|---|"]
     for area, names in grouped.items():
         out.append(f"| [{area}](#{anchor(area)}) | "

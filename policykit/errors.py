@@ -45,7 +45,23 @@ def _suggest(suggestion: str | None) -> str:
 
 
 class PolicyKitError(Exception):
-    """Base of every error policykit raises on purpose."""
+    """Base of every error policykit raises on purpose.
+
+    Every one pickles (multiprocess audits send them between processes): the subclasses'
+    constructors take the parts of the message, not the message, so an error is rebuilt
+    from its message and attributes instead of by calling the constructor again."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[PolicyKitError], args: tuple[Any, ...],
+             state: dict[str, Any]) -> PolicyKitError:
+    """An error unpickled: its message (``args``) and attributes, without ``__init__``."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class EventError(PolicyKitError, ValueError):

@@ -46,6 +46,8 @@ def validate(raw: Any, label: str, line: int | None) -> EventBase:
         problem: tuple[str, Any, str] | None = None
         if raw.get("__invalid_utf8__"):
             problem = ("", "<undecodable bytes>", "UTF-8 text")
+        elif (unreadable := raw.get("__unreadable__")) is not None:
+            problem = ("", unreadable[0], unreadable[1])  # a reader could not read it
         elif extra := raw.pop("__extra_cells__", None):
             problem = ("", extra, "no more cells than the header has columns")
         if problem is not None:

@@ -5,6 +5,7 @@ what needs them."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -12,12 +13,13 @@ import json
 import math
 import os
 import re
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, BinaryIO, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -69,15 +71,14 @@ def read_records(source: Any, *, format: str | None = None) -> Reader:
         fmt = format
         if fmt == "parquet" or (fmt is None and path.suffix.lower() in (".parquet", ".pq")):
             return _parquet_reader(str(path), path)
-        data = _read_bytes(path)
-        fmt = fmt or _sniff(path, data[:64])
+        fmt = fmt or _sniff(path, _head(path, str(path)))
         if fmt == "parquet":
             return _parquet_reader(str(path), path)
-        return _text_reader(str(path), data, fmt)
+        return _stream_reader(str(path), path, fmt)
     if isinstance(source, bytes | bytearray):
         data = bytes(source)
-        return _text_reader("<bytes>", data,
-                            format or ("json" if data.lstrip()[:1] == b"[" else "jsonl"))
+        return _stream_reader("<bytes>", data, format or (
+            "json" if _strip_bom(data[:SNIFF_BYTES]).lstrip()[:1] == b"[" else "jsonl"))
     if _is_frame(source):
         return _frame_reader("<dataframe>", source)
     if isinstance(source, Mapping | EventBase):
@@ -86,22 +87,13 @@ def read_records(source: Any, *, format: str | None = None) -> Reader:
         raise ParameterError("source", source, "a path, a DataFrame, or an iterable of event "
                              "dicts or models")
     total = len(source) if isinstance(source, Sequence) else None
-    return Reader("<events>", "item", _numbered(source), total=total)
+    return Reader("<events>", "item", _numbered(source, tabular=False), total=total)
 
 
-def _text_reader(label: str, data: bytes, fmt: str) -> Reader:
-    """The reader of a text format; anything but CSV or a JSON array is read as JSONL."""
-    if fmt == "csv":
-        return _csv_reader(label, data)
-    if fmt == "json":
-        return _json_array_reader(label, data)
-    return _jsonl_reader(label, data)
-
-
-def _numbered(items: Iterable[Any]) -> Iterator[tuple[int, Any]]:
+def _numbered(items: Iterable[Any], *, tabular: bool = True) -> Iterator[tuple[int, Any]]:
     """Items with their 1-based position; mappings (rows) cleaned as :func:`clean_row`."""
     for n, item in enumerate(items, 1):
-        yield n, (clean_row(item) if isinstance(item, Mapping) else item)
+        yield n, (clean_row(item, tabular=tabular) if isinstance(item, Mapping) else item)
 
 
 # --- tabular cells ------------------------------------------------------------------------
@@ -129,6 +121,25 @@ def _structured_fields() -> dict[str, frozenset[str]]:
 _STRUCTURED = _structured_fields()
 
 
+def _fields_of(kind: type) -> dict[str, frozenset[str]]:
+    """Per event type, the fields whose type (bare or optional) is ``kind``."""
+    def holds(annotation: Any) -> bool:
+        return annotation is kind or (get_origin(annotation) is not None and any(
+            a is kind for a in get_args(annotation)))
+
+    return {name: frozenset(f for f, info in model.model_fields.items()
+                            if holds(info.annotation))
+            for name, model in EVENT_TYPES.items()}
+
+
+# The wire format wants JSON booleans and integers; a CSV cell is text and a DataFrame
+# column with gaps holds floats, so those are turned into the JSON value here, explicitly
+# (the models themselves accept only true/false and integers).
+_BOOLS = _fields_of(bool)
+_INTS = _fields_of(int)
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
+
+
 def _cell(name: str, value: Any, structured: frozenset[str] | None) -> Any:
     """A text cell as the wire format wants it: JSON text decoded where the field holds a
     list or object (or anything bracketed, when the type is unknown)."""
@@ -142,11 +153,17 @@ def _cell(name: str, value: Any, structured: frozenset[str] | None) -> Any:
     return value
 
 
-def clean_row(row: Mapping[str, Any]) -> dict[str, Any]:
+def clean_row(row: Mapping[str, Any], *, tabular: bool = True) -> dict[str, Any]:
     """A tabular row as an event dict: empty/null cells are absent, numpy and pandas scalars
-    become plain Python, JSON text in list/object fields is decoded."""
+    become plain Python, JSON text in list/object fields is decoded. ``tabular`` (a CSV,
+    Parquet or DataFrame row, not a dict given in Python): ``true``/``false`` text in
+    boolean fields and integer text, or whole floats of a column with gaps, in integer
+    fields become booleans and integers."""
     kind = row.get("type")
     structured = _STRUCTURED.get(kind) if isinstance(kind, str) else None
+    typed = tabular and isinstance(kind, str)
+    bools = _BOOLS.get(kind, frozenset()) if typed else frozenset()  # type: ignore[arg-type]
+    ints = _INTS.get(kind, frozenset()) if typed else frozenset()  # type: ignore[arg-type]
     out: dict[str, Any] = {}
     for name, value in row.items():
         if not isinstance(name, str) or not name:
@@ -155,7 +172,15 @@ def clean_row(row: Mapping[str, Any]) -> dict[str, Any]:
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
         if isinstance(value, str):
-            value = _cell(name, value, structured)
+            text = value.strip()
+            if name in bools and text.lower() in ("true", "false"):
+                value = text.lower() == "true"
+            elif name in ints and _INTEGER.fullmatch(text):
+                value = int(text)
+            else:
+                value = _cell(name, value, structured)
+        elif isinstance(value, float) and name in ints and value.is_integer():
+            value = int(value)  # an integer column with gaps arrives as floats
         out[name] = value
     return out
 
@@ -188,18 +213,98 @@ def _plain(value: Any) -> Any:
 
 # --- files --------------------------------------------------------------------------------
 
+#: A record (a JSON Lines line, one item of a JSON array, a CSV row) may be at most this
+#: many bytes; a longer one is quarantined and the reader goes on after it.
+MAX_RECORD_BYTES = 1 << 20
+#: A ``.gz`` file may inflate to at most this many times its size on disk, plus
+#: :data:`GZIP_ALLOWANCE` bytes (an event log compresses about 10 times); beyond it the
+#: source fails with an AuditSourceError (a "zip bomb").
+MAX_GZIP_RATIO = 100
+GZIP_ALLOWANCE = 64 << 20
+#: The bytes read to tell the format, the CSV encoding and the CSV delimiter.
+SNIFF_BYTES = 64 << 10
+_CHUNK = 1 << 20
+#: The longest CSV cell (characters): the csv module's field_size_limit, 131,072 unless the
+#: application changes it (it is process-wide, so policykit does not): a longer cell
+#: quarantines its row.
+_DELIMITERS = (",", ";", "\t", "|")
+_TRIED = "a UTF-8, UTF-16 or UTF-32 byte-order mark, then UTF-8, then GB18030"
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise AuditSourceError(str(path), f"cannot read the file ({exc.strerror or exc})") from None
-    if path.suffix == ".gz":
+
+def unreadable(shown: Any, expected: str, *, event_id: Any = None) -> dict[str, Any]:
+    """The raw record a reader yields for a record it could not read: validation
+    (``_quarantine.validate``) quarantines it with ``expected`` as the reason."""
+    return {"__unreadable__": (shown, expected), "id": event_id}
+
+
+class _Bounded(io.RawIOBase):
+    """A decompressing stream that fails the source, rather than memory, once it has
+    produced more than ``limit`` bytes; gzip damage is an AuditSourceError too."""
+
+    def __init__(self, file: BinaryIO, label: str, limit: int) -> None:
+        self.file = file
+        self.inner = gzip.GzipFile(fileobj=file, mode="rb")
+        self.label, self.limit, self.produced = label, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
         try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise AuditSourceError(str(path), f"not a valid gzip file ({exc})") from None
-    return data
+            self.inner.close()
+            self.file.close()
+        finally:
+            super().close()
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            n = self.inner.readinto(buffer)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise AuditSourceError(self.label, f"not a valid gzip file ({exc})") from None
+        self.produced += n
+        if self.produced > self.limit:
+            raise AuditSourceError(
+                self.label, f"inflates to more than {self.limit} bytes ({MAX_GZIP_RATIO} "
+                "times its compressed size plus 64 MiB): refused as a decompression bomb; "
+                "decompress it yourself if it is genuine")
+        return n
+
+
+@dataclass
+class _Source:
+    """A file (or bytes) opened for streaming: ``stream`` gives the decompressed bytes,
+    ``position()`` how far into the stored bytes reading has got (for progress)."""
+
+    label: str
+    stream: io.BufferedReader[Any]
+    position: Callable[[], int]
+    size: int | None
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def _open(source: Path | bytes, label: str) -> _Source:
+    if isinstance(source, bytes):
+        buf = io.BytesIO(source)
+        return _Source(label, io.BufferedReader(buf), buf.tell, len(source))
+    try:
+        raw = source.open("rb")
+        size = os.fstat(raw.fileno()).st_size
+    except OSError as exc:
+        raise AuditSourceError(label, f"cannot read the file ({exc.strerror or exc})") from None
+    if source.suffix != ".gz":
+        return _Source(label, raw, raw.tell, size)
+    inflated = _Bounded(raw, label, MAX_GZIP_RATIO * size + GZIP_ALLOWANCE)
+    return _Source(label, io.BufferedReader(inflated, _CHUNK), raw.tell, size)
+
+
+def _head(source: Path | bytes, label: str) -> bytes:
+    opened = _open(source, label)
+    try:
+        return opened.stream.read(SNIFF_BYTES)
+    finally:
+        opened.close()
 
 
 def _sniff(path: Path, head: bytes) -> str:
@@ -207,12 +312,12 @@ def _sniff(path: Path, head: bytes) -> str:
     suffix = Path(name).suffix.lower()
     if suffix in _SUFFIXES:
         fmt = _SUFFIXES[suffix]
-        if fmt == "json" and head.lstrip()[:1] == b"{":
+        if fmt == "json" and _strip_bom(head).lstrip()[:1] == b"{":
             return "jsonl"  # a .json file with one object per line
         return fmt
     if head[:4] == b"PAR1":
         return "parquet"
-    first = head.lstrip()[:1]
+    first = _strip_bom(head).lstrip()[:1]
     if first == b"[":
         return "json"
     if first == b"{":
@@ -221,82 +326,336 @@ def _sniff(path: Path, head: bytes) -> str:
                            ".parquet, or pass format=")
 
 
-def _jsonl_reader(label: str, data: bytes) -> Reader:
-    def records() -> Iterator[tuple[int, Any]]:
-        for n, line in enumerate(data.splitlines(), 1):
+def _strip_bom(data: bytes) -> bytes:
+    return data[3:] if data.startswith(codecs.BOM_UTF8) else data
+
+
+def _utf8_only(label: str, head: bytes, what: str) -> None:
+    for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+                      (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):
+        if head.startswith(bom):
+            raise AuditSourceError(label, f"{what} must be UTF-8 text; this file starts with "
+                                   f"a {name} byte-order mark (re-save it as UTF-8)")
+
+
+def _stream_reader(label: str, source: Path | bytes, fmt: str) -> Reader:
+    """The reader of a text format; anything but CSV or a JSON array is read as JSONL."""
+    head = _head(source, label)
+    if fmt == "csv":
+        return _csv_reader(label, source, head)
+    _utf8_only(label, head, "JSON" if fmt == "json" else "JSON Lines")
+    opened = _open(source, label)
+    last = 0
+
+    def advance(_raw: Any) -> int:
+        nonlocal last
+        now = opened.position()
+        step, last = now - last, now
+        return step
+
+    records = (_json_array_records if fmt == "json" else _jsonl_records)(opened)
+    return Reader(label, "line", records, total=opened.size, progress_unit="B",
+                  advance=advance)
+
+
+def _jsonl_records(opened: _Source) -> Iterator[tuple[int, Any]]:
+    """Lines split on ``\n`` only (a ``\r`` before it is dropped), each at most
+    MAX_RECORD_BYTES; a longer line is quarantined and skipped without being held."""
+    stream = opened.stream
+    try:
+        n = 0
+        while True:
+            line = stream.readline(MAX_RECORD_BYTES + 1)
+            if not line:
+                return
+            n += 1
+            if n == 1:
+                line = _strip_bom(line)
+            if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
+                while (rest := stream.readline(_CHUNK)) and not rest.endswith(b"\n"):
+                    pass
+                yield n, unreadable(line[:60].decode("utf-8", "replace") + "...",
+                                    f"a record of at most {MAX_RECORD_BYTES} bytes")
+                continue
+            line = line.rstrip(b"\r\n")
             if line.strip():
                 yield n, line
+    finally:
+        opened.close()
 
-    return Reader(label, "line", records(), total=len(data), progress_unit="B",
-                  advance=lambda raw: len(raw) + 1)
+
+_WS = re.compile(r"[ \t\r\n]*")
+_STRUCT = re.compile(r'["\[\]{},]')
+_STRING_REST = re.compile(r'(?:[^"\\]|\\.)*("?)', re.DOTALL)
 
 
-def _json_array_reader(label: str, data: bytes) -> Reader:
-    """Items of a JSON array with the line each starts on (one bad item is quarantined;
-    text that is not JSON cannot be split into records and fails the source)."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise AuditSourceError(label, f"not UTF-8 text ({exc.reason} at byte {exc.start})"
-                               ) from None
+def _json_array_records(opened: _Source) -> Iterator[tuple[int, Any]]:
+    """Items of a JSON array read a chunk at a time, each with the line it starts on. One
+    bad item (invalid, too deep, a number past Python's digit limit, or larger than
+    MAX_RECORD_BYTES) is quarantined and the items after it are read; text that cannot be
+    split into items any more (unbalanced, truncated) fails the source with its line."""
+    label = opened.label
     decoder = json.JSONDecoder()
-    ws = re.compile(r"\s*")
+    text_in = codecs.getincrementaldecoder("utf-8-sig")()
+    buf = ""
+    pos = 0  # into buf
+    mark, mark_line = 0, 1  # a position of buf and its line number
+    eof = False
 
-    def fail(pos: int, what: str) -> AuditSourceError:
-        return AuditSourceError(label, f"invalid JSON array: {what}",
-                                line=text.count("\n", 0, pos) + 1)
+    def here() -> int:
+        nonlocal mark, mark_line
+        mark_line += buf.count("\n", mark, pos)
+        mark = pos
+        return mark_line
 
-    pos = ws.match(text, 0).end()  # type: ignore[union-attr]
-    if text[pos:pos + 1] != "[":
-        raise fail(pos, "expected '['")
+    def more() -> bool:
+        nonlocal buf, pos, mark, eof
+        if eof:
+            return False
+        chunk = opened.stream.read(_CHUNK)
+        try:
+            text = text_in.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as exc:
+            raise AuditSourceError(label, f"not UTF-8 text ({exc.reason})", line=here()) \
+                from None
+        eof = not chunk
+        here()
+        buf = buf[pos:] + text
+        pos = mark = 0
+        return True
 
-    def records() -> Iterator[tuple[int, Any]]:
+    def skip_ws() -> None:
         nonlocal pos
-        pos = ws.match(text, pos + 1).end()  # type: ignore[union-attr]
-        line, counted = 1, 0
-        if text[pos:pos + 1] == "]":
+        while True:
+            pos = _WS.match(buf, pos).end()  # type: ignore[union-attr]
+            if pos < len(buf) or not more():
+                return
+
+    def fail(what: str) -> AuditSourceError:
+        return AuditSourceError(label, f"invalid JSON array: {what}", line=here())
+
+    def skip_item(start: int) -> None:
+        """Past one item, however bad or deep, by its brackets and strings: no recursion,
+        and only a chunk held at a time."""
+        nonlocal pos
+        depth = 0
+        in_string = False
+        while True:
+            while pos < len(buf):
+                if in_string:
+                    m = _STRING_REST.match(buf, pos)
+                    pos = m.end()  # type: ignore[union-attr]
+                    if m.group(1):  # type: ignore[union-attr]
+                        in_string = False
+                        continue
+                    break  # the string goes on in the next chunk
+                found = _STRUCT.search(buf, pos)
+                if found is None:
+                    pos = len(buf)
+                    break
+                tok = found.group()
+                pos = found.end()
+                if tok == '"':
+                    in_string = True
+                elif tok in "[{":
+                    depth += 1
+                elif depth == 0:  # the "," or "]" after the item
+                    pos = found.start()
+                    return
+                elif tok in "]}":
+                    depth -= 1
+            if not more():
+                raise AuditSourceError(label, "invalid JSON array: an item is not closed "
+                                       "before the end of the file", line=start)
+
+    def item_at() -> tuple[Any, int, str | None]:
+        """(item, end, None), or (None, 0, the problem) for an item that is bad."""
+        while True:
+            try:
+                item, end = decoder.raw_decode(buf, pos)
+            except RecursionError:
+                return None, 0, "JSON nested no deeper than Python can parse"
+            except json.JSONDecodeError as exc:
+                # Cut short by the chunk (an open string, a literal at the end)? Read on.
+                cut = exc.msg.startswith("Unterminated string") or exc.pos >= len(buf) - 16
+                if cut and len(buf) - pos <= MAX_RECORD_BYTES and more():
+                    continue
+                if len(buf) - pos > MAX_RECORD_BYTES:
+                    return None, 0, f"an item of at most {MAX_RECORD_BYTES} bytes"
+                return None, 0, f"valid JSON ({exc.msg})"
+            except ValueError as exc:  # e.g. an integer past Python's digit limit
+                return None, 0, f"valid JSON ({str(exc).split(';')[0]})"
+            if end < len(buf) or not more():  # a number may go on in the next chunk
+                return item, end, None
+
+    try:
+        skip_ws()
+        if buf[pos:pos + 1] != "[":
+            raise fail("expected '['")
+        pos += 1
+        skip_ws()
+        if buf[pos:pos + 1] == "]":
             return
         while True:
-            line += text.count("\n", counted, pos)
-            counted = pos
-            try:
-                item, end = decoder.raw_decode(text, pos)
-            except (ValueError, RecursionError) as exc:
-                raise fail(pos, str(exc).split(":")[0]) from None
-            yield line, item
-            pos = ws.match(text, end).end()  # type: ignore[union-attr]
-            sep = text[pos:pos + 1]
+            start = here()
+            item, end, problem = item_at()
+            if problem is None:
+                pos = end
+                yield start, item
+            else:
+                shown = buf[pos:pos + 60] + "..."
+                skip_item(start)
+                yield start, unreadable(shown, problem)
+            skip_ws()
+            sep = buf[pos:pos + 1]
             if sep == "]":
                 return
             if sep != ",":
-                raise fail(pos, "expected ',' or ']' after an item")
-            pos = ws.match(text, pos + 1).end()  # type: ignore[union-attr]
+                raise fail("expected ',' or ']' after an item")
+            pos += 1
+            skip_ws()
+    finally:
+        opened.close()
 
-    return Reader(label, "line", records())
+
+def _encoding(label: str, head: bytes) -> str:
+    """The encoding of CSV text: a byte-order mark, else UTF-8, else GB18030 (Chinese HR
+    exports; GBK is its subset), judged on the first SNIFF_BYTES."""
+    for bom, name in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                      (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+                      (codecs.BOM_UTF16_BE, "utf-16")):
+        if head.startswith(bom):
+            return name
+    if b"\x00" in head:
+        raise AuditSourceError(label, "cannot tell the text encoding: the file holds NUL "
+                               "bytes (UTF-16 without a byte-order mark, or not text); "
+                               f"tried {_TRIED}")
+    whole = len(head) < SNIFF_BYTES
+
+    def fits(codec: str) -> bool:
+        try:
+            codecs.getincrementaldecoder(codec)().decode(head, final=whole)
+        except UnicodeDecodeError:
+            return False
+        return True
+
+    if fits("utf-8"):
+        return "utf-8"
+    if fits("gb18030"):
+        return "gb18030"
+    # Mostly UTF-8 with a few bad bytes: their rows are quarantined (surrogateescape).
+    bad = len(re.findall("[\udc80-\udcff]", head.decode("utf-8", "surrogateescape")))
+    if bad <= 8:
+        return "utf-8"
+    raise AuditSourceError(label, f"cannot tell the text encoding ({bad} bytes in the first "
+                           f"{len(head)} are not UTF-8, and the text is not GB18030 either); "
+                           f"tried {_TRIED}: re-save it as UTF-8")
 
 
-def _csv_reader(label: str, data: bytes) -> Reader:
-    # surrogateescape keeps undecodable bytes visible, so their row is quarantined rather
-    # than the whole file failing or the bytes being silently replaced.
-    text = data.decode("utf-8-sig", errors="surrogateescape")
+def _dialect(label: str, sample: str) -> str:
+    """The delimiter: the one that splits the header into columns that include ``id`` and
+    ``type``; else what csv.Sniffer finds on the header and first lines."""
+    lines = sample.splitlines()[:20]
+    if not lines:
+        return ","
+    for delimiter in _DELIMITERS:
+        header = next(csv.reader([lines[0]], delimiter=delimiter), [])
+        names = {h.strip() for h in header}
+        if {"id", "type"} <= names:
+            return delimiter
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters="".join(_DELIMITERS)).delimiter
+    except csv.Error:
+        raise AuditSourceError(label, "cannot tell the CSV delimiter: the header has no "
+                               "'id' and 'type' columns when split on ',', ';', tab or "
+                               f"'|' (header: {lines[0][:80]!r})") from None
+
+
+def _bounded_lines(text: io.TextIOBase, oversize: set[int]) -> Iterator[str]:
+    """Physical lines of at most MAX_RECORD_BYTES characters; a longer one is cut short
+    (its number noted in ``oversize``) and the rest of it skipped without being held."""
+    n = 0
+    while True:
+        piece = text.readline(MAX_RECORD_BYTES + 1)
+        if not piece:
+            return
+        n += 1
+        if len(piece) > MAX_RECORD_BYTES and not piece.endswith("\n"):
+            oversize.add(n)
+            while (rest := text.readline(_CHUNK)) and not rest.endswith("\n"):
+                pass
+            yield "\n"  # the row is quarantined by its number; its text is not kept
+            continue
+        yield piece
+
+
+def _csv_reader(label: str, source: Path | bytes, head: bytes) -> Reader:
+    encoding = _encoding(label, head)
+    sample = head.decode(encoding, errors="replace")
+    delimiter = _dialect(label, sample.lstrip("\ufeff"))
+    opened = _open(source, label)
+    last = 0
+
+    def advance(_raw: Any) -> int:
+        nonlocal last
+        now = opened.position()
+        step, last = now - last, now
+        return step
 
     def records() -> Iterator[tuple[int, Any]]:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        if reader.fieldnames is None:
-            return
-        start = reader.line_num + 1
-        for row in reader:
-            here, start = start, reader.line_num + 1
-            if any(isinstance(v, str) and _has_surrogate(v) for v in row.values()):
-                yield here, {"__invalid_utf8__": True, "id": row.get("id")}
-                continue
-            extra = row.pop(None, None)  # type: ignore[call-overload,unused-ignore]
-            cleaned = clean_row(row)
-            if extra:
-                cleaned["__extra_cells__"] = extra
-            yield here, cleaned
+        # surrogateescape keeps undecodable bytes visible, so their row is quarantined
+        # rather than the whole file failing or the bytes being silently replaced.
+        text = io.TextIOWrapper(opened.stream, encoding=encoding, errors="surrogateescape",
+                                newline="")
+        oversize: set[int] = set()
+        reader = csv.reader(_bounded_lines(text, oversize), delimiter=delimiter)
+        try:
+            try:
+                header = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise AuditSourceError(label, f"the CSV header does not parse ({exc})",
+                                       line=1) from None
+            header = [h.lstrip("\ufeff").strip() if isinstance(h, str) else h
+                      for h in header]
+            start = reader.line_num + 1
+            while True:
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    here, start = start, reader.line_num + 1
+                    yield here, unreadable(f"<row of line {here}>", _csv_problem(exc))
+                    continue
+                here, start = start, reader.line_num + 1
+                if oversize and any(here <= n < start for n in oversize):
+                    yield here, unreadable(f"<row of line {here}>",
+                                           f"a row of at most {MAX_RECORD_BYTES} characters")
+                    continue
+                if not cells:
+                    continue
+                row = dict(zip(header, cells, strict=False))
+                if any(_has_surrogate(v) for v in cells):
+                    yield here, {"__invalid_utf8__": True, "id": row.get("id")}
+                    continue
+                cleaned = clean_row(row)
+                if len(cells) > len(header):
+                    cleaned["__extra_cells__"] = cells[len(header):]
+                yield here, cleaned
+        finally:
+            opened.close()
 
-    return Reader(label, "line", records(), total=text.count("\n") or None)
+    return Reader(label, "line", records(), total=opened.size, progress_unit="B",
+                  advance=advance)
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    text = str(exc)
+    if "field larger than field limit" in text:
+        return f"CSV cells of at most {csv.field_size_limit()} characters"
+    return f"a well-formed CSV row ({text})"
 
 
 def _has_surrogate(text: str) -> bool:

@@ -12,8 +12,14 @@ Layout of a snapshot::
 
 where the body is zlib-compressed UTF-8 JSON. The digest detects truncation and corruption
 (it is not a signature: whoever can write your checkpoints can change them, but never make
-policykit execute anything). Decompression is bounded (:data:`MAX_SNAPSHOT_BYTES`), so a
-"zip bomb" is refused instead of exhausting memory.
+policykit execute anything). Everything that costs memory is bounded before it is built, so
+a crafted body is refused with a :class:`~policykit.errors.SnapshotError` instead of
+exhausting memory: the body is inflated chunk by chunk and refused once it passes
+:data:`MAX_SNAPSHOT_BYTES` or :data:`MAX_RATIO` times its compressed size (a "zip bomb");
+the JSON values in it are counted before it is parsed (at most :data:`MAX_NODES` plus
+:data:`NODES_PER_BYTE` per compressed byte: a "list bomb"); nesting is limited to
+:data:`MAX_DEPTH`. A real session's snapshot stays far inside these (about 12 times
+compression and 2 values per compressed byte).
 
 Values are tagged JSON: ``null``/booleans/integers/strings/finite floats as themselves, lists
 as arrays, dicts with string keys not starting with ``$`` as objects, and otherwise a
@@ -37,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import struct
 import zlib
 from collections.abc import Callable
@@ -51,12 +58,19 @@ from pydantic import ValidationError
 from ..errors import EventError, SnapshotError
 from ..models.decisions import Decision
 from ..models.events import EventBase
+from ..models.parsing import MAX_YEAR as _MAX_YEAR
+from ..models.parsing import MIN_YEAR as _MIN_YEAR
 from ..models.parsing import parse_event
 
 __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
+    "MAX_DEPTH",
+    "MAX_DURATION",
+    "MAX_NODES",
+    "MAX_RATIO",
     "MAX_SNAPSHOT_BYTES",
+    "NODES_PER_BYTE",
     "decode",
     "encode",
     "pack",
@@ -67,6 +81,20 @@ MAGIC: Final = b"PKSNAP"
 FORMAT_VERSION: Final = 1
 #: The largest decompressed body a snapshot may have (refused beyond: a "zip bomb").
 MAX_SNAPSHOT_BYTES: Final = 1 << 30
+#: A body may inflate to at most this many times its compressed size, plus
+#: :data:`RATIO_ALLOWANCE` bytes: memory stays proportional to the bytes given.
+MAX_RATIO: Final = 100
+RATIO_ALLOWANCE: Final = 1 << 20
+#: The most JSON values (object keys included) a body may hold: this many, plus
+#: :data:`NODES_PER_BYTE` per compressed byte. Counted before parsing, so a small body that
+#: expands into millions of values is refused before any of them is built.
+MAX_NODES: Final = 1 << 20
+NODES_PER_BYTE: Final = 16
+#: The longest lateness window or dedupe window a restored session may have (100 years):
+#: beyond it the clock arithmetic overflows.
+MAX_DURATION: Final = timedelta(days=36525)
+_CHUNK = 1 << 20
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 #: The deepest nesting of tagged values decoded (state is a few levels deep; JSON text from
 #: outside could be thousands).
 MAX_DEPTH: Final = 200
@@ -164,10 +192,11 @@ def _zones() -> frozenset[str]:
 
 
 class _Decoder:
-    __slots__ = ("refs",)
+    __slots__ = ("ranged", "refs")
 
-    def __init__(self) -> None:
+    def __init__(self, ranged: bool = False) -> None:
         self.refs: list[Any] = []
+        self.ranged = ranged  # refuse instants and durations no session can hold
 
     def dec(self, v: Any, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
@@ -263,6 +292,13 @@ class _Decoder:
             if out.tzinfo is None:
                 raise SnapshotError(f"datetime {arg!r} has a zone but no offset")
             out = _in_zone(out, ZoneInfo(zone))
+        if self.ranged and not _MIN_YEAR <= out.year <= _MAX_YEAR and out.replace(
+                tzinfo=None) not in (datetime.min, datetime.max):
+            # Events are refused outside these years (models/parsing.py), so state never
+            # holds such an instant except the rules' "no time yet" sentinels; a forged one
+            # would overflow clock arithmetic later, far from here.
+            raise SnapshotError(f"datetime {arg!r} is outside the years {_MIN_YEAR}-"
+                                f"{_MAX_YEAR}")
         if v.get("p") == 1 and out.tzinfo is not None:
             import pendulum
 
@@ -282,7 +318,10 @@ class _Decoder:
     def t_timedelta(self, arg: Any, _v: dict[str, Any], _depth: int) -> Any:
         if type(arg) is not list or len(arg) != 3 or any(type(x) is not int for x in arg):
             raise SnapshotError(f"bad timedelta {_short(arg)}")
-        return timedelta(days=arg[0], seconds=arg[1], microseconds=arg[2])
+        out = timedelta(days=arg[0], seconds=arg[1], microseconds=arg[2])
+        if self.ranged and abs(out) > MAX_DURATION:
+            raise SnapshotError(f"timedelta {out} is longer than {MAX_DURATION.days} days")
+        return out
 
     def t_event(self, arg: Any, _v: dict[str, Any], _depth: int) -> Any:
         if type(arg) is not dict:
@@ -325,9 +364,12 @@ _TAGS: dict[str, _Handler] = {
 }
 
 
-def decode(data: Any) -> Any:
-    """The value :func:`encode` produced; SnapshotError for anything malformed."""
-    return _Decoder().dec(data)
+def decode(data: Any, *, ranged: bool = False) -> Any:
+    """The value :func:`encode` produced; SnapshotError for anything malformed. ``ranged``:
+    also for a date-time outside the years events may have (the datetime.min and max
+    sentinels aside) or a timedelta over :data:`MAX_DURATION`, which a session's state
+    never holds and whose arithmetic would overflow after the restore."""
+    return _Decoder(ranged).dec(data)
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,10 +385,13 @@ def pack(payload: Any) -> bytes:
     return _HEADER.pack(MAGIC, FORMAT_VERSION) + digest + body
 
 
-def unpack(data: bytes | bytearray | memoryview, *, limit: int = MAX_SNAPSHOT_BYTES) -> Any:
+def unpack(data: bytes | bytearray | memoryview, *, limit: int = MAX_SNAPSHOT_BYTES,
+           max_nodes: int | None = None, ranged: bool = False) -> Any:
     """The payload of snapshot bytes. Raises SnapshotError, naming what is wrong, for bytes
-    that are not a snapshot, another format version, a corrupt or oversized body, or values
-    that do not decode. Never executes anything from the bytes."""
+    that are not a snapshot, another format version, a corrupt or oversized body (see the
+    module doc for the limits; ``max_nodes`` replaces the size-scaled value limit), or
+    values that do not decode (``ranged``: see :func:`decode`). Never executes anything
+    from the bytes."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise SnapshotError(f"a snapshot is bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -362,23 +407,60 @@ def unpack(data: bytes | bytearray | memoryview, *, limit: int = MAX_SNAPSHOT_BY
     digest, body = data[head:head + _DIGEST], data[head + _DIGEST:]
     if hashlib.blake2b(body, digest_size=_DIGEST).digest() != digest:
         raise SnapshotError("snapshot is corrupt or truncated (digest mismatch)")
-    inflater = zlib.decompressobj()
-    try:
-        raw = inflater.decompress(body, limit)
-        if inflater.unconsumed_tail:
-            raise SnapshotError(f"snapshot body is larger than {limit} bytes once decompressed")
-        if not inflater.eof:
-            raise SnapshotError("snapshot body is truncated")
-    except zlib.error as exc:
-        raise SnapshotError(f"snapshot body does not decompress: {exc}") from None
+    raw = _inflate(body, limit)
+    _count_nodes(raw, max_nodes if max_nodes is not None
+                 else MAX_NODES + NODES_PER_BYTE * len(body))
     try:
         parsed = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         raise SnapshotError(f"snapshot body is not valid JSON: {_short(str(exc))}") from None
+    del raw
     try:
-        return decode(parsed)
+        return decode(parsed, ranged=ranged)
     except RecursionError:
         raise SnapshotError("snapshot nests too deeply") from None
+
+
+def _inflate(body: bytes, limit: int) -> bytes:
+    """The decompressed body, inflated a chunk at a time so that a body growing past
+    ``limit`` or :data:`MAX_RATIO` times its size is refused before it is all in memory."""
+    bound = min(limit, MAX_RATIO * len(body) + RATIO_ALLOWANCE)
+    inflater = zlib.decompressobj()
+    parts: list[bytes] = []
+    size = 0
+    try:
+        chunk = inflater.decompress(body, _CHUNK)
+        while True:
+            size += len(chunk)
+            if size > bound:
+                what = (f"{limit} bytes" if bound == limit else
+                        f"{MAX_RATIO} times its compressed size of {len(body)} bytes")
+                raise SnapshotError(f"snapshot body is larger than {what} once decompressed "
+                                    "(refused as a decompression bomb)")
+            parts.append(chunk)
+            if inflater.eof or not inflater.unconsumed_tail:
+                break
+            chunk = inflater.decompress(inflater.unconsumed_tail, _CHUNK)
+        if not inflater.eof:
+            raise SnapshotError("snapshot body is truncated")
+    except zlib.error as exc:
+        raise SnapshotError(f"snapshot body does not decompress: {exc}") from None
+    return b"".join(parts)
+
+
+def _count_nodes(raw: bytes, most: int) -> None:
+    """Refuse a body with more than ``most`` JSON values, before parsing it. Every value
+    but the first follows a ``[``, ``,`` or ``:``, and every object opens with ``{``; counting
+    them is an upper bound, made exact (strings removed) only when it is over."""
+    def count(text: bytes) -> int:
+        return 1 + sum(text.count(c) for c in (b"[", b",", b":", b"{"))
+
+    if count(raw) <= most:
+        return
+    found = count(_STRING.sub(b'""', raw))
+    if found > most:
+        raise SnapshotError(f"snapshot body holds {found} JSON values, more than the {most} "
+                            "a snapshot of its size may hold (refused as a list bomb)")
 
 
 def _no_constant(name: str) -> Any:

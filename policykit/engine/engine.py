@@ -15,6 +15,7 @@ from ..policy import Policy, PolicySet
 from ._backend import Backend
 from ._batch import parse_instant, run_batch, zone
 from ._native import NativeBackend
+from ._snapshot import MAX_DURATION as _MAX_RESTORED_DURATION
 from ._snapshot import unpack
 from .session import Session
 
@@ -143,7 +144,7 @@ class Engine:
         format, are corrupt, or were taken with another policy set (another version or
         other parameters: a snapshot is never applied to rules it was not made by) or
         another backend. Restoring never executes anything from the bytes."""
-        payload = unpack(snapshot)
+        payload = unpack(snapshot, ranged=True)
         keys = {"kind", "backend", "fingerprint", "policies", "clock", "closed", "seen",
                 "corrected", "stats", "evaluator", "window"}
         optional = {"forgotten_until", "dedupe_window"}  # absent from older snapshots
@@ -167,15 +168,32 @@ class Engine:
         window = payload["window"]
         allowed = window.get("allowed") if isinstance(window, dict) else None
         if window is not None and (not isinstance(allowed, timedelta)
-                                   or allowed <= timedelta(0)):
-            raise SnapshotError("snapshot: window without an allowed lateness")
+                                   or not timedelta(0) < allowed <= _MAX_RESTORED_DURATION):
+            raise SnapshotError("snapshot: window without an allowed lateness of at most "
+                                f"{_MAX_RESTORED_DURATION.days} days")
         dedupe = payload.get("dedupe_window")
-        if dedupe is not None and (not isinstance(dedupe, timedelta) or dedupe <= timedelta(0)):
-            raise SnapshotError("snapshot: dedupe_window is not a positive duration")
+        if dedupe is not None and (not isinstance(dedupe, timedelta)
+                                   or not timedelta(0) < dedupe <= _MAX_RESTORED_DURATION):
+            raise SnapshotError("snapshot: dedupe_window is not a positive duration of at "
+                                f"most {_MAX_RESTORED_DURATION.days} days")
+        clock = payload["clock"]
+        if clock is not None and (not isinstance(clock, datetime) or clock.tzinfo is None
+                                  or not 1900 <= clock.year <= 2199):
+            raise SnapshotError(f"snapshot: clock {str(clock)[:40]!r} is not an aware "
+                                "date-time in the years 1900-2199")
         # Older snapshots remembered every id: so does their restored session.
         session = self.session(allowed_lateness=allowed, dedupe_window=dedupe)
         try:
             session._load(payload)
+        except (OverflowError, ValueError, TypeError, KeyError, IndexError,
+                AttributeError) as exc:
+            # A forged value the layout checks let through (a date-time at the end of the
+            # range, a wrong type deep in the state): refused, never a raw Python error.
+            session.close()
+            if isinstance(exc, SnapshotError):
+                raise
+            raise SnapshotError(f"snapshot: state does not restore ({type(exc).__name__}: "
+                                f"{str(exc)[:200]})") from None
         except BaseException:
             session.close()
             raise

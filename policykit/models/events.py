@@ -5,25 +5,48 @@ Field names are the public wire contract: renaming one is a breaking change.
 
 from __future__ import annotations
 
-from datetime import date
+import json
+import re
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
 )
 
-__all__ = ["EVENT_TYPES", "Event", "EventBase"]
+__all__ = ["EVENT_TYPES", "MAX_META_BYTES", "Event", "EventBase"]
+
+# C0 and C1 control characters (the engine's old key separator \x1f among them), DEL and
+# the line/paragraph separators: never part of a real identifier, and a way to forge keys
+# or split lines downstream.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _no_control(value: str) -> str:
+    if value.isascii() and value.isprintable():
+        return value  # the common case, checked in C
+    found = _CONTROL.search(value)
+    if found is not None:
+        raise ValueError(f"an id without control characters (found U+{ord(found.group()):04X} "
+                         f"at position {found.start()})")
+    return value
+
 
 # Identifiers are bounded so a hostile record cannot make the engine hold megabytes per key.
-Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=256),
+               AfterValidator(_no_control)]
 Text = Annotated[str, StringConstraints(max_length=4096)]
 MAX_LIST = 1000
+#: The largest ``meta`` (serialised as compact JSON, UTF-8 bytes).
+MAX_META_BYTES = 64 * 1024
 
 
 def _no_float(value: Any) -> Any:
@@ -33,11 +56,52 @@ def _no_float(value: Any) -> Any:
     return value
 
 
+def _iso_datetime(value: Any) -> Any:
+    # The wire format is an ISO-8601 string (or an aware datetime from Python): numbers and
+    # numeric strings would otherwise be read as Unix timestamps.
+    if isinstance(value, datetime) or (
+            isinstance(value, str) and len(value) >= 16 and value[4:5] == "-"
+            and value[:4].isdigit()):
+        return value
+    raise ValueError("an ISO-8601 date-time string with a UTC offset, such as "
+                     "2026-03-02T08:30:00+08:00")
+
+
+def _iso_date(value: Any) -> Any:
+    if (isinstance(value, date) and not isinstance(value, datetime)) or (
+            isinstance(value, str) and len(value) == 10 and value[4:5] == "-"
+            and value[:4].isdigit()):
+        return value
+    raise ValueError("an ISO-8601 date string such as 2026-03-02")
+
+
+def _bounded_meta(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not value:
+        return value
+    try:
+        size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":"),
+                              default=str).encode("utf-8", "surrogatepass"))
+    except (RecursionError, ValueError) as exc:
+        raise ValueError(f"a JSON object ({exc})") from None
+    if size > MAX_META_BYTES:
+        raise ValueError(f"an object of at most {MAX_META_BYTES} bytes as JSON (this one is "
+                         f"{size})")
+    return value
+
+
 Money = Annotated[
     Decimal,
     BeforeValidator(_no_float),
     Field(ge=0, le=Decimal("1e12"), max_digits=18, decimal_places=4, allow_inf_nan=False),
 ]
+#: A date-time of the wire: an ISO-8601 string with a UTC offset, or an aware datetime.
+DateTime = Annotated[AwareDatetime, BeforeValidator(_iso_datetime)]
+#: A date of the wire: an ISO-8601 date string, or a date.
+Day = Annotated[date, BeforeValidator(_iso_date)]
+#: JSON true or false only ("yes", 1 or "true" are refused; the CSV and DataFrame readers
+#: turn "true"/"false" cells into booleans).
+Bool = Annotated[bool, Strict()]
+Meta = Annotated[dict[str, Any], AfterValidator(_bounded_meta)]
 
 
 class EventBase(BaseModel):
@@ -47,9 +111,9 @@ class EventBase(BaseModel):
 
     id: Id
     type: str
-    at: AwareDatetime
+    at: DateTime
     actor: Id | None = None
-    meta: dict[str, Any] | None = None
+    meta: Meta | None = None
 
 
 # --- employees -------------------------------------------------------------------------
@@ -75,9 +139,9 @@ class ContactReceived(EventBase):
     employee_id: Id
     channel: Literal["phone", "visit", "email", "other"]
     topic: Text
-    in_remit: bool
-    finish_at_once: bool
-    major: bool = False
+    in_remit: Bool
+    finish_at_once: Bool
+    major: Bool = False
     repeat_of: Id | None = None
 
 
@@ -87,7 +151,7 @@ class RequestHandedOver(EventBase):
     from_employee: Id
     to_employee: Id
     to_role: Id
-    registered: bool
+    registered: Bool
 
 
 class RequestResolved(EventBase):
@@ -167,7 +231,7 @@ class ReplyPromised(EventBase):
     type: Literal["reply.promised"] = "reply.promised"
     question_id: Id
     employee_id: Id
-    promised_by: AwareDatetime
+    promised_by: DateTime
     household_id: Id | None = None
     customer_id: Id | None = None
 
@@ -194,8 +258,8 @@ class ClockOut(EventBase):
 class Leave(EventBase):
     type: Literal["attendance.leave"] = "attendance.leave"
     employee_id: Id
-    start: date
-    end: date
+    start: Day
+    end: Day
     kind: Id = "leave"
 
 
@@ -212,7 +276,7 @@ class StaffComplaint(EventBase):
 class PrivateCall(EventBase):
     type: Literal["staff.private_call"] = "staff.private_call"
     employee_id: Id
-    duration_s: Annotated[int, Field(ge=0, le=10**9)]
+    duration_s: Annotated[int, Strict(), Field(ge=0, le=10**9)]
 
 
 class Misconduct(EventBase):
@@ -248,8 +312,8 @@ class TurnoutChecked(EventBase):
     type: Literal["shift.turnout_checked"] = "shift.turnout_checked"
     post_id: Id
     guard_id: Id
-    uniform: bool
-    badge: bool
+    uniform: Bool
+    badge: Bool
 
 
 class EquipmentChecked(EventBase):
@@ -263,7 +327,7 @@ class SuspiciousChecked(EventBase):
     post_id: Id
     employee_id: Id
     subject: Literal["person", "vehicle"]
-    recorded: bool
+    recorded: Bool
 
 
 class CaseOpened(EventBase):
@@ -392,7 +456,7 @@ class ComplaintReplied(EventBase):
 class ComplaintValidated(EventBase):
     type: Literal["complaint.validated"] = "complaint.validated"
     complaint_id: Id
-    valid: bool
+    valid: Bool
 
 
 class ComplaintBenefitReceived(EventBase):
@@ -446,7 +510,7 @@ class InspectionDone(EventBase):
     type: Literal["inspection.done"] = "inspection.done"
     project_id: Id
     employee_id: Id
-    findings: Annotated[int, Field(ge=0, le=10**6)]
+    findings: Annotated[int, Strict(), Field(ge=0, le=10**6)]
 
 
 class InspectionFindingsForwarded(EventBase):
@@ -498,9 +562,9 @@ class VisitorArrived(EventBase):
     visit_id: Id
     post_id: Id
     employee_id: Id
-    has_id_document: bool
-    registered: bool
-    admitted: bool
+    has_id_document: Bool
+    registered: Bool
+    admitted: Bool
 
 
 class VehicleArrived(EventBase):
@@ -508,9 +572,9 @@ class VehicleArrived(EventBase):
     plate: Id
     post_id: Id
     employee_id: Id
-    known: bool
-    registered: bool
-    admitted: bool
+    known: Bool
+    registered: Bool
+    admitted: Bool
 
 
 # --- service delivery ------------------------------------------------------------------
@@ -520,8 +584,8 @@ class RemoteAuthorized(EventBase):
     type: Literal["remote.authorized"] = "remote.authorized"
     request_id: Id
     customer_id: Id
-    valid_from: AwareDatetime
-    valid_until: AwareDatetime
+    valid_from: DateTime
+    valid_until: DateTime
     granted_by: Id
 
 

@@ -239,7 +239,10 @@ def _records(data: Any) -> Iterator[tuple[int | None, Any]]:
                 for n, item in enumerate(items, 1):
                     yield n, item
                 return
-        for n, row in enumerate(data.splitlines(), 1):
+        # Split on "\n" only: str.splitlines would also split on U+2028, U+2029, U+0085
+        # and other separators, which are valid inside a JSON string.
+        for n, row in enumerate(data.split("\n"), 1):
+            row = row.removesuffix("\r")
             if row.strip():
                 yield n, row
         return

@@ -1,0 +1,147 @@
+"""Hostile records through parse_events / Engine.evaluate: strict wire types, bounded meta,
+ids without control characters, JSON lines split on "\\n" only; only EventError escapes and
+the good records around a bad one are kept."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from audit_data import UNTIL, events, policies
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from policykit import Engine, EventError, parse_event, parse_events
+from policykit.audit import audit
+from policykit.models.events import MAX_META_BYTES
+
+CONTACT: dict[str, Any] = {
+    "id": "c1", "type": "contact.received", "at": "2026-03-02T09:00:00+08:00",
+    "request_id": "R1", "customer_id": "C1", "employee_id": "E1", "channel": "phone",
+    "topic": "leak", "in_remit": True, "finish_at_once": False}
+CALL: dict[str, Any] = {"id": "p1", "type": "staff.private_call",
+                        "at": "2026-03-02T09:00:00+08:00", "employee_id": "E1",
+                        "duration_s": 400}
+LEAVE: dict[str, Any] = {"id": "l1", "type": "attendance.leave",
+                         "at": "2026-03-02T09:00:00+08:00", "employee_id": "E1",
+                         "start": "2026-03-03", "end": "2026-03-04"}
+
+
+def refused(record: dict[str, Any], field: str, words: str) -> None:
+    """Refused from a dict and from JSON text alike, naming the field."""
+    for given_as in (record, json.dumps(record, ensure_ascii=False)):
+        with pytest.raises(EventError) as caught:
+            parse_event(given_as)
+        (problem,) = caught.value.problems
+        assert problem[0] == field and words in problem[2], problem
+
+
+@pytest.mark.parametrize(("base", "field", "value", "words"), [
+    (CONTACT, "at", 1772409600, "ISO-8601"),
+    (CONTACT, "at", 1772409600.5, "ISO-8601"),
+    (CONTACT, "at", "1772409600", "ISO-8601"),
+    (CONTACT, "at", True, "ISO-8601"),
+    (CONTACT, "in_remit", "yes", "boolean"),
+    (CONTACT, "in_remit", "true", "boolean"),
+    (CONTACT, "in_remit", 1, "boolean"),
+    (CONTACT, "major", 0, "boolean"),
+    (CALL, "duration_s", "400", "integer"),
+    (CALL, "duration_s", 400.0, "integer"),
+    (CALL, "duration_s", True, "integer"),
+    (LEAVE, "start", 1772409600, "ISO-8601 date"),
+    (LEAVE, "start", "2026-03-03T00:00:00+08:00", "ISO-8601 date"),
+])
+def test_wire_types_are_strict(base: dict[str, Any], field: str, value: Any,
+                               words: str) -> None:
+    refused({**base, field: value}, field, words)
+
+
+def test_python_values_of_the_right_type_are_still_accepted() -> None:
+    at = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    event = parse_event({**LEAVE, "at": at, "start": date(2026, 3, 3)})
+    assert event.at == at and event.start == date(2026, 3, 3)  # type: ignore[attr-defined]
+    with pytest.raises(EventError):
+        parse_event({**LEAVE, "start": datetime(2026, 3, 3, tzinfo=UTC)})
+    with pytest.raises(EventError, match="offset"):
+        parse_event({**LEAVE, "at": datetime(2026, 3, 2, 1)})  # naive
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x1f", "\x7f", "\x85", "\x9f", "\u2028", "\u2029"])
+@pytest.mark.parametrize("field", ["id", "request_id", "actor", "employee_id"])
+def test_ids_with_control_characters_are_refused(char: str, field: str) -> None:
+    refused({**CONTACT, field: f"w{char}REQ-1"}, field, "control characters")
+
+
+def test_ids_in_lists_with_control_characters_are_refused() -> None:
+    record = {"id": "p", "type": "employee.profile", "at": "2026-03-01T00:00:00+08:00",
+              "employee_id": "E1", "role": "guard", "base_salary": "6000.00",
+              "areas": ["A1", "A\x1f2"]}
+    with pytest.raises(EventError, match="control characters"):
+        parse_event(record)
+
+
+def test_meta_is_bounded() -> None:
+    pad = MAX_META_BYTES - len('{"k":""}')
+    parse_event({**CONTACT, "meta": {"k": "x" * pad}})
+    refused({**CONTACT, "meta": {"k": "x" * (pad + 1)}}, "meta", f"{MAX_META_BYTES} bytes")
+    big = {**CONTACT, "meta": {"k": "x" * (50 * 1024 * 1024)}}
+    with pytest.raises(EventError, match="at most 65536 bytes"):
+        parse_event(big)
+
+
+def test_csv_and_dataframe_cells_still_give_booleans_and_integers(tmp_path: Any) -> None:
+    pd = pytest.importorskip("pandas")
+    rows = [CONTACT, {**CALL, "id": "p2"}, {**CONTACT, "id": "c9", "major": "TRUE"}]
+    frame = pd.DataFrame(rows)  # duration_s has gaps: a float column
+    assert frame["duration_s"].dtype.kind == "f"
+    report = audit(frame, policies(), UNTIL)
+    assert not report.quarantine
+    assert report.events["p2"].duration_s == 400  # type: ignore[attr-defined]
+    assert report.events["c9"].major is True  # type: ignore[attr-defined]
+    bad = pd.DataFrame([{**CONTACT, "in_remit": "yes"}, {**CALL, "duration_s": 400.5}])
+    assert [q.problems[0][0] for q in audit(bad, policies(), UNTIL).quarantine] == \
+        ["in_remit", "duration_s"]
+
+
+def test_dicts_given_in_python_get_no_text_conversion() -> None:
+    """Only tabular sources have text cells: a dict with "true" is refused by audit() as by
+    parse_events."""
+    report = audit([{**CONTACT, "in_remit": "true"}, {**CALL, "duration_s": 400.0}],
+                   policies(), UNTIL)
+    assert [q.problems[0][0] for q in report.quarantine] == ["in_remit", "duration_s"]
+
+
+@pytest.mark.parametrize("sep", ["\u2028", "\u2029", "\x85", "\x1c", "\x0b", "\x0c"])
+def test_line_separators_inside_json_strings_do_not_split_records(sep: str) -> None:
+    records = [{**CONTACT, "topic": f"a{sep}b"}, CALL]
+    for newline in ("\n", "\r\n"):
+        text = newline.join(json.dumps(r, ensure_ascii=False) for r in records) + newline
+        parsed = parse_events(text)
+        assert [e.id for e in parsed] == ["c1", "p1"]
+        assert parsed[0].topic == f"a{sep}b"  # type: ignore[attr-defined]
+        assert len(Engine(policies()).evaluate(text)) == len(
+            Engine(policies()).evaluate(records))
+
+
+_junk = st.one_of(st.text(max_size=60).map(lambda t: t.replace("\n", " ")),
+                  st.builds(lambda k, v: json.dumps({**CONTACT, k: v}, ensure_ascii=False),
+                            st.sampled_from(["at", "in_remit", "id", "meta", "duration_s"]),
+                            st.one_of(st.integers(), st.text(max_size=8), st.booleans(),
+                                      st.floats(allow_nan=False), st.none())))
+
+
+@settings(max_examples=80, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(junk=st.lists(_junk, min_size=1, max_size=4), where=st.integers(0, 10))
+def test_garbage_lines_only_cost_themselves(junk: list[str], where: int) -> None:
+    good = [json.dumps(r, ensure_ascii=False) for r in events()]
+    text = "\n".join(good[:where] + junk + good[where:])
+    errors: list[EventError] = []
+    parsed = parse_events(text, errors=errors)
+    good_ids = [r["id"] for r in events()]
+    found = iter(e.id for e in parsed)
+    assert all(i in found for i in good_ids)  # every good record, in order
+    assert len(parsed) + len(errors) == len(good) + len([j for j in junk if j.strip()])
+    assert all(isinstance(e, EventError) and e.line for e in errors)

@@ -1,0 +1,294 @@
+"""Hostile files through the readers: decompression bombs, huge lines and cells, one bad
+item in a JSON array, odd CSV dialects and encodings. Only documented policykit errors
+escape, memory stays bounded, and the good records around a bad one are still audited
+(the same decisions as the clean log)."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import io
+import json
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+from audit_data import UNTIL, events, policies
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from policykit import PolicyKitError
+from policykit.audit import AuditReport, AuditSourceError, _readers, audit, read_records
+
+
+def ids(report: AuditReport) -> list[str]:
+    return [d.id for d in report.decisions]
+
+
+@pytest.fixture(scope="module")
+def reference() -> AuditReport:
+    return audit(events(), policies(), UNTIL)
+
+
+def lines(records: list[Any]) -> list[bytes]:
+    return [r if isinstance(r, bytes) else json.dumps(r, ensure_ascii=False).encode()
+            for r in records]
+
+
+def peak_mib(action: Any) -> tuple[Any, float]:
+    tracemalloc.start()
+    try:
+        result = action()
+        return result, tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+# --- JSON Lines ------------------------------------------------------------------------------
+
+
+def test_a_gzip_bomb_fails_the_source_instead_of_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_readers, "GZIP_ALLOWANCE", 1 << 20)
+    path = tmp_path / "bomb.jsonl.gz"
+    with gzip.open(path, "wb", compresslevel=9) as fh:
+        fh.write(b"\n".join(lines(events()[:3])) + b"\n")
+        for _ in range(40):
+            fh.write(b" " * (1 << 19) + b"\n")  # 20 MiB of blank lines
+    assert path.stat().st_size < 64 * 1024
+    with pytest.raises(AuditSourceError, match="decompression bomb") as caught:
+        peak_mib(lambda: audit(path, policies(), UNTIL))
+    assert str(path) in str(caught.value) and "100 times" in str(caught.value)
+
+
+def test_a_huge_gzipped_line_is_quarantined_without_holding_it(
+        tmp_path: Path, reference: AuditReport, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_readers, "MAX_GZIP_RATIO", 10**6)  # only the line bound is tested
+    good = lines(events())
+    path = tmp_path / "log.jsonl.gz"
+    with gzip.open(path, "wb", compresslevel=6) as fh:
+        fh.write(b"\n".join(good[:5]) + b"\n")
+        fh.write(b'{"id": "huge", "topic": "' + b"x" * (1 << 20) * 24)  # one 24 MiB line
+        fh.write(b'"}\n' + b"\n".join(good[5:]) + b"\n")
+    report, peak = peak_mib(lambda: audit(path, policies(), UNTIL))
+    assert peak < 12, f"{peak:.0f} MiB"
+    (bad,) = report.quarantine
+    assert bad.line == 6 and f"at most {_readers.MAX_RECORD_BYTES} bytes" in bad.error
+    assert ids(report) == ids(reference)
+
+
+def test_line_separators_inside_strings_do_not_split_a_jsonl_record(
+        tmp_path: Path, reference: AuditReport) -> None:
+    records = events()
+    records[5] = {**records[5], "topic": "a\u2028b\u2029c\x85d\x0ce"}
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b"\r\n".join(lines(records)) + b"\r\n")
+    report = audit(path, policies(), UNTIL)
+    assert not report.quarantine
+    assert report.events[records[5]["id"]].topic == "a\u2028b\u2029c\x85d\x0ce"  # type: ignore[attr-defined]
+    assert ids(report) == ids(reference)
+
+
+def test_progress_total_is_the_stored_size_and_is_reached(tmp_path: Path) -> None:
+    for name, opener in (("log.jsonl", open), ("log.jsonl.gz", gzip.open)):
+        path = tmp_path / name
+        with opener(path, "wb") as fh:
+            fh.write(b"\n".join(lines(events())) + b"\n")
+        reader = read_records(path)
+        assert reader.total == path.stat().st_size
+        done = sum(reader.advance(raw) for _line, raw in reader.records)
+        assert done == reader.total
+
+
+# --- JSON arrays ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [
+    "[" * 100_000 + "]" * 100_000,
+    '{"id": "big", "n": ' + "9" * 5000 + "}",
+    '{"id": "deep", "meta": ' + '{"a":' * 100_000 + "1" + "}" * 100_000 + "}",
+    '{"id": "str", "topic": "' + "\\\"[{" * 300_000 + '"}',
+    "tru",
+], ids=["deep-array", "5000-digits", "deep-meta", "odd-string", "bad-literal"])
+def test_one_bad_json_array_item_is_quarantined_and_the_rest_kept(
+        tmp_path: Path, reference: AuditReport, bad: str) -> None:
+    good = [json.dumps(r, indent=1) for r in events()]
+    path = tmp_path / "log.json"
+    path.write_text("[\n" + ",\n".join([*good[:4], bad, *good[4:]]) + "\n]\n",
+                    encoding="utf-8")
+    report = audit(path, policies(), UNTIL)
+    (q,) = report.quarantine
+    assert path.read_text(encoding="utf-8").splitlines()[q.line - 1].startswith(bad[:20])
+    assert ids(report) == ids(reference)
+
+
+def test_json_array_items_across_chunk_boundaries(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_readers, "_CHUNK", 7)  # every item, string and number is cut
+    records = [*events(), {**events()[6], "id": "n1", "duration_s": 123456789}]
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps(records, ensure_ascii=False, indent=2), encoding="utf-8")
+    report = audit(path, policies(), UNTIL)
+    assert not report.quarantine and report.events["n1"].duration_s == 123456789  # type: ignore[attr-defined]
+    text = path.read_text(encoding="utf-8").splitlines()
+    for line, raw in read_records(path).records:
+        assert text[line - 1].strip() == "{" and raw["id"] in text[line]
+    assert ids(report) == ids(audit(records, policies(), UNTIL))
+
+
+# --- CSV ------------------------------------------------------------------------------------
+
+
+def csv_text(records: list[dict[str, Any]], delimiter: str = ",") -> str:
+    columns = sorted({k for r in records for k in r})
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, delimiter=delimiter, lineterminator="\r\n")
+    writer.writeheader()
+    for r in records:
+        writer.writerow({k: json.dumps(v) if isinstance(v, list | dict) else
+                         str(v).lower() if isinstance(v, bool) else v for k, v in r.items()})
+    return out.getvalue()
+
+
+def test_a_csv_cell_over_the_field_limit_quarantines_only_its_row(
+        tmp_path: Path, reference: AuditReport) -> None:
+    records = events()
+    records.insert(4, {**records[5], "id": "huge", "topic": "x" * 200_000})
+    path = tmp_path / "log.csv"
+    path.write_text(csv_text(records), encoding="utf-8")
+    report = audit(path, policies(), UNTIL)
+    (q,) = report.quarantine
+    assert q.line == 6 and "131072 characters" in q.error
+    assert ids(report) == ids(reference)
+
+
+@pytest.mark.parametrize(("delimiter", "encoding"), [
+    (";", "utf-8"), ("\t", "utf-8"), ("|", "utf-8"), (",", "utf-8-sig"), (";", "utf-16"),
+    ("\t", "utf-16-be-bom"), (",", "gb18030"), (";", "gbk"), (",", "utf-32"),
+])
+def test_csv_dialects_and_encodings_are_detected(
+        tmp_path: Path, reference: AuditReport, delimiter: str, encoding: str) -> None:
+    records = events()
+    for r in records:
+        if "topic" in r:
+            r["topic"] = "漏水，楼上；请尽快处理"  # Chinese text with full-width punctuation
+    text = csv_text(records, delimiter)
+    if encoding == "utf-16-be-bom":
+        data = codecs.BOM_UTF16_BE + text.encode("utf-16-be")
+    else:
+        data = text.encode(encoding)
+    path = tmp_path / "log.csv"
+    path.write_bytes(data)
+    report = audit(path, policies(), UNTIL)
+    assert not report.quarantine
+    assert ids(report) == ids(reference)
+    assert report.events["c1"].topic == "漏水，楼上；请尽快处理"  # type: ignore[attr-defined]
+
+
+def test_csv_that_cannot_be_decoded_names_the_file_and_what_was_tried(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_bytes(csv_text(events()).encode("utf-16-le"))  # no byte-order mark
+    with pytest.raises(AuditSourceError, match=r"tried .*UTF-8.*GB18030") as caught:
+        audit(path, policies(), UNTIL)
+    assert str(path) in str(caught.value)
+    path.write_bytes(b"id,type,at\n" + bytes(range(0x80, 0x100)) * 4)
+    with pytest.raises(AuditSourceError, match="GB18030"):
+        audit(path, policies(), UNTIL)
+    path.write_bytes(b"alpha beta\ngamma delta\n")
+    with pytest.raises(AuditSourceError, match="delimiter"):
+        audit(path, policies(), UNTIL)
+
+
+def test_a_few_bad_bytes_in_utf8_csv_quarantine_their_row(
+        tmp_path: Path, reference: AuditReport) -> None:
+    text = csv_text(events()).encode("utf-8").split(b"\r\n")
+    text.insert(3, text[3].replace(b"c1", b"c1\xff"))
+    path = tmp_path / "log.csv"
+    path.write_bytes(b"\r\n".join(text))
+    report = audit(path, policies(), UNTIL)
+    (q,) = report.quarantine
+    assert q.line == 4 and "UTF-8" in q.error
+    assert ids(report) == ids(reference)
+
+
+def test_a_csv_line_over_the_record_limit_quarantines_only_its_row(
+        tmp_path: Path, reference: AuditReport) -> None:
+    records = events()
+    # Many cells each under the cell limit: only the line length can catch it.
+    huge = {**records[5], "id": "huge", **{f"x{i}": "y" * 100_000 for i in range(12)}}
+    records.insert(4, huge)
+    path = tmp_path / "log.csv"
+    path.write_text(csv_text(records), encoding="utf-8")
+    report, peak = peak_mib(lambda: audit(path, policies(), UNTIL))
+    assert peak < 16, f"{peak:.0f} MiB"
+    (q,) = report.quarantine
+    assert q.line == 6 and f"at most {_readers.MAX_RECORD_BYTES} characters" in q.error
+    assert ids(report) == ids(reference)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "jsonl"])
+def test_gzipped_files_of_each_format_stream_like_the_plain_ones(
+        tmp_path: Path, reference: AuditReport, fmt: str) -> None:
+    if fmt == "json":
+        data = json.dumps(events(), indent=1).encode()
+    elif fmt == "csv":
+        data = csv_text(events(), ";").encode("gb18030")
+    else:
+        data = b"\n".join(lines(events()))
+    path = tmp_path / f"log.{fmt}.gz"
+    path.write_bytes(gzip.compress(data))
+    report = audit(path, policies(), UNTIL)
+    assert not report.quarantine and ids(report) == ids(reference)
+    path.write_bytes(gzip.compress(data)[:-30])  # truncated
+    with pytest.raises(AuditSourceError, match=r"gzip|not closed|array"):
+        audit(path, policies(), UNTIL)
+
+
+# --- fuzz -----------------------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(garbage=st.lists(st.binary(max_size=40), min_size=1, max_size=4),
+       fmt=st.sampled_from(["jsonl", "json", "csv"]), where=st.integers(0, 10))
+def test_garbage_between_good_records_only_quarantines_itself(
+        tmp_path_factory: pytest.TempPathFactory, reference: AuditReport,
+        garbage: list[bytes], fmt: str, where: int) -> None:
+    """Random bytes placed among good records: a documented policykit error, or the same
+    decisions for the good records."""
+    good = events()
+    path = tmp_path_factory.mktemp("fuzz") / f"log.{fmt}"
+    junk = b"".join(garbage).replace(b"\n", b" ").replace(b"\r", b" ")
+    if fmt == "jsonl":
+        rows = lines(good)
+        rows.insert(where, junk)
+        data = b"\n".join(rows)
+    elif fmt == "json":
+        items = [json.dumps(r).encode() for r in good]
+        items.insert(where, junk.replace(b",", b" ").replace(b"]", b" ").replace(b"[", b" ")
+                     .replace(b"{", b" ").replace(b"}", b" ").replace(b'"', b" ") or b"x")
+        data = b"[" + b",\n".join(items) + b"]"
+    else:
+        rows = csv_text(good).encode().split(b"\r\n")
+        rows.insert(min(where, len(rows) - 1) + 1, junk.replace(b'"', b" "))
+        data = b"\r\n".join(rows)
+    path.write_bytes(data)
+    try:
+        report = audit(path, policies(), UNTIL)
+    except PolicyKitError:
+        return
+    assert ids(report) == ids(reference)
+
+
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(data=st.binary(max_size=300), fmt=st.sampled_from(["jsonl", "json", "csv"]))
+def test_random_bytes_raise_only_policykit_errors(data: bytes, fmt: str) -> None:
+    try:
+        reader = read_records(data, format=fmt)
+        for _line, _raw in reader.records:
+            pass
+    except PolicyKitError:
+        pass
