@@ -11,6 +11,7 @@ from .checkpoint import CheckpointStore
 from .engine import DEFAULT_DEDUPE_WINDOW, Engine, Session, SessionFailedError, SessionStats
 from .errors import (
     BackendUnavailableError,
+    EventConflictError,
     EventError,
     EventOrderError,
     ParameterError,
@@ -43,6 +44,7 @@ __all__ = [
     "Engine",
     "Event",
     "EventBase",
+    "EventConflictError",
     "EventError",
     "EventOrderError",
     "ParameterError",
