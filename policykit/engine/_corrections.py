@@ -151,7 +151,12 @@ def _cycle_text(cycle: tuple[str, ...]) -> str:
 
 
 def cycle_error(event_id: str, cycle: tuple[str, ...]) -> EventError:
-    return EventError("<event>", [(f"meta.{CORRECTS}", event_id, (
+    """The refusal of ``event_id``, a member of the ring ``cycle`` (each corrects the next,
+    the last the first)."""
+    if event_id in cycle:  # told from this member on
+        k = cycle.index(event_id)
+        cycle = cycle[k:] + cycle[:k]
+    return EventError("<event>", [(f"meta.{CORRECTS}", cycle[1 % len(cycle)], (
         f"no cycle of corrections: {_cycle_text(cycle)}; every event of the cycle is "
         f"refused"))], event_id=event_id)
 
@@ -250,8 +255,6 @@ class Ledger:
 
     def _check_target(self, ev: EventBase, target: str,
                       held: Callable[[str], EventBase | None]) -> None:
-        if target in self.refused:
-            return  # a refused event counts as never delivered
         corrector = self.by.get(target)
         if corrector is not None:
             by = f" by {corrector[0]!r}" if corrector[0] is not None else ""
@@ -259,6 +262,8 @@ class Ledger:
                                           f"an event not corrected already (it was "
                                           f"corrected{by}: correct the correcting event "
                                           f"instead)")], event_id=ev.id)
+        if target in self.refused:
+            return  # a refused event counts as never delivered
         seen = self.seen
         if target in seen.ids:
             original = held(target)
@@ -400,7 +405,7 @@ def split_corrections(
             for member in plan.cycle[1:]:
                 j = first.get(member)
                 if j is not None:
-                    refused[j] = plan.error
+                    refused[j] = cycle_error(member, plan.cycle)
             continue
         if plan.new:
             first[ev.id] = i
