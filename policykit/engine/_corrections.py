@@ -379,6 +379,9 @@ def split_corrections(
       a correction: it counts as never delivered.
     """
     items = list(events)
+    if len({e.id for e in items}) == len(items) and not any(
+            e.meta and CORRECTS in e.meta for e in items):
+        return items, []  # no repeated id and no correction: nothing to decide
     order = sorted(range(len(items)), key=lambda i: (items[i].at, items[i].id))
     ledger = Ledger(None)
     first: dict[str, int] = {}  # id -> index of its accepted first copy

@@ -474,3 +474,29 @@ def test_a_strict_session_cannot_withdraw_an_applied_event() -> None:
     session.feed_many([profile("E1"), clock_in("O", 3), clock_in("C2", 4, corrects="C1")])
     with pytest.raises(EventOrderError, match="correction of 'O'"):
         session.feed(clock_in("C1", 5, corrects="O"))
+
+
+def test_feed_many_keeps_the_revocations_of_a_refused_cycle() -> None:
+    session = Engine(LATENESS).session(allowed_lateness=WIDE)
+    with pytest.raises(EventError, match="cycle") as info:
+        session.feed_many([profile("E1"), clock_in("A", 3, corrects="B"),
+                           clock_in("B", 4, corrects="A")])
+    got = info.value.decisions  # type: ignore[attr-defined]
+    revoked = {d.details["revoked"] for d in got if d.details.get("outcome") == "revoked"}
+    late_day = [d for d in got if d.rule == "R1" and "A" in d.evidence
+                and d.details.get("outcome") != "revoked"]
+    assert late_day and {d.id for d in late_day} <= revoked
+    assert session.stats.decisions == len(got)
+
+
+def test_a_snapshot_with_the_corrected_ids_of_an_older_version_restores() -> None:
+    engine = Engine(LATENESS)
+    session = engine.session(allowed_lateness=timedelta(days=2))
+    session.feed_many([profile("E1"), clock_in("F", 3, 10, corrects="O")])
+    payload = unpack(session.snapshot())
+    assert isinstance(payload, dict)
+    payload["corrected"] = ["O"]  # what older versions wrote: the corrected ids only
+    restored = engine.restore(pack(payload))
+    assert restored.feed(clock_in("O", 3, 50)) == [] and restored.stats.superseded == 1
+    with pytest.raises(EventError, match="corrected already"):
+        restored.feed(clock_in("F2", 4, corrects="O"))
