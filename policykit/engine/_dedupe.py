@@ -143,15 +143,20 @@ class SeenIds:
         horizon = clock - self.window
         ids = self.ids
         newest = self.forgotten_until
-        legacy = newest is not None and self.forgotten is None
+        if order[0][0] >= horizon:
+            self.forget_after = order[0][0] + self.window
+            return
+        # A session restored from a version without the filter (forgotten_until set, no
+        # filter) cannot know what it forgot before: it keeps saying "maybe" (no filter).
+        forgotten = self.forgotten
+        if forgotten is None and newest is None:
+            forgotten = self.forgotten = ForgottenIds()
         while order and order[0][0] < horizon:
             at, event_id = order.popleft()
             if event_id in ids:
                 del ids[event_id]
-                if not legacy:
-                    if self.forgotten is None:
-                        self.forgotten = ForgottenIds()
-                    self.forgotten.add(event_id)
+                if forgotten is not None:
+                    forgotten.add(event_id)
             if newest is None or at > newest:
                 newest = at
         self.forgotten_until = newest
