@@ -91,13 +91,24 @@ def payload_digest(event: EventBase) -> int:
             event = event.model_copy(update={"meta": None})
         text = event.__pydantic_serializer__.to_json(event)
     else:
-        text = json.dumps(event.model_dump(mode="json"), sort_keys=True,
-                          ensure_ascii=False).encode("utf-8", "surrogatepass")
+        try:
+            text = json.dumps(event.model_dump(mode="json"), sort_keys=True,
+                              ensure_ascii=False).encode("utf-8", "surrogatepass")
+        except (ValueError, TypeError, RecursionError):
+            # meta that is not JSON data (built in Python, never read from the wire):
+            # digest the rest and the keys, so at worst such a conflict passes as a repeat.
+            rest = event.model_copy(update={"meta": None})
+            text = rest.__pydantic_serializer__.to_json(rest) + json.dumps(
+                sorted(map(str, meta)), ensure_ascii=False).encode("utf-8", "surrogatepass")
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big") >> 4
 
 
 def _flat(event: EventBase) -> dict[str, Any]:
-    data = event.model_dump(mode="json")
+    try:
+        data = event.model_dump(mode="json")
+    except (ValueError, TypeError, RecursionError):  # meta that is not JSON data
+        data = {**event.model_copy(update={"meta": None}).model_dump(mode="json"),
+                "meta": {str(k): repr(v)[:80] for k, v in (event.meta or {}).items()}}
     meta = data.pop("meta", None) or {}
     data.update({f"meta.{k}": v for k, v in sorted(meta.items())})
     return data

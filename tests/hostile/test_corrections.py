@@ -543,3 +543,15 @@ def test_without_forks_or_mismatches_the_arrival_order_does_not_matter(
     out += session.advance_to(UNTIL)
     assert live(session) == set(kept)
     assert effective(out) == in_order(decisions)
+
+
+def test_meta_that_is_not_json_data_never_crashes_the_digest() -> None:
+    """Events built in Python may carry any object in meta: the digest and the conflict
+    message still work (no raw serialization error)."""
+    session = Engine(LATENESS).session(allowed_lateness=timedelta(days=1))
+    odd = clock_in("X", 3)
+    odd["meta"] = {"raw": b"\xff", "obj": object(), "keys": {1: "a", "b": 2}}
+    session.feed(odd)
+    assert session.feed(odd) == [] and session.stats.duplicates == 1
+    with pytest.raises(EventConflictError, match="at: got"):
+        session.feed(dict(odd, at=t("2026-03-03 08:01").isoformat()))
