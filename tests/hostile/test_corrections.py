@@ -510,9 +510,12 @@ def consistent_logs(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[st
     n = draw(st.integers(1, 4))
     m = draw(st.integers(0, 4))
     ids = [f"e{i}" for i in range(n)] + [f"c{j}" for j in range(m)]
+    # Distinct instants: at one instant a session applies events in arrival order, a batch
+    # in id order (a tie rule of late events, not of corrections).
+    when = iter(draw(st.lists(st.tuples(st.integers(2, 13), st.integers(10, 59)),
+                              min_size=n + m, max_size=n + m, unique=True)))
     records: list[dict[str, Any]] = [profile("E1")]
-    records += [clock_in(f"e{i}", draw(st.integers(2, 13)), draw(st.integers(10, 59)))
-                for i in range(n)]
+    records += [clock_in(f"e{i}", *next(when)) for i in range(n)]
     free = list(ids)
     for j in range(m):
         choices = [i for i in free if i != f"c{j}"]
@@ -520,8 +523,7 @@ def consistent_logs(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[st
             break
         target = draw(st.sampled_from(choices))
         free.remove(target)
-        records.append(clock_in(f"c{j}", draw(st.integers(2, 13)), draw(st.integers(10, 59)),
-                                corrects=target))
+        records.append(clock_in(f"c{j}", *next(when), corrects=target))
     records += [dict(r) for r in draw(st.lists(st.sampled_from(records[1:]), max_size=2))]
     return records, draw(st.permutations(records))
 
