@@ -226,9 +226,8 @@ class Ledger:
             first = seen.ids[x]
             if first is not None and first != digest:
                 original = held(x)
-                if original is None:
-                    raise EventConflictError(x, [], first_known=False)
-                raise EventConflictError(x, differences(original, ev))
+                diff = differences(original, ev) if original is not None else []
+                raise EventConflictError(x, diff, first_known=bool(diff))
             return Plan(Outcome.SUPERSEDED if x in self.by else Outcome.DUPLICATE, ev,
                         digest, new=False)
         corrector = self.by.get(x)
