@@ -17,6 +17,7 @@ from .checkpoint import CheckpointStore
 from .engine import DEFAULT_DEDUPE_WINDOW, Engine, Session, SessionFailedError, SessionStats
 from .errors import (
     BackendUnavailableError,
+    EventConflictError,
     EventError,
     EventOrderError,
     MissingDependencyError,
@@ -50,6 +51,7 @@ __all__ = [
     "Engine",
     "Event",
     "EventBase",
+    "EventConflictError",
     "EventError",
     "EventOrderError",
     "MissingDependencyError",

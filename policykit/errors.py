@@ -9,6 +9,7 @@ from typing import Any
 
 __all__ = [
     "BackendUnavailableError",
+    "EventConflictError",
     "EventError",
     "EventOrderError",
     "MissingDependencyError",
@@ -90,6 +91,33 @@ class EventError(PolicyKitError, ValueError):
         parts = [f"{field or '<record>'}: got {_short(value)}, expected {expected}"
                  for field, value, expected in problems]
         super().__init__(f"invalid event ({where}): " + "; ".join(parts))
+
+
+class EventConflictError(EventError):
+    """An event id delivered again with a different payload: the later copy is refused.
+
+    ``differences`` lists each differing field as (field path, value in the copy accepted
+    first, value in this copy); ``first_known`` is False when only a digest of the first
+    copy was kept, so the fields cannot be named."""
+
+    def __init__(self, event_id: str, differences: list[tuple[str, Any, Any]],
+                 first_known: bool = True) -> None:
+        self.differences = differences
+        self.first_known = first_known
+        if first_known:
+            problems = [(f, this, f"{_short(first)}, as in the first copy of event "
+                                  f"{event_id!r} (the same id with another payload is a "
+                                  f"conflict, not a redelivery)")
+                        for f, first, this in differences]
+        else:
+            problems = [("", "<this copy>", f"the payload of the first copy of event "
+                                            f"{event_id!r} (applied earlier, no longer held: "
+                                            f"its digest differs; the same id with another "
+                                            f"payload is a conflict, not a redelivery)")]
+        super().__init__("<event>", problems, event_id=event_id)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.event_id, self.differences, self.first_known))
 
 
 class EventOrderError(PolicyKitError, ValueError):

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..calendar import format_duration
 from ..errors import (
+    EventConflictError,
     EventError,
     EventOrderError,
     ParameterError,
@@ -37,14 +38,15 @@ from ..models.decisions import Decision
 from ..models.events import EventBase
 from ..models.parsing import CORRECTS, parse_event
 from ._backend import EvaluatorSession
-from ._dedupe import SeenIds
+from ._corrections import Ledger, Outcome, corrected_id, split_corrections
+from ._dedupe import ForgottenIds
 from ._snapshot import pack
 
 if TYPE_CHECKING:
     from ..policy import PolicySet
 
 __all__ = ["CORRECTS", "Session", "SessionFailedError", "SessionStats", "corrected_id",
-           "drop_corrected"]
+           "drop_corrected", "split_corrections"]
 
 _KEY_SEP = "\x1f"
 _SNAPSHOT_KIND = "policykit.session"
@@ -73,35 +75,21 @@ def _iso_duration(td: timedelta | None) -> str:
     return "unbounded" if td is None else format_duration(td)
 
 
-def corrected_id(event: EventBase) -> str | None:
-    """The id of the event ``event`` corrects (``meta.corrects``), or None.
-
-    A correction is a new event, with its own new id, that replaces an earlier one: the
-    earlier event is treated as if it had never been delivered, and the correction is
-    applied at its own time. Raises :class:`EventError` for a malformed ``meta.corrects``."""
-    meta = event.meta
-    if not meta or CORRECTS not in meta:
-        return None
-    target = meta[CORRECTS]
-    if not isinstance(target, str) or not 1 <= len(target) <= 256 or target == event.id:
-        raise EventError("<event>", [(f"meta.{CORRECTS}", target,
-                                      "the id of another event (1 to 256 characters) that "
-                                      "this event corrects")], event_id=event.id)
-    return target
-
-
 def drop_corrected(events: Iterable[EventBase]) -> list[EventBase]:
-    """``events`` without those that another event of the same list corrects (batch
-    semantics of ``meta.corrects``: a corrected event counts as never delivered)."""
-    kept = list(events)
-    targets = {t for e in kept if (t := corrected_id(e)) is not None}
-    return [e for e in kept if e.id not in targets] if targets else kept
+    """The events of :func:`split_corrections`'s ``kept``: ``events`` without those a
+    correction replaced (batch semantics of ``meta.corrects``). Raises the first refusal
+    (:class:`EventError`, e.g. :class:`EventConflictError`) if there is one."""
+    kept, refused = split_corrections(events)
+    if refused:
+        raise refused[0][1]
+    return kept
 
 
 @dataclass
 class SessionStats:
-    """Counts of what a session has seen. Every event fed is counted exactly once: applied
-    (``events``), a repeated id (``duplicates``), the original of an event already corrected
+    """Counts of what a session has seen. Every event fed is counted exactly once, as what
+    it was when fed: applied (``events``), a redelivery (``duplicates``), a copy of an id
+    with another payload (``conflicts``), an event a correction already replaced
     (``superseded``) or refused with an error (``rejected``)."""
 
     events: int = 0
@@ -123,6 +111,9 @@ class SessionStats:
     """Decisions revoked by late or corrected events."""
     revisions: int = 0
     """Decisions re-issued with changed figures because of late or corrected events."""
+    conflicts: int = 0
+    """Events refused because their id was seen before with another payload
+    (:class:`EventConflictError`: the call raised)."""
 
 
 class _Op:
@@ -319,7 +310,8 @@ class Session:
     older than the clock is applied where it belongs, and the decisions it changes are
     revoked or revised by new decisions naming what they supersede; an older one raises
     :class:`EventOrderError` and is counted in ``stats.rejected``. An event with
-    ``meta: {"corrects": "<id>"}`` replaces the event with that id.
+    ``meta: {"corrects": "<id>"}`` replaces the event with that id; a repeated id with
+    another payload raises :class:`EventConflictError` (``stats.conflicts``).
 
     Calls are serialised by a lock, so a session may be shared between threads; each
     :meth:`feed` is atomic (:meth:`feed_many` is a sequence of them).
@@ -343,8 +335,8 @@ class Session:
         if dedupe_window is not None and allowed_lateness is not None:
             # An event inside the lateness window is still applied, so its id must be known.
             dedupe_window = max(dedupe_window, allowed_lateness)
-        self._seen = SeenIds(dedupe_window)
-        self._corrected: set[str] = set()
+        self._ledger = Ledger(dedupe_window)
+        self._seen = self._ledger.seen
         self._clock: datetime | None = None
         # After advance_to(t), deadlines at t have fired, so an event at t would be judged
         # after them: it is late. After feed(at=t), another event at t is still in time.
@@ -377,7 +369,12 @@ class Session:
 
     def feed(self, event: EventBase | Mapping[str, Any] | str | bytes) -> list[Decision]:
         """Apply one event (a model, dict or JSON); return the decisions now due (with
-        ``allowed_lateness``, also the revocations and revisions a late event causes)."""
+        ``allowed_lateness``, also the revocations and revisions a late event causes).
+
+        Raises :class:`EventConflictError` for a copy of an id seen before with another
+        payload, and :class:`EventError` for a correction refused (see
+        :mod:`policykit.engine._corrections`); the error of a refused cycle of corrections
+        carries, in ``decisions``, the revocations of the member it withdrew."""
         ev = parse_event(event)
         with self._lock:
             out = self._feed(ev)
@@ -388,59 +385,48 @@ class Session:
         stats = self.stats
         if self._failed is not None:
             self._check_usable()
-        event_id = ev.id
-        if event_id in self._corrected:
-            stats.superseded += 1
-            return []
-        seen = self._seen
-        if event_id in seen.ids:
+        # Repeated ids and corrections: the rules batch shares (see _corrections).
+        try:
+            plan = self._ledger.plan(ev, self._held)
+        except EventConflictError:
+            stats.conflicts += 1
+            raise
+        except EventError:
+            stats.rejected += 1
+            raise
+        outcome = plan.outcome
+        if outcome is Outcome.DUPLICATE:
             stats.duplicates += 1
             return []
-        target: str | None = None
-        meta = ev.meta
-        if meta and CORRECTS in meta:  # corrected_id's own test, without the call per event
-            try:
-                target = corrected_id(ev)
-            except EventError:
-                stats.rejected += 1
-                raise
+        if outcome is Outcome.SUPERSEDED and plan.remove is None:
+            self._ledger.commit(plan)
+            stats.superseded += 1
+            return []
+        applies = outcome is Outcome.APPLY
         w = self._window
         allowed = w.allowed if w is not None else _NO_LATENESS
         clock = self._clock
         late = clock is not None and (ev.at < clock or (ev.at == clock and self._closed))
-        if late and clock is not None and (w is None or ev.at < clock - allowed):
+        if applies and late and clock is not None and (w is None or ev.at < clock - allowed):
             stats.rejected += 1
             raise EventOrderError(ev.id, ev.at.isoformat(), clock.isoformat(), allowed,
                                   self._forgotten_note(ev.at))
-        if target is not None and target in self._corrected:
-            stats.rejected += 1
-            raise EventError("<event>", [(f"meta.{CORRECTS}", target,
-                                          "an event not corrected already (correct the "
-                                          "correcting event instead)")], event_id=ev.id)
-        if target is not None and target not in seen and seen.forgotten_until is not None:
-            # The target may be an event applied long ago whose id was forgotten: applying
-            # the correction as new would count that event twice.
-            stats.rejected += 1
-            raise EventError("<event>", [(
-                f"meta.{CORRECTS}", target,
-                f"an event this session remembers: it forgets the ids of events more than "
-                f"{_iso_duration(seen.window)} (dedupe_window) behind its clock, so it cannot "
-                f"tell whether {target!r} was applied before "
-                f"{seen.forgotten_until.isoformat()}. If it never was, feed this event "
-                f"without meta.{CORRECTS}; otherwise open sessions with a longer "
-                f"dedupe_window")], event_id=ev.id)
         target_pos: int | None = None
-        if target is not None and target in seen:
+        if plan.remove is not None:
             assert clock is not None  # something was applied
             if w is not None:
-                target_pos = w.find(target, clock)
+                target_pos = w.find(plan.remove, clock)
             if target_pos is None:
                 stats.rejected += 1
                 raise EventOrderError(
-                    ev.id, f"{ev.at.isoformat()} (a correction of {target!r}, which was "
+                    ev.id, f"{ev.at.isoformat()} (a correction of {plan.remove!r}, which was "
                     "applied before the allowed lateness window)", clock.isoformat(), allowed)
         try:
-            if w is None:
+            if not applies:
+                # A chain or cycle reaching an applied event withdraws it.
+                out = self._repair(ev, target_pos, insert=False) \
+                    if target_pos is not None else []
+            elif w is None:
                 out = self._ev.fire_due(ev.at, inclusive=False)
                 out += self._ev.apply(ev)
             elif late or target_pos is not None:
@@ -451,11 +437,22 @@ class Session:
             stats.rejected += 1
             self._fail(exc, f"event {ev.id!r}")
             raise
-        seen.add(ev.id, ev.at)
+        self._ledger.commit(plan)
+        if outcome is Outcome.CYCLE:
+            stats.rejected += 1
+            error = plan.error
+            assert error is not None
+            # The withdrawn member's revocations are not lost: the error carries them.
+            stats.decisions += len(out)
+            error.decisions = _order(out)  # type: ignore[attr-defined]
+            raise error
+        if not applies:
+            stats.superseded += 1
+            return out
         stats.events += 1
-        if target is not None:
-            self._corrected.add(target)
+        if plan.target is not None:
             stats.corrections += 1
+        seen = self._seen
         if late:
             stats.late += 1
         else:
@@ -467,6 +464,14 @@ class Session:
         if w is not None:
             w.prune(max(ev.at, clock) if clock is not None else ev.at)
         return out
+
+    def _held(self, event_id: str) -> EventBase | None:
+        """The applied event ``event_id`` while it is in the window, else None."""
+        w = self._window
+        if w is None or self._clock is None:
+            return None
+        pos = w.find(event_id, self._clock)
+        return None if pos is None else w.ops[pos].event
 
     def _forgotten_note(self, at: datetime) -> str:
         until = self._seen.forgotten_until
@@ -507,8 +512,11 @@ class Session:
             try:
                 self._feed_all(events, out)
             except BaseException as exc:
+                # A refused cycle's error already carries the decisions of its own step.
+                own = getattr(exc, "decisions", None)
                 with contextlib.suppress(AttributeError, TypeError):
-                    exc.decisions = _order(out)  # type: ignore[attr-defined]
+                    exc.decisions = _order(  # type: ignore[attr-defined]
+                        out + own if isinstance(own, list) else out)
                 raise
         return _order(out)
 
@@ -611,19 +619,21 @@ class Session:
         for op in w.ops[start:]:
             self._step(op)
 
-    def _repair(self, ev: EventBase, target_pos: int | None) -> list[Decision]:
+    def _repair(self, ev: EventBase, target_pos: int | None,
+                insert: bool = True) -> list[Decision]:
         """Apply ``ev`` where it belongs in the window (replacing the event at
-        ``target_pos`` for a correction): restore the last checkpoint before the change,
+        ``target_pos`` for a correction; with ``insert`` False, only withdrawing that one,
+        ``ev`` being the cause): restore the last checkpoint before the change,
         replay the steps since, and publish the difference. Nothing of the window changes
         until the replay succeeded (a rule raising leaves the session as it was)."""
         w = self._window
         assert w is not None
         old_ops = w.ops
-        i = w.position(ev)
-        new_ops = [*old_ops[:i], _Op(ev.at, ev), *old_ops[i:]]
+        i = w.position(ev) if insert else len(old_ops)
+        new_ops = [*old_ops[:i], _Op(ev.at, ev), *old_ops[i:]] if insert else list(old_ops)
         first = i
         if target_pos is not None:
-            del new_ops[target_pos + (1 if target_pos >= i else 0)]
+            del new_ops[target_pos + (1 if insert and target_pos >= i else 0)]
             first = min(i, target_pos)
         k = max(j for j, (pos, _s) in enumerate(w.checkpoints) if pos <= first)
         start, state = w.checkpoints[k]
@@ -790,7 +800,7 @@ class Session:
                 "seen": self._seen.export(),
                 "forgotten_until": self._seen.forgotten_until,
                 "dedupe_window": self._seen.window,
-                "corrected": sorted(self._corrected),
+                "corrected": self._ledger.export(),
                 "stats": dataclasses.asdict(self.stats),
                 "evaluator": self._ev.export_state(),
                 "window": self._window.export() if self._window is not None else None,
@@ -807,18 +817,33 @@ class Session:
             raise bad("the clock is not an aware datetime")
         if type(payload["closed"]) is not bool:
             raise bad("closed is not a boolean")
-        ids = payload["corrected"]
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise bad("corrected is not a list of event ids")
-        seen: list[tuple[str, datetime | None]] = []
-        if not isinstance(payload["seen"], list):
+        ledger = Ledger(self._seen.window)
+        try:
+            ledger.load(payload["corrected"])
+        except ValueError as exc:
+            raise bad(str(exc)) from None
+        seen: list[tuple[str, datetime | None, int | None]] = []
+        items = payload["seen"]
+        forgotten: ForgottenIds | None = None
+        if isinstance(items, dict):  # ids with payload digests, and the forgotten ids
+            if set(items) != {"ids", "forgotten"}:
+                raise bad("seen: unexpected layout")
+            if items["forgotten"] is not None:
+                try:
+                    forgotten = ForgottenIds.load(items["forgotten"])
+                except ValueError as exc:
+                    raise bad(str(exc)) from None
+            items = items["ids"]
+        if not isinstance(items, list):
             raise bad("seen is not a list of [event id, time]")
-        for item in payload["seen"]:
+        for item in items:
             if isinstance(item, str):  # written before ids had times: forgotten from now on
-                seen.append((item, clock))
-            elif (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
-                  and (item[1] is None or _aware(item[1]))):
-                seen.append((item[0], item[1]))
+                seen.append((item, clock, None))
+            elif (isinstance(item, list) and len(item) in (2, 3) and isinstance(item[0], str)
+                  and (item[1] is None or _aware(item[1]))
+                  and (len(item) == 2 or item[2] is None
+                       or (type(item[2]) is int and 0 <= item[2] < 1 << 60))):
+                seen.append((item[0], item[1], item[2] if len(item) == 3 else None))
             else:
                 raise bad("seen is not a list of [event id, time]")
         forgotten_until = payload.get("forgotten_until")
@@ -836,8 +861,8 @@ class Session:
         self._window = window
         self._clock = clock
         self._closed = payload["closed"]
-        self._seen.load(seen, forgotten_until)
-        self._corrected = set(payload["corrected"])
+        ledger.seen.load(seen, forgotten_until, forgotten)
+        self._ledger, self._seen = ledger, ledger.seen
         self.stats = SessionStats(**stats)
 
     # -- lifecycle -----------------------------------------------------------------------

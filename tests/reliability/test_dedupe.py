@@ -159,7 +159,8 @@ def test_a_snapshot_written_before_ids_had_times_still_restores() -> None:
     session.feed(clock_in(1))
     payload = unpack(session.snapshot())
     assert isinstance(payload, dict)
-    payload["seen"] = sorted(i for i, _at in payload["seen"])
+    payload["seen"] = sorted(i for i, _at, _digest in payload["seen"]["ids"])
+    payload["corrected"] = []  # the list of corrected ids that older versions wrote
     del payload["forgotten_until"], payload["dedupe_window"]
     restored = engine.restore(pack(payload))
     assert restored.feed(clock_in(1)) == []

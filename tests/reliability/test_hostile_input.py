@@ -277,7 +277,8 @@ def test_audit_quarantines_bad_records_and_keeps_the_good_ones(bad: list[Any],
 
 def test_audit_applies_a_correction_instead_of_stopping() -> None:
     """A correction (meta.corrects) replaces its original in an audit, as in evaluate."""
-    fix = {**GOOD[5], "id": "fix", "meta": {"corrects": GOOD[4]["id"]}}
+    # A correction keeps the type and subject of its original (see test_corrections.py).
+    fix = {**GOOD[4], "id": "fix", "meta": {"corrects": GOOD[4]["id"]}}
     report = audit([*GOOD, fix], policy=POLICIES)
     assert report.counts.valid == len(GOOD) + 1
     assert report.counts.corrected == 1
