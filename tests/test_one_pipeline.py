@@ -16,7 +16,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from helpers import SHANGHAI, ev, profile
 
-from policykit import Engine, EventError, ParameterError, PolicySet, audit, standard_pack
+from policykit import (
+    Engine,
+    EventConflictError,
+    EventError,
+    ParameterError,
+    PolicySet,
+    audit,
+    standard_pack,
+)
 from policykit.audit import parse_instant
 from policykit.calendar import CalendarError
 from policykit.cli import main
@@ -63,9 +71,17 @@ def hostile_log() -> list[dict[str, Any]]:
     for i in reversed(march):
         del log[i]
     log += moved
-    # The redelivery: the same complaint (same id) again 42 days later, stamped with the
-    # time it was sent again.
-    again = {**complaint, "at": "2026-03-03T10:00:00+08:00"}
+    # The redelivery: the same complaint (same id, same record) delivered again 42 days
+    # later, among the records of early March.
+    log.insert(next(i for i, r in enumerate(log) if r["at"] >= "2026-03-03"), dict(complaint))
+    return log
+
+
+def conflicting_log() -> list[dict[str, Any]]:
+    """The hostile log, with the complaint sent again 42 days later stamped with the time it
+    was re-sent: the same id with another payload."""
+    log = hostile_log()
+    again = {**next(r for r in log if r["id"] == "c-1"), "at": "2026-03-03T10:00:00+08:00"}
     log.insert(next(i for i, r in enumerate(log) if r["at"] >= again["at"]), again)
     return log
 
@@ -352,3 +368,27 @@ def test_progress_bars_come_from_tqdm_auto(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(tqdm.auto, "tqdm", Spy)
     audit([profile("E1")], progress=True)
     assert made == ["reading", "evaluating"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_copy_with_another_time_is_a_conflict_on_every_door(backend: str,
+                                                              tmp_path: Path) -> None:
+    """The same complaint id re-sent 42 days later with another time: one fine, never two.
+    The audit quarantines the later copy (naming the differing field), the CLI exits 3, and
+    the strict doors (evaluate, distributed) refuse the log with the same error."""
+    log = conflicting_log()
+    clean = [r for r in log if not (r["id"] == "c-1" and r["at"].startswith("2026-03-03"))]
+    want = Engine(standard_pack(), backend=backend).evaluate(clean, until=UNTIL)
+    report = audit(log, until=UNTIL, backend=backend)
+    assert [(q.event_id, q.problems[0][0]) for q in report.quarantine] == [("c-1", "at")]
+    assert report.trail == want
+    fines = [d for d in report.decisions if d.kind == "fine" and "c-1" in d.evidence]
+    assert [d.amount for d in fines] == [Decimal("200.00")]
+    src = tmp_path / "log.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in log), encoding="utf-8")
+    assert main(["audit", str(src), "--until", UNTIL, "--backend", backend,
+                 "-o", str(tmp_path / "out.jsonl")]) == 3
+    with pytest.raises(EventConflictError, match="'c-1'"):
+        Engine(standard_pack(), backend=backend).evaluate(log, until=UNTIL)
+    with pytest.raises(EventConflictError, match="'c-1'"):
+        distributed_audit(log, standard_pack(), UNTIL, partitions=2, backend=backend)

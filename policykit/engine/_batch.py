@@ -31,7 +31,7 @@ from ..errors import EventError, ParameterError, PolicyKitError, nearest
 from ..models.decisions import Decision
 from ..models.events import EVENT_TYPES, EventBase
 from ..models.parsing import parse_event
-from .session import drop_corrected
+from ._corrections import split_corrections
 
 if TYPE_CHECKING:
     from ..policy import PolicySet
@@ -443,15 +443,24 @@ def prepare(
                 tracker.add(EventError(source, [("at", e.at.isoformat(), str(problem))],
                                        event_id=e.id, line=line), line, e)
             events, lines = kept, kept_lines
-    # THE one place corrections are resolved: a correction (meta.corrects) replaces the
-    # event it names, wherever it is in the log; the corrected event counts as never
-    # delivered.
+    # THE one place corrections and repeated ids are resolved, by the rules a session
+    # applies (split_corrections): a correction (meta.corrects) replaces the event it names,
+    # wherever it is in the log, and the corrected event counts as never delivered; a copy
+    # of an id with another payload, a correction that changes its original's type or
+    # subject, and every member of a cycle of corrections are refused — quarantined here, or
+    # raised without a quarantine.
     valid = len(events)
-    kept_events = drop_corrected(events)
-    corrected = valid - len(kept_events)
-    if corrected:
-        if log.isEnabledFor(logging.DEBUG):
-            gone = {id(e) for e in events} - {id(e) for e in kept_events}
+    kept_events, refusals = split_corrections(events)
+    if refusals:
+        index = {id(e): i for i, e in enumerate(events)}
+        for e, refusal in refusals:
+            line = lines[index[id(e)]] if track_lines else None
+            tracker.add(refusal, line, e)
+    corrected = valid - len(kept_events) - len(refusals)
+    if corrected or refusals:
+        if corrected and log.isEnabledFor(logging.DEBUG):
+            gone = ({id(e) for e in events} - {id(e) for e in kept_events}
+                    - {id(e) for e, _x in refusals})
             for e in events:
                 if id(e) in gone:
                     log.debug("%s: event %r is replaced by a correction", source, e.id)

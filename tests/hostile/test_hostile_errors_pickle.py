@@ -36,6 +36,10 @@ def _all_errors() -> list[type[PolicyKitError]]:
 def _value(name: str) -> Any:
     if name == "problems":
         return [("employee_id", 5, "a string")]
+    if name == "differences":
+        return [("at", "2026-03-02T08:31:00+08:00", "2026-03-02T08:45:00+08:00")]
+    if name == "first_known":
+        return True
     if name in ("line", "column"):
         return 7
     if name == "suggestion":

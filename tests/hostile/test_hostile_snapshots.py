@@ -148,9 +148,8 @@ def test_forged_durations_and_date_times_raise_snapshot_error(
     if where == "window.allowed":
         payload["window"]["allowed"] = value
     elif where == "seen.at":
-        first = payload["seen"][0]
-        payload["seen"][0] = (value, *first[1:]) if isinstance(first, tuple) else \
-            [value, *first[1:]]
+        entry = payload["seen"]["ids"][0]  # [event id, time applied, payload digest]
+        entry[1] = value
     else:
         payload[where] = value
     with pytest.raises(SnapshotError) as caught:
