@@ -392,3 +392,22 @@ def test_a_copy_with_another_time_is_a_conflict_on_every_door(backend: str,
         Engine(standard_pack(), backend=backend).evaluate(log, until=UNTIL)
     with pytest.raises(EventConflictError, match="'c-1'"):
         distributed_audit(log, standard_pack(), UNTIL, partitions=2, backend=backend)
+
+
+def test_advance_to_takes_the_forms_until_takes_and_refuses_a_silent_horizon() -> None:
+    """Streaming sessions read instants like every batch door, and refuse a horizon past the
+    holiday data instead of judging nothing after it."""
+    engine = Engine(standard_pack())
+    dated = engine.session()
+    dated.feed(profile("E7", at="2026-12-01 00:00"))
+    by_date = dated.advance_to("2026-12-03")
+    aware = engine.session()
+    aware.feed(profile("E7", at="2026-12-01 00:00"))
+    by_time = aware.advance_to(datetime(2026, 12, 3, tzinfo=SHANGHAI))
+    assert by_date and [d.id for d in by_date] == [d.id for d in by_time]
+    assert dated.advance_to(date(2026, 12, 4)) == aware.advance_to("2026-12-04T00:00:00+08:00")
+    with pytest.raises(ParameterError, match="advance_to.instant"):
+        dated.advance_to("2026-12-05T00:00")  # no offset: ambiguous
+    with pytest.raises(CalendarError, match="2027"):
+        dated.advance_to("2027-03-01")
+    assert dated.advance_to("2027-01-01") == aware.advance_to("2027-01-01T00:00:00+08:00")

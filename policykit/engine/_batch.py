@@ -271,7 +271,7 @@ def _start_of_day(day: date, name: str, value: object, policies: PolicySet | Non
     return next(iter(starts))
 
 
-def _check_horizon(horizon: datetime, policies: PolicySet) -> None:
+def check_horizon(horizon: datetime, policies: PolicySet, *, name: str = "until") -> None:
     """Refuse a horizon a policy calendar cannot place: the working-day rules would stop
     being judged where its holiday data ends, silently. What the horizon judges is the time
     before it, so its last day is that of the instant just before it: midnight starting
@@ -283,7 +283,7 @@ def _check_horizon(horizon: datetime, policies: PolicySet) -> None:
             cal.is_working_day(cal.local_date(horizon - _TICK))
         except CalendarError as exc:
             raise CalendarError(
-                "until", horizon.isoformat(),
+                name, horizon.isoformat(),
                 f"an instant the calendar of policy {pid!r} can place, so that every day up "
                 f"to it is judged: {exc.expected}") from None
 
@@ -392,7 +392,7 @@ def prepare(
     ``hold_after_until`` sets events later than ``horizon`` aside (counted) instead of
     refusing the horizon."""
     if horizon is not None:
-        _check_horizon(horizon, policies)
+        check_horizon(horizon, policies)
     tracker = _Quarantined(quarantine, source)
     events: list[EventBase] = []
     lines: list[int | None] = []

@@ -22,7 +22,7 @@ import threading
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..calendar import format_duration
@@ -554,11 +554,23 @@ class Session:
             if failure is not None:
                 raise failure
 
-    def advance_to(self, instant: datetime) -> list[Decision]:
-        """Move event time to ``instant``: every deadline due at or before it fires."""
-        if not isinstance(instant, datetime) or instant.tzinfo is None:
-            raise ParameterError("advance_to.instant", instant,
-                                 "a timezone-aware datetime, e.g. 2026-04-01T00:00:00+08:00")
+    def advance_to(self, instant: datetime | date | str) -> list[Decision]:
+        """Move event time to ``instant``: every deadline due at or before it fires.
+
+        ``instant`` takes the forms ``until`` takes everywhere: an aware datetime, an ISO
+        date-time with offset, or a date (the start of that day in the policies' calendar
+        zone); a time without offset is refused."""
+        if not (isinstance(instant, datetime) and instant.tzinfo is not None
+                and instant.utcoffset() is not None):
+            from ._batch import parse_instant  # the one reader of instants (lazy: no cycle)
+
+            instant = parse_instant(instant, name="advance_to.instant",
+                                    policies=self._policies)
+        if self._policies is not None:
+            from ._batch import check_horizon
+
+            # Past a calendar's holiday data the working-day rules would go silent.
+            check_horizon(instant, self._policies, name="advance_to.instant")
         with self._lock:
             self._check_usable()
             if self._clock is not None and instant < self._clock:
