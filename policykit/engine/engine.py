@@ -121,17 +121,20 @@ class Engine:
         (memory grows by about 100 bytes per event).
         """
         if allowed_lateness is not None and (
-                not isinstance(allowed_lateness, timedelta) or allowed_lateness < timedelta(0)):
+                not isinstance(allowed_lateness, timedelta) or allowed_lateness < timedelta(0)
+                or allowed_lateness > _MAX_RESTORED_DURATION):
             raise ParameterError("allowed_lateness", allowed_lateness,
-                                 "a non-negative datetime.timedelta, e.g. timedelta(hours=1)")
+                                 "a non-negative datetime.timedelta of at most 100 years, "
+                                 "e.g. timedelta(hours=1)")
         if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) \
                 or checkpoint_every < 1:
             raise ParameterError("checkpoint_every", checkpoint_every, "a positive int")
         if dedupe_window is not None and (
-                not isinstance(dedupe_window, timedelta) or dedupe_window <= timedelta(0)):
+                not isinstance(dedupe_window, timedelta) or dedupe_window <= timedelta(0)
+                or dedupe_window > _MAX_RESTORED_DURATION):
             raise ParameterError("dedupe_window", dedupe_window,
-                                 "a positive datetime.timedelta, e.g. timedelta(days=30), "
-                                 "or None to remember every event id")
+                                 "a positive datetime.timedelta of at most 100 years, e.g. "
+                                 "timedelta(days=30), or None to remember every event id")
         return Session(self._backend.open(self.policies), backend=self.backend,
                        policies=self.policies, fingerprint=self.fingerprint,
                        allowed_lateness=allowed_lateness, checkpoint_every=checkpoint_every,

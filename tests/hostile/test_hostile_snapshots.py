@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policykit import Engine, SnapshotError, parse_events
+from policykit import Engine, ParameterError, SnapshotError, parse_events
 from policykit.engine._snapshot import (
     FORMAT_VERSION,
     MAGIC,
@@ -236,3 +236,12 @@ def test_a_snapshot_with_one_forged_value_restores_or_raises_snapshot_error(
     node[path[-1]] = data.draw(_json)
     with contextlib.suppress(SnapshotError):
         ENGINE.restore(forge(json.dumps(tree).encode())).close()
+
+
+@pytest.mark.parametrize("option", ["allowed_lateness", "dedupe_window"])
+def test_a_session_option_beyond_a_century_is_a_parameter_error(option: str) -> None:
+    """What a snapshot may not carry, a session may not be opened with either: a window that
+    large overflows date arithmetic on the first event."""
+    with pytest.raises(ParameterError, match=option):
+        ENGINE.session(**{option: timedelta(days=36526)})
+    ENGINE.session(**{option: timedelta(days=36525)}).close()
