@@ -41,8 +41,12 @@ __all__ = [
     "decision_id",
     "event_value",
     "field_getter",
+    "join_key",
     "key_getter",
     "key_of",
+    "key_part",
+    "part_value",
+    "split_key",
 ]
 
 def _check_deadline_spec(value: str) -> str:
@@ -71,6 +75,43 @@ Condition = Scalar | dict[str, Any]
 eq, ne, in, not_in, contains, contains_all, exists, gt, ge, lt, le."""
 
 KEY_SEP = "\x1f"
+"""Joins the parts of a key (a case key of several fields, a timer key and its case)."""
+KEY_ESC = "\x1b"
+"""Escapes a separator or itself inside one part, so joining is injective (see key_part)."""
+_ESCAPED = {KEY_ESC: KEY_ESC + "e", KEY_SEP: KEY_ESC + "s"}
+_UNESCAPED = {"e": KEY_ESC, "s": KEY_SEP}
+
+
+def key_part(value: str) -> str:
+    """One id as a part of a key: unchanged unless it holds ``KEY_SEP`` or ``KEY_ESC``,
+    which are escaped (``ESC e``, ``ESC s``). An encoded part never holds the separator and
+    never holds ``ESC`` followed by anything but ``e`` or ``s``, so keys joined from encoded
+    parts never collide, whatever characters the ids hold, and ordinary ids keep their
+    plain keys."""
+    if KEY_SEP in value or KEY_ESC in value:
+        return "".join(_ESCAPED.get(c, c) for c in value)
+    return value
+
+
+def part_value(part: str) -> str:
+    """The id :func:`key_part` encoded as ``part``."""
+    if KEY_ESC not in part:
+        return part
+    out: list[str] = []
+    chars = iter(part)
+    for c in chars:
+        out.append(_UNESCAPED.get(next(chars, ""), "") if c == KEY_ESC else c)
+    return "".join(out)
+
+
+def join_key(parts: Iterable[str]) -> str:
+    """Parts joined into one key, each encoded with :func:`key_part`."""
+    return KEY_SEP.join(key_part(p) for p in parts)
+
+
+def split_key(key: str) -> list[str]:
+    """The ids a key of :func:`join_key` was built from."""
+    return [part_value(p) for p in key.split(KEY_SEP)]
 
 
 _PARTS: dict[str, tuple[str, ...]] = {}
@@ -136,7 +177,7 @@ def _key_getter(fields: tuple[str, ...]) -> Callable[[Any], str | None]:
 
         def single(ev: Any) -> str | None:
             v = one(ev)
-            return None if v is None else str(v)
+            return None if v is None else key_part(str(v))
 
         return single
 
@@ -146,7 +187,7 @@ def _key_getter(fields: tuple[str, ...]) -> Callable[[Any], str | None]:
             v = g(ev)
             if v is None:
                 return None
-            parts.append(str(v))
+            parts.append(key_part(str(v)))
         return KEY_SEP.join(parts)
 
     return joined
@@ -161,7 +202,8 @@ def key_getter(fields: tuple[str, ...]) -> Callable[[Any], str | None]:
 
 
 def key_of(event: EventBase, fields: tuple[str, ...]) -> str | None:
-    """The case key an event belongs to: its key fields joined; None if one is missing."""
+    """The case key an event belongs to: its key fields joined (:func:`join_key`); None if
+    one is missing."""
     get = _KEYS.get(fields)
     if get is None:
         get = _KEYS[fields] = _key_getter(tuple(fields))
@@ -357,8 +399,10 @@ def decision_id(policy: str, version: str, rule: str, outcome: str, subject: Sub
     The instant enters in UTC so the same moment written with another offset gives the
     same id."""
     stamp = at.astimezone(UTC).isoformat()
-    raw = KEY_SEP.join((policy, version, rule, outcome, subject.kind, subject.id, key, stamp,
-                        status))
+    # Every part but ``key`` is encoded, so none holds the separator: the key (which may
+    # join several parts) is then whatever lies between the sixth and the last but one.
+    raw = KEY_SEP.join((*map(key_part, (policy, version, rule, outcome, subject.kind,
+                                        subject.id)), key, stamp, status))
     return "d-" + hashlib.blake2b(raw.encode(), digest_size=10).hexdigest()
 
 

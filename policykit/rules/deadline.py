@@ -29,6 +29,7 @@ from ..calendar import DeadlineStr, parse_duration
 from ..models.decisions import DecisionKind, Subject
 from ..models.events import EventBase
 from ._base import (
+    KEY_ESC,
     KEY_SEP,
     Condition,
     Match,
@@ -43,12 +44,18 @@ from ._base import (
     _compile_condition,
     event_value,
     field_getter,
+    join_key,
     key_getter,
+    key_part,
+    split_key,
 )
 
 __all__ = ["DeadlineSpec", "Reassign", "Step", "WithinBy"]
 
-_WARN = "w" + KEY_SEP
+# A warning's timer key: the case key after a tag no case key can start with (an encoded
+# key holds ESC only before "e" or "s", see key_part), so a case whose key reads like a
+# warning's is still its own deadline.
+_WARN = KEY_ESC + "w"
 _SWEEP_EVERY = timedelta(days=1)
 
 
@@ -248,7 +255,7 @@ class _CompiledStep:
                             for mine, theirs in step.differ.items())
         # correlate: this event's fields, and the name of the index over the trigger's.
         self.corr = tuple(step.correlate)
-        self.index = KEY_SEP.join(step.correlate.values()) if step.correlate else ""
+        self.index = join_key(step.correlate.values()) if step.correlate else ""
         self.corr_within = step.correlate_within
         self.alias = step.alias
         self.to = step.to if isinstance(step, Reassign) else None
@@ -261,7 +268,7 @@ def _fmt_time(ctx: RuleContext, t: datetime) -> str:
 def _joined(values: list[Any]) -> str | None:
     if any(v is None for v in values):
         return None
-    return KEY_SEP.join(str(v) for v in values)
+    return join_key(str(v) for v in values)
 
 
 class _DeadlineRuntime(RuleRuntime):
@@ -317,7 +324,7 @@ class _DeadlineRuntime(RuleRuntime):
                     (cancel, self._on_cancel)) if steps)
             self._plans[t] = (reassign, start, restart, handlers, t in self._trigger_types)
         # correlate index name -> trigger fields it is built from
-        self._indexes = {step.index: step.index.split(KEY_SEP) for step in every if step.index}
+        self._indexes = {step.index: split_key(step.index) for step in every if step.index}
         self._require = [(p, _compile_condition(p, c)) for p, c in spec.require.items()]
         self._what = spec.title or spec.id
         self._warn: timedelta | None = (parse_duration(spec.warn_before) if spec.warn_before
@@ -358,11 +365,11 @@ class _DeadlineRuntime(RuleRuntime):
         s = self.spec
         out: dict[str, Any] = {
             "what": self._what,
-            "key": case["key"].replace(KEY_SEP, "/"),
+            "key": "/".join(split_key(case["key"])),
             "opened_at": _fmt_time(ctx, case["opened_at"]),
         }
         if len(s.key) > 1:
-            out.update(zip(s.key, case["key"].split(KEY_SEP), strict=False))
+            out.update(zip(s.key, split_key(case["key"]), strict=False))
         if case["due"] is not None:
             out["due"] = _fmt_time(ctx, case["due"])
             out["deadline"] = (case["clock"] if isinstance(case["clock"], str)
@@ -423,7 +430,7 @@ class _DeadlineRuntime(RuleRuntime):
         value = event_value(event, step.alias)
         if value is None:
             return
-        alias = str(value)
+        alias = key_part(str(value))
         if alias != case["key"] and alias not in self.state["open"]:
             self.state["alias"][alias] = case["key"]
             case["aliases"].append(alias)
@@ -625,7 +632,7 @@ class _DeadlineRuntime(RuleRuntime):
         if self.spec.breach_closes:
             self._close(case, ctx.now)
         else:
-            key = key + KEY_SEP + event.id  # every breach is its own decision
+            key = key + KEY_SEP + key_part(event.id)  # every breach is its own decision
         ctx.emit(self.spec, "breached", kind=self.spec.kind, subject=self._subject(case),
                  at=event.at, evidence=self._evidence(case, event.id), key=key,
                  details=self._details(case, ctx, breach_type=event.type,

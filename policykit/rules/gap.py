@@ -28,6 +28,7 @@ from ._base import (
     _check_field,
     event_value,
     key_of,
+    split_key,
 )
 from ._scope import (
     Active,
@@ -304,7 +305,7 @@ class _GapRuntime(RuleRuntime):
             "gap_seconds": int((due - since).total_seconds()),
             "max_gap": s.max_gap,
         }
-        for name, value in zip(s.key, key.split(KEY_SEP), strict=False):
+        for name, value in zip(s.key, split_key(key), strict=False):
             details[name] = value
         if chain["last_by"] is not None:
             details["last_by"] = chain["last_by"]

@@ -29,6 +29,9 @@ from ._base import (
     _compile_condition,
     event_value,
     key_of,
+    key_part,
+    part_value,
+    split_key,
 )
 from ._scope import FixedSubject, after
 
@@ -311,7 +314,7 @@ class _PreconditionRuntime(RuleRuntime):
                       ctx: RuleContext) -> dict[str, Any]:
         out: dict[str, Any] = {"what": self._what, "key": key, "event": event_id,
                                "at": _iso(ctx, at)}
-        for name, value in zip(self.spec.key, key.split(KEY_SEP), strict=False):
+        for name, value in zip(self.spec.key, split_key(key), strict=False):
             out[name] = value
         return out
 
@@ -376,7 +379,7 @@ class _PreconditionRuntime(RuleRuntime):
         case = {"id": event.id, "at": event.at, "subject": subject_id, "f": fields,
                 "reason": reason, "candidates": candidates, "due": due}
         self.state["pending"].setdefault(key, []).append(case)
-        ctx.schedule(due, "p" + KEY_SEP + event.id + KEY_SEP + key)
+        ctx.schedule(due, "p" + KEY_SEP + key_part(event.id) + KEY_SEP + key)
 
     def _unmet(self, key: str, event_id: str, at: datetime, subject_id: str, reason: str,
                candidates: list[str], when: datetime, ctx: RuleContext) -> None:
@@ -449,7 +452,8 @@ class _PreconditionRuntime(RuleRuntime):
 
     def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
         _, _, rest = key.partition(KEY_SEP)
-        event_id, _, case_key = rest.partition(KEY_SEP)
+        part, _, case_key = rest.partition(KEY_SEP)
+        event_id = part_value(part)
         waiting = self.state["pending"].get(case_key)
         if not waiting:
             return

@@ -91,6 +91,7 @@ from ._base import (
     _check_field,
     _compile_condition,
     event_value,
+    key_part,
 )
 
 __all__ = ["Exemption", "Only", "Phase", "Population", "RecurrenceSpec", "TimeOfWindow",
@@ -844,7 +845,7 @@ class _RecurrenceRuntime(RuleRuntime):
             secs = int((at - win["due"]).total_seconds())
             ctx.emit(self.spec, self._name("late"), kind=self.spec.outcomes["late"],
                      subject=self._subject(sid), at=at, evidence=[event.id],
-                     key=win["label"] + KEY_SEP + event.id,
+                     key=win["label"] + KEY_SEP + key_part(event.id),
                      details=self._details(win, ctx, occurred_at=_iso(ctx, at),
                                            late_seconds=secs, late_minutes=-(-secs // 60),
                                            occurrence=event.id))
