@@ -8,7 +8,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from types import UnionType
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -114,54 +115,71 @@ def split_key(key: str) -> list[str]:
     return [part_value(p) for p in key.split(KEY_SEP)]
 
 
-_PARTS: dict[str, tuple[str, ...]] = {}
-# Classes known to be pydantic models. isinstance(x, BaseModel) goes through ABCMeta (as
-# does the Mapping check), which costs more than the field read itself on the per-event
-# path; a set lookup of the exact type does not.
-_MODELS: set[type] = set()
+_PARTS: dict[str, tuple[str, ...] | None] = {}
+# Pydantic model classes -> their declared field names. isinstance(x, BaseModel) goes
+# through ABCMeta (as does the Mapping check), which costs more than the field read itself
+# on the per-event path; a dict lookup of the exact type does not.
+_MODELS: dict[type, frozenset[str]] = {}
 
 
-def _is_model(value: Any) -> bool:
+def _declared(value: Any) -> frozenset[str] | None:
+    """The declared fields of a pydantic model instance; None for anything else."""
     cls = type(value)
-    if cls in _MODELS:
-        return True
-    if isinstance(value, BaseModel):
-        _MODELS.add(cls)
-        return True
-    return False
+    fields = _MODELS.get(cls)
+    if fields is None and isinstance(value, BaseModel):
+        fields = _MODELS[cls] = frozenset(cls.model_fields)
+    return fields
+
+
+def _path_parts(path: str) -> tuple[str, ...] | None:
+    """A path's parts; None when one is empty or private (``_x``, ``__class__``): such a
+    path reads nothing, ever."""
+    parts = tuple(path.split("."))
+    if any(not p or p[0] == "_" for p in parts):
+        return None
+    return parts
 
 
 def event_value(event: EventBase, path: str) -> Any:
-    """The value at a dotted field path of an event (``details.plan``), or None."""
-    parts = _PARTS.get(path)
+    """The value at a dotted field path of an event (``details.plan``), or None.
+
+    Only declared fields of the event models are read, and free-form mappings (``meta``)
+    by key: never an attribute of anything else (no methods, no ``__class__``), so a
+    policy file can read the event's data and nothing beyond it."""
+    if path in _PARTS:
+        parts = _PARTS[path]
+    else:
+        parts = _PARTS[path] = _path_parts(path)
     if parts is None:
-        parts = _PARTS[path] = tuple(path.split("."))
+        return None
     value: Any = event
     for part in parts:
         if value is None:
             return None
-        # Models first: a pydantic model is never a Mapping, and the Mapping ABC check is
-        # the slowest part of a field read on the per-event path.
-        if _is_model(value):
-            value = getattr(value, part, None)
+        fields = _MODELS.get(type(value))
+        if fields is None:
+            fields = _declared(value)
+        if fields is not None:
+            value = getattr(value, part) if part in fields else None
         elif type(value) is dict or isinstance(value, Mapping):
             value = value.get(part)
         else:
-            value = getattr(value, part, None)
+            return None
     return value
 
 
 def field_getter(path: str) -> Callable[[Any], Any]:
     """A compiled :func:`event_value` for one path: the same answers, without re-reading
     the path on every event (a plain attribute read for a model and an undotted path)."""
-    if "." in path:
+    if "." in path or _path_parts(path) is None:
         return lambda ev: event_value(ev, path)
 
     models = _MODELS
 
     def get(ev: Any) -> Any:
-        if type(ev) in models:
-            return getattr(ev, path, None)
+        fields = models.get(type(ev))
+        if fields is not None:
+            return getattr(ev, path) if path in fields else None
         return event_value(ev, path)
 
     return get
@@ -210,6 +228,50 @@ def key_of(event: EventBase, fields: tuple[str, ...]) -> str | None:
     return get(event)
 
 
+_MAPPING = "mapping"  # a free-form dict field (meta, a decision's details): keys below it
+_LEAF = "leaf"  # a value with no fields below it (a string, a number, a list, a time)
+
+
+def _field_kind(annotation: Any) -> Any:
+    """What lies below a field of this annotation: a model class, _MAPPING or _LEAF."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _field_kind(get_args(annotation)[0])
+    if origin is Union or origin is UnionType:
+        kinds = {_field_kind(a) for a in get_args(annotation) if a is not type(None)}
+        return kinds.pop() if len(kinds) == 1 else _LEAF
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if annotation is dict or origin is dict or origin is Mapping:
+        return _MAPPING
+    return _LEAF
+
+
+def _path_problem(model: type[BaseModel], path: str) -> str | None:
+    """Why ``path`` names no declared field of ``model`` (None when it does)."""
+    parts = path.split(".")
+    for part in parts:
+        if not part or part[0] == "_":
+            return (f"field path {path!r}: {part!r} is not a field name (empty and "
+                    "private names are never read)")
+    kind: Any = model
+    for i, part in enumerate(parts):
+        if kind is _MAPPING:
+            return None  # free-form data: the rest are keys, read as keys only
+        if kind is _LEAF:
+            return (f"field path {path!r}: {'.'.join(parts[:i])!r} has no fields "
+                    f"(nothing below it can be read)")
+        fields = kind.model_fields
+        if part not in fields:
+            where = "" if i == 0 else f" {'.'.join(parts[:i])!r} ({kind.__name__})"
+            hint = nearest(part, fields)
+            return (f"field path {path!r}:{where or ' the event'} has no field {part!r}"
+                    + (f" (did you mean {hint!r}?)" if hint
+                       else f" (its fields: {', '.join(sorted(fields))})"))
+        kind = _field_kind(fields[part].annotation)
+    return None
+
+
 def _field_exists(types: Iterable[str], path: str) -> bool:
     head = path.split(".")[0]
     return any(head in EVENT_TYPES[t].model_fields for t in types if t in EVENT_TYPES)
@@ -225,6 +287,8 @@ def _check_types(types: tuple[str, ...]) -> None:
 
 
 def _check_field(types: tuple[str, ...], path: str) -> None:
+    """``path`` must name a declared field of one of the event ``types`` (and below it only
+    declared fields of nested models, or keys of a free-form mapping such as ``meta``)."""
     if not _field_exists(types, path):
         fields = {f for t in types for f in EVENT_TYPES[t].model_fields}
         hint = nearest(path.split(".")[0], fields)
@@ -232,6 +296,16 @@ def _check_field(types: tuple[str, ...], path: str) -> None:
             f"event type {', '.join(types)} has no field {path!r}"
             + (f" (did you mean {hint!r}?)" if hint else "")
         )
+    problems = [_path_problem(EVENT_TYPES[t], path) for t in types if t in EVENT_TYPES]
+    if all(problems):
+        raise ValueError(f"event type {', '.join(types)}: {problems[0]}")
+
+
+def check_model_path(model: type[BaseModel], path: str) -> None:
+    """:func:`_check_field` for another model (a decision's fields, read by a tariff)."""
+    problem = _path_problem(model, path)
+    if problem is not None:
+        raise ValueError(f"{model.__name__}: {problem}")
 
 
 def _compile_condition(path: str, cond: Condition) -> Callable[[EventBase], bool]:

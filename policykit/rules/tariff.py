@@ -59,6 +59,7 @@ from ._base import (
     RuleSpec,
     SubjectRef,
     _check_field,
+    check_model_path,
     event_value,
 )
 
@@ -209,6 +210,8 @@ class TariffSpec(RuleSpec):
         elif self.subject is not None or self.show:
             raise ValueError("subject and show go with events; decisions keep their own "
                              "subject and details")
+        elif self.amount_by is not None:
+            check_model_path(Decision, self.amount_by.field)
         if self.tiers and self.amount_by is not None:
             raise ValueError("give tiers or amount_by, not both")
         for t in self.tiers:
