@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from string import Formatter
 from types import UnionType
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
@@ -39,6 +40,7 @@ __all__ = [
     "RuleRuntime",
     "RuleSpec",
     "SubjectRef",
+    "check_template",
     "decision_id",
     "event_value",
     "field_getter",
@@ -47,6 +49,7 @@ __all__ = [
     "key_of",
     "key_part",
     "part_value",
+    "render",
     "split_key",
 ]
 
@@ -355,6 +358,74 @@ def _compile_condition(path: str, cond: Condition) -> Callable[[EventBase], bool
     return _cmp
 
 
+#: One piece of a parsed message template: literal text, then a placeholder name or None.
+_Piece = tuple[str, str | None]
+_TEMPLATES: dict[str, tuple[_Piece, ...]] = {}
+
+
+def _template_pieces(text: str) -> tuple[_Piece, ...]:
+    """``text`` parsed with ``string.Formatter``; ValueError naming what is not allowed:
+    malformed braces, positional fields, attribute or index access, conversions and format
+    specs (``{0}``, ``{x.y}``, ``{x[0]}``, ``{x!r}``, ``{x:>99}``)."""
+    try:
+        parsed = list(Formatter().parse(text))
+    except ValueError as exc:
+        raise ValueError(f"malformed ({exc}; write {{{{ and }}}} for literal braces)") from None
+    pieces: list[_Piece] = []
+    for literal, name, spec, conversion in parsed:
+        if name is None:
+            pieces.append((literal, None))
+            continue
+        if name == "" or name.isdigit():
+            raise ValueError(f"positional field {{{name}}}: name a field, e.g. {{subject}}")
+        if not name.isidentifier() or name.startswith("_"):
+            raise ValueError(f"field {{{name}}}: only plain names, no attribute or index access")
+        if conversion is not None:
+            raise ValueError(f"field {{{name}!{conversion}}}: no conversions")
+        if spec:
+            raise ValueError(f"field {{{name}:{spec}}}: no format specs")
+        pieces.append((literal, name))
+    return tuple(pieces)
+
+
+def check_template(text: str, names: Iterable[str]) -> None:
+    """ValueError unless ``text`` is a message template using only ``names`` as fields."""
+    known = frozenset(names)
+    try:
+        pieces = _template_pieces(text)
+    except ValueError as exc:
+        raise ValueError(f"message template {text!r}: {exc}") from None
+    for _literal, name in pieces:
+        if name is not None and name not in known:
+            hint = nearest(name, known)
+            raise ValueError(
+                f"message template {text!r}: unknown field {{{name}}} "
+                + (f"(did you mean {{{hint}}}?)" if hint
+                   else f"(known: {', '.join(sorted(known))})"))
+    _TEMPLATES[text] = pieces
+
+
+def render(text: str, values: Mapping[str, Any]) -> str:
+    """A message from its template: each field replaced by ``format(value, "")`` (what
+    ``str.format`` gives for a plain ``{name}``), a field with no value kept as written.
+    Nothing but a mapping lookup by plain name happens: no attribute, index or format-spec
+    handling, whatever the template."""
+    pieces = _TEMPLATES.get(text)
+    if pieces is None:
+        try:
+            pieces = _template_pieces(text)
+        except ValueError:
+            pieces = ((text, None),)  # not a template this module accepts: the text as is
+        if len(_TEMPLATES) < 10_000:
+            _TEMPLATES[text] = pieces
+    out: list[str] = []
+    for literal, name in pieces:
+        out.append(literal)
+        if name is not None:
+            out.append(format(values[name], "") if name in values else "{" + name + "}")
+    return "".join(out)
+
+
 class Message(BaseModel):
     """A decision's sentence in English and Chinese; ``{name}`` fields come from the
     decision's details, plus ``subject`` and ``rule``."""
@@ -437,6 +508,30 @@ class RuleSpec(BaseModel):
 
     #: The shape's sentences by outcome; a spec's ``messages`` override them.
     default_messages: ClassVar[dict[str, Message]] = {}
+    #: The details the shape's decisions carry, which messages may name as ``{field}``
+    #: (besides ``subject``, ``rule`` and the rule's ``key`` and ``show`` fields).
+    message_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def placeholders(self) -> frozenset[str]:
+        """The ``{field}`` names this rule's message templates may use."""
+        extra: set[str] = set()
+        for attr in ("key", "show"):
+            value = getattr(self, attr, None)
+            if isinstance(value, tuple):
+                extra.update(v for v in value if isinstance(v, str))
+        return frozenset({"subject", "rule", *self.message_fields, *extra})
+
+    @model_validator(mode="after")
+    def _valid_messages(self) -> RuleSpec:
+        names = self.placeholders()
+        for outcome, msg in self.messages.items():
+            for lang in ("en", "zh"):
+                try:
+                    check_template(getattr(msg, lang), names)
+                except ValueError as exc:
+                    raise ValueError(f"rule {self.id}: messages.{outcome}.{lang}: {exc}") \
+                        from None
+        return self
 
     def event_types(self) -> frozenset[str]:
         """Every event type this rule reads (used for routing and documentation)."""
@@ -459,11 +554,6 @@ class RuleSpec(BaseModel):
 
 
 EmitFn = Callable[..., Decision]
-
-
-class _Fmt(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
 
 
 def decision_id(policy: str, version: str, rule: str, outcome: str, subject: Subject,
@@ -527,7 +617,7 @@ class RuleContext:
         details = details or {}
         pol = self.policy
         local_at = self.calendar.local(at)
-        fmt = _Fmt(details)
+        fmt = dict(details)
         fmt.setdefault("subject", subject.id)
         fmt.setdefault("rule", spec.id)
         if amount is not None:
@@ -546,8 +636,8 @@ class RuleContext:
             currency=currency,
             severity=severity or spec.severity,
             clause=spec.clause or pol.clause,
-            message=msg.en.format_map(fmt),
-            message_zh=msg.zh.format_map(fmt),
+            message=render(msg.en, fmt),
+            message_zh=render(msg.zh, fmt),
             details={"outcome": outcome, **details},
             status=status,
             supersedes=tuple(supersedes),

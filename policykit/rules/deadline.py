@@ -158,6 +158,12 @@ class DeadlineSpec(RuleSpec):
     actor: str | None = None
     """Who must act, for messages (e.g. ``owner``, ``general_manager``)."""
 
+    message_fields: ClassVar[frozenset[str]] = frozenset({
+        "actor", "basis", "breach_at", "breach_event", "breach_type", "deadline", "due",
+        "fulfilled_by", "key", "missing", "opened_at", "owner", "owners", "period",
+        "started_at", "to", "what",
+    })
+
     default_messages: ClassVar[dict[str, Message]] = {
         "missed": Message(
             en="{rule} missed: {what} for {subject} was due by {due}",

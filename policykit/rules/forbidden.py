@@ -36,6 +36,10 @@ class ForbiddenSpec(RuleSpec):
     kind: DecisionKind = "violation"
     show: tuple[str, ...] = ()
 
+    message_fields: ClassVar[frozenset[str]] = frozenset({
+        "at", "event", "event_type", "what",
+    })
+
     default_messages: ClassVar[dict[str, Message]] = {
         "occurred": Message(
             en="{rule}: {what} — {subject} at {at}",

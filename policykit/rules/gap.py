@@ -82,6 +82,11 @@ class GapSpec(RuleSpec):
     repeat: bool = False
     kind: DecisionKind = "violation"
 
+    message_fields: ClassVar[frozenset[str]] = frozenset({
+        "due", "gap", "gap_seconds", "key", "last_at", "last_by", "last_event", "max_gap",
+        "since", "what", "window_end", "window_start",
+    })
+
     default_messages: ClassVar[dict[str, Message]] = {
         "gap": Message(
             en="{rule} gap: no {what} for {subject} since {since} ({gap} > {max_gap})",

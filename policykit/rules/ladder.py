@@ -76,6 +76,11 @@ class LadderSpec(RuleSpec):
     transfer_step: str = "transfer"
     kind: DecisionKind = "sanction"
 
+    message_fields: ClassVar[frozenset[str]] = frozenset({
+        "count", "counted_rules", "step", "step_zh", "trigger_decision", "violations",
+        "window", "window_start",
+    })
+
     default_messages: ClassVar[dict[str, Message]] = {
         "sanction": Message(
             en="{rule}: {step} for {subject} — violation no. {count} within {window} "

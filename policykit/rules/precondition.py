@@ -113,6 +113,11 @@ class PreconditionSpec(RuleSpec):
     subject: SubjectRef | FixedSubject
     kind: DecisionKind = "violation"
 
+    message_fields: ClassVar[frozenset[str]] = frozenset({
+        "at", "candidates", "event", "grace", "key", "missing", "prior_at", "prior_event",
+        "reason", "reason_zh", "waited", "waited_seconds", "what",
+    })
+
     default_messages: ClassVar[dict[str, Message]] = {
         "unmet": Message(
             en="{rule} unmet: {what} — {subject} at {at} without a valid prior ({reason})",

@@ -54,6 +54,12 @@ class RateSpec(RuleSpec):
     evidence_limit: int = Field(default=100, ge=0, le=10_000)
     """At most this many event ids as evidence (numerator events first)."""
 
+    message_fields: ClassVar[frozenset[str]] = frozenset({
+        "comparison", "comparison_en", "comparison_zh", "denominator", "evidence_truncated",
+        "met", "numerator", "period", "period_end", "period_start", "rate", "scale", "target",
+        "unit", "what",
+    })
+
     default_messages: ClassVar[dict[str, Message]] = {
         "met": Message(
             en="{rule} {what} {period}: {rate}{unit} ({numerator}/{denominator}), target "

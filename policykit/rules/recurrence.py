@@ -270,6 +270,12 @@ class RecurrenceSpec(RuleSpec):
     rename: dict[str, str] = Field(default_factory=dict)
     """Outcome names as decisions show them, e.g. ``{missed: no_sign_in}``."""
 
+    message_fields: ClassVar[frozenset[str]] = frozenset({
+        "count", "counts", "due", "early_minutes", "early_seconds", "late_minutes",
+        "late_seconds", "min_count", "missing", "not_before", "occurred_at", "occurrence",
+        "occurrences", "what", "window", "window_end", "window_start",
+    })
+
     default_messages: ClassVar[dict[str, Message]] = {
         "missed": Message(
             en="{rule} missed: {subject} had {count} of {min_count} {what} in {window} "

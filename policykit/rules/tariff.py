@@ -145,6 +145,13 @@ class TariffSpec(RuleSpec):
     """With ``events``: event fields copied into per-item decisions' details (and so
     usable in their messages), e.g. the kind of misconduct."""
 
+    message_fields: ClassVar[frozenset[str]] = frozenset({
+        "amount", "base_salary", "cap", "capped", "count", "currency", "item", "item_at",
+        "item_type", "items", "limit", "listed_amount", "minimum", "number", "period",
+        "period_end", "period_start", "rate", "salary_known", "share", "share_percent", "tier_mode",
+        "tiers", "total", "uncapped_total", "wage_floor", "what",
+    })
+
     default_messages: ClassVar[dict[str, Message]] = {
         "running": Message(
             en="{rule}: {what} for {subject} in {period} so far {amount} {currency} "
@@ -193,6 +200,12 @@ class TariffSpec(RuleSpec):
         if len(set(starts)) != len(starts):
             raise ValueError("two tiers start at the same item number")
         return tuple(sorted(v, key=lambda t: t.start))
+
+    def placeholders(self) -> frozenset[str]:
+        names = super().placeholders()
+        if self.amount_by is not None:
+            names |= {self.amount_by.field.rsplit(".", 1)[-1]}
+        return names
 
     @model_validator(mode="after")
     def _valid(self) -> TariffSpec:
