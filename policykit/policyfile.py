@@ -252,7 +252,8 @@ def _use(entry: Mapping[str, Any], source: str, path: str, lines: LineMap,
                               suggestion=exc.suggestion) from None
     except PolicyFileError as exc:
         # A parameter value the rule refuses: point at the parameter the user wrote.
-        sub = f"{path}.parameters"
+        sub = f"{path}.{exc.path}" if exc.path.startswith("parameters.") \
+            else f"{path}.parameters"
         raise PolicyFileError(source, sub, exc.value, exc.expected,
                               line=lines.line(sub)) from None
     except _UNEXPECTED as exc:

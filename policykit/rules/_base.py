@@ -29,7 +29,11 @@ if TYPE_CHECKING:
     from ..calendar import BusinessCalendar
 
 __all__ = [
+    "MAX_AMOUNT",
+    "MAX_COUNT",
+    "Amount",
     "Condition",
+    "Count",
     "DurationSpec",
     "EmitFn",
     "Match",
@@ -70,6 +74,17 @@ def _one_or_many(value: Any) -> Any:
 Names = Annotated[tuple[str, ...], BeforeValidator(_one_or_many)]
 """One name or a list of names (event types, key fields, rule ids): ``key: request_id`` and
 ``key: [customer_id, topic]`` both validate."""
+
+MAX_COUNT = 1_000_000
+"""The largest count a policy may give (a tier's first item, a limit, a minimum count)."""
+MAX_AMOUNT = Decimal(10) ** 12
+"""The largest amount, rate or target a policy may give (as large as event money may be)."""
+Count = Annotated[int, Field(le=MAX_COUNT)]
+"""A count in a policy: at most ``MAX_COUNT`` (fields add their own lower bound)."""
+Amount = Annotated[Decimal, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT, decimal_places=12,
+                                  allow_inf_nan=False)]
+"""A decimal in a policy: finite, at most ``MAX_AMOUNT`` either side of zero, at most 12
+decimal places."""
 
 Scalar = str | int | bool | None
 _OPS = frozenset({"eq", "ne", "in", "not_in", "contains", "contains_all", "exists",

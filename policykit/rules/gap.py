@@ -7,7 +7,7 @@ late event finally comes, so an application can act on it at once."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -39,6 +39,12 @@ from ._scope import (
 )
 
 __all__ = ["GapSpec", "Occupancy"]
+
+
+#: The shortest ``max_gap`` a rule with ``repeat: true`` may give.
+MIN_REPEAT_GAP = timedelta(minutes=15)
+#: The most decisions one gap makes with ``repeat: true`` (over ten days at PT15M).
+MAX_REPEATS = 1000
 
 
 class Occupancy(BaseModel):
@@ -80,6 +86,9 @@ class GapSpec(RuleSpec):
     population: Population | None = None
     subject: SubjectRef | FixedSubject
     repeat: bool = False
+    """Fire again every ``max_gap`` while nothing comes: needs ``max_gap`` of at least
+    ``PT15M`` (at most 96 decisions per key a day), and one gap fires at most
+    ``MAX_REPEATS`` times (the key is then silent until its next event)."""
     kind: DecisionKind = "violation"
 
     message_fields: ClassVar[frozenset[str]] = frozenset({
@@ -107,8 +116,13 @@ class GapSpec(RuleSpec):
             raise ValueError("give exactly one of event, occupancy")
         from ..calendar import parse_duration
 
-        if not parse_duration(self.max_gap):
+        gap = parse_duration(self.max_gap)
+        if not gap:
             raise ValueError("max_gap must be longer than zero")
+        if self.repeat and gap < MIN_REPEAT_GAP:
+            raise ValueError(f"max_gap {self.max_gap} with repeat: true: at least "
+                             f"{format_duration(MIN_REPEAT_GAP)} (every max_gap of a gap is "
+                             "a decision per key)")
         for m in (*self._matches(), *self.stop):
             for f in m.key or self.key:
                 _check_field(m.type, f)
@@ -250,6 +264,7 @@ class _GapRuntime(RuleRuntime):
             self.state["chains"].pop(key, None)
             return
         chain = self._chain(key)
+        chain.pop("fired", None)  # any event of the key ends a run of repeats
         if isinstance(self.spec.subject, SubjectRef):
             value = event_value(event, self.spec.subject.field)
             if value is not None:
@@ -283,14 +298,18 @@ class _GapRuntime(RuleRuntime):
             if chain["start"] != due:
                 return  # re-armed since
             chain["start"] = None
+            chain.pop("fired", None)  # a new active interval: a new gap
             self._arm(chain_key, chain, due, ctx)
             return
         if chain["due"] != due:
             return  # a beat (or an enter) came in time
         self._emit(chain_key, chain, due, ctx)
-        if self.spec.repeat:
+        fired = chain.get("fired", 0) + 1
+        if self.spec.repeat and fired < MAX_REPEATS:
+            chain["fired"] = fired
             self._arm(chain_key, chain, due, ctx)
         else:
+            chain.pop("fired", None)
             chain["due"] = None
 
     def _emit(self, key: str, chain: dict[str, Any], due: datetime, ctx: RuleContext) -> None:

@@ -71,7 +71,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -81,6 +81,7 @@ from ..models.events import EventBase
 from ._base import (
     KEY_SEP,
     Condition,
+    Count,
     Match,
     Message,
     PolicyInfo,
@@ -136,7 +137,7 @@ class Phase(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     months: int = Field(ge=1, le=120)
-    until: int | None = Field(default=None, ge=1)
+    until: int | None = Field(default=None, ge=1, le=1200)
 
 
 class WindowSpec(BaseModel):
@@ -196,7 +197,8 @@ class TimeOfWindow(BaseModel):
     the window; one after its end is its end."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    day: Literal["first", "last", "mon", "tue", "wed", "thu", "fri", "sat", "sun"] | int = "last"
+    day: Literal["first", "last", "mon", "tue", "wed", "thu", "fri", "sat", "sun"] | Annotated[
+        int, Field(le=366)] = "last"
     time: str = "end_of_day"
     grace: str | None = None
     non_working: Literal["keep", "previous", "next", "skip"] = "keep"
@@ -255,7 +257,7 @@ class RecurrenceSpec(RuleSpec):
     require: Literal["any", "each"] = "any"
     """``any``: occurrences of all listed matchers count together; ``each``: every
     matcher needs ``min_count`` of its own (a gift *and* a demand survey)."""
-    min_count: int = Field(default=1, ge=1)
+    min_count: Count = Field(default=1, ge=1)
     window: WindowSpec
     only: Only | None = None
     due: TimeOfWindow | None = None

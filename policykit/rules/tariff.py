@@ -51,6 +51,8 @@ from ..models.decisions import Decision, DecisionKind, Subject, SubjectKind
 from ..models.events import EventBase
 from ._base import (
     KEY_SEP,
+    Amount,
+    Count,
     Match,
     Message,
     PolicyInfo,
@@ -84,9 +86,9 @@ class Tier(BaseModel):
     fixed ``amount`` per item."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-    start: int = Field(alias="from", ge=1)
-    rate: Decimal | None = Field(default=None, ge=0, le=1)
-    amount: Decimal | None = Field(default=None, ge=0)
+    start: Count = Field(alias="from", ge=1)
+    rate: Amount | None = Field(default=None, ge=0, le=1)
+    amount: Amount | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _one(self) -> Tier:
@@ -101,8 +103,8 @@ class AmountBy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     field: str
-    values: dict[str, Decimal]
-    default: Decimal | None = None
+    values: dict[str, Amount]
+    default: Amount | None = None
 
     @field_validator("values")
     @classmethod
@@ -130,16 +132,16 @@ class TariffSpec(RuleSpec):
     tiers: tuple[Tier, ...] = ()
     tier_mode: Literal["all", "marginal"] = "marginal"
     amount_by: AmountBy | None = None
-    minimum: Decimal | None = Field(default=None, ge=0)
+    minimum: Amount | None = Field(default=None, ge=0)
     """No charged item below this amount (a complaint fine of at least 10)."""
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
     """Currency of fixed amounts (salary-based ones take the profile's)."""
     kind: Literal["deduction", "fine"] = "deduction"
-    cap_rate: Decimal | None = Field(default=None, ge=0, le=1)
-    wage_floor: Decimal | None = Field(default=None, ge=0)
-    limit: int | None = Field(default=None, ge=0)
+    cap_rate: Amount | None = Field(default=None, ge=0, le=1)
+    wage_floor: Amount | None = Field(default=None, ge=0)
+    limit: Count | None = Field(default=None, ge=0)
     limit_kind: DecisionKind = "violation"
-    limit_amount: Decimal = Field(default=_ZERO, ge=0)
+    limit_amount: Amount = Field(default=_ZERO, ge=0)
     each_item: tuple[DecisionKind, ...] = ()
     show: tuple[str, ...] = ()
     """With ``events``: event fields copied into per-item decisions' details (and so
