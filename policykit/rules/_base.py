@@ -192,12 +192,17 @@ def field_getter(path: str) -> Callable[[Any], Any]:
     if "." in path or _path_parts(path) is None:
         return lambda ev: event_value(ev, path)
 
-    models = _MODELS
+    # Model classes known to declare ``path``: one set lookup per read, as cheap as a plain
+    # attribute read (every other value goes the checked way of event_value).
+    declaring: set[type] = set()
 
     def get(ev: Any) -> Any:
-        fields = models.get(type(ev))
-        if fields is not None:
-            return getattr(ev, path) if path in fields else None
+        cls = type(ev)
+        if cls in declaring:
+            return getattr(ev, path)
+        fields = _declared(ev)
+        if fields is not None and path in fields:
+            declaring.add(cls)
         return event_value(ev, path)
 
     return get
@@ -208,14 +213,21 @@ _KEYS: dict[tuple[str, ...], Callable[[Any], str | None]] = {}
 
 def _key_getter(fields: tuple[str, ...]) -> Callable[[Any], str | None]:
     getters = tuple(field_getter(f) for f in fields)
+    sep, esc = KEY_SEP, KEY_ESC
     if len(getters) == 1:
         (one,) = getters
 
         def single(ev: Any) -> str | None:
             v = one(ev)
-            return None if v is None else key_part(str(v))
+            if v is None:
+                return None
+            text = str(v)
+            # key_part inlined for the common case: no separator, no escape, no call.
+            return text if sep not in text and esc not in text else key_part(text)
 
         return single
+
+    last = len(getters) - 1
 
     def joined(ev: Any) -> str | None:
         parts = []
@@ -223,8 +235,11 @@ def _key_getter(fields: tuple[str, ...]) -> Callable[[Any], str | None]:
             v = g(ev)
             if v is None:
                 return None
-            parts.append(key_part(str(v)))
-        return KEY_SEP.join(parts)
+            parts.append(str(v))
+        key = sep.join(parts)
+        if esc in key or key.count(sep) != last:
+            return join_key(parts)  # a part holds the separator or the escape
+        return key
 
     return joined
 
