@@ -25,7 +25,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from ..calendar import DeadlineStr, parse_duration
+from ..calendar import BOUNDARIES, DeadlineStr, parse_calendar_duration, parse_duration
 from ..models.decisions import DecisionKind, Subject
 from ..models.events import EventBase
 from ._base import (
@@ -202,6 +202,15 @@ class DeadlineSpec(RuleSpec):
                              "(or open_ended: true)")
         if self.restart and self.within_field:
             raise ValueError("restart needs a duration (within or within_by), not within_field")
+        if self.basis == "working":
+            specs = [self.within] if self.within else []
+            if self.within_by:
+                specs += [*self.within_by.values.values(), self.within_by.default]
+            for spec in specs:
+                if spec not in BOUNDARIES and parse_calendar_duration(spec).months:
+                    raise ValueError(f"within {spec!r} with basis: working: a duration without "
+                                     "years or months (they have no fixed amount of working "
+                                     "time); use basis: wall")
         for f in self.key:
             _check_field(self.trigger.type, f)
         _check_field(self.trigger.type, self.subject.field)

@@ -118,3 +118,12 @@ def test_any_duration_parses_within_bounds_or_is_a_calendar_error(
     days = dur.months * 30.4375 + dur.weeks * 7 + dur.days + dur.exact / timedelta(days=1)
     assert days <= 36525
     DEFAULT_CALENDAR.deadline(datetime(2199, 12, 31, tzinfo=UTC), text)
+
+
+@pytest.mark.parametrize("within", ["P1Y", "P100Y", "P1M"])
+def test_years_and_months_of_working_time_are_refused_at_load(within: str) -> None:
+    # Found by the mutation fuzz: check accepted them, then the first trigger raised.
+    with pytest.raises(PolicyFileError, match="basis: working"):
+        load(deadline(within, basis="working"))
+    load(deadline(within))  # wall time: fine
+    load(deadline("end_of_month", basis="working"))
