@@ -319,26 +319,28 @@ def _check_types(types: tuple[str, ...]) -> None:
             )
 
 
-def _check_field(types: tuple[str, ...], path: str) -> None:
+def _check_field(types: tuple[str, ...], path: str, what: str = "") -> None:
     """``path`` must name a declared field of one of the event ``types`` (and below it only
-    declared fields of nested models, or keys of a free-form mapping such as ``meta``)."""
+    declared fields of nested models, or keys of a free-form mapping such as ``meta``).
+    ``what``: the rule field holding the path, named in the error."""
+    label = f"{what}: " if what else ""
     if not _field_exists(types, path):
         fields = {f for t in types for f in EVENT_TYPES[t].model_fields}
         hint = nearest(path.split(".")[0], fields)
         raise ValueError(
-            f"event type {', '.join(types)} has no field {path!r}"
+            f"{label}event type {', '.join(types)} has no field {path!r}"
             + (f" (did you mean {hint!r}?)" if hint else "")
         )
     problems = [_path_problem(EVENT_TYPES[t], path) for t in types if t in EVENT_TYPES]
     if all(problems):
-        raise ValueError(f"event type {', '.join(types)}: {problems[0]}")
+        raise ValueError(f"{label}event type {', '.join(types)}: {problems[0]}")
 
 
-def check_model_path(model: type[BaseModel], path: str) -> None:
+def check_model_path(model: type[BaseModel], path: str, what: str = "") -> None:
     """:func:`_check_field` for another model (a decision's fields, read by a tariff)."""
     problem = _path_problem(model, path)
     if problem is not None:
-        raise ValueError(f"{model.__name__}: {problem}")
+        raise ValueError((f"{what}: " if what else "") + f"{model.__name__}: {problem}")
 
 
 def _compile_condition(path: str, cond: Condition) -> Callable[[EventBase], bool]:
@@ -479,10 +481,10 @@ class Match(BaseModel):
     def _valid(self) -> Match:
         _check_types(self.type)
         for path, cond in self.where.items():
-            _check_field(self.type, path)
+            _check_field(self.type, path, what="where")
             _compile_condition(path, cond)
         for f in self.key or ():
-            _check_field(self.type, f)
+            _check_field(self.type, f, what="key")
         return self
 
     def predicate(self) -> Callable[[EventBase], bool]:

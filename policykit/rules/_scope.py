@@ -63,11 +63,11 @@ class Population(BaseModel):
     def _valid(self) -> Population:
         _check_types(self.type)
         _check_types(self.leave)
-        _check_field(self.type, self.member)
+        _check_field(self.type, self.member, what="population.member")
         if self.leave:
-            _check_field(self.leave, self.member)
+            _check_field(self.leave, self.member, what="population.member")
         for path, cond in self.where.items():
-            _check_field(self.type, path)
+            _check_field(self.type, path, what="population.where")
             _compile_condition(path, cond)
         return self
 

@@ -212,33 +212,33 @@ class DeadlineSpec(RuleSpec):
                                      "years or months (they have no fixed amount of working "
                                      "time); use basis: wall")
         for f in self.key:
-            _check_field(self.trigger.type, f)
-        _check_field(self.trigger.type, self.subject.field)
+            _check_field(self.trigger.type, f, what="key")
+        _check_field(self.trigger.type, self.subject.field, what="subject.field")
         if self.within_field:
-            _check_field(self.trigger.type, self.within_field)
+            _check_field(self.trigger.type, self.within_field, what="within_field")
         if self.within_by:
-            _check_field(self.trigger.type, self.within_by.field)
+            _check_field(self.trigger.type, self.within_by.field, what="within_by.field")
         for step in (*self.fulfil, *self.cancel, *self.breach, *self.start, *self.restart,
                      *self.reassign):
             if not step.correlate:
                 for f in step.key or self.key:
-                    _check_field(step.type, f)
+                    _check_field(step.type, f, what="key")
             for mine, theirs in (*step.same.items(), *step.differ.items(),
                                  *step.correlate.items()):
-                _check_field(step.type, mine)
-                _check_field(self.trigger.type, theirs)
+                _check_field(step.type, mine, what="same/differ/correlate")
+                _check_field(self.trigger.type, theirs, what="same/differ/correlate")
             if step.correlate_within is not None and not step.correlate:
                 raise ValueError("correlate_within needs correlate")
             if step.alias is not None:
-                _check_field(step.type, step.alias)
+                _check_field(step.type, step.alias, what="alias")
         for move in self.reassign:
-            _check_field(move.type, move.to)
+            _check_field(move.type, move.to, what="reassign.to")
         if self.require:
             if not self.fulfil:
                 raise ValueError("require needs fulfil")
             for path, cond in self.require.items():
                 for step in self.fulfil:
-                    _check_field(step.type, path)
+                    _check_field(step.type, path, what="require")
                 _compile_condition(path, cond)
         if not (self.fulfil or self.breach or self.restart):
             raise ValueError("a deadline needs fulfil, breach or restart steps")

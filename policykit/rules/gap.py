@@ -59,8 +59,8 @@ class Occupancy(BaseModel):
 
     @model_validator(mode="after")
     def _valid(self) -> Occupancy:
-        _check_field(self.enter.type, self.occupant)
-        _check_field(self.leave.type, self.occupant)
+        _check_field(self.enter.type, self.occupant, what="occupancy.occupant")
+        _check_field(self.leave.type, self.occupant, what="occupancy.occupant")
         return self
 
 
@@ -125,10 +125,10 @@ class GapSpec(RuleSpec):
                              "a decision per key)")
         for m in (*self._matches(), *self.stop):
             for f in m.key or self.key:
-                _check_field(m.type, f)
+                _check_field(m.type, f, what="key")
         if isinstance(self.subject, SubjectRef):
             for m in self._matches():
-                _check_field(m.type, self.subject.field)
+                _check_field(m.type, self.subject.field, what="subject.field")
             if not self.key and self.population is not None:
                 raise ValueError("a rule armed by its population alone (no key) needs a "
                                  "fixed subject: {kind: ..., id: ...}")

@@ -136,12 +136,12 @@ class PreconditionSpec(RuleSpec):
 
         ev_types = self.event.type
         for f in self.key:
-            _check_field(ev_types, f)
+            _check_field(ev_types, f, what="key")
         for path, cond in self.require.items():
-            _check_field(ev_types, path)
+            _check_field(ev_types, path, what="require")
             _compile_condition(path, cond)
         if isinstance(self.subject, SubjectRef):
-            _check_field(ev_types, self.subject.field)
+            _check_field(ev_types, self.subject.field, what="subject.field")
         p = self.prior
         if p is None:
             if not self.require:
@@ -150,24 +150,24 @@ class PreconditionSpec(RuleSpec):
                 raise ValueError("grace and settle_within need a prior")
             return self
         for f in p.key or self.key:
-            _check_field(p.type, f)
+            _check_field(p.type, f, what="prior.key")
         if len(p.key or self.key) != len(self.key):
             raise ValueError("prior.key must name as many fields as the rule's key")
         for mine, theirs in (*p.same.items(), *p.differ.items()):
-            _check_field(ev_types, mine)
-            _check_field(p.type, theirs)
+            _check_field(ev_types, mine, what="prior.same/differ")
+            _check_field(p.type, theirs, what="prior.same/differ")
         for bound in (p.valid_from, p.valid_until):
             if bound is not None:
-                _check_field(p.type, bound)
+                _check_field(p.type, bound, what="prior.valid_from/valid_until")
         for r in p.revoke:
             for f in r.key or p.key or self.key:
-                _check_field(r.type, f)
+                _check_field(r.type, f, what="prior.revoke.key")
             for mine, theirs in r.same.items():
-                _check_field(r.type, mine)
-                _check_field(p.type, theirs)
+                _check_field(r.type, mine, what="prior.revoke.same")
+                _check_field(p.type, theirs, what="prior.revoke.same")
         if p.cosign is not None:
             for f in (p.cosign.field, *p.cosign.by):
-                _check_field(p.type, f)
+                _check_field(p.type, f, what="prior.cosign")
         for spec in (p.max_age, self.grace, self.settle_within, self.forget_after):
             if spec is not None:
                 parse_duration(spec)

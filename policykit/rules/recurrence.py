@@ -314,20 +314,21 @@ class RecurrenceSpec(RuleSpec):
             if m.key is not None and len(m.key) != 1:
                 raise ValueError("an occurrence key names one field: the subject's id")
             if pop is None or pop.value is None:
-                _check_field(m.type, m.key[0] if m.key else self.subject.field)
+                _check_field(m.type, m.key[0] if m.key else self.subject.field,
+                             what="occurrence.key")
         if pop is not None:
             field = pop.field or self.subject.field
             for m in (pop.start, *pop.end):
-                _check_field(m.type, field)
+                _check_field(m.type, field, what="population.field")
         for ex in self.exempt:
-            _check_field(ex.type, ex.key[0] if ex.key else self.subject.field)
-            _check_field(ex.type, ex.start_field)
-            _check_field(ex.type, ex.end_field)
+            _check_field(ex.type, ex.key[0] if ex.key else self.subject.field, what="exempt.key")
+            _check_field(ex.type, ex.start_field, what="exempt.start_field")
+            _check_field(ex.type, ex.end_field, what="exempt.end_field")
         if self.profile_where:
             if self.subject.kind != "employee":
                 raise ValueError("profile_where needs employee subjects")
             for path, cond in self.profile_where.items():
-                _check_field(("employee.profile",), path)
+                _check_field(("employee.profile",), path, what="profile_where")
                 _compile_condition(path, cond)
         outs = self.outcomes
         if not outs and not self.warn_before:

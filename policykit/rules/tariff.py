@@ -217,16 +217,16 @@ class TariffSpec(RuleSpec):
             raise ValueError("a tariff cannot count its own decisions")
         if self.events is not None:
             subject = self.subject or SubjectRef(kind="employee", field="employee_id")
-            _check_field(self.events.type, subject.field)
+            _check_field(self.events.type, subject.field, what="subject.field")
             if self.amount_by is not None:
-                _check_field(self.events.type, self.amount_by.field)
+                _check_field(self.events.type, self.amount_by.field, what="amount_by.field")
             for f in self.show:
-                _check_field(self.events.type, f)
+                _check_field(self.events.type, f, what="show")
         elif self.subject is not None or self.show:
             raise ValueError("subject and show go with events; decisions keep their own "
                              "subject and details")
         elif self.amount_by is not None:
-            check_model_path(Decision, self.amount_by.field)
+            check_model_path(Decision, self.amount_by.field, what="amount_by.field")
         if self.tiers and self.amount_by is not None:
             raise ValueError("give tiers or amount_by, not both")
         for t in self.tiers:

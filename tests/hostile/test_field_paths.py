@@ -34,6 +34,7 @@ def test_a_show_path_into_python_internals_is_refused_at_load(tmp_path: Path) ->
     with pytest.raises(PolicyFileError) as err:
         load(incident_rule(show=[SECRET_PATH]))
     assert "__class__" in str(err.value) and "rules[0]" in err.value.path
+    assert "show: event type incident.notified" in str(err.value)
     code, out = check(tmp_path, {"id": "hostile", "title": "x", "clause": "§1",
                                  "rules": [incident_rule(show=[SECRET_PATH])]})
     assert code == 2 and "__class__" in out
