@@ -185,6 +185,12 @@ class DeadlineSpec(RuleSpec):
             zh="上報 {to}：{subject} 的「{what}」未於 {due} 前完成"),
     }
 
+    def placeholders(self) -> frozenset[str]:
+        names = super().placeholders()
+        if len(self.key) == 1:  # only a key of several fields is spelled out in details
+            names -= set(self.key) - self.message_fields
+        return names
+
     @model_validator(mode="after")
     def _valid(self) -> DeadlineSpec:
         given = [x for x in (self.within, self.within_field, self.within_by) if x is not None]
