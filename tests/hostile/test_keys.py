@@ -11,7 +11,7 @@ from typing import Any
 
 from conftest import Evaluate
 from helpers import ev, t
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from policykit import Decision, EventBase, parse_events
@@ -154,3 +154,47 @@ def test_distinct_subjects_and_keys_give_distinct_decision_ids(
 def test_ordinary_ids_keep_their_plain_keys(value: str) -> None:
     assert key_part(value) == value
     assert join_key([value, value]) == value + SEP + value
+
+
+# --- end to end: a hostile id is judged as the same id renamed --------------------------
+
+_hostile_ids = st.sampled_from(["P", "G1", "X", "w", "P" + SEP + "X", "X" + SEP + "G1",
+                                "w" + SEP + "G1", KEY_ESC + "s", SEP, KEY_ESC]) | st.text(
+    alphabet=st.sampled_from(["P", "G", "w", "1", SEP, KEY_ESC, "e", "s"]), min_size=1,
+    max_size=4)
+RENAME = {SEP: "~S~", KEY_ESC: "~E~"}
+
+
+def _rename(value: str) -> str:
+    for a, b in RENAME.items():
+        value = value.replace(a, b)
+    return value
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(st.lists(st.tuples(_hostile_ids, _hostile_ids, st.booleans()), min_size=1, max_size=4))
+@example([("P", "X" + SEP + "G1", False), ("P" + SEP + "X", "G1", True)])
+@example([("w", "G1", False), ("G1", "w" + SEP + "G1", False)])
+def test_hostile_ids_are_judged_like_the_same_ids_renamed(
+        shifts: list[tuple[str, str, bool]]) -> None:
+    from policykit import Engine, standard_pack
+
+    engine = Engine(standard_pack().get("shift-handover"))
+
+    def log(name: Any) -> list[EventBase]:
+        out: list[EventBase] = []
+        for i, (post, guard, checked) in enumerate(shifts):
+            at = f"2026-03-02 0{i}:00"
+            out.append(build(ev("shift.started", at, id=f"s{i}", post_id="p", guard_id="g"),
+                             post_id=name(post), guard_id=name(guard)))
+            if checked:
+                out.append(build(ev("shift.equipment_checked", at, id=f"k{i}", post_id="p",
+                                    guard_id="g"), post_id=name(post), guard_id=name(guard)))
+        return out
+
+    got = engine.evaluate(log(lambda x: x), until=t("2026-03-02 12:00"))
+    want = engine.evaluate(log(_rename), until=t("2026-03-02 12:00"))
+    assert Counter((d.rule, d.details["outcome"], _rename(d.subject.id), d.evidence)
+                   for d in got) == \
+        Counter((d.rule, d.details["outcome"], d.subject.id, d.evidence) for d in want)
+    assert len({d.id for d in got}) == len(got)
