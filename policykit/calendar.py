@@ -151,6 +151,11 @@ _DURATION: Final = re.compile(
 _DURATION_FORM: Final = (
     "an ISO-8601 duration PnYnMnWnDTnHnMnS such as 'PT15M', 'PT1H', 'P1D', 'P3D', 'P1M'"
 )
+#: The longest duration a policy may give (100 years, as P100Y, P36525D or PT876600H):
+#: anything longer cannot be meant, and added to an event's time it could leave the range
+#: of dates Python can represent.
+MAX_DURATION_DAYS: Final = 36_525
+_DURATION_BOUND: Final = "a duration of at most 100 years (P100Y, P36525D, PT876600H)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,14 +200,24 @@ def parse_calendar_duration(spec: str) -> CalendarDuration:
     if m is None:
         raise CalendarError("spec", spec, _DURATION_FORM)
     g = m.groupdict()
+    if any(v is not None and len(v) > 20 for v in g.values()):
+        raise CalendarError("spec", spec, _DURATION_BOUND)
     micros = Decimal(0)
     for unit, scale in (("hours", 3_600_000_000), ("minutes", 60_000_000), ("seconds", 1_000_000)):
         if g[unit] is not None:
             micros += Decimal(g[unit].replace(",", ".")) * scale
+    months = 12 * int(g["years"] or 0) + int(g["months"] or 0)
+    weeks = int(g["weeks"] or 0)
+    days = int(g["days"] or 0)
+    # A year counted as 365.25 days, a month as a twelfth of it: P100Y is the bound exactly.
+    length = (months * Decimal("30.4375") + 7 * weeks + days
+              + micros / Decimal(86_400_000_000))
+    if length > MAX_DURATION_DAYS:
+        raise CalendarError("spec", spec, _DURATION_BOUND)
     return CalendarDuration(
-        months=12 * int(g["years"] or 0) + int(g["months"] or 0),
-        weeks=int(g["weeks"] or 0),
-        days=int(g["days"] or 0),
+        months=months,
+        weeks=weeks,
+        days=days,
         exact=timedelta(microseconds=int(micros.to_integral_value())),
     )
 
@@ -228,11 +243,12 @@ def parse_duration(spec: str) -> timedelta:
 
 def format_duration(td: timedelta) -> str:
     """Elapsed time as an ISO-8601 duration (the inverse of :func:`parse_duration`):
-    ``PT1M``, ``PT2H1S``, ``P1DT2H``, ``PT0S``."""
-    total = int(td.total_seconds())
+    ``PT1M``, ``PT2H1S``, ``P1DT2H``, ``PT0S``; a negative one with a leading ``-``
+    (``-PT0.000001S``)."""
+    sign = "-" if td < _ZERO else ""
+    td = -td if sign else td
     micros = td.microseconds
-    sign = "-" if total < 0 else ""
-    total = abs(total)
+    total = td.days * 86400 + td.seconds
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)
@@ -265,6 +281,8 @@ def validate_deadline_spec(spec: str) -> str:
     try:
         parse_calendar_duration(spec)
     except CalendarError:
+        if isinstance(spec, str) and _DURATION.fullmatch(spec):
+            raise  # a duration, but too long: say so
         raise _deadline_spec_error(spec) from None
     return spec
 
@@ -863,7 +881,22 @@ class BusinessCalendar(BaseModel):
         try:
             dur = parse_calendar_duration(spec)
         except CalendarError:
+            if isinstance(spec, str) and _DURATION.fullmatch(spec):
+                raise
             raise _deadline_spec_error(spec) from None
+        try:
+            return self._deadline(instant, spec, dur, basis)
+        except (OverflowError, ValueError) as exc:
+            if isinstance(exc, PolicyKitError):
+                raise
+            # Only reachable far beyond any event (durations are at most 100 years):
+            # a documented error, never a raw one.
+            raise CalendarError(
+                "spec", spec, f"a deadline before year 10000 (from {instant.isoformat()})"
+            ) from None
+
+    def _deadline(self, instant: datetime, spec: str, dur: CalendarDuration,
+                  basis: Basis) -> datetime:
         core = self._core
         if basis == "wall":
             local = self.local(instant)

@@ -39,6 +39,22 @@ def _substitute(value: Any, params: Mapping[str, Any], path: str, used: set[str]
     return value
 
 
+def _parameter_at(raw: Any, loc: tuple[Any, ...]) -> str | None:
+    """The parameter a rule's value at ``loc`` came from (``$name`` written there or at a
+    level above it), or None when it was written in the rule itself."""
+    node = raw
+    for part in loc:
+        if isinstance(node, str):
+            break
+        found = (isinstance(node, Mapping) and part in node) or (
+            isinstance(node, list | tuple) and isinstance(part, int) and 0 <= part < len(node))
+        if not found:
+            return None
+        node = node[part]
+    m = _PARAM.match(node) if isinstance(node, str) else None
+    return m.group(1) if m else None
+
+
 class Policy(BaseModel):
     """One policy of the rulebook. ``rules`` hold the rule data as written (with ``$param``
     references); :attr:`specs` are the validated rules with parameters filled in."""
@@ -84,8 +100,13 @@ class Policy(BaseModel):
                 err = exc.errors(include_url=False)[0]
                 msg = err["msg"].removeprefix("Value error, ")
                 value = err.get("input") if err["loc"] else filled.get("id")
-                raise PolicyFileError("<policy>", format_loc(err["loc"], where),
-                                      value, msg) from None
+                at = format_loc(err["loc"], where)
+                param = _parameter_at(raw, err["loc"])
+                if param is not None:
+                    # The value came from a parameter: point at the parameter.
+                    raise PolicyFileError("<policy>", f"parameters.{param}", value,
+                                          f"{msg} (at {at}, which uses ${param})") from None
+                raise PolicyFileError("<policy>", at, value, msg) from None
             if spec.id in seen:
                 raise PolicyFileError("<policy>", f"{where}.id", spec.id,
                                       "a rule id unique in the policy")

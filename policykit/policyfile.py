@@ -35,14 +35,18 @@ from .policy import Policy, PolicySet
 
 __all__ = ["PolicyLike", "load_policy", "loads_policy", "resolve_policies"]
 
-#: Policy files larger than this are refused before parsing (hostile input).
-MAX_BYTES = 5 * 1024 * 1024
-#: YAML nesting deeper than this is refused before building anything (parsers recurse).
+#: Policy files larger than this are refused before parsing (hostile input). The largest
+#: standard policy is under 20 KiB; parsing TOML (pure Python) costs about 0.7 s per MiB.
+MAX_BYTES = 1024 * 1024
+#: Nesting deeper than this is refused before building anything (parsers recurse).
 MAX_DEPTH = 64
-#: A YAML document with more nodes than this, counting each use of an alias as a copy of
-#: what it names, is refused ("billion laughs": a few lines of anchors can stand for
-#: billions of nodes, which validation would walk one by one).
-MAX_NODES = 200_000
+#: A document with more nodes (scalars, keys, lists, mappings) than this is refused before
+#: its lines are mapped and before validation: the largest standard policy has about 550.
+#: In YAML each use of an alias counts as a copy of what it names ("billion laughs": a few
+#: lines of anchors can stand for billions of nodes, which validation would walk one by
+#: one); YAML is scanned as an event stream, JSON and TOML counted right after the parser
+#: (a C parser for JSON) and before anything else.
+MAX_NODES = 20_000
 _SET_KEYS = ("pack", "exclude", "calendar", "policies")
 _USE_KEYS = ("use", "parameters", "calendar")
 _POLICY_KEYS = tuple(Policy.model_fields)
@@ -88,25 +92,30 @@ def _check_yaml_size(text: str, source: str) -> None:
                 sizes[anchor] = size
 
 
-def _shallow(data: Any) -> bool:
-    """True when ``data`` nests at most MAX_DEPTH levels (iterative: no recursion limit)."""
+def _check_tree(data: Any, source: str) -> None:
+    """Refuse parsed data nested deeper than MAX_DEPTH or of more than MAX_NODES nodes
+    (iterative: no recursion limit; stops at the first node beyond either)."""
     stack: list[tuple[Any, int]] = [(data, 0)]
+    nodes = 0
     while stack:
         item, depth = stack.pop()
         if depth > MAX_DEPTH:
-            return False
+            raise PolicyFileError(source, "", "<deeply nested>",
+                                  f"a policy file nested at most {MAX_DEPTH} levels")
+        nodes += 1
         if isinstance(item, Mapping):
+            nodes += len(item)  # the keys
             stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)
-    return True
+        if nodes > MAX_NODES:
+            raise PolicyFileError(source, "", f"more than {MAX_NODES} nodes",
+                                  f"a policy file of at most {MAX_NODES} nodes")
 
 
 def _parse(text: str, fmt: str, source: str) -> tuple[Any, LineMap]:
     data, lines = _parse_text(text, fmt, source)
-    if not _shallow(data):
-        raise PolicyFileError(source, "", "<deeply nested>",
-                              f"a policy file nested at most {MAX_DEPTH} levels")
+    _check_tree(data, source)
     return data, lines
 
 
@@ -118,8 +127,7 @@ def _parse_text(text: str, fmt: str, source: str) -> tuple[Any, LineMap]:
             return tomllib.loads(text), LineMap(None)
         if fmt == "json":
             data = json.loads(text, parse_constant=_no_constant)
-            if not _shallow(data):
-                return data, LineMap(None)  # refused by _parse, before composing it
+            _check_tree(data, source)  # before composing it again, which costs far more
             # JSON is (nearly) YAML: compose it again only to learn the lines.
             try:
                 node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -244,7 +252,8 @@ def _use(entry: Mapping[str, Any], source: str, path: str, lines: LineMap,
                               suggestion=exc.suggestion) from None
     except PolicyFileError as exc:
         # A parameter value the rule refuses: point at the parameter the user wrote.
-        sub = f"{path}.parameters"
+        sub = f"{path}.{exc.path}" if exc.path.startswith("parameters.") \
+            else f"{path}.parameters"
         raise PolicyFileError(source, sub, exc.value, exc.expected,
                               line=lines.line(sub)) from None
     except _UNEXPECTED as exc:

@@ -37,6 +37,7 @@ from ..errors import (
 from ..models.decisions import Decision
 from ..models.events import EventBase
 from ..models.parsing import CORRECTS, parse_event
+from ..rules._base import key_part, part_value
 from ._backend import EvaluatorSession
 from ._corrections import Ledger, Outcome, corrected_id, split_corrections
 from ._dedupe import ForgottenIds
@@ -142,6 +143,8 @@ class _Pub:
 
 
 def _derived_id(base: str, verb: str, cause: str) -> str:
+    # ``cause`` is an event id encoded with key_part (never holding the separator) or
+    # "advance" + separator + an instant, so the two kinds never meet.
     raw = _KEY_SEP.join((base, verb, cause))
     return "d-" + hashlib.blake2b(raw.encode(), digest_size=10).hexdigest()
 
@@ -432,7 +435,7 @@ class Session:
             elif late or target_pos is not None:
                 out = self._repair(ev, target_pos)
             else:
-                out = self._step_and_publish(_Op(ev.at, ev), ev.id)
+                out = self._step_and_publish(_Op(ev.at, ev), key_part(ev.id))
         except BaseException as exc:
             stats.rejected += 1
             self._fail(exc, f"event {ev.id!r}")
@@ -703,21 +706,21 @@ class Session:
                     if x in pub:
                         pub[x].time = t
                     continue
-                out.append(self._revise(d, t, cause.id))
+                out.append(self._revise(d, t, key_part(cause.id)))
                 continue
             replaced = pairs.get(x)
             if replaced is not None:
                 old_id = pub[replaced].id
                 pub[replaced].alive = False
                 self.stats.revisions += 1
-                out += self._publish(d, t, cause.id, (old_id,), {"replaces": old_id,
+                out += self._publish(d, t, key_part(cause.id), (old_id,), {"replaces": old_id,
                                                                  "replaced_by": cause.id})
             else:
-                out += self._publish(d, t, cause.id, ())
+                out += self._publish(d, t, key_part(cause.id), ())
         paired = set(pairs.values())
         for x in gone:
             if x not in paired:
-                out.append(self._revoke(x, cause.id, reason))
+                out.append(self._revoke(x, key_part(cause.id), reason))
         return out
 
     @property
@@ -754,7 +757,7 @@ class Session:
             "id": rid,
             "supersedes": (*self._translate(d.supersedes), p.id),
             "details": {**d.details, "original_id": d.id, "revision_of": p.id,
-                        "revised_by": cause},
+                        "revised_by": part_value(cause)},
         })
         p.id, p.alive, p.content, p.time = rid, True, d, t
         self.stats.revisions += 1
@@ -771,7 +774,7 @@ class Session:
             "revoked": p.id,
             "original_id": base,
             "original_outcome": c.details.get("outcome"),
-            "revoked_by": cause,
+            "revoked_by": part_value(cause),
             "reason": reason,
         }
         if c.amount is not None:
@@ -779,7 +782,7 @@ class Session:
             details["original_currency"] = c.currency
         revocation = Decision(
             id=vid, policy=c.policy, rule=c.rule, kind=c.kind, subject=c.subject, at=at,
-            evidence=tuple(dict.fromkeys((*c.evidence, cause))), severity=c.severity,
+            evidence=tuple(dict.fromkeys((*c.evidence, part_value(cause)))), severity=c.severity,
             clause=c.clause,
             message=f"Revoked ({reason}): {c.message}",
             message_zh=f"撤銷（{reason}）：{c.message_zh}",

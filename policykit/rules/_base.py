@@ -8,7 +8,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from string import Formatter
+from types import UnionType
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -27,7 +29,11 @@ if TYPE_CHECKING:
     from ..calendar import BusinessCalendar
 
 __all__ = [
+    "MAX_AMOUNT",
+    "MAX_COUNT",
+    "Amount",
     "Condition",
+    "Count",
     "DurationSpec",
     "EmitFn",
     "Match",
@@ -38,11 +44,17 @@ __all__ = [
     "RuleRuntime",
     "RuleSpec",
     "SubjectRef",
+    "check_template",
     "decision_id",
     "event_value",
     "field_getter",
+    "join_key",
     "key_getter",
     "key_of",
+    "key_part",
+    "part_value",
+    "render",
+    "split_key",
 ]
 
 def _check_deadline_spec(value: str) -> str:
@@ -63,6 +75,17 @@ Names = Annotated[tuple[str, ...], BeforeValidator(_one_or_many)]
 """One name or a list of names (event types, key fields, rule ids): ``key: request_id`` and
 ``key: [customer_id, topic]`` both validate."""
 
+MAX_COUNT = 1_000_000
+"""The largest count a policy may give (a tier's first item, a limit, a minimum count)."""
+MAX_AMOUNT = Decimal(10) ** 12
+"""The largest amount, rate or target a policy may give (as large as event money may be)."""
+Count = Annotated[int, Field(le=MAX_COUNT)]
+"""A count in a policy: at most ``MAX_COUNT`` (fields add their own lower bound)."""
+Amount = Annotated[Decimal, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT, decimal_places=12,
+                                  allow_inf_nan=False)]
+"""A decimal in a policy: finite, at most ``MAX_AMOUNT`` either side of zero, at most 12
+decimal places."""
+
 Scalar = str | int | bool | None
 _OPS = frozenset({"eq", "ne", "in", "not_in", "contains", "contains_all", "exists",
                   "gt", "ge", "lt", "le"})
@@ -71,56 +94,115 @@ Condition = Scalar | dict[str, Any]
 eq, ne, in, not_in, contains, contains_all, exists, gt, ge, lt, le."""
 
 KEY_SEP = "\x1f"
+"""Joins the parts of a key (a case key of several fields, a timer key and its case)."""
+KEY_ESC = "\x1b"
+"""Escapes a separator or itself inside one part, so joining is injective (see key_part)."""
+_ESCAPED = {KEY_ESC: KEY_ESC + "e", KEY_SEP: KEY_ESC + "s"}
+_UNESCAPED = {"e": KEY_ESC, "s": KEY_SEP}
 
 
-_PARTS: dict[str, tuple[str, ...]] = {}
-# Classes known to be pydantic models. isinstance(x, BaseModel) goes through ABCMeta (as
-# does the Mapping check), which costs more than the field read itself on the per-event
-# path; a set lookup of the exact type does not.
-_MODELS: set[type] = set()
+def key_part(value: str) -> str:
+    """One id as a part of a key: unchanged unless it holds ``KEY_SEP`` or ``KEY_ESC``,
+    which are escaped (``ESC e``, ``ESC s``). An encoded part never holds the separator and
+    never holds ``ESC`` followed by anything but ``e`` or ``s``, so keys joined from encoded
+    parts never collide, whatever characters the ids hold, and ordinary ids keep their
+    plain keys."""
+    if KEY_SEP in value or KEY_ESC in value:
+        return "".join(_ESCAPED.get(c, c) for c in value)
+    return value
 
 
-def _is_model(value: Any) -> bool:
+def part_value(part: str) -> str:
+    """The id :func:`key_part` encoded as ``part``."""
+    if KEY_ESC not in part:
+        return part
+    out: list[str] = []
+    chars = iter(part)
+    for c in chars:
+        out.append(_UNESCAPED.get(next(chars, ""), "") if c == KEY_ESC else c)
+    return "".join(out)
+
+
+def join_key(parts: Iterable[str]) -> str:
+    """Parts joined into one key, each encoded with :func:`key_part`."""
+    return KEY_SEP.join(key_part(p) for p in parts)
+
+
+def split_key(key: str) -> list[str]:
+    """The ids a key of :func:`join_key` was built from."""
+    return [part_value(p) for p in key.split(KEY_SEP)]
+
+
+_PARTS: dict[str, tuple[str, ...] | None] = {}
+# Pydantic model classes -> their declared field names. isinstance(x, BaseModel) goes
+# through ABCMeta (as does the Mapping check), which costs more than the field read itself
+# on the per-event path; a dict lookup of the exact type does not.
+_MODELS: dict[type, frozenset[str]] = {}
+
+
+def _declared(value: Any) -> frozenset[str] | None:
+    """The declared fields of a pydantic model instance; None for anything else."""
     cls = type(value)
-    if cls in _MODELS:
-        return True
-    if isinstance(value, BaseModel):
-        _MODELS.add(cls)
-        return True
-    return False
+    fields = _MODELS.get(cls)
+    if fields is None and isinstance(value, BaseModel):
+        fields = _MODELS[cls] = frozenset(cls.model_fields)
+    return fields
+
+
+def _path_parts(path: str) -> tuple[str, ...] | None:
+    """A path's parts; None when one is empty or private (``_x``, ``__class__``): such a
+    path reads nothing, ever."""
+    parts = tuple(path.split("."))
+    if any(not p or p[0] == "_" for p in parts):
+        return None
+    return parts
 
 
 def event_value(event: EventBase, path: str) -> Any:
-    """The value at a dotted field path of an event (``details.plan``), or None."""
-    parts = _PARTS.get(path)
+    """The value at a dotted field path of an event (``details.plan``), or None.
+
+    Only declared fields of the event models are read, and free-form mappings (``meta``)
+    by key: never an attribute of anything else (no methods, no ``__class__``), so a
+    policy file can read the event's data and nothing beyond it."""
+    if path in _PARTS:
+        parts = _PARTS[path]
+    else:
+        parts = _PARTS[path] = _path_parts(path)
     if parts is None:
-        parts = _PARTS[path] = tuple(path.split("."))
+        return None
     value: Any = event
     for part in parts:
         if value is None:
             return None
-        # Models first: a pydantic model is never a Mapping, and the Mapping ABC check is
-        # the slowest part of a field read on the per-event path.
-        if _is_model(value):
-            value = getattr(value, part, None)
+        fields = _MODELS.get(type(value))
+        if fields is None:
+            fields = _declared(value)
+        if fields is not None:
+            value = getattr(value, part) if part in fields else None
         elif type(value) is dict or isinstance(value, Mapping):
             value = value.get(part)
         else:
-            value = getattr(value, part, None)
+            return None
     return value
 
 
 def field_getter(path: str) -> Callable[[Any], Any]:
     """A compiled :func:`event_value` for one path: the same answers, without re-reading
     the path on every event (a plain attribute read for a model and an undotted path)."""
-    if "." in path:
+    if "." in path or _path_parts(path) is None:
         return lambda ev: event_value(ev, path)
 
-    models = _MODELS
+    # Model classes known to declare ``path``: one set lookup per read, as cheap as a plain
+    # attribute read (every other value goes the checked way of event_value).
+    declaring: set[type] = set()
 
     def get(ev: Any) -> Any:
-        if type(ev) in models:
-            return getattr(ev, path, None)
+        cls = type(ev)
+        if cls in declaring:
+            return getattr(ev, path)
+        fields = _declared(ev)
+        if fields is not None and path in fields:
+            declaring.add(cls)
         return event_value(ev, path)
 
     return get
@@ -131,14 +213,21 @@ _KEYS: dict[tuple[str, ...], Callable[[Any], str | None]] = {}
 
 def _key_getter(fields: tuple[str, ...]) -> Callable[[Any], str | None]:
     getters = tuple(field_getter(f) for f in fields)
+    sep, esc = KEY_SEP, KEY_ESC
     if len(getters) == 1:
         (one,) = getters
 
         def single(ev: Any) -> str | None:
             v = one(ev)
-            return None if v is None else str(v)
+            if v is None:
+                return None
+            text = str(v)
+            # key_part inlined for the common case: no separator, no escape, no call.
+            return text if sep not in text and esc not in text else key_part(text)
 
         return single
+
+    last = len(getters) - 1
 
     def joined(ev: Any) -> str | None:
         parts = []
@@ -147,7 +236,10 @@ def _key_getter(fields: tuple[str, ...]) -> Callable[[Any], str | None]:
             if v is None:
                 return None
             parts.append(str(v))
-        return KEY_SEP.join(parts)
+        key = sep.join(parts)
+        if esc in key or key.count(sep) != last:
+            return join_key(parts)  # a part holds the separator or the escape
+        return key
 
     return joined
 
@@ -161,11 +253,56 @@ def key_getter(fields: tuple[str, ...]) -> Callable[[Any], str | None]:
 
 
 def key_of(event: EventBase, fields: tuple[str, ...]) -> str | None:
-    """The case key an event belongs to: its key fields joined; None if one is missing."""
+    """The case key an event belongs to: its key fields joined (:func:`join_key`); None if
+    one is missing."""
     get = _KEYS.get(fields)
     if get is None:
         get = _KEYS[fields] = _key_getter(tuple(fields))
     return get(event)
+
+
+_MAPPING = "mapping"  # a free-form dict field (meta, a decision's details): keys below it
+_LEAF = "leaf"  # a value with no fields below it (a string, a number, a list, a time)
+
+
+def _field_kind(annotation: Any) -> Any:
+    """What lies below a field of this annotation: a model class, _MAPPING or _LEAF."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _field_kind(get_args(annotation)[0])
+    if origin is Union or origin is UnionType:
+        kinds = {_field_kind(a) for a in get_args(annotation) if a is not type(None)}
+        return kinds.pop() if len(kinds) == 1 else _LEAF
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if annotation is dict or origin is dict or origin is Mapping:
+        return _MAPPING
+    return _LEAF
+
+
+def _path_problem(model: type[BaseModel], path: str) -> str | None:
+    """Why ``path`` names no declared field of ``model`` (None when it does)."""
+    parts = path.split(".")
+    for part in parts:
+        if not part or part[0] == "_":
+            return (f"field path {path!r}: {part!r} is not a field name (empty and "
+                    "private names are never read)")
+    kind: Any = model
+    for i, part in enumerate(parts):
+        if kind is _MAPPING:
+            return None  # free-form data: the rest are keys, read as keys only
+        if kind is _LEAF:
+            return (f"field path {path!r}: {'.'.join(parts[:i])!r} has no fields "
+                    f"(nothing below it can be read)")
+        fields = kind.model_fields
+        if part not in fields:
+            where = "" if i == 0 else f" {'.'.join(parts[:i])!r} ({kind.__name__})"
+            hint = nearest(part, fields)
+            return (f"field path {path!r}:{where or ' the event'} has no field {part!r}"
+                    + (f" (did you mean {hint!r}?)" if hint
+                       else f" (its fields: {', '.join(sorted(fields))})"))
+        kind = _field_kind(fields[part].annotation)
+    return None
 
 
 def _field_exists(types: Iterable[str], path: str) -> bool:
@@ -182,14 +319,28 @@ def _check_types(types: tuple[str, ...]) -> None:
             )
 
 
-def _check_field(types: tuple[str, ...], path: str) -> None:
+def _check_field(types: tuple[str, ...], path: str, what: str = "") -> None:
+    """``path`` must name a declared field of one of the event ``types`` (and below it only
+    declared fields of nested models, or keys of a free-form mapping such as ``meta``).
+    ``what``: the rule field holding the path, named in the error."""
+    label = f"{what}: " if what else ""
     if not _field_exists(types, path):
         fields = {f for t in types for f in EVENT_TYPES[t].model_fields}
         hint = nearest(path.split(".")[0], fields)
         raise ValueError(
-            f"event type {', '.join(types)} has no field {path!r}"
+            f"{label}event type {', '.join(types)} has no field {path!r}"
             + (f" (did you mean {hint!r}?)" if hint else "")
         )
+    problems = [_path_problem(EVENT_TYPES[t], path) for t in types if t in EVENT_TYPES]
+    if all(problems):
+        raise ValueError(f"{label}event type {', '.join(types)}: {problems[0]}")
+
+
+def check_model_path(model: type[BaseModel], path: str, what: str = "") -> None:
+    """:func:`_check_field` for another model (a decision's fields, read by a tariff)."""
+    problem = _path_problem(model, path)
+    if problem is not None:
+        raise ValueError((f"{what}: " if what else "") + f"{model.__name__}: {problem}")
 
 
 def _compile_condition(path: str, cond: Condition) -> Callable[[EventBase], bool]:
@@ -239,6 +390,74 @@ def _compile_condition(path: str, cond: Condition) -> Callable[[EventBase], bool
     return _cmp
 
 
+#: One piece of a parsed message template: literal text, then a placeholder name or None.
+_Piece = tuple[str, str | None]
+_TEMPLATES: dict[str, tuple[_Piece, ...]] = {}
+
+
+def _template_pieces(text: str) -> tuple[_Piece, ...]:
+    """``text`` parsed with ``string.Formatter``; ValueError naming what is not allowed:
+    malformed braces, positional fields, attribute or index access, conversions and format
+    specs (``{0}``, ``{x.y}``, ``{x[0]}``, ``{x!r}``, ``{x:>99}``)."""
+    try:
+        parsed = list(Formatter().parse(text))
+    except ValueError as exc:
+        raise ValueError(f"malformed ({exc}; write {{{{ and }}}} for literal braces)") from None
+    pieces: list[_Piece] = []
+    for literal, name, spec, conversion in parsed:
+        if name is None:
+            pieces.append((literal, None))
+            continue
+        if name == "" or name.isdigit():
+            raise ValueError(f"positional field {{{name}}}: name a field, e.g. {{subject}}")
+        if not name.isidentifier() or name.startswith("_"):
+            raise ValueError(f"field {{{name}}}: only plain names, no attribute or index access")
+        if conversion is not None:
+            raise ValueError(f"field {{{name}!{conversion}}}: no conversions")
+        if spec:
+            raise ValueError(f"field {{{name}:{spec}}}: no format specs")
+        pieces.append((literal, name))
+    return tuple(pieces)
+
+
+def check_template(text: str, names: Iterable[str]) -> None:
+    """ValueError unless ``text`` is a message template using only ``names`` as fields."""
+    known = frozenset(names)
+    try:
+        pieces = _template_pieces(text)
+    except ValueError as exc:
+        raise ValueError(f"message template {text!r}: {exc}") from None
+    for _literal, name in pieces:
+        if name is not None and name not in known:
+            hint = nearest(name, known)
+            raise ValueError(
+                f"message template {text!r}: unknown field {{{name}}} "
+                + (f"(did you mean {{{hint}}}?)" if hint
+                   else f"(known: {', '.join(sorted(known))})"))
+    _TEMPLATES[text] = pieces
+
+
+def render(text: str, values: Mapping[str, Any]) -> str:
+    """A message from its template: each field replaced by ``format(value, "")`` (what
+    ``str.format`` gives for a plain ``{name}``), a field with no value kept as written.
+    Nothing but a mapping lookup by plain name happens: no attribute, index or format-spec
+    handling, whatever the template."""
+    pieces = _TEMPLATES.get(text)
+    if pieces is None:
+        try:
+            pieces = _template_pieces(text)
+        except ValueError:
+            pieces = ((text, None),)  # not a template this module accepts: the text as is
+        if len(_TEMPLATES) < 10_000:
+            _TEMPLATES[text] = pieces
+    out: list[str] = []
+    for literal, name in pieces:
+        out.append(literal)
+        if name is not None:
+            out.append(format(values[name], "") if name in values else "{" + name + "}")
+    return "".join(out)
+
+
 class Message(BaseModel):
     """A decision's sentence in English and Chinese; ``{name}`` fields come from the
     decision's details, plus ``subject`` and ``rule``."""
@@ -262,10 +481,10 @@ class Match(BaseModel):
     def _valid(self) -> Match:
         _check_types(self.type)
         for path, cond in self.where.items():
-            _check_field(self.type, path)
+            _check_field(self.type, path, what="where")
             _compile_condition(path, cond)
         for f in self.key or ():
-            _check_field(self.type, f)
+            _check_field(self.type, f, what="key")
         return self
 
     def predicate(self) -> Callable[[EventBase], bool]:
@@ -323,6 +542,30 @@ class RuleSpec(BaseModel):
 
     #: The shape's sentences by outcome; a spec's ``messages`` override them.
     default_messages: ClassVar[dict[str, Message]] = {}
+    #: The details the shape's decisions carry, which messages may name as ``{field}``
+    #: (besides ``subject``, ``rule`` and the rule's ``key`` and ``show`` fields).
+    message_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def placeholders(self) -> frozenset[str]:
+        """The ``{field}`` names this rule's message templates may use."""
+        extra: set[str] = set()
+        for attr in ("key", "show"):
+            value = getattr(self, attr, None)
+            if isinstance(value, tuple):
+                extra.update(v for v in value if isinstance(v, str))
+        return frozenset({"subject", "rule", *self.message_fields, *extra})
+
+    @model_validator(mode="after")
+    def _valid_messages(self) -> RuleSpec:
+        names = self.placeholders()
+        for outcome, msg in self.messages.items():
+            for lang in ("en", "zh"):
+                try:
+                    check_template(getattr(msg, lang), names)
+                except ValueError as exc:
+                    raise ValueError(f"rule {self.id}: messages.{outcome}.{lang}: {exc}") \
+                        from None
+        return self
 
     def event_types(self) -> frozenset[str]:
         """Every event type this rule reads (used for routing and documentation)."""
@@ -347,11 +590,6 @@ class RuleSpec(BaseModel):
 EmitFn = Callable[..., Decision]
 
 
-class _Fmt(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
 def decision_id(policy: str, version: str, rule: str, outcome: str, subject: Subject,
                 key: str, at: datetime, status: str, fingerprint: str = "") -> str:
     """Deterministic decision id: same events and policy give the same id, everywhere.
@@ -360,8 +598,11 @@ def decision_id(policy: str, version: str, rule: str, outcome: str, subject: Sub
     same id. The policy's ``fingerprint`` (parameters, calendar, version, rules) enters
     too, so a decision made under other parameters never shares an id with this one."""
     stamp = at.astimezone(UTC).isoformat()
-    raw = KEY_SEP.join((policy, version, rule, outcome, subject.kind, subject.id, key, stamp,
-                        status, fingerprint))
+    # Every part but ``key`` is encoded, so none holds the separator, and the stamp, status
+    # and fingerprint never do: the key (which may join several parts) is whatever lies
+    # between the sixth part and the last three.
+    raw = KEY_SEP.join((*map(key_part, (policy, version, rule, outcome, subject.kind,
+                                        subject.id)), key, stamp, status, fingerprint))
     return "d-" + hashlib.blake2b(raw.encode(), digest_size=10).hexdigest()
 
 
@@ -412,7 +653,7 @@ class RuleContext:
         details = details or {}
         pol = self.policy
         local_at = self.calendar.local(at)
-        fmt = _Fmt(details)
+        fmt = dict(details)
         fmt.setdefault("subject", subject.id)
         fmt.setdefault("rule", spec.id)
         if amount is not None:
@@ -432,8 +673,8 @@ class RuleContext:
             currency=currency,
             severity=severity or spec.severity,
             clause=spec.clause or pol.clause,
-            message=msg.en.format_map(fmt),
-            message_zh=msg.zh.format_map(fmt),
+            message=render(msg.en, fmt),
+            message_zh=render(msg.zh, fmt),
             details={"outcome": outcome, **details},
             status=status,
             supersedes=tuple(supersedes),

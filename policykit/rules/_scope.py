@@ -63,11 +63,11 @@ class Population(BaseModel):
     def _valid(self) -> Population:
         _check_types(self.type)
         _check_types(self.leave)
-        _check_field(self.type, self.member)
+        _check_field(self.type, self.member, what="population.member")
         if self.leave:
-            _check_field(self.leave, self.member)
+            _check_field(self.leave, self.member, what="population.member")
         for path, cond in self.where.items():
-            _check_field(self.type, path)
+            _check_field(self.type, path, what="population.where")
             _compile_condition(path, cond)
         return self
 
@@ -200,5 +200,12 @@ class Active(BaseModel):
 
 def after(instant: datetime, elapsed: timedelta) -> datetime:
     """``instant`` plus elapsed time, computed in UTC so a DST change cannot shift it; the
-    result keeps the instant's time zone."""
-    return (instant.astimezone(UTC) + elapsed).astimezone(instant.tzinfo)
+    result keeps the instant's time zone. Beyond year 9999 (only reachable far past any
+    event: durations are at most 100 years) a CalendarError, never a raw OverflowError."""
+    try:
+        return (instant.astimezone(UTC) + elapsed).astimezone(instant.tzinfo)
+    except OverflowError:
+        from ..calendar import CalendarError, format_duration
+
+        raise CalendarError("elapsed", format_duration(elapsed),
+                            f"a time before year 10000 after {instant.isoformat()}") from None

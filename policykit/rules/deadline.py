@@ -25,10 +25,11 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from ..calendar import DeadlineStr, parse_duration
+from ..calendar import BOUNDARIES, DeadlineStr, parse_calendar_duration, parse_duration
 from ..models.decisions import DecisionKind, Subject
 from ..models.events import EventBase
 from ._base import (
+    KEY_ESC,
     KEY_SEP,
     Condition,
     Match,
@@ -43,12 +44,18 @@ from ._base import (
     _compile_condition,
     event_value,
     field_getter,
+    join_key,
     key_getter,
+    key_part,
+    split_key,
 )
 
 __all__ = ["DeadlineSpec", "Reassign", "Step", "WithinBy"]
 
-_WARN = "w" + KEY_SEP
+# A warning's timer key: the case key after a tag no case key can start with (an encoded
+# key holds ESC only before "e" or "s", see key_part), so a case whose key reads like a
+# warning's is still its own deadline.
+_WARN = KEY_ESC + "w"
 _SWEEP_EVERY = timedelta(days=1)
 
 
@@ -151,6 +158,12 @@ class DeadlineSpec(RuleSpec):
     actor: str | None = None
     """Who must act, for messages (e.g. ``owner``, ``general_manager``)."""
 
+    message_fields: ClassVar[frozenset[str]] = frozenset({
+        "actor", "basis", "breach_at", "breach_event", "breach_type", "deadline", "due",
+        "fulfilled_by", "key", "missing", "opened_at", "owner", "owners", "period",
+        "started_at", "to", "what",
+    })
+
     default_messages: ClassVar[dict[str, Message]] = {
         "missed": Message(
             en="{rule} missed: {what} for {subject} was due by {due}",
@@ -172,6 +185,12 @@ class DeadlineSpec(RuleSpec):
             zh="上報 {to}：{subject} 的「{what}」未於 {due} 前完成"),
     }
 
+    def placeholders(self) -> frozenset[str]:
+        names = super().placeholders()
+        if len(self.key) == 1:  # only a key of several fields is spelled out in details
+            names -= set(self.key) - self.message_fields
+        return names
+
     @model_validator(mode="after")
     def _valid(self) -> DeadlineSpec:
         given = [x for x in (self.within, self.within_field, self.within_by) if x is not None]
@@ -189,34 +208,43 @@ class DeadlineSpec(RuleSpec):
                              "(or open_ended: true)")
         if self.restart and self.within_field:
             raise ValueError("restart needs a duration (within or within_by), not within_field")
+        if self.basis == "working":
+            specs = [self.within] if self.within else []
+            if self.within_by:
+                specs += [*self.within_by.values.values(), self.within_by.default]
+            for spec in specs:
+                if spec not in BOUNDARIES and parse_calendar_duration(spec).months:
+                    raise ValueError(f"within {spec!r} with basis: working: a duration without "
+                                     "years or months (they have no fixed amount of working "
+                                     "time); use basis: wall")
         for f in self.key:
-            _check_field(self.trigger.type, f)
-        _check_field(self.trigger.type, self.subject.field)
+            _check_field(self.trigger.type, f, what="key")
+        _check_field(self.trigger.type, self.subject.field, what="subject.field")
         if self.within_field:
-            _check_field(self.trigger.type, self.within_field)
+            _check_field(self.trigger.type, self.within_field, what="within_field")
         if self.within_by:
-            _check_field(self.trigger.type, self.within_by.field)
+            _check_field(self.trigger.type, self.within_by.field, what="within_by.field")
         for step in (*self.fulfil, *self.cancel, *self.breach, *self.start, *self.restart,
                      *self.reassign):
             if not step.correlate:
                 for f in step.key or self.key:
-                    _check_field(step.type, f)
+                    _check_field(step.type, f, what="key")
             for mine, theirs in (*step.same.items(), *step.differ.items(),
                                  *step.correlate.items()):
-                _check_field(step.type, mine)
-                _check_field(self.trigger.type, theirs)
+                _check_field(step.type, mine, what="same/differ/correlate")
+                _check_field(self.trigger.type, theirs, what="same/differ/correlate")
             if step.correlate_within is not None and not step.correlate:
                 raise ValueError("correlate_within needs correlate")
             if step.alias is not None:
-                _check_field(step.type, step.alias)
+                _check_field(step.type, step.alias, what="alias")
         for move in self.reassign:
-            _check_field(move.type, move.to)
+            _check_field(move.type, move.to, what="reassign.to")
         if self.require:
             if not self.fulfil:
                 raise ValueError("require needs fulfil")
             for path, cond in self.require.items():
                 for step in self.fulfil:
-                    _check_field(step.type, path)
+                    _check_field(step.type, path, what="require")
                 _compile_condition(path, cond)
         if not (self.fulfil or self.breach or self.restart):
             raise ValueError("a deadline needs fulfil, breach or restart steps")
@@ -248,7 +276,7 @@ class _CompiledStep:
                             for mine, theirs in step.differ.items())
         # correlate: this event's fields, and the name of the index over the trigger's.
         self.corr = tuple(step.correlate)
-        self.index = KEY_SEP.join(step.correlate.values()) if step.correlate else ""
+        self.index = join_key(step.correlate.values()) if step.correlate else ""
         self.corr_within = step.correlate_within
         self.alias = step.alias
         self.to = step.to if isinstance(step, Reassign) else None
@@ -261,7 +289,7 @@ def _fmt_time(ctx: RuleContext, t: datetime) -> str:
 def _joined(values: list[Any]) -> str | None:
     if any(v is None for v in values):
         return None
-    return KEY_SEP.join(str(v) for v in values)
+    return join_key(str(v) for v in values)
 
 
 class _DeadlineRuntime(RuleRuntime):
@@ -317,7 +345,7 @@ class _DeadlineRuntime(RuleRuntime):
                     (cancel, self._on_cancel)) if steps)
             self._plans[t] = (reassign, start, restart, handlers, t in self._trigger_types)
         # correlate index name -> trigger fields it is built from
-        self._indexes = {step.index: step.index.split(KEY_SEP) for step in every if step.index}
+        self._indexes = {step.index: split_key(step.index) for step in every if step.index}
         self._require = [(p, _compile_condition(p, c)) for p, c in spec.require.items()]
         self._what = spec.title or spec.id
         self._warn: timedelta | None = (parse_duration(spec.warn_before) if spec.warn_before
@@ -358,11 +386,11 @@ class _DeadlineRuntime(RuleRuntime):
         s = self.spec
         out: dict[str, Any] = {
             "what": self._what,
-            "key": case["key"].replace(KEY_SEP, "/"),
+            "key": "/".join(split_key(case["key"])),
             "opened_at": _fmt_time(ctx, case["opened_at"]),
         }
         if len(s.key) > 1:
-            out.update(zip(s.key, case["key"].split(KEY_SEP), strict=False))
+            out.update(zip(s.key, split_key(case["key"]), strict=False))
         if case["due"] is not None:
             out["due"] = _fmt_time(ctx, case["due"])
             out["deadline"] = (case["clock"] if isinstance(case["clock"], str)
@@ -423,7 +451,7 @@ class _DeadlineRuntime(RuleRuntime):
         value = event_value(event, step.alias)
         if value is None:
             return
-        alias = str(value)
+        alias = key_part(str(value))
         if alias != case["key"] and alias not in self.state["open"]:
             self.state["alias"][alias] = case["key"]
             case["aliases"].append(alias)
@@ -625,7 +653,7 @@ class _DeadlineRuntime(RuleRuntime):
         if self.spec.breach_closes:
             self._close(case, ctx.now)
         else:
-            key = key + KEY_SEP + event.id  # every breach is its own decision
+            key = key + KEY_SEP + key_part(event.id)  # every breach is its own decision
         ctx.emit(self.spec, "breached", kind=self.spec.kind, subject=self._subject(case),
                  at=event.at, evidence=self._evidence(case, event.id), key=key,
                  details=self._details(case, ctx, breach_type=event.type,

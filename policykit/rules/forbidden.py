@@ -36,6 +36,10 @@ class ForbiddenSpec(RuleSpec):
     kind: DecisionKind = "violation"
     show: tuple[str, ...] = ()
 
+    message_fields: ClassVar[frozenset[str]] = frozenset({
+        "at", "event", "event_type", "what",
+    })
+
     default_messages: ClassVar[dict[str, Message]] = {
         "occurred": Message(
             en="{rule}: {what} — {subject} at {at}",
@@ -44,9 +48,9 @@ class ForbiddenSpec(RuleSpec):
 
     @model_validator(mode="after")
     def _valid(self) -> ForbiddenSpec:
-        _check_field(self.event.type, self.subject.field)
+        _check_field(self.event.type, self.subject.field, what="subject.field")
         for f in self.show:
-            _check_field(self.event.type, f)
+            _check_field(self.event.type, f, what="show")
         return self
 
     def event_types(self) -> frozenset[str]:

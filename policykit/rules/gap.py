@@ -7,7 +7,7 @@ late event finally comes, so an application can act on it at once."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -28,6 +28,7 @@ from ._base import (
     _check_field,
     event_value,
     key_of,
+    split_key,
 )
 from ._scope import (
     Active,
@@ -38,6 +39,12 @@ from ._scope import (
 )
 
 __all__ = ["GapSpec", "Occupancy"]
+
+
+#: The shortest ``max_gap`` a rule with ``repeat: true`` may give.
+MIN_REPEAT_GAP = timedelta(minutes=15)
+#: The most decisions one gap makes with ``repeat: true`` (over ten days at PT15M).
+MAX_REPEATS = 1000
 
 
 class Occupancy(BaseModel):
@@ -52,8 +59,8 @@ class Occupancy(BaseModel):
 
     @model_validator(mode="after")
     def _valid(self) -> Occupancy:
-        _check_field(self.enter.type, self.occupant)
-        _check_field(self.leave.type, self.occupant)
+        _check_field(self.enter.type, self.occupant, what="occupancy.occupant")
+        _check_field(self.leave.type, self.occupant, what="occupancy.occupant")
         return self
 
 
@@ -79,7 +86,15 @@ class GapSpec(RuleSpec):
     population: Population | None = None
     subject: SubjectRef | FixedSubject
     repeat: bool = False
+    """Fire again every ``max_gap`` while nothing comes: needs ``max_gap`` of at least
+    ``PT15M`` (at most 96 decisions per key a day), and one gap fires at most
+    ``MAX_REPEATS`` times (the key is then silent until its next event)."""
     kind: DecisionKind = "violation"
+
+    message_fields: ClassVar[frozenset[str]] = frozenset({
+        "due", "gap", "gap_seconds", "key", "last_at", "last_by", "last_event", "max_gap",
+        "since", "what", "window_end", "window_start",
+    })
 
     default_messages: ClassVar[dict[str, Message]] = {
         "gap": Message(
@@ -101,14 +116,19 @@ class GapSpec(RuleSpec):
             raise ValueError("give exactly one of event, occupancy")
         from ..calendar import parse_duration
 
-        if not parse_duration(self.max_gap):
+        gap = parse_duration(self.max_gap)
+        if not gap:
             raise ValueError("max_gap must be longer than zero")
+        if self.repeat and gap < MIN_REPEAT_GAP:
+            raise ValueError(f"max_gap {self.max_gap} with repeat: true: at least "
+                             f"{format_duration(MIN_REPEAT_GAP)} (every max_gap of a gap is "
+                             "a decision per key)")
         for m in (*self._matches(), *self.stop):
             for f in m.key or self.key:
-                _check_field(m.type, f)
+                _check_field(m.type, f, what="key")
         if isinstance(self.subject, SubjectRef):
             for m in self._matches():
-                _check_field(m.type, self.subject.field)
+                _check_field(m.type, self.subject.field, what="subject.field")
             if not self.key and self.population is not None:
                 raise ValueError("a rule armed by its population alone (no key) needs a "
                                  "fixed subject: {kind: ..., id: ...}")
@@ -244,6 +264,7 @@ class _GapRuntime(RuleRuntime):
             self.state["chains"].pop(key, None)
             return
         chain = self._chain(key)
+        chain.pop("fired", None)  # any event of the key ends a run of repeats
         if isinstance(self.spec.subject, SubjectRef):
             value = event_value(event, self.spec.subject.field)
             if value is not None:
@@ -277,14 +298,18 @@ class _GapRuntime(RuleRuntime):
             if chain["start"] != due:
                 return  # re-armed since
             chain["start"] = None
+            chain.pop("fired", None)  # a new active interval: a new gap
             self._arm(chain_key, chain, due, ctx)
             return
         if chain["due"] != due:
             return  # a beat (or an enter) came in time
         self._emit(chain_key, chain, due, ctx)
-        if self.spec.repeat:
+        fired = chain.get("fired", 0) + 1
+        if self.spec.repeat and fired < MAX_REPEATS:
+            chain["fired"] = fired
             self._arm(chain_key, chain, due, ctx)
         else:
+            chain.pop("fired", None)
             chain["due"] = None
 
     def _emit(self, key: str, chain: dict[str, Any], due: datetime, ctx: RuleContext) -> None:
@@ -304,7 +329,7 @@ class _GapRuntime(RuleRuntime):
             "gap_seconds": int((due - since).total_seconds()),
             "max_gap": s.max_gap,
         }
-        for name, value in zip(s.key, key.split(KEY_SEP), strict=False):
+        for name, value in zip(s.key, split_key(key), strict=False):
             details[name] = value
         if chain["last_by"] is not None:
             details["last_by"] = chain["last_by"]

@@ -16,7 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..models.decisions import Decision, DecisionKind, Severity, Subject, SubjectKind
 from ..models.events import EventBase
-from ._base import KEY_SEP, Message, PolicyInfo, RuleContext, RuleRuntime, RuleSpec
+from ._base import KEY_SEP, Count, Message, PolicyInfo, RuleContext, RuleRuntime, RuleSpec
 
 __all__ = ["STEP_SEVERITY", "STEP_ZH", "LadderSpec", "window_start"]
 
@@ -70,11 +70,16 @@ class LadderSpec(RuleSpec):
     """Only decisions about subjects of this kind are counted (per subject id)."""
     window: str = "P12M"
     steps: tuple[str, ...] = ("criticism", "education", "sanction")
-    transfer_at: int | None = Field(default=5, ge=1)
+    transfer_at: Count | None = Field(default=5, ge=1)
     """From this many violations in the window on, the step is ``transfer_step``;
     None disables it."""
     transfer_step: str = "transfer"
     kind: DecisionKind = "sanction"
+
+    message_fields: ClassVar[frozenset[str]] = frozenset({
+        "count", "counted_rules", "step", "step_zh", "trigger_decision", "violations",
+        "window", "window_start",
+    })
 
     default_messages: ClassVar[dict[str, Message]] = {
         "sanction": Message(

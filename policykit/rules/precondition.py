@@ -29,6 +29,9 @@ from ._base import (
     _compile_condition,
     event_value,
     key_of,
+    key_part,
+    part_value,
+    split_key,
 )
 from ._scope import FixedSubject, after
 
@@ -110,6 +113,11 @@ class PreconditionSpec(RuleSpec):
     subject: SubjectRef | FixedSubject
     kind: DecisionKind = "violation"
 
+    message_fields: ClassVar[frozenset[str]] = frozenset({
+        "at", "candidates", "event", "grace", "key", "missing", "prior_at", "prior_event",
+        "reason", "reason_zh", "waited", "waited_seconds", "what",
+    })
+
     default_messages: ClassVar[dict[str, Message]] = {
         "unmet": Message(
             en="{rule} unmet: {what} — {subject} at {at} without a valid prior ({reason})",
@@ -128,12 +136,12 @@ class PreconditionSpec(RuleSpec):
 
         ev_types = self.event.type
         for f in self.key:
-            _check_field(ev_types, f)
+            _check_field(ev_types, f, what="key")
         for path, cond in self.require.items():
-            _check_field(ev_types, path)
+            _check_field(ev_types, path, what="require")
             _compile_condition(path, cond)
         if isinstance(self.subject, SubjectRef):
-            _check_field(ev_types, self.subject.field)
+            _check_field(ev_types, self.subject.field, what="subject.field")
         p = self.prior
         if p is None:
             if not self.require:
@@ -142,24 +150,24 @@ class PreconditionSpec(RuleSpec):
                 raise ValueError("grace and settle_within need a prior")
             return self
         for f in p.key or self.key:
-            _check_field(p.type, f)
+            _check_field(p.type, f, what="prior.key")
         if len(p.key or self.key) != len(self.key):
             raise ValueError("prior.key must name as many fields as the rule's key")
         for mine, theirs in (*p.same.items(), *p.differ.items()):
-            _check_field(ev_types, mine)
-            _check_field(p.type, theirs)
+            _check_field(ev_types, mine, what="prior.same/differ")
+            _check_field(p.type, theirs, what="prior.same/differ")
         for bound in (p.valid_from, p.valid_until):
             if bound is not None:
-                _check_field(p.type, bound)
+                _check_field(p.type, bound, what="prior.valid_from/valid_until")
         for r in p.revoke:
             for f in r.key or p.key or self.key:
-                _check_field(r.type, f)
+                _check_field(r.type, f, what="prior.revoke.key")
             for mine, theirs in r.same.items():
-                _check_field(r.type, mine)
-                _check_field(p.type, theirs)
+                _check_field(r.type, mine, what="prior.revoke.same")
+                _check_field(p.type, theirs, what="prior.revoke.same")
         if p.cosign is not None:
             for f in (p.cosign.field, *p.cosign.by):
-                _check_field(p.type, f)
+                _check_field(p.type, f, what="prior.cosign")
         for spec in (p.max_age, self.grace, self.settle_within, self.forget_after):
             if spec is not None:
                 parse_duration(spec)
@@ -311,7 +319,7 @@ class _PreconditionRuntime(RuleRuntime):
                       ctx: RuleContext) -> dict[str, Any]:
         out: dict[str, Any] = {"what": self._what, "key": key, "event": event_id,
                                "at": _iso(ctx, at)}
-        for name, value in zip(self.spec.key, key.split(KEY_SEP), strict=False):
+        for name, value in zip(self.spec.key, split_key(key), strict=False):
             out[name] = value
         return out
 
@@ -376,7 +384,7 @@ class _PreconditionRuntime(RuleRuntime):
         case = {"id": event.id, "at": event.at, "subject": subject_id, "f": fields,
                 "reason": reason, "candidates": candidates, "due": due}
         self.state["pending"].setdefault(key, []).append(case)
-        ctx.schedule(due, "p" + KEY_SEP + event.id + KEY_SEP + key)
+        ctx.schedule(due, "p" + KEY_SEP + key_part(event.id) + KEY_SEP + key)
 
     def _unmet(self, key: str, event_id: str, at: datetime, subject_id: str, reason: str,
                candidates: list[str], when: datetime, ctx: RuleContext) -> None:
@@ -449,7 +457,8 @@ class _PreconditionRuntime(RuleRuntime):
 
     def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
         _, _, rest = key.partition(KEY_SEP)
-        event_id, _, case_key = rest.partition(KEY_SEP)
+        part, _, case_key = rest.partition(KEY_SEP)
+        event_id = part_value(part)
         waiting = self.state["pending"].get(case_key)
         if not waiting:
             return

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from ..models.events import EventBase
 from ._base import (
     KEY_SEP,
+    Amount,
     Match,
     Message,
     PolicyInfo,
@@ -46,13 +47,19 @@ class RateSpec(RuleSpec):
     population: Population | None = None
     join: bool = False
     period: Literal["month", "quarter", "half", "year"] = "year"
-    target: Decimal
+    target: Amount
     comparison: Literal["at_least", "at_most"] = "at_least"
-    scale: Decimal = Decimal(100)
+    scale: Amount = Decimal(100)
     places: int = Field(default=2, ge=0, le=10)
     subject: FixedSubject
     evidence_limit: int = Field(default=100, ge=0, le=10_000)
     """At most this many event ids as evidence (numerator events first)."""
+
+    message_fields: ClassVar[frozenset[str]] = frozenset({
+        "comparison", "comparison_en", "comparison_zh", "denominator", "evidence_truncated",
+        "met", "numerator", "period", "period_end", "period_start", "rate", "scale", "target",
+        "unit", "what",
+    })
 
     default_messages: ClassVar[dict[str, Message]] = {
         "met": Message(

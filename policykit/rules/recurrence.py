@@ -71,7 +71,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -81,6 +81,7 @@ from ..models.events import EventBase
 from ._base import (
     KEY_SEP,
     Condition,
+    Count,
     Match,
     Message,
     PolicyInfo,
@@ -91,6 +92,7 @@ from ._base import (
     _check_field,
     _compile_condition,
     event_value,
+    key_part,
 )
 
 __all__ = ["Exemption", "Only", "Phase", "Population", "RecurrenceSpec", "TimeOfWindow",
@@ -135,7 +137,7 @@ class Phase(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     months: int = Field(ge=1, le=120)
-    until: int | None = Field(default=None, ge=1)
+    until: int | None = Field(default=None, ge=1, le=1200)
 
 
 class WindowSpec(BaseModel):
@@ -195,7 +197,8 @@ class TimeOfWindow(BaseModel):
     the window; one after its end is its end."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    day: Literal["first", "last", "mon", "tue", "wed", "thu", "fri", "sat", "sun"] | int = "last"
+    day: Literal["first", "last", "mon", "tue", "wed", "thu", "fri", "sat", "sun"] | Annotated[
+        int, Field(le=366)] = "last"
     time: str = "end_of_day"
     grace: str | None = None
     non_working: Literal["keep", "previous", "next", "skip"] = "keep"
@@ -254,7 +257,7 @@ class RecurrenceSpec(RuleSpec):
     require: Literal["any", "each"] = "any"
     """``any``: occurrences of all listed matchers count together; ``each``: every
     matcher needs ``min_count`` of its own (a gift *and* a demand survey)."""
-    min_count: int = Field(default=1, ge=1)
+    min_count: Count = Field(default=1, ge=1)
     window: WindowSpec
     only: Only | None = None
     due: TimeOfWindow | None = None
@@ -268,6 +271,12 @@ class RecurrenceSpec(RuleSpec):
     outcomes: dict[Outcome, DecisionKind] = Field(default_factory=_default_outcomes)
     rename: dict[str, str] = Field(default_factory=dict)
     """Outcome names as decisions show them, e.g. ``{missed: no_sign_in}``."""
+
+    message_fields: ClassVar[frozenset[str]] = frozenset({
+        "count", "counts", "due", "early_minutes", "early_seconds", "late_minutes",
+        "late_seconds", "min_count", "missing", "not_before", "occurred_at", "occurrence",
+        "occurrences", "what", "window", "window_end", "window_start",
+    })
 
     default_messages: ClassVar[dict[str, Message]] = {
         "missed": Message(
@@ -305,20 +314,21 @@ class RecurrenceSpec(RuleSpec):
             if m.key is not None and len(m.key) != 1:
                 raise ValueError("an occurrence key names one field: the subject's id")
             if pop is None or pop.value is None:
-                _check_field(m.type, m.key[0] if m.key else self.subject.field)
+                _check_field(m.type, m.key[0] if m.key else self.subject.field,
+                             what="occurrence.key")
         if pop is not None:
             field = pop.field or self.subject.field
             for m in (pop.start, *pop.end):
-                _check_field(m.type, field)
+                _check_field(m.type, field, what="population.field")
         for ex in self.exempt:
-            _check_field(ex.type, ex.key[0] if ex.key else self.subject.field)
-            _check_field(ex.type, ex.start_field)
-            _check_field(ex.type, ex.end_field)
+            _check_field(ex.type, ex.key[0] if ex.key else self.subject.field, what="exempt.key")
+            _check_field(ex.type, ex.start_field, what="exempt.start_field")
+            _check_field(ex.type, ex.end_field, what="exempt.end_field")
         if self.profile_where:
             if self.subject.kind != "employee":
                 raise ValueError("profile_where needs employee subjects")
             for path, cond in self.profile_where.items():
-                _check_field(("employee.profile",), path)
+                _check_field(("employee.profile",), path, what="profile_where")
                 _compile_condition(path, cond)
         outs = self.outcomes
         if not outs and not self.warn_before:
@@ -844,7 +854,7 @@ class _RecurrenceRuntime(RuleRuntime):
             secs = int((at - win["due"]).total_seconds())
             ctx.emit(self.spec, self._name("late"), kind=self.spec.outcomes["late"],
                      subject=self._subject(sid), at=at, evidence=[event.id],
-                     key=win["label"] + KEY_SEP + event.id,
+                     key=win["label"] + KEY_SEP + key_part(event.id),
                      details=self._details(win, ctx, occurred_at=_iso(ctx, at),
                                            late_seconds=secs, late_minutes=-(-secs // 60),
                                            occurrence=event.id))

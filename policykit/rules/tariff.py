@@ -51,6 +51,8 @@ from ..models.decisions import Decision, DecisionKind, Subject, SubjectKind
 from ..models.events import EventBase
 from ._base import (
     KEY_SEP,
+    Amount,
+    Count,
     Match,
     Message,
     PolicyInfo,
@@ -59,6 +61,7 @@ from ._base import (
     RuleSpec,
     SubjectRef,
     _check_field,
+    check_model_path,
     event_value,
 )
 
@@ -83,9 +86,9 @@ class Tier(BaseModel):
     fixed ``amount`` per item."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-    start: int = Field(alias="from", ge=1)
-    rate: Decimal | None = Field(default=None, ge=0, le=1)
-    amount: Decimal | None = Field(default=None, ge=0)
+    start: Count = Field(alias="from", ge=1)
+    rate: Amount | None = Field(default=None, ge=0, le=1)
+    amount: Amount | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _one(self) -> Tier:
@@ -100,8 +103,8 @@ class AmountBy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     field: str
-    values: dict[str, Decimal]
-    default: Decimal | None = None
+    values: dict[str, Amount]
+    default: Amount | None = None
 
     @field_validator("values")
     @classmethod
@@ -129,20 +132,27 @@ class TariffSpec(RuleSpec):
     tiers: tuple[Tier, ...] = ()
     tier_mode: Literal["all", "marginal"] = "marginal"
     amount_by: AmountBy | None = None
-    minimum: Decimal | None = Field(default=None, ge=0)
+    minimum: Amount | None = Field(default=None, ge=0)
     """No charged item below this amount (a complaint fine of at least 10)."""
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
     """Currency of fixed amounts (salary-based ones take the profile's)."""
     kind: Literal["deduction", "fine"] = "deduction"
-    cap_rate: Decimal | None = Field(default=None, ge=0, le=1)
-    wage_floor: Decimal | None = Field(default=None, ge=0)
-    limit: int | None = Field(default=None, ge=0)
+    cap_rate: Amount | None = Field(default=None, ge=0, le=1)
+    wage_floor: Amount | None = Field(default=None, ge=0)
+    limit: Count | None = Field(default=None, ge=0)
     limit_kind: DecisionKind = "violation"
-    limit_amount: Decimal = Field(default=_ZERO, ge=0)
+    limit_amount: Amount = Field(default=_ZERO, ge=0)
     each_item: tuple[DecisionKind, ...] = ()
     show: tuple[str, ...] = ()
     """With ``events``: event fields copied into per-item decisions' details (and so
     usable in their messages), e.g. the kind of misconduct."""
+
+    message_fields: ClassVar[frozenset[str]] = frozenset({
+        "amount", "base_salary", "cap", "capped", "count", "currency", "item", "item_at",
+        "item_type", "items", "limit", "listed_amount", "minimum", "number", "period",
+        "period_end", "period_start", "rate", "salary_known", "share", "share_percent", "tier_mode",
+        "tiers", "total", "uncapped_total", "wage_floor", "what",
+    })
 
     default_messages: ClassVar[dict[str, Message]] = {
         "running": Message(
@@ -193,6 +203,12 @@ class TariffSpec(RuleSpec):
             raise ValueError("two tiers start at the same item number")
         return tuple(sorted(v, key=lambda t: t.start))
 
+    def placeholders(self) -> frozenset[str]:
+        names = super().placeholders()
+        if self.amount_by is not None:
+            names |= {self.amount_by.field.rsplit(".", 1)[-1]}
+        return names
+
     @model_validator(mode="after")
     def _valid(self) -> TariffSpec:
         if bool(self.decisions_of) == (self.events is not None):
@@ -201,14 +217,16 @@ class TariffSpec(RuleSpec):
             raise ValueError("a tariff cannot count its own decisions")
         if self.events is not None:
             subject = self.subject or SubjectRef(kind="employee", field="employee_id")
-            _check_field(self.events.type, subject.field)
+            _check_field(self.events.type, subject.field, what="subject.field")
             if self.amount_by is not None:
-                _check_field(self.events.type, self.amount_by.field)
+                _check_field(self.events.type, self.amount_by.field, what="amount_by.field")
             for f in self.show:
-                _check_field(self.events.type, f)
+                _check_field(self.events.type, f, what="show")
         elif self.subject is not None or self.show:
             raise ValueError("subject and show go with events; decisions keep their own "
                              "subject and details")
+        elif self.amount_by is not None:
+            check_model_path(Decision, self.amount_by.field, what="amount_by.field")
         if self.tiers and self.amount_by is not None:
             raise ValueError("give tiers or amount_by, not both")
         for t in self.tiers:
