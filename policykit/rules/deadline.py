@@ -49,6 +49,7 @@ from ._base import (
 __all__ = ["DeadlineSpec", "Reassign", "Step", "WithinBy"]
 
 _WARN = "w" + KEY_SEP
+_EXPIRE = "x" + KEY_SEP
 _SWEEP_EVERY = timedelta(days=1)
 
 
@@ -138,6 +139,12 @@ class DeadlineSpec(RuleSpec):
     that key later than this opens a new case; until then it is ignored. Forgetting keeps a
     long stream's state flat (a year of closed request ids, not all of them). ``null``
     remembers every key forever."""
+    expire_after: ExactDuration | None = "P365D"
+    """How long an open case waits for its next event (its trigger, or a later step that
+    leaves it open: start, restart, reassign, a breach that does not close it). After that
+    long without one, the case is closed with an ``expired`` decision (a warning, naming
+    the case and its last event), so a case that never closes neither stays in memory
+    forever nor disappears unreported. ``null`` keeps open cases until they close."""
     subject: SubjectRef
     kind: DecisionKind = "violation"
     announce: bool = False
@@ -170,6 +177,11 @@ class DeadlineSpec(RuleSpec):
         "escalation": Message(
             en="Escalate to {to}: {what} for {subject} was not done by {due}",
             zh="上報 {to}：{subject} 的「{what}」未於 {due} 前完成"),
+        "expired": Message(
+            en="{rule} expired: {what} for {subject} (case {key}, opened {opened_at}) had no "
+               "event for {expire_after} since {last_event_at}; closed without a judgement",
+            zh="{rule} 過期：{subject} 的「{what}」（案件 {key}，{opened_at} 開立）自 "
+               "{last_event_at} 起 {expire_after} 無任何事件，未經判定即結案"),
     }
 
     @model_validator(mode="after")
@@ -278,6 +290,8 @@ class _DeadlineRuntime(RuleRuntime):
         self._forget: timedelta | None = (parse_duration(spec.forget_after)
                                           if spec.forget_after else None)
         self._sweep_at: datetime | None = None  # a memory chore only: not state
+        self._expire: timedelta | None = (parse_duration(spec.expire_after)
+                                          if spec.expire_after else None)
         self._trigger_types = frozenset(spec.trigger.type)
         self._trigger = spec.trigger.predicate()
         self._fulfil = [_CompiledStep(s, spec.key) for s in spec.fulfil]
@@ -449,6 +463,7 @@ class _DeadlineRuntime(RuleRuntime):
         if reassign and (hit := self._first(reassign, event, ctx)):
             step, case = hit
             new = event_value(event, step.to) if step.to else None
+            self._touch(case, event)
             if new is not None:
                 case["subject"] = str(new)
                 case["owners"].append(str(new))
@@ -456,11 +471,13 @@ class _DeadlineRuntime(RuleRuntime):
                 self._add_alias(step, event, case)
         if start and (hit := self._first(start, event, ctx)):
             step, case = hit
+            self._touch(case, event)
             if case["due"] is None:
                 self._add_alias(step, event, case)
                 self._arm(case, event, ctx)
         if restart and (hit := self._first(restart, event, ctx)):
             step, case = hit
+            self._touch(case, event)
             if case["due"] is not None:
                 self._add_alias(step, event, case)
                 self._restart_clock(case, event, ctx)
@@ -506,6 +523,9 @@ class _DeadlineRuntime(RuleRuntime):
             "fields": fields,
         }
         state["open"][key] = case
+        if self._expire is not None:
+            case["touched"] = event.at
+            ctx.schedule(event.at + self._expire, _EXPIRE + key)
         for name, trigger_fields in self._indexes.items():
             values = _joined([fields.get(f) for f in trigger_fields])
             if values is not None:
@@ -537,6 +557,27 @@ class _DeadlineRuntime(RuleRuntime):
             if warn_at > now:
                 case["warn_at"] = warn_at
                 ctx.schedule(warn_at, _WARN + case["key"])
+
+    def _touch(self, case: dict[str, Any], event: EventBase) -> None:
+        """An event of the case that leaves it open: its expiry counts from here (the timer
+        set when it opened is moved on lazily, when it fires)."""
+        if "touched" in case and event.at > case["touched"]:
+            case["touched"] = event.at
+
+    def _expire_case(self, key: str, due: datetime, ctx: RuleContext) -> None:
+        case = self.state["open"].get(key)
+        if case is None or self._expire is None or "touched" not in case:
+            return  # closed since (a new case of the key set its own timer)
+        touched: datetime = case["touched"]
+        if touched + self._expire > due:
+            ctx.schedule(touched + self._expire, _EXPIRE + key)  # an event came since
+            return
+        s = self.spec
+        details = self._details(case, ctx, expire_after=s.expire_after,
+                                last_event_at=_fmt_time(ctx, touched))
+        self._close(case, ctx.now)
+        ctx.emit(s, "expired", kind="warning", subject=self._subject(case), at=due,
+                 evidence=self._evidence(case), key=key, details=details, severity="low")
 
     def _restart_clock(self, case: dict[str, Any], event: EventBase, ctx: RuleContext) -> None:
         case["latest"] = event.id  # the update the next period runs from
@@ -625,6 +666,7 @@ class _DeadlineRuntime(RuleRuntime):
         if self.spec.breach_closes:
             self._close(case, ctx.now)
         else:
+            self._touch(case, event)
             key = key + KEY_SEP + event.id  # every breach is its own decision
         ctx.emit(self.spec, "breached", kind=self.spec.kind, subject=self._subject(case),
                  at=event.at, evidence=self._evidence(case, event.id), key=key,
@@ -635,6 +677,9 @@ class _DeadlineRuntime(RuleRuntime):
 
     def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
         s = self.spec
+        if key.startswith(_EXPIRE):
+            self._expire_case(key[len(_EXPIRE):], due, ctx)
+            return
         if key.startswith(_WARN):
             case = self.state["open"].get(key[len(_WARN):])
             if case is not None and case.get("warn_at") == due:

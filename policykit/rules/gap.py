@@ -284,6 +284,10 @@ class _GapRuntime(RuleRuntime):
         self._emit(chain_key, chain, due, ctx)
         if self.spec.repeat:
             self._arm(chain_key, chain, due, ctx)
+        elif self._pop is None and chain["start"] is None and not chain["occ"]:
+            # Judged, and nothing pending: the key's next event starts a new chain just as
+            # this one would go on, so the chain ends here instead of staying for ever.
+            del self.state["chains"][chain_key]
         else:
             chain["due"] = None
 
