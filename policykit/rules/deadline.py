@@ -20,7 +20,7 @@ Beyond the plain "A then B by D", a case can:
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -50,6 +50,7 @@ __all__ = ["DeadlineSpec", "Reassign", "Step", "WithinBy"]
 
 _WARN = "w" + KEY_SEP
 _EXPIRE = "x" + KEY_SEP
+_DAY = timedelta(days=1)
 _SWEEP_EVERY = timedelta(days=1)
 
 
@@ -286,7 +287,8 @@ class _DeadlineRuntime(RuleRuntime):
     def __init__(self, spec: DeadlineSpec, policy: PolicyInfo) -> None:
         super().__init__(spec, policy)
         # done: closed key -> the instant it closed (see forget_after)
-        self.state = {"open": {}, "done": {}, "alias": {}, "index": {}}
+        # expiry: UTC day -> keys of the open cases expiring that day (see expire_after)
+        self.state = {"open": {}, "done": {}, "alias": {}, "index": {}, "expiry": {}}
         self._forget: timedelta | None = (parse_duration(spec.forget_after)
                                           if spec.forget_after else None)
         self._sweep_at: datetime | None = None  # a memory chore only: not state
@@ -525,7 +527,7 @@ class _DeadlineRuntime(RuleRuntime):
         state["open"][key] = case
         if self._expire is not None:
             case["touched"] = event.at
-            ctx.schedule(event.at + self._expire, _EXPIRE + key)
+            self._file_expiry(case, event.at + self._expire, ctx)
         for name, trigger_fields in self._indexes.items():
             values = _joined([fields.get(f) for f in trigger_fields])
             if values is not None:
@@ -564,20 +566,49 @@ class _DeadlineRuntime(RuleRuntime):
         if "touched" in case and event.at > case["touched"]:
             case["touched"] = event.at
 
-    def _expire_case(self, key: str, due: datetime, ctx: RuleContext) -> None:
-        case = self.state["open"].get(key)
-        if case is None or self._expire is None or "touched" not in case:
-            return  # closed since (a new case of the key set its own timer)
-        touched: datetime = case["touched"]
-        if touched + self._expire > due:
-            ctx.schedule(touched + self._expire, _EXPIRE + key)  # an event came since
+    def _file_expiry(self, case: dict[str, Any], when: datetime, ctx: RuleContext) -> None:
+        """File the case under the first UTC midnight at or after ``when``: one timer per
+        day for all the cases expiring that day (not one per case, which would keep a
+        timer for every case long closed), and closing a case unfiles it."""
+        utc = when.astimezone(UTC)
+        day = utc.replace(hour=0, minute=0, second=0, microsecond=0)
+        if day < utc:
+            day += _DAY
+        bucket = day.isoformat()
+        self.state["expiry"].setdefault(bucket, {})[case["key"]] = None
+        case["expiry"] = bucket
+        ctx.schedule(day, _EXPIRE + bucket)
+
+    def _unfile_expiry(self, case: dict[str, Any]) -> None:
+        bucket = case.get("expiry")
+        if bucket is None:
             return
-        s = self.spec
-        details = self._details(case, ctx, expire_after=s.expire_after,
-                                last_event_at=_fmt_time(ctx, touched))
-        self._close(case, ctx.now)
-        ctx.emit(s, "expired", kind="warning", subject=self._subject(case), at=due,
-                 evidence=self._evidence(case), key=key, details=details, severity="low")
+        keys = self.state["expiry"].get(bucket)
+        if keys is not None:
+            keys.pop(case["key"], None)
+            if not keys:
+                del self.state["expiry"][bucket]
+
+    def _expire_day(self, bucket: str, due: datetime, ctx: RuleContext) -> None:
+        keys = self.state["expiry"].pop(bucket, None)
+        if not keys or self._expire is None:
+            return
+        opened = self.state["open"]
+        for key in keys:
+            case = opened.get(key)
+            if case is None or case.get("expiry") != bucket:
+                continue
+            touched: datetime = case["touched"]
+            if touched + self._expire > due:
+                self._file_expiry(case, touched + self._expire, ctx)  # an event came since
+                continue
+            case["expiry"] = None
+            s = self.spec
+            details = self._details(case, ctx, expire_after=s.expire_after,
+                                    last_event_at=_fmt_time(ctx, touched))
+            self._close(case, ctx.now)
+            ctx.emit(s, "expired", kind="warning", subject=self._subject(case), at=due,
+                     evidence=self._evidence(case), key=key, details=details, severity="low")
 
     def _restart_clock(self, case: dict[str, Any], event: EventBase, ctx: RuleContext) -> None:
         case["latest"] = event.id  # the update the next period runs from
@@ -616,6 +647,7 @@ class _DeadlineRuntime(RuleRuntime):
         state = self.state
         key = case["key"]
         del state["open"][key]
+        self._unfile_expiry(case)
         for alias in case["aliases"]:
             state["alias"].pop(alias, None)
         for name, trigger_fields in self._indexes.items():
@@ -678,7 +710,7 @@ class _DeadlineRuntime(RuleRuntime):
     def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
         s = self.spec
         if key.startswith(_EXPIRE):
-            self._expire_case(key[len(_EXPIRE):], due, ctx)
+            self._expire_day(key[len(_EXPIRE):], due, ctx)
             return
         if key.startswith(_WARN):
             case = self.state["open"].get(key[len(_WARN):])
