@@ -283,6 +283,8 @@ class _DeadlineRuntime(RuleRuntime):
     case keys in opening order."""
 
     spec: DeadlineSpec
+    # maps of maps: a late-event window's checkpoints track them one level down
+    nested_state: ClassVar[frozenset[str]] = frozenset({"index", "expiry"})
 
     def __init__(self, spec: DeadlineSpec, policy: PolicyInfo) -> None:
         super().__init__(spec, policy)

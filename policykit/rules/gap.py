@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from ..calendar import format_duration
+from .deadline import ExactDuration
 from ..models.decisions import DecisionKind, Subject
 from ..models.events import EventBase
 from ._base import (
@@ -80,11 +81,21 @@ class GapSpec(RuleSpec):
     subject: SubjectRef | FixedSubject
     repeat: bool = False
     kind: DecisionKind = "violation"
+    expire_after: ExactDuration | None = "P365D"
+    """With ``occupancy``: how long a key may stay occupied without any event of its own
+    (an entry or a leave). After that long the occupants are taken never to have left (a
+    lost ``leave`` event): the key is closed with an ``expired`` warning naming them, and
+    its next entry starts it afresh. ``null`` keeps it occupied for ever."""
 
     default_messages: ClassVar[dict[str, Message]] = {
         "gap": Message(
             en="{rule} gap: no {what} for {subject} since {since} ({gap} > {max_gap})",
             zh="{rule} 間隔超時：{subject} 自 {since} 起已逾 {max_gap} 未見「{what}」"),
+        "expired": Message(
+            en="{rule} expired: {subject} has been occupied by {occupants} with no event "
+               "since {last_event_at} ({expire_after}); closed without a judgement",
+            zh="{rule} 過期：{subject} 自 {last_event_at} 起 {expire_after} 無任何事件"
+               "（在崗：{occupants}），未經判定即結案"),
     }
 
     def _matches(self) -> list[Match]:
@@ -163,6 +174,7 @@ class _GapRuntime(RuleRuntime):
         from ..calendar import parse_duration
 
         self._gap = parse_duration(spec.max_gap)
+        self._expire = parse_duration(spec.expire_after) if spec.expire_after else None
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -255,9 +267,15 @@ class _GapRuntime(RuleRuntime):
         assert self.spec.occupancy is not None
         who = str(event_value(event, self.spec.occupancy.occupant))
         occ: list[str] = chain["occ"]
+        if self._expire is not None:
+            chain["touched"] = event.at
         if role == "enter":
+            if self._expire is not None and not occ:
+                # One wake-up per occupied stretch, moved on lazily (see on_timer).
+                ctx.schedule(event.at + self._expire, "x" + KEY_SEP + key)
             if who not in occ:
                 occ.append(who)
+                chain["entry"] = event.id
             chain["due"] = None
         else:
             if who in occ:
@@ -272,6 +290,9 @@ class _GapRuntime(RuleRuntime):
         kind, _, chain_key = key.partition(KEY_SEP)
         chain = self.state["chains"].get(chain_key)
         if chain is None:
+            return
+        if kind == "x":
+            self._expire_chain(chain_key, chain, due, ctx)
             return
         if kind == "s":
             if chain["start"] != due:
@@ -290,6 +311,24 @@ class _GapRuntime(RuleRuntime):
             del self.state["chains"][chain_key]
         else:
             chain["due"] = None
+
+    def _expire_chain(self, key: str, chain: dict[str, Any], due: datetime,
+                      ctx: RuleContext) -> None:
+        touched = chain.get("touched")
+        if not chain["occ"] or touched is None or self._expire is None:
+            return  # left since: the next entry sets a new wake-up
+        if touched + self._expire > due:
+            ctx.schedule(touched + self._expire, "x" + KEY_SEP + key)
+            return
+        s = self.spec
+        details: dict[str, Any] = {
+            "what": self._what, "key": key, "occupants": ", ".join(chain["occ"]),
+            "last_event_at": _iso(ctx, touched), "expire_after": s.expire_after,
+        }
+        del self.state["chains"][key]
+        ctx.emit(s, "expired", kind="warning", subject=self._subject(chain), at=due,
+                 evidence=[e for e in (chain.get("entry"), chain["last"]) if e], key=key,
+                 details=details, severity="low")
 
     def _emit(self, key: str, chain: dict[str, Any], due: datetime, ctx: RuleContext) -> None:
         s = self.spec

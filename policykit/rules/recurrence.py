@@ -401,6 +401,8 @@ class _RecurrenceRuntime(RuleRuntime):
     """
 
     spec: RecurrenceSpec
+    # maps of maps: a late-event window's checkpoints track them one level down
+    nested_state: ClassVar[frozenset[str]] = frozenset({"agenda"})
 
     def __init__(self, spec: RecurrenceSpec, policy: PolicyInfo) -> None:
         super().__init__(spec, policy)
