@@ -10,13 +10,18 @@ the live Python memory (``tracemalloc``, with ``--tracemalloc``: slower) and the
 keys the rules hold.
 
     python bench/fresh_ids.py --events 1000000 --every 100000
+    python bench/fresh_ids.py --events 160000 --every 160000 --lateness 60
+
+The second times 12 late events with 160,000 events of fresh ids in state (and, as the
+first, a snapshot and its restore at the end).
 
 Left out: ``incident.detected``. A major incident is owed a progress update every
 ``track_every`` (incident-escalation R3) until it is resolved or expires, so a stream of
-fresh incidents never resolved is a stream of decisions (one per hour per incident, for a
-year each: see ``expire_after``), not of state. The types that start a population (``employee.profile``, ``customer.registered``,
-``household.registered``, ``project.delivered``) are left out: a recurrence keeps one entry
-per member for as long as the member exists (the business, not the stream, sets that
+fresh incidents never resolved is a stream of decisions (a missed update and an escalation
+per period per incident, for a year each: see ``expire_after``), not of state. The types
+that start a population (``employee.profile``, ``customer.registered``,
+``household.registered``, ``project.delivered``) are left out too: a recurrence keeps one
+entry per member for as long as the member exists (the business, not the stream, sets that
 size; see docs/reliability.md, "State growth").
 """
 
@@ -137,7 +142,29 @@ def _rss_mib() -> float:
         return -1.0
 
 
-def run(events: int, every: int, backend: str, trace: bool, top: int) -> dict[str, Any]:
+def late_events(session: Any, last: datetime, allowed: timedelta, n: int = 12
+                ) -> list[float]:
+    """Feed ``n`` late events (a clock-in, a major contact: both open new keys) spread over
+    the allowance behind ``last``; the milliseconds each took."""
+    took: list[float] = []
+    for i in range(n):
+        at = last - allowed * (n - i) / (n + 1)
+        if i % 2 == 0:
+            ev: dict[str, Any] = {"type": "attendance.clock_in", "employee_id": f"EL{i}"}
+        else:
+            ev = {"type": "contact.received", "request_id": f"RL{i}", "customer_id": f"CL{i}",
+                  "employee_id": f"EL{i}", "channel": "phone", "topic": "x",
+                  "in_remit": False, "finish_at_once": False, "major": True}
+        ev.update(id=f"late-{i}", at=at.isoformat())
+        t = time.perf_counter()
+        session.feed(ev)
+        took.append(round((time.perf_counter() - t) * 1000, 1))
+    return took
+
+
+def run(events: int, every: int, backend: str, trace: bool, top: int,
+        lateness: timedelta | None = None) -> dict[str, Any]:
+    import statistics
     import tracemalloc
 
     from policykit import Engine
@@ -147,7 +174,10 @@ def run(events: int, every: int, backend: str, trace: bool, top: int) -> dict[st
     samples: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     decisions = 0
-    with Engine(backend=backend).session() as session:
+    result: dict[str, Any] = {}
+    engine = Engine(backend=backend)
+    with engine.session(allowed_lateness=lateness) as session:
+        ev: dict[str, Any] = {}
         for n, ev in enumerate(fresh_events(events), 1):
             decisions += len(session.feed(ev))
             if n % every == 0 or n == events:
@@ -168,7 +198,21 @@ def run(events: int, every: int, backend: str, trace: bool, top: int) -> dict[st
                     sample["live_peak_mib"] = round(peak / 2**20, 1)
                 samples.append(sample)
                 print(json.dumps(sample), file=sys.stderr, flush=True)
-    return {"events": events, "backend": backend, "decisions": decisions, "samples": samples}
+        if lateness is not None and ev:
+            took = late_events(session, datetime.fromisoformat(ev["at"]), lateness)
+            result["late_event_ms"] = took
+            result["late_event_median_ms"] = statistics.median(took)
+        t = time.perf_counter()
+        snap = session.snapshot()
+        result["snapshot_s"] = round(time.perf_counter() - t, 2)
+        result["snapshot_bytes"] = len(snap)
+        t = time.perf_counter()
+        engine.restore(snap).close()
+        result["restore_s"] = round(time.perf_counter() - t, 2)
+        print(json.dumps(result), file=sys.stderr, flush=True)
+    return {"events": events, "backend": backend, "decisions": decisions,
+            "lateness": None if lateness is None else str(lateness), **result,
+            "samples": samples}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,9 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tracemalloc", action="store_true",
                     help="also report live Python memory (slower)")
     ap.add_argument("--top", type=int, default=5, help="largest rule states to list")
+    ap.add_argument("--lateness", type=int, metavar="MINUTES",
+                    help="open the session with allowed_lateness of this many minutes and, "
+                         "at the end, time 12 late events spread over it")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
-    result = run(args.events, args.every, args.backend, args.tracemalloc, args.top)
+    lateness = timedelta(minutes=args.lateness) if args.lateness else None
+    result = run(args.events, args.every, args.backend, args.tracemalloc, args.top, lateness)
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return 0

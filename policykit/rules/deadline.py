@@ -145,7 +145,9 @@ class DeadlineSpec(RuleSpec):
     leaves it open: start, restart, reassign, a breach that does not close it). After that
     long without one, the case is closed with an ``expired`` decision (a warning, naming
     the case and its last event), so a case that never closes neither stays in memory
-    forever nor disappears unreported. ``null`` keeps open cases until they close."""
+    forever nor disappears unreported. An expired case was never judged: its key is not
+    remembered (``once``), and a later trigger with it opens a new case. ``null`` keeps
+    open cases until they close."""
     subject: SubjectRef
     kind: DecisionKind = "violation"
     announce: bool = False
@@ -608,7 +610,9 @@ class _DeadlineRuntime(RuleRuntime):
             s = self.spec
             details = self._details(case, ctx, expire_after=s.expire_after,
                                     last_event_at=_fmt_time(ctx, touched))
-            self._close(case, ctx.now)
+            # Not judged, so not remembered as judged (once): a later trigger with its key
+            # opens a new case. Its key is not kept a year more.
+            self._close(case, ctx.now, judged=False)
             ctx.emit(s, "expired", kind="warning", subject=self._subject(case), at=due,
                      evidence=self._evidence(case), key=key, details=details, severity="low")
 
@@ -645,7 +649,7 @@ class _DeadlineRuntime(RuleRuntime):
         for k in stale:
             del done[k]
 
-    def _close(self, case: dict[str, Any], now: datetime) -> None:
+    def _close(self, case: dict[str, Any], now: datetime, judged: bool = True) -> None:
         state = self.state
         key = case["key"]
         del state["open"][key]
@@ -660,7 +664,7 @@ class _DeadlineRuntime(RuleRuntime):
                 keys.remove(key)
                 if not keys:
                     del bucket[values]
-        if self.spec.once:
+        if self.spec.once and judged:
             done = state["done"]
             # Re-inserted at the end, so the dict stays in closing order (see _sweep).
             done.pop(key, None)

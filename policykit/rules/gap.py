@@ -13,7 +13,6 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from ..calendar import format_duration
-from .deadline import ExactDuration
 from ..models.decisions import DecisionKind, Subject
 from ..models.events import EventBase
 from ._base import (
@@ -37,6 +36,7 @@ from ._scope import (
     PopulationTracker,
     after,
 )
+from .deadline import ExactDuration
 
 __all__ = ["GapSpec", "Occupancy"]
 
