@@ -211,3 +211,22 @@ def test_a_late_event_copies_what_it_touches_not_the_whole_state(
     big = _late_repair_bytes(6_000, monkeypatch)
     assert small > 0
     assert big < 1.5 * small + 20_000, (small, big)
+
+
+def test_a_post_occupied_with_no_event_for_a_year_expires(evaluate: Evaluate) -> None:
+    cover = {"shape": "gap", "id": "C", "key": "post_id", "max_gap": "PT1H",
+             "subject": {"kind": "post", "field": "post_id"},
+             "occupancy": {"enter": {"type": "shift.started"},
+                           "leave": {"type": "shift.ended"}, "occupant": "guard_id"}}
+    events = [ev("shift.started", "2025-03-02 08:00", id="s1", post_id="P1", guard_id="G1"),
+              ev("shift.started", "2025-03-02 08:00", id="s2", post_id="P2", guard_id="G2"),
+              ev("shift.started", "2025-09-02 08:00", id="s3", post_id="P2", guard_id="G3")]
+    out = evaluate(events, until=t("2026-06-01 00:00"), policy=_policy(cover))
+    # P2's last event is its second entry, half a year later: it expires after `until`.
+    assert [(d.subject.id, d.at, d.details["outcome"], d.kind, d.evidence) for d in out] == [
+        ("P1", t("2026-03-02 08:00"), "expired", "warning", ("s1",))]
+    assert out[0].details["occupants"] == "G1"
+    session = Engine(_policy(cover)).session()
+    session.feed_many(events)
+    session.advance_to(t("2026-03-03 00:00"))
+    assert list(_rules(session)[0]["chains"]) == ["P2"]
