@@ -230,3 +230,18 @@ def test_a_post_occupied_with_no_event_for_a_year_expires(evaluate: Evaluate) ->
     session.feed_many(events)
     session.advance_to(t("2026-03-03 00:00"))
     assert list(_rules(session)[0]["chains"]) == ["P2"]
+
+
+def test_a_snapshot_from_before_expiry_restores() -> None:
+    from policykit.engine._snapshot import pack, unpack
+
+    engine = Engine(_policy(OPEN_ENDED))
+    session = engine.session()
+    session.feed(contact("Q1", "2026-03-01 09:00"))
+    payload = unpack(session.snapshot())
+    for states in payload["evaluator"]["rules"]:
+        for st in states:
+            del st["expiry"]  # as written before deadline rules had it
+    restored = engine.restore(pack(payload))
+    assert list(_rules(restored)[0]["open"]) == ["Q1"]
+    assert _rules(restored)[0]["expiry"] == {}

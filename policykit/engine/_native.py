@@ -26,6 +26,11 @@ Timer = tuple[datetime, int, int, str]
 _Entry = tuple[datetime, int, int, str, datetime]
 
 
+# Keyed maps rule states gained after snapshots were first written (deadline ``expiry``,
+# issue 14): a snapshot without one restores with it empty.
+_ADDED = ("expiry",)
+
+
 class _Mark:
     """A checkpoint: what is copied whole (the directory, the timers, each rule's state
     outside its keyed maps: all small or shallow) and the journal of the keyed maps since."""
@@ -307,9 +312,14 @@ class _NativeSession(EvaluatorSession):
         if not isinstance(rules, list) or [len(r) if isinstance(r, list) else -1
                                             for r in rules] != [len(r) for r in self._shapes]:
             raise bad("the number of policies or rules differs")
+        rules = [list(states) for states in rules]  # filled in below, never the caller's
         for pi, states in enumerate(rules):
             for ri, st in enumerate(states):
                 shape = self._shapes[pi][ri]
+                if isinstance(st, dict) and any(k not in st for k in _ADDED):
+                    # A snapshot from before a rule gained a keyed map: it starts empty.
+                    states[ri] = st = {**{k: {} for k in _ADDED if shape.get(k) is dict},
+                                       **st}
                 if not isinstance(st, dict) or any(
                         not isinstance(st.get(k), typ) for k, typ in shape.items()):
                     spec = self._runtimes[pi][ri].spec
