@@ -245,3 +245,33 @@ def test_a_snapshot_from_before_expiry_restores() -> None:
     restored = engine.restore(pack(payload))
     assert list(_rules(restored)[0]["open"]) == ["Q1"]
     assert _rules(restored)[0]["expiry"] == {}
+
+
+def test_a_journaled_map_puts_back_exactly_what_was_touched() -> None:
+    from policykit.engine._journal import Journal, Tracked, first_notes
+
+    j = Journal()
+    outer = Tracked({"a": {"x": 1}}, j, nested=True)
+    top = Tracked({"k1": {"n": 1}, "k2": {"n": 2}}, j)
+    j.log = first = {}
+    top["k1"]["n"] = 10          # a value changed in place after a read
+    top["k3"] = {"n": 3}         # a key added
+    del top["k2"]                # a key removed
+    outer["a"]["x"] = 5          # an entry of a nested map
+    outer.setdefault("b", {})["y"] = 1
+    j.log = second = {}
+    outer.pop("a")               # the nested map itself removed, after its entry changed
+    top["k1"]["n"] = 11
+    # The keys touched, not the whole maps: k1, k3, k2; a/x; b (added) and b/y.
+    assert len(first) == 6 and len(second) == 2
+    tops, nested = first_notes([first, second])
+    for c, _name, k, old, _seq in tops:
+        dict.pop(c, k, None) if old is None else dict.__setitem__(
+            c, k, c._wrap(k, pickle.loads(old)))
+    for p, name, k, old, _seq in nested:
+        inner = dict.get(p, name)
+        if inner is not None:
+            dict.pop(inner, k, None) if old is None else dict.__setitem__(
+                inner, k, pickle.loads(old))
+    assert top == {"k1": {"n": 1}, "k2": {"n": 2}}
+    assert outer == {"a": {"x": 1}}

@@ -12,7 +12,8 @@ Maps of maps (a rule's ``nested`` entries: a correlate index, timer agendas, exp
 are tracked one level down too, so touching one entry of a big inner map does not copy it.
 
 Every access that may lead to a change notes the key (reads included: a rule mutates the
-values it reads in place), so the journal is a superset of what changed. Iterating a
+values it reads in place), so the journal is a superset of what changed; in a map of maps,
+reading an inner map notes nothing (its own entries are noted as they are touched). Iterating a
 tracked dict's ``items()``/``values()`` notes each key as it is reached.
 """
 
@@ -83,12 +84,17 @@ class Tracked(dict[Any, Any]):
     def __reduce__(self) -> Any:  # never pickled with its journal
         return (dict, (dict(self),))
 
+    # A nested map's entries are noted by the inner maps themselves: reading one from its
+    # parent notes nothing (only adding, replacing or removing an inner map does).
+
     def __getitem__(self, k: Any) -> Any:
-        self._note(k)
+        if not self._nested:
+            self._note(k)
         return dict.__getitem__(self, k)
 
     def get(self, k: Any, default: Any = None) -> Any:
-        self._note(k)
+        if not self._nested:
+            self._note(k)
         return dict.get(self, k, default)
 
     def __setitem__(self, k: Any, v: Any) -> None:
@@ -100,7 +106,8 @@ class Tracked(dict[Any, Any]):
         dict.__delitem__(self, k)
 
     def setdefault(self, k: Any, default: Any = None) -> Any:
-        self._note(k)
+        if not (self._nested and k in self):
+            self._note(k)
         if k in self:
             return dict.__getitem__(self, k)
         v = self._wrap(k, default)
@@ -112,6 +119,8 @@ class Tracked(dict[Any, Any]):
         return dict.pop(self, k, *default)
 
     def popitem(self) -> tuple[Any, Any]:
+        if not self:
+            raise KeyError("popitem(): dictionary is empty")
         k = next(reversed(self))
         return k, self.pop(k)
 
@@ -126,7 +135,8 @@ class Tracked(dict[Any, Any]):
     def items(self) -> Iterator[tuple[Any, Any]]:  # type: ignore[override]
         for k in list(dict.keys(self)):
             if k in self:
-                self._note(k)
+                if not self._nested:
+                    self._note(k)
                 yield k, dict.__getitem__(self, k)
 
     def values(self) -> Iterator[Any]:  # type: ignore[override]

@@ -171,7 +171,9 @@ class _NativeSession(EvaluatorSession):
         for runtimes in self._runtimes:
             for rt in runtimes:
                 nested = getattr(rt, "nested_state", ())
-                rt.state = {k: Tracked(v, j, nested=k in nested) if isinstance(v, dict) else v
+                whole = getattr(rt, "whole_state", ())
+                rt.state = {k: Tracked(v, j, nested=k in nested)
+                            if isinstance(v, dict) and k not in whole else v
                             for k, v in rt.state.items()}
 
     def mark(self) -> Any:

@@ -598,7 +598,9 @@ class _DeadlineRuntime(RuleRuntime):
         if not keys or self._expire is None:
             return
         opened = self.state["open"]
-        for key in keys:
+        # In key order: the same whatever order the day's keys were filed in (a late event's
+        # repair may file them again in another).
+        for key in sorted(keys):
             case = opened.get(key)
             if case is None or case.get("expiry") != bucket:
                 continue

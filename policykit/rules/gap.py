@@ -156,6 +156,9 @@ class _GapRuntime(RuleRuntime):
     next interval timer, occupants); ``members`` the population."""
 
     spec: GapSpec
+    # Its order is read (the first member is evidence): a late-event window's checkpoints
+    # copy it whole instead of journaling its keys, which could put a removed one back last.
+    whole_state: ClassVar[frozenset[str]] = frozenset({"members"})
 
     def __init__(self, spec: GapSpec, policy: PolicyInfo) -> None:
         super().__init__(spec, policy)
