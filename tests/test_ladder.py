@@ -19,6 +19,7 @@ SOURCE: dict[str, Any] = {
     "key": "request_id", "subject": {"kind": "employee", "field": "employee_id"},
     "open_ended": True, "breach_closes": False,
     "breach": [{"type": "request.handed_over", "where": {"registered": False}}],
+    "expire_after": None,  # the requests stay open across the years these tests span
 }
 OTHER: dict[str, Any] = {**SOURCE, "id": "R2",
                          "breach": [{"type": "request.handed_over",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime
@@ -31,6 +32,31 @@ class EvaluatorSession(ABC):
     @abstractmethod
     def import_state(self, state: Any) -> None:
         """Replace all mutable state with what ``export_state`` returned."""
+
+    # -- checkpoints of the late-event window (see Session) ----------------------------
+
+    journals: bool = False
+    """True when :meth:`journal` makes checkpoints copy-on-write (their cost then follows
+    the keys touched between them, not the size of the state)."""
+
+    def journal(self) -> None:  # noqa: B027 - optional hook
+        """Checkpoints are to be taken from now on (:meth:`mark`): prepare for them."""
+
+    def mark(self) -> Any:
+        """A checkpoint of the state now: a token for :meth:`rewind`. By default a whole
+        copy (the bytes never leave the process)."""
+        return pickle.dumps(self.export_state(), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def rewind(self, token: Any) -> None:
+        """Go back to the state of checkpoint ``token``; later checkpoints are dropped."""
+        self.import_state(pickle.loads(token))
+
+    def release(self, token: Any) -> None:  # noqa: B027 - optional hook
+        """The checkpoints before ``token`` will never be rewound to."""
+
+    def state_at(self, token: Any) -> Any:
+        """The state of checkpoint ``token`` as :meth:`export_state` gives it."""
+        return pickle.loads(token)
 
     prepares: bool = False
     """True when :meth:`prepare` does something: callers then pass events ahead in chunks."""

@@ -4,6 +4,7 @@ It is the reference semantics the other backends are held to."""
 from __future__ import annotations
 
 import heapq
+import pickle
 from collections import defaultdict, deque
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from ..models.events import EmployeeProfile, EventBase
 from ..policy import PolicySet
 from ..rules._base import RuleContext, RuleRuntime
 from ._backend import Backend, EvaluatorSession
+from ._journal import Journal, Tracked, first_notes, plain
 
 # A timer: (due, policy index, rule index, key). Ties break on indexes and key, never on
 # arrival order, so the same events fire the same timers in the same order however chunked.
@@ -24,8 +26,29 @@ Timer = tuple[datetime, int, int, str]
 _Entry = tuple[datetime, int, int, str, datetime]
 
 
+# Keyed maps rule states gained after snapshots were first written (deadline ``expiry``,
+# issue 14): a snapshot without one restores with it empty.
+_ADDED = ("expiry",)
+
+
+class _Mark:
+    """A checkpoint: what is copied whole (the directory, the timers, each rule's state
+    outside its keyed maps: all small or shallow) and the journal of the keyed maps since."""
+
+    __slots__ = ("directory", "heap", "log", "rest")
+
+    def __init__(self, rest: bytes, heap: list[_Entry],
+                 directory: dict[str, EmployeeProfile]) -> None:
+        self.rest = rest
+        self.heap = heap
+        self.directory = directory
+        self.log: dict[tuple[Any, ...], Any] = {}
+
+
 class _NativeSession(EvaluatorSession):
     def __init__(self, policies: PolicySet) -> None:
+        self._journal: Journal | None = None
+        self._marks: list[_Mark] = []
         self._directory: dict[str, EmployeeProfile] = {}
         self._out: list[Decision] = []
         self._heap: list[_Entry] = []
@@ -120,10 +143,132 @@ class _NativeSession(EvaluatorSession):
         return self._take()
 
     def export_state(self) -> Any:
+        rules: list[list[dict[str, Any]]]
+        if self._journal is None:
+            rules = [[rt.state for rt in runtimes] for runtimes in self._runtimes]
+        else:
+            rules = [[{k: plain(v) for k, v in rt.state.items()} for rt in runtimes]
+                     for runtimes in self._runtimes]
         return {
             "directory": dict(self._directory),
             "heap": [(due, pi, ri, key) for _at, pi, ri, key, due in self._heap],
-            "rules": [[rt.state for rt in runtimes] for runtimes in self._runtimes],
+            "rules": rules,
+        }
+
+    # -- copy-on-write checkpoints (see _journal) ------------------------------------------
+
+    journals = True
+
+    def journal(self) -> None:
+        self._journal = Journal()
+        self._marks = []
+        self._track()
+
+    def _track(self) -> None:
+        j = self._journal
+        assert j is not None
+        j.log = None
+        for runtimes in self._runtimes:
+            for rt in runtimes:
+                nested = getattr(rt, "nested_state", ())
+                whole = getattr(rt, "whole_state", ())
+                rt.state = {k: Tracked(v, j, nested=k in nested)
+                            if isinstance(v, dict) and k not in whole else v
+                            for k, v in rt.state.items()}
+
+    def mark(self) -> Any:
+        j = self._journal
+        if j is None:
+            return super().mark()
+        rest = pickle.dumps([[{k: v for k, v in rt.state.items() if type(v) is not Tracked}
+                              for rt in runtimes] for runtimes in self._runtimes],
+                            pickle.HIGHEST_PROTOCOL)
+        m = _Mark(rest, list(self._heap), dict(self._directory))
+        self._marks.append(m)
+        j.log = m.log
+        return m
+
+    def _index(self, m: _Mark) -> int:
+        for i, x in enumerate(self._marks):
+            if x is m:
+                return i
+        raise ValueError("not a live checkpoint of this evaluator")
+
+    def rewind(self, token: Any) -> None:
+        j = self._journal
+        if j is None:
+            super().rewind(token)
+            return
+        i = self._index(token)
+        j.log = None  # what follows restores: nothing to note
+        top, nested = first_notes([x.log for x in self._marks[i:]])
+        loads = pickle.loads
+        for c, _name, k, old, _seq in top:
+            if old is None:
+                dict.pop(c, k, None)
+            else:
+                dict.__setitem__(c, k, c._wrap(k, loads(old)))
+        for p, name, k, old, _seq in nested:
+            inner = dict.get(p, name)
+            if inner is None:
+                continue
+            if old is None:
+                dict.pop(inner, k, None)
+            else:
+                dict.__setitem__(inner, k, loads(old))
+        for runtimes, states in zip(self._runtimes, loads(token.rest), strict=True):
+            for rt, st in zip(runtimes, states, strict=True):
+                rt.state.update(st)
+        self._heap = list(token.heap)
+        self._pending = {(due, pi, ri, key) for _at, pi, ri, key, due in self._heap}
+        self._directory.clear()
+        self._directory.update(token.directory)
+        del self._marks[i + 1:]
+        token.log = {}
+        j.log = token.log
+
+    def release(self, token: Any) -> None:
+        if self._journal is not None:
+            del self._marks[:self._index(token)]
+
+    def state_at(self, token: Any) -> Any:
+        if self._journal is None:
+            return super().state_at(token)
+        i = self._index(token)
+        top, nested = first_notes([x.log for x in self._marks[i:]])
+        copies: dict[int, dict[Any, Any]] = {}
+        rules: list[list[dict[str, Any]]] = []
+        for runtimes, rest in zip(self._runtimes, pickle.loads(token.rest), strict=True):
+            states = []
+            for rt, st in zip(runtimes, rest, strict=True):
+                out = dict(st)
+                for k, v in rt.state.items():
+                    if type(v) is Tracked:
+                        out[k] = copies[id(v)] = plain(v)
+                states.append(out)
+            rules.append(states)
+        loads = pickle.loads
+        for c, _name, k, old, _seq in top:
+            target = copies.get(id(c))
+            if target is None:
+                continue
+            if old is None:
+                target.pop(k, None)
+            else:
+                target[k] = loads(old)
+        for p, name, k, old, _seq in nested:
+            outer = copies.get(id(p))
+            inner = outer.get(name) if outer is not None else None
+            if inner is None:
+                continue
+            if old is None:
+                inner.pop(k, None)
+            else:
+                inner[k] = loads(old)
+        return {
+            "directory": dict(token.directory),
+            "heap": [(due, pi, ri, key) for _at, pi, ri, key, due in token.heap],
+            "rules": rules,
         }
 
     def import_state(self, state: Any) -> None:
@@ -138,6 +283,9 @@ class _NativeSession(EvaluatorSession):
         for runtimes, states in zip(self._runtimes, rules, strict=True):
             for rt, st in zip(runtimes, states, strict=True):
                 rt.state = st
+        if self._journal is not None:
+            self._marks = []  # a new state: earlier checkpoints no longer lead to it
+            self._track()
 
     def _checked(
         self, state: Any
@@ -166,9 +314,14 @@ class _NativeSession(EvaluatorSession):
         if not isinstance(rules, list) or [len(r) if isinstance(r, list) else -1
                                             for r in rules] != [len(r) for r in self._shapes]:
             raise bad("the number of policies or rules differs")
+        rules = [list(states) for states in rules]  # filled in below, never the caller's
         for pi, states in enumerate(rules):
             for ri, st in enumerate(states):
                 shape = self._shapes[pi][ri]
+                if isinstance(st, dict) and any(k not in st for k in _ADDED):
+                    # A snapshot from before a rule gained a keyed map: it starts empty.
+                    states[ri] = st = {**{k: {} for k in _ADDED if shape.get(k) is dict},
+                                       **st}
                 if not isinstance(st, dict) or any(
                         not isinstance(st.get(k), typ) for k, typ in shape.items()):
                     spec = self._runtimes[pi][ri].spec

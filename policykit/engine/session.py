@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import pickle
 import threading
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
@@ -155,34 +154,37 @@ def _same(a: Decision, b: Decision) -> bool:
 
 class _Window:
     """The late-event machinery: the log of the steps within ``allowed`` of the clock,
-    checkpoints of the evaluator state at some of its positions, and what was published."""
+    checkpoints of the evaluator state at some of its positions, and what was published.
 
-    def __init__(self, allowed: timedelta, every: int) -> None:
+    A checkpoint is the evaluator's token (:meth:`EvaluatorSession.mark`): on the native
+    and durable evaluators a copy-on-write journal of the keys touched since the checkpoint
+    before, so taking one and going back to one cost what the steps in between touched,
+    never the number of keys in the state (see policykit/engine/_journal.py)."""
+
+    def __init__(self, allowed: timedelta, every: int, evaluator: EvaluatorSession) -> None:
         self.allowed = allowed
         self.every = every
         self.spacing = every
         self.since = 0
+        self.ev = evaluator
         self.ops: list[_Op] = []
-        self.checkpoints: list[tuple[int, bytes]] = []  # (position in ops, pickled state)
+        self.checkpoints: list[tuple[int, Any]] = []  # (position in ops, evaluator token)
         self.pub: dict[str, _Pub] = {}
 
-    def take(self, evaluator: EvaluatorSession) -> bytes:
-        """A copy of the evaluator's state. In-memory checkpoints are pickled: the fastest
-        exact copy of plain data (shared references kept) and compact. These bytes never
-        leave this object and never come from outside: snapshots re-encode them with the
-        safe codec (see export and load)."""
-        return pickle.dumps(evaluator.export_state(), protocol=pickle.HIGHEST_PROTOCOL)
+    def take(self) -> Any:
+        """A checkpoint of the evaluator's state now (see the class docstring)."""
+        return self.ev.mark()
 
-    def spacing_for(self, blob: bytes) -> int:
-        # Copying costs the state's size: space checkpoints so it stays a small share of a
-        # step's cost however big the state grows (replays get longer instead).
-        return max(self.every, len(blob) // 2048)
+    def spacing_for(self, token: Any) -> int:
+        # A whole copy (an evaluator without a journal) costs the state's size: space those
+        # checkpoints so they stay a small share of a step's cost (replays get longer).
+        return max(self.every, len(token) // 2048) if isinstance(token, bytes) else self.every
 
-    def checkpoint(self, position: int, evaluator: EvaluatorSession) -> None:
-        blob = self.take(evaluator)
-        self.checkpoints.append((position, blob))
+    def checkpoint(self, position: int) -> None:
+        token = self.take()
+        self.checkpoints.append((position, token))
         self.since = 0
-        self.spacing = self.spacing_for(blob)
+        self.spacing = self.spacing_for(token)
 
     def position(self, ev: EventBase) -> int:
         """Where ``ev`` belongs in the log: after every step before its time, after events
@@ -222,6 +224,7 @@ class _Window:
         if keep == 0:
             return
         del cps[:keep]
+        self.ev.release(cps[0][1])
         offset = cps[0][0]
         if offset == 0:
             return
@@ -239,7 +242,11 @@ class _Window:
             "spacing": self.spacing,
             "since": self.since,
             "ops": [[op.at, op.event, op.results] for op in self.ops],
-            "checkpoints": [[pos, pickle.loads(state)] for pos, state in self.checkpoints],
+            # The oldest checkpoint only: restoring replays the steps after it (which gives
+            # the others again), so a snapshot holds one copy of the state, not one per
+            # checkpoint.
+            "checkpoints": [[pos, self.ev.state_at(token)]
+                            for pos, token in self.checkpoints[:1]],
             "pub": [[k, p.id, p.alive, p.content, p.time] for k, p in self.pub.items()],
         }
 
@@ -257,7 +264,7 @@ class _Window:
         ints = [data[k] for k in ("every", "spacing", "since")]
         if any(type(x) is not int or x < 0 for x in ints) or ints[0] < 1:
             raise bad("checkpoint counters")
-        w = cls(allowed, ints[0])
+        w = cls(allowed, ints[0], evaluator)
         w.spacing, w.since = ints[1], ints[2]
         if not isinstance(data["ops"], list):
             raise bad("ops")
@@ -283,8 +290,11 @@ class _Window:
                     and prev < item[0] <= len(w.ops)):
                 raise bad("checkpoint positions")
             prev = item[0]
-            evaluator.import_state(item[1])  # validates it (the real state is imported last)
-            w.checkpoints.append((item[0], pickle.dumps(item[1], pickle.HIGHEST_PROTOCOL)))
+            evaluator.import_state(item[1])  # validates it
+        # The first checkpoint's state is taken; the session replays the steps after it
+        # (Session._load), taking the later checkpoints again.
+        evaluator.import_state(cps[0][1])
+        w.checkpoints.append((cps[0][0], w.take()))
         if not isinstance(data["pub"], list):
             raise bad("published decisions")
         for item in data["pub"]:
@@ -349,8 +359,9 @@ class Session:
         self._failed: str | None = None
         self._window: _Window | None = None
         if allowed_lateness:
-            self._window = _Window(allowed_lateness, checkpoint_every)
-            self._window.checkpoint(0, evaluator)
+            evaluator.journal()
+            self._window = _Window(allowed_lateness, checkpoint_every, evaluator)
+            self._window.checkpoint(0)
 
     @property
     def clock(self) -> datetime | None:
@@ -610,7 +621,7 @@ class Session:
         w = self._window
         assert w is not None
         if w.since >= w.spacing:
-            w.checkpoint(len(w.ops), self._ev)
+            w.checkpoint(len(w.ops))
         try:
             op.results = self._step(op)
         except BaseException:
@@ -629,16 +640,36 @@ class Session:
         succeeded before and give the same state again)."""
         w = self._window
         assert w is not None
-        start, state = w.checkpoints[-1]
-        self._ev.import_state(pickle.loads(state))  # our own bytes (see _Window.checkpoint)
+        start, token = w.checkpoints[-1]
+        self._ev.rewind(token)
         for op in w.ops[start:]:
             self._step(op)
+
+    def _replay(self, ops: list[_Op], k: int) -> tuple[list[tuple[int, Any]], int, int]:
+        """Go back to checkpoint ``k`` and run ``ops`` from its position on, replacing each
+        step's results, with checkpoints taken as in a first run. Returns the checkpoints,
+        and the steps since the last one and the spacing (for the window)."""
+        w = self._window
+        assert w is not None
+        start, token = w.checkpoints[k]
+        checkpoints = w.checkpoints[:k + 1]
+        since, spacing = 0, w.spacing
+        self._ev.rewind(token)
+        for j in range(start, len(ops)):
+            if since >= spacing:
+                token = w.take()
+                checkpoints.append((j, token))
+                since, spacing = 0, w.spacing_for(token)
+            op = ops[j]
+            ops[j] = _Op(op.at, op.event, self._step(op))
+            since += 1
+        return checkpoints, since, spacing
 
     def _repair(self, ev: EventBase, target_pos: int | None,
                 insert: bool = True) -> list[Decision]:
         """Apply ``ev`` where it belongs in the window (replacing the event at
         ``target_pos`` for a correction; with ``insert`` False, only withdrawing that one,
-        ``ev`` being the cause): restore the last checkpoint before the change,
+        ``ev`` being the cause): go back to the last checkpoint before the change,
         replay the steps since, and publish the difference. Nothing of the window changes
         until the replay succeeded (a rule raising leaves the session as it was)."""
         w = self._window
@@ -651,21 +682,16 @@ class Session:
             del new_ops[target_pos + (1 if insert and target_pos >= i else 0)]
             first = min(i, target_pos)
         k = max(j for j, (pos, _s) in enumerate(w.checkpoints) if pos <= first)
-        start, state = w.checkpoints[k]
-        checkpoints = w.checkpoints[:k + 1]
-        since, spacing = 0, w.spacing
-        self._ev.import_state(pickle.loads(state))  # our own bytes (see _Window.checkpoint)
+        start = w.checkpoints[k][0]
+        old_checkpoints = list(w.checkpoints)
         try:
-            for j in range(start, len(new_ops)):
-                if since >= spacing:
-                    blob = w.take(self._ev)
-                    checkpoints.append((j, blob))
-                    since, spacing = 0, w.spacing_for(blob)
-                op = new_ops[j]
-                new_ops[j] = _Op(op.at, op.event, self._step(op))
-                since += 1
+            checkpoints, since, spacing = self._replay(new_ops, k)
         except BaseException:
-            self._rebuild()
+            # Back to the window as it was: its steps again from the same checkpoint (the
+            # later checkpoints are gone with the failed replay, and are taken again).
+            w.checkpoints = old_checkpoints
+            redo = [_Op(op.at, op.event, op.results) for op in old_ops]
+            w.checkpoints, w.since, w.spacing = self._replay(redo, k)
             raise
         old = [(d, op.at) for op in old_ops[start:] for d in op.results]
         new = [(d, op.at) for op in new_ops[start:] for d in op.results]
@@ -869,11 +895,16 @@ class Session:
         if not isinstance(stats, dict) or not set(stats) <= names or not all(
                 type(v) is int and v >= 0 for v in stats.values()):
             raise bad("stats are not counts")
+        self._ev.import_state(payload["evaluator"])
         window = None
         if payload["window"] is not None:
             window = _Window.load(payload["window"], self._ev)
-        self._ev.import_state(payload["evaluator"])
         self._window = window
+        if window is not None:
+            # The evaluator is at the window's first checkpoint: replaying the steps after
+            # it gives the state the snapshot was taken in, and the later checkpoints.
+            w = window
+            w.checkpoints, w.since, w.spacing = self._replay(w.ops, 0)
         self._clock = clock
         self._closed = payload["closed"]
         ledger.seen.load(seen, forgotten_until, forgotten)

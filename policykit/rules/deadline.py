@@ -20,7 +20,7 @@ Beyond the plain "A then B by D", a case can:
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -52,10 +52,12 @@ from ._base import (
 
 __all__ = ["DeadlineSpec", "Reassign", "Step", "WithinBy"]
 
-# A warning's timer key: the case key after a tag no case key can start with (an encoded
-# key holds ESC only before "e" or "s", see key_part), so a case whose key reads like a
-# warning's is still its own deadline.
+# Timer keys: the case key (or an expiry day) after a tag no case key can start with (an
+# encoded key holds ESC only before "e" or "s", see key_part), so a case whose key reads
+# like a warning's or an expiry's is still its own deadline.
 _WARN = KEY_ESC + "w"
+_EXPIRE = KEY_ESC + "x"
+_DAY = timedelta(days=1)
 _SWEEP_EVERY = timedelta(days=1)
 
 
@@ -145,6 +147,14 @@ class DeadlineSpec(RuleSpec):
     that key later than this opens a new case; until then it is ignored. Forgetting keeps a
     long stream's state flat (a year of closed request ids, not all of them). ``null``
     remembers every key forever."""
+    expire_after: ExactDuration | None = "P365D"
+    """How long an open case waits for its next event (its trigger, or a later step that
+    leaves it open: start, restart, reassign, a breach that does not close it). After that
+    long without one, the case is closed with an ``expired`` decision (a warning, naming
+    the case and its last event), so a case that never closes neither stays in memory
+    forever nor disappears unreported. An expired case was never judged: its key is not
+    remembered (``once``), and a later trigger with it opens a new case. ``null`` keeps
+    open cases until they close."""
     subject: SubjectRef
     kind: DecisionKind = "violation"
     announce: bool = False
@@ -160,8 +170,8 @@ class DeadlineSpec(RuleSpec):
 
     message_fields: ClassVar[frozenset[str]] = frozenset({
         "actor", "basis", "breach_at", "breach_event", "breach_type", "deadline", "due",
-        "fulfilled_by", "key", "missing", "opened_at", "owner", "owners", "period",
-        "started_at", "to", "what",
+        "expire_after", "fulfilled_by", "key", "last_event_at", "missing", "opened_at",
+        "owner", "owners", "period", "started_at", "to", "what",
     })
 
     default_messages: ClassVar[dict[str, Message]] = {
@@ -183,6 +193,11 @@ class DeadlineSpec(RuleSpec):
         "escalation": Message(
             en="Escalate to {to}: {what} for {subject} was not done by {due}",
             zh="上報 {to}：{subject} 的「{what}」未於 {due} 前完成"),
+        "expired": Message(
+            en="{rule} expired: {what} for {subject} (case {key}, opened {opened_at}) had no "
+               "event for {expire_after} since {last_event_at}; closed without a judgement",
+            zh="{rule} 過期：{subject} 的「{what}」（案件 {key}，{opened_at} 開立）自 "
+               "{last_event_at} 起 {expire_after} 無任何事件，未經判定即結案"),
     }
 
     def placeholders(self) -> frozenset[str]:
@@ -298,14 +313,19 @@ class _DeadlineRuntime(RuleRuntime):
     case keys in opening order."""
 
     spec: DeadlineSpec
+    # maps of maps: a late-event window's checkpoints track them one level down
+    nested_state: ClassVar[frozenset[str]] = frozenset({"index", "expiry"})
 
     def __init__(self, spec: DeadlineSpec, policy: PolicyInfo) -> None:
         super().__init__(spec, policy)
         # done: closed key -> the instant it closed (see forget_after)
-        self.state = {"open": {}, "done": {}, "alias": {}, "index": {}}
+        # expiry: UTC day -> keys of the open cases expiring that day (see expire_after)
+        self.state = {"open": {}, "done": {}, "alias": {}, "index": {}, "expiry": {}}
         self._forget: timedelta | None = (parse_duration(spec.forget_after)
                                           if spec.forget_after else None)
         self._sweep_at: datetime | None = None  # a memory chore only: not state
+        self._expire: timedelta | None = (parse_duration(spec.expire_after)
+                                          if spec.expire_after else None)
         self._trigger_types = frozenset(spec.trigger.type)
         self._trigger = spec.trigger.predicate()
         self._fulfil = [_CompiledStep(s, spec.key) for s in spec.fulfil]
@@ -477,6 +497,7 @@ class _DeadlineRuntime(RuleRuntime):
         if reassign and (hit := self._first(reassign, event, ctx)):
             step, case = hit
             new = event_value(event, step.to) if step.to else None
+            self._touch(case, event)
             if new is not None:
                 case["subject"] = str(new)
                 case["owners"].append(str(new))
@@ -484,11 +505,13 @@ class _DeadlineRuntime(RuleRuntime):
                 self._add_alias(step, event, case)
         if start and (hit := self._first(start, event, ctx)):
             step, case = hit
+            self._touch(case, event)
             if case["due"] is None:
                 self._add_alias(step, event, case)
                 self._arm(case, event, ctx)
         if restart and (hit := self._first(restart, event, ctx)):
             step, case = hit
+            self._touch(case, event)
             if case["due"] is not None:
                 self._add_alias(step, event, case)
                 self._restart_clock(case, event, ctx)
@@ -534,6 +557,9 @@ class _DeadlineRuntime(RuleRuntime):
             "fields": fields,
         }
         state["open"][key] = case
+        if self._expire is not None:
+            case["touched"] = event.at
+            self._file_expiry(case, event.at + self._expire, ctx)
         for name, trigger_fields in self._indexes.items():
             values = _joined([fields.get(f) for f in trigger_fields])
             if values is not None:
@@ -565,6 +591,60 @@ class _DeadlineRuntime(RuleRuntime):
             if warn_at > now:
                 case["warn_at"] = warn_at
                 ctx.schedule(warn_at, _WARN + case["key"])
+
+    def _touch(self, case: dict[str, Any], event: EventBase) -> None:
+        """An event of the case that leaves it open: its expiry counts from here (the timer
+        set when it opened is moved on lazily, when it fires)."""
+        if "touched" in case and event.at > case["touched"]:
+            case["touched"] = event.at
+
+    def _file_expiry(self, case: dict[str, Any], when: datetime, ctx: RuleContext) -> None:
+        """File the case under the first UTC midnight at or after ``when``: one timer per
+        day for all the cases expiring that day (not one per case, which would keep a
+        timer for every case long closed), and closing a case unfiles it."""
+        utc = when.astimezone(UTC)
+        day = utc.replace(hour=0, minute=0, second=0, microsecond=0)
+        if day < utc:
+            day += _DAY
+        bucket = day.isoformat()
+        self.state["expiry"].setdefault(bucket, {})[case["key"]] = None
+        case["expiry"] = bucket
+        ctx.schedule(day, _EXPIRE + bucket)
+
+    def _unfile_expiry(self, case: dict[str, Any]) -> None:
+        bucket = case.get("expiry")
+        if bucket is None:
+            return
+        keys = self.state["expiry"].get(bucket)
+        if keys is not None:
+            keys.pop(case["key"], None)
+            if not keys:
+                del self.state["expiry"][bucket]
+
+    def _expire_day(self, bucket: str, due: datetime, ctx: RuleContext) -> None:
+        keys = self.state["expiry"].pop(bucket, None)
+        if not keys or self._expire is None:
+            return
+        opened = self.state["open"]
+        # In key order: the same whatever order the day's keys were filed in (a late event's
+        # repair may file them again in another).
+        for key in sorted(keys):
+            case = opened.get(key)
+            if case is None or case.get("expiry") != bucket:
+                continue
+            touched: datetime = case["touched"]
+            if touched + self._expire > due:
+                self._file_expiry(case, touched + self._expire, ctx)  # an event came since
+                continue
+            case["expiry"] = None
+            s = self.spec
+            details = self._details(case, ctx, expire_after=s.expire_after,
+                                    last_event_at=_fmt_time(ctx, touched))
+            # Not judged, so not remembered as judged (once): a later trigger with its key
+            # opens a new case. Its key is not kept a year more.
+            self._close(case, ctx.now, judged=False)
+            ctx.emit(s, "expired", kind="warning", subject=self._subject(case), at=due,
+                     evidence=self._evidence(case), key=key, details=details, severity="low")
 
     def _restart_clock(self, case: dict[str, Any], event: EventBase, ctx: RuleContext) -> None:
         case["latest"] = event.id  # the update the next period runs from
@@ -599,10 +679,11 @@ class _DeadlineRuntime(RuleRuntime):
         for k in stale:
             del done[k]
 
-    def _close(self, case: dict[str, Any], now: datetime) -> None:
+    def _close(self, case: dict[str, Any], now: datetime, judged: bool = True) -> None:
         state = self.state
         key = case["key"]
         del state["open"][key]
+        self._unfile_expiry(case)
         for alias in case["aliases"]:
             state["alias"].pop(alias, None)
         for name, trigger_fields in self._indexes.items():
@@ -613,7 +694,7 @@ class _DeadlineRuntime(RuleRuntime):
                 keys.remove(key)
                 if not keys:
                     del bucket[values]
-        if self.spec.once:
+        if self.spec.once and judged:
             done = state["done"]
             # Re-inserted at the end, so the dict stays in closing order (see _sweep).
             done.pop(key, None)
@@ -653,6 +734,7 @@ class _DeadlineRuntime(RuleRuntime):
         if self.spec.breach_closes:
             self._close(case, ctx.now)
         else:
+            self._touch(case, event)
             key = key + KEY_SEP + key_part(event.id)  # every breach is its own decision
         ctx.emit(self.spec, "breached", kind=self.spec.kind, subject=self._subject(case),
                  at=event.at, evidence=self._evidence(case, event.id), key=key,
@@ -663,6 +745,9 @@ class _DeadlineRuntime(RuleRuntime):
 
     def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
         s = self.spec
+        if key.startswith(_EXPIRE):
+            self._expire_day(key[len(_EXPIRE):], due, ctx)
+            return
         if key.startswith(_WARN):
             case = self.state["open"].get(key[len(_WARN):])
             if case is not None and case.get("warn_at") == due:

@@ -37,6 +37,7 @@ from ._scope import (
     PopulationTracker,
     after,
 )
+from .deadline import ExactDuration
 
 __all__ = ["GapSpec", "Occupancy"]
 
@@ -90,16 +91,27 @@ class GapSpec(RuleSpec):
     ``PT15M`` (at most 96 decisions per key a day), and one gap fires at most
     ``MAX_REPEATS`` times (the key is then silent until its next event)."""
     kind: DecisionKind = "violation"
+    expire_after: ExactDuration | None = "P365D"
+    """With ``occupancy``: how long a key may stay occupied without any event of its own
+    (an entry or a leave). After that long the occupants are taken never to have left (a
+    lost ``leave`` event): the key is closed with an ``expired`` warning naming them, and
+    its next entry starts it afresh. ``null`` keeps it occupied for ever."""
 
     message_fields: ClassVar[frozenset[str]] = frozenset({
-        "due", "gap", "gap_seconds", "key", "last_at", "last_by", "last_event", "max_gap",
-        "since", "what", "window_end", "window_start",
+        "due", "expire_after", "gap", "gap_seconds", "key", "last_at", "last_by",
+        "last_event", "last_event_at", "max_gap", "occupants", "since", "what", "window_end",
+        "window_start",
     })
 
     default_messages: ClassVar[dict[str, Message]] = {
         "gap": Message(
             en="{rule} gap: no {what} for {subject} since {since} ({gap} > {max_gap})",
             zh="{rule} 間隔超時：{subject} 自 {since} 起已逾 {max_gap} 未見「{what}」"),
+        "expired": Message(
+            en="{rule} expired: {subject} has been occupied by {occupants} with no event "
+               "since {last_event_at} ({expire_after}); closed without a judgement",
+            zh="{rule} 過期：{subject} 自 {last_event_at} 起 {expire_after} 無任何事件"
+               "（在崗：{occupants}），未經判定即結案"),
     }
 
     def _matches(self) -> list[Match]:
@@ -165,6 +177,9 @@ class _GapRuntime(RuleRuntime):
     next interval timer, occupants); ``members`` the population."""
 
     spec: GapSpec
+    # Its order is read (the first member is evidence): a late-event window's checkpoints
+    # copy it whole instead of journaling its keys, which could put a removed one back last.
+    whole_state: ClassVar[frozenset[str]] = frozenset({"members"})
 
     def __init__(self, spec: GapSpec, policy: PolicyInfo) -> None:
         super().__init__(spec, policy)
@@ -183,6 +198,7 @@ class _GapRuntime(RuleRuntime):
         from ..calendar import parse_duration
 
         self._gap = parse_duration(spec.max_gap)
+        self._expire = parse_duration(spec.expire_after) if spec.expire_after else None
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -276,9 +292,15 @@ class _GapRuntime(RuleRuntime):
         assert self.spec.occupancy is not None
         who = str(event_value(event, self.spec.occupancy.occupant))
         occ: list[str] = chain["occ"]
+        if self._expire is not None:
+            chain["touched"] = event.at
         if role == "enter":
+            if self._expire is not None and not occ:
+                # One wake-up per occupied stretch, moved on lazily (see on_timer).
+                ctx.schedule(event.at + self._expire, "x" + KEY_SEP + key)
             if who not in occ:
                 occ.append(who)
+                chain["entry"] = event.id
             chain["due"] = None
         else:
             if who in occ:
@@ -294,6 +316,9 @@ class _GapRuntime(RuleRuntime):
         chain = self.state["chains"].get(chain_key)
         if chain is None:
             return
+        if kind == "x":
+            self._expire_chain(chain_key, chain, due, ctx)
+            return
         if kind == "s":
             if chain["start"] != due:
                 return  # re-armed since
@@ -308,9 +333,31 @@ class _GapRuntime(RuleRuntime):
         if self.spec.repeat and fired < MAX_REPEATS:
             chain["fired"] = fired
             self._arm(chain_key, chain, due, ctx)
+        elif self._pop is None and chain["start"] is None and not chain["occ"]:
+            # Judged, and nothing pending: the key's next event starts a new chain just as
+            # this one would go on, so the chain ends here instead of staying for ever.
+            del self.state["chains"][chain_key]
         else:
             chain.pop("fired", None)
             chain["due"] = None
+
+    def _expire_chain(self, key: str, chain: dict[str, Any], due: datetime,
+                      ctx: RuleContext) -> None:
+        touched = chain.get("touched")
+        if not chain["occ"] or touched is None or self._expire is None:
+            return  # left since: the next entry sets a new wake-up
+        if touched + self._expire > due:
+            ctx.schedule(touched + self._expire, "x" + KEY_SEP + key)
+            return
+        s = self.spec
+        details: dict[str, Any] = {
+            "what": self._what, "key": key, "occupants": ", ".join(chain["occ"]),
+            "last_event_at": _iso(ctx, touched), "expire_after": s.expire_after,
+        }
+        del self.state["chains"][key]
+        ctx.emit(s, "expired", kind="warning", subject=self._subject(chain), at=due,
+                 evidence=[e for e in (chain.get("entry"), chain["last"]) if e], key=key,
+                 details=details, severity="low")
 
     def _emit(self, key: str, chain: dict[str, Any], due: datetime, ctx: RuleContext) -> None:
         s = self.spec

@@ -135,6 +135,24 @@ class _LadderRuntime(RuleRuntime):
         self.state = {"seen": {}}
         self._kinds = frozenset(spec.kinds)
         self._counts = ", ".join(spec.counts)
+        from ..calendar import parse_calendar_duration
+
+        dur = parse_calendar_duration(spec.window)
+        # At least the window, whatever the month lengths (pruning later is harmless).
+        self._span = (timedelta(days=31 * dur.months + 7 * dur.weeks + dur.days + 1)
+                      + (dur.exact or timedelta(0)))
+
+    def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
+        seen = self.state["seen"]
+        entries = seen.get(key)
+        if entries is None:
+            return
+        start = window_start(ctx.calendar, due, self.spec.window)
+        kept = [v for v in entries if v[0] > start]
+        if kept:
+            seen[key] = kept
+        else:
+            del seen[key]
 
     def on_event(self, event: EventBase, ctx: RuleContext) -> None:
         """A ladder reads decisions only."""
@@ -150,6 +168,9 @@ class _LadderRuntime(RuleRuntime):
         kept.append([decision.at, decision.id, decision.rule,
                      decision.details.get("outcome", decision.kind), list(decision.evidence)])
         self.state["seen"][sid] = kept
+        # When this violation has surely left the window: the subject's list is pruned
+        # then, so a subject with no later violation is not remembered for ever.
+        ctx.schedule(decision.at + self._span, sid)
         count = len(kept)
         step = s.step_for(count)
         cal = ctx.calendar

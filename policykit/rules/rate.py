@@ -109,6 +109,9 @@ class _RateRuntime(RuleRuntime):
     ``join``) item -> the open period it was recorded in; ``members`` the population."""
 
     spec: RateSpec
+    # Its order is read (the first member is evidence): a late-event window's checkpoints
+    # copy it whole instead of journaling its keys, which could put a removed one back last.
+    whole_state: ClassVar[frozenset[str]] = frozenset({"members"})
 
     def __init__(self, spec: RateSpec, policy: PolicyInfo) -> None:
         super().__init__(spec, policy)

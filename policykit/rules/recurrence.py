@@ -395,6 +395,10 @@ def _getter(path: str) -> Callable[[EventBase], Any]:
     return lambda ev: getattr(ev, path, None)
 
 
+_FORGET = "forget"
+_KEEP_EXEMPT = timedelta(days=366)
+
+
 class _RecurrenceRuntime(RuleRuntime):
     """State (plain data):
 
@@ -407,6 +411,8 @@ class _RecurrenceRuntime(RuleRuntime):
     """
 
     spec: RecurrenceSpec
+    # maps of maps: a late-event window's checkpoints track them one level down
+    nested_state: ClassVar[frozenset[str]] = frozenset({"agenda"})
 
     def __init__(self, spec: RecurrenceSpec, policy: PolicyInfo) -> None:
         super().__init__(spec, policy)
@@ -646,6 +652,11 @@ class _RecurrenceRuntime(RuleRuntime):
         if not slot:
             return
         subjects = self.state["subjects"]
+        if key == _FORGET:
+            for sid in slot:
+                if sid not in subjects:
+                    self._prune_exempt(sid, due - _KEEP_EXEMPT + timedelta(days=1), ctx)
+            return
         for sid, label in slot.items():
             subj = subjects.get(sid)
             win = subj["win"] if subj is not None else None
@@ -682,6 +693,11 @@ class _RecurrenceRuntime(RuleRuntime):
             self._judge_early(sid, subj, win, at, ctx)
         if self._tracking and subj["anchor"] is not None:
             self._open_next(sid, subj, win["end"] + _ONE_US, ctx)
+        elif subj["anchor"] is None:
+            # A subject known only by its occurrences (no population): nothing of it
+            # outlives its window, so it is dropped, not kept for ever (its next occurrence
+            # opens its next window as for a subject never seen).
+            self.state["subjects"].pop(sid, None)
         else:
             subj["win"] = None
 
@@ -787,6 +803,12 @@ class _RecurrenceRuntime(RuleRuntime):
         last = cal.local_date(last) if isinstance(last, datetime) else last
         if isinstance(first, date) and isinstance(last, date) and first <= last:
             self.state["exempt"].setdefault(str(sid), []).append([first, last])
+            if self.spec.population is not None:
+                # A member's spans are pruned as its windows move on; one of someone not
+                # (or not yet) a member is dropped a year after its last day, when no
+                # window of a later member can still reach it.
+                self._book(_FORGET, _utc(cal.start_of_day(last + _KEEP_EXEMPT)), str(sid),
+                           last.isoformat(), ctx)
 
     def _prune_exempt(self, sid: str, start: datetime, ctx: RuleContext) -> None:
         spans = self.state["exempt"].get(sid)
@@ -840,10 +862,16 @@ class _RecurrenceRuntime(RuleRuntime):
                 return  # between judged windows (``only``): counts for none
             found = self._window(subj["anchor"], at, ctx)
             if not found[3]:
-                subj["win"] = None
+                if subj["anchor"] is None:
+                    del subjects[sid]  # judges nothing here: kept for nothing
+                else:
+                    subj["win"] = None
                 return
             win = self._new_win(found)
             subj["win"] = win
+            if subj["anchor"] is None:
+                # Its end drops the subject (see _close).
+                self._book("end", _utc(win["end"]), sid, win["label"], ctx)
         if at < win["start"]:
             return
         counts = win["counts"]
