@@ -596,7 +596,7 @@ def _evaluate(engine: Engine, prep: Prepared, source: str, until: datetime | Non
         # Every id is kept: the log is in memory anyway, a redelivery weeks later is still
         # a redelivery, and a correction whose target was dropped above must not look like
         # one of a forgotten event.
-        with engine.session(dedupe_window=None) as session:
+        with engine._batch_session() as session:
             stats = session.stats
             start = 0
             while start < len(events):

@@ -140,6 +140,14 @@ class Engine:
                        allowed_lateness=allowed_lateness, checkpoint_every=checkpoint_every,
                        dedupe_window=dedupe_window)
 
+    def _batch_session(self) -> Session:
+        """The session of the batch pipeline (engine/_batch.py): every id remembered, and no
+        payload digests, since the pipeline resolved repeated ids and conflicts before
+        feeding it (split_corrections) and the session would only repeat that work."""
+        return Session(self._backend.open(self.policies), backend=self.backend,
+                       policies=self.policies, fingerprint=self.fingerprint,
+                       dedupe_window=None, payload_digests=False)
+
     def restore(self, snapshot: bytes) -> Session:
         """The session :meth:`Session.snapshot` saved, ready to take the events after it.
 

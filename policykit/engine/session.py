@@ -340,6 +340,7 @@ class Session:
         allowed_lateness: timedelta | None = None,
         checkpoint_every: int = 256,
         dedupe_window: timedelta | None = None,
+        payload_digests: bool = True,
     ) -> None:
         self._ev = evaluator
         self.backend = backend
@@ -348,7 +349,7 @@ class Session:
         if dedupe_window is not None and allowed_lateness is not None:
             # An event inside the lateness window is still applied, so its id must be known.
             dedupe_window = max(dedupe_window, allowed_lateness)
-        self._ledger = Ledger(dedupe_window)
+        self._ledger = Ledger(dedupe_window, digests=payload_digests)
         self._seen = self._ledger.seen
         self._clock: datetime | None = None
         # After advance_to(t), deadlines at t have fired, so an event at t would be judged
