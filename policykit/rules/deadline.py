@@ -607,9 +607,15 @@ class _DeadlineRuntime(RuleRuntime):
         if day < utc:
             day += _DAY
         bucket = day.isoformat()
-        self.state["expiry"].setdefault(bucket, {})[case["key"]] = None
+        filed = self.state["expiry"]
+        keys = filed.get(bucket)
+        if keys is None:
+            # The day's timer is set with its first case: it stays set until it fires and
+            # takes the day's cases (an emptied day is dropped, and set again if refilled).
+            keys = filed[bucket] = {}
+            ctx.schedule(day, _EXPIRE + bucket)
+        keys[case["key"]] = None
         case["expiry"] = bucket
-        ctx.schedule(day, _EXPIRE + bucket)
 
     def _unfile_expiry(self, case: dict[str, Any]) -> None:
         bucket = case.get("expiry")
