@@ -30,6 +30,7 @@ import contextlib
 import importlib
 import json
 import os
+import stat
 import sys
 import tempfile
 import traceback
@@ -235,9 +236,16 @@ def _write_atomically(path: str, write: Callable[[IO[str]], None]) -> None:
     """Write ``path`` through a temporary file in its directory, renamed over it only once
     everything is written: a failed or interrupted run leaves the previous file intact and
     no temporary file behind."""
-    target = os.path.abspath(path)
+    # Through symlinks to the file they name; a device, FIFO or other special file (e.g.
+    # /dev/null, a pipe) is written in place, since renaming over it would replace it.
+    target = os.path.realpath(path)
     try:
-        mode = os.stat(target).st_mode & 0o7777
+        info = os.stat(target)
+        if not stat.S_ISREG(info.st_mode):
+            with open(target, "w", encoding="utf-8") as fh:
+                write(fh)
+            return
+        mode = info.st_mode & 0o7777
     except FileNotFoundError:
         umask = os.umask(0)
         os.umask(umask)
@@ -271,7 +279,9 @@ def _summary_table(report: Any) -> str:
     as an aligned plain-text table for a terminal."""
     from .audit._summary import summary_rows
 
-    rows = summary_rows(report, ("policy", "rule", "kind"))
+    # Every decision made is counted (``decisions``), those that stand in ``final``, and
+    # only the money that stands is added up: the table shows the trail and its result.
+    rows = summary_rows(report, ("policy", "rule", "kind"), report.trail)
     if not rows:
         return f"No decisions ({report.counts.evaluated} events evaluated).\n"
     totals: dict[str, Decimal] = {}

@@ -367,7 +367,7 @@ def test_a_terminal_gets_a_summary_table_and_a_pipe_gets_jsonl(
     assert rows[("test-pay", "R2", "deduction")][-1] == "120.00"
     assert rows[("test-gm", "R4", "violation")][3] == "1"
     total = next(line for line in table if line.startswith("total")).split()
-    assert total[1] == "4" and total[-2:] == ["330.00", "CNY"]
+    assert total[1:3] == ["6", "4"] and total[-2:] == ["330.00", "CNY"]
     assert not any(line.startswith("{") for line in table)
 
     screen = _Terminal()  # --format given: the decisions, even on a terminal
@@ -414,3 +414,29 @@ def test_trail_and_csv_bom(tmp_path: Path, log: Path, policy: Path) -> None:
     assert not run(*base, "--format", "csv", "-o", str(out)).stdout
     assert not out.read_bytes().startswith("\ufeff".encode())
     assert run(*base, "--csv-bom").exit_code == 2  # only with --format csv
+
+
+def test_out_writes_through_a_symlink_and_into_special_files(tmp_path: Path, log: Path,
+                                                             policy: Path) -> None:
+    """-o is atomic for a regular file; a symlink is followed to the file it names, and a
+    FIFO or device is written in place, never replaced by a regular file."""
+    import os
+    import threading
+
+    real = tmp_path / "real.jsonl"
+    real.write_text("OLD\n", encoding="utf-8")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    base = ("audit", str(log), "--policy", str(policy), "--until", UNTIL, "-q")
+    assert run(*base, "-o", str(link)).exit_code == EXIT_DECISIONS
+    assert link.is_symlink() and len(real.read_text(encoding="utf-8").splitlines()) == 4
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    assert run(*base, "-o", str(fifo)).exit_code == EXIT_DECISIONS
+    reader.join(timeout=30)
+    assert fifo.is_fifo() and len(got[0].splitlines()) == 4
+    assert run(*base, "-o", os.devnull).exit_code == EXIT_DECISIONS
+    assert Path(os.devnull).is_char_device()
