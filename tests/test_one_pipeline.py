@@ -411,3 +411,20 @@ def test_advance_to_takes_the_forms_until_takes_and_refuses_a_silent_horizon() -
     with pytest.raises(CalendarError, match="2027"):
         dated.advance_to("2027-03-01")
     assert dated.advance_to("2027-01-01") == aware.advance_to("2027-01-01T00:00:00+08:00")
+
+
+def test_assume_tz_reads_a_spreadsheets_dates_too(tmp_path: Path) -> None:
+    """An HR export writes a leave's days as it writes its times (2026/3/12): with the zone
+    named, both are read; a date that does not exist is still refused by the model."""
+    src = tmp_path / "leave.csv"
+    src.write_text("id,type,at,employee_id,start,end,kind\n"
+                   "l1,attendance.leave,2026/3/11 15:07,E7,2026/3/12,2026/3/13,sick\n"
+                   "l2,attendance.leave,2026/3/11 15:08,E8,2026/2/30,2026/3/13,sick\n",
+                   encoding="utf-8")
+    report = audit(src, assume_tz="Asia/Shanghai")
+    leave = report.events["l1"]
+    assert (leave.start, leave.end) == (date(2026, 3, 12), date(2026, 3, 13))
+    assert leave.at == datetime(2026, 3, 11, 15, 7, tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert [(q.event_id, q.problems[0][0]) for q in report.quarantine] == [("l2", "start")]
+    plain = audit(src)
+    assert {q.event_id for q in plain.quarantine} == {"l1", "l2"}

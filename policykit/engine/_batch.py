@@ -129,8 +129,45 @@ def _time_fields(event_type: str) -> frozenset[str]:
     return frozenset(n for n, f in model.model_fields.items() if holds(f.annotation))
 
 
+# A spreadsheet's date ("2026/3/12"), for the date fields (a leave's start and end) of
+# records read with assume_tz: the same export writes them so.
+_SHEET_DATE = re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2})")
+
+
+@cache
+def _date_fields(event_type: str) -> frozenset[str]:
+    """The calendar-date fields of an event type (``date``, not ``datetime``)."""
+    model = EVENT_TYPES.get(event_type)
+    if model is None:
+        return frozenset()
+
+    def holds(annotation: Any) -> bool:
+        if annotation is date:
+            return True
+        return any(holds(a) for a in get_args(annotation))
+
+    return frozenset(n for n, f in model.model_fields.items() if holds(f.annotation))
+
+
+def _sheet_dates(raw: Mapping[str, Any], kind: Any) -> dict[str, str]:
+    """The spreadsheet-form dates of ``raw``, in ISO form (left as they are when not a
+    real date: the model then says what is wrong)."""
+    found: dict[str, str] = {}
+    if not isinstance(kind, str):
+        return found
+    for name in _date_fields(kind):
+        value = raw.get(name)
+        if isinstance(value, str) and (m := _SHEET_DATE.fullmatch(value.strip())):
+            try:
+                found[name] = date(*map(int, m.groups())).isoformat()
+            except ValueError:
+                continue
+    return found
+
+
 def _assume(raw: Any, tz: tzinfo, source: str, line: int | None) -> Any:
-    """``raw`` with its offset-less date-times written with their offset in ``tz``."""
+    """``raw`` with its offset-less date-times written with their offset in ``tz``, and its
+    spreadsheet-form dates (``2026/3/12``) in ISO form."""
     if isinstance(raw, str | bytes | bytearray):
         import json
 
@@ -164,6 +201,8 @@ def _assume(raw: Any, tz: tzinfo, source: str, line: int | None) -> Any:
         if out is None:
             out = dict(raw)
         out[name] = aware.isoformat()
+    if dates := _sheet_dates(raw, kind):
+        out = {**(raw if out is None else out), **dates}
     return raw if out is None else out
 
 
