@@ -42,7 +42,7 @@ from typing import IO, Any, NoReturn
 import click
 
 from . import __version__
-from .errors import PolicyKitError
+from .errors import ParameterError, PolicyKitError
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -170,6 +170,11 @@ _ALLOW_QUARANTINE_HELP = ("Accept quarantined records: they are still reported o
                           "quarantined).")
 
 
+# audit()'s parameters as the command line spells them, for its errors.
+_OPTIONS = {"until": "--until", "assume_tz": "--assume-tz", "format": "--input-format",
+            "backend": "--backend"}
+
+
 def _run_audit(events: str, policy: str | None, until: str | None, backend: str,
                input_format: str | None, progress: bool | float,
                assume_tz: str | None = None) -> Any:
@@ -183,6 +188,10 @@ def _run_audit(events: str, policy: str | None, until: str | None, backend: str,
     try:
         return audit(source, policy, until, backend=backend, progress=progress,
                      format=input_format, assume_tz=assume_tz)
+    except ParameterError as exc:  # named as the command line names it
+        option = _OPTIONS.get(exc.name)
+        _fail(str(exc) if option is None else
+              str(ParameterError(option, exc.value, exc.expected, suggestion=exc.suggestion)))
     except PolicyKitError as exc:  # MissingDependencyError included: it names the extra
         _fail(str(exc))
     except OSError as exc:
