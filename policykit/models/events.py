@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Union
@@ -81,8 +82,11 @@ def _bounded_meta(value: dict[str, Any] | None) -> dict[str, Any] | None:
     try:
         size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":"),
                               default=str).encode("utf-8", "surrogatepass"))
-    except (RecursionError, ValueError) as exc:
-        raise ValueError(f"a JSON object ({exc})") from None
+    except RecursionError:
+        raise ValueError("a JSON object nested no deeper than Python can serialise") from None
+    except ValueError:  # an integer past Python's digit limit (4,300 digits by default)
+        raise ValueError("a JSON object whose integers have at most "
+                         f"{sys.get_int_max_str_digits()} digits") from None
     if size > MAX_META_BYTES:
         raise ValueError(f"an object of at most {MAX_META_BYTES} bytes as JSON (this one is "
                          f"{size})")
