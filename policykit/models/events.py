@@ -50,10 +50,22 @@ MAX_LIST = 1000
 MAX_META_BYTES = 64 * 1024
 
 
+#: Money text of the wire: ASCII digits, optionally a point and more digits (no sign, no
+#: spaces, underscores, exponent or other scripts' digits, which Decimal() would accept).
+_MONEY_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
 def _no_float(value: Any) -> Any:
     # Money must arrive as a decimal string or an integer: a float has already lost cents.
     if isinstance(value, float):
         raise ValueError("money must be a decimal string such as '6500.00', not a float")
+    if isinstance(value, bool):
+        raise ValueError("money must be a decimal string such as '6500.00', not a boolean")
+    if isinstance(value, str) and not _MONEY_TEXT.fullmatch(value):
+        raise ValueError("money must be a decimal string of ASCII digits such as '6500.00' "
+                         "(no sign, spaces, underscores or exponent)")
+    if isinstance(value, Decimal) and value.is_zero():
+        return value.copy_abs()  # a Decimal('-0') given in Python is zero
     return value
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from policykit import Engine, EventError, ParameterError, parse_event, parse_events
 from policykit.audit import audit
+from policykit.calendar import CalendarError, parse_calendar_duration, parse_duration
 from policykit.cli import main
 from policykit.models.events import MAX_META_BYTES
 
@@ -194,3 +196,36 @@ def test_events_that_are_not_events_are_a_parameter_error(events: Any) -> None:
     assert caught.value.name == "events" and "iterable of event dicts" in str(caught.value)
     with pytest.raises(ParameterError, match="iterable of event dicts"):
         parse_events(events)
+
+
+# --- money and durations are ASCII decimal text ------------------------------------------------
+
+PROFILE: dict[str, Any] = {"id": "e1", "type": "employee.profile",
+                           "at": "2026-03-01T00:00:00+08:00", "employee_id": "E1",
+                           "role": "customer_service", "base_salary": "6000.00"}
+
+
+@pytest.mark.parametrize("salary", ["1_000", "  100 ", "100\n", "-0", "-0.00", "-5", "+5",
+                                    "１００", "٣٠٠", "1e3", ".5", "5.", "NaN", ""])
+def test_money_text_is_ascii_digits_only(salary: str) -> None:
+    refused({**PROFILE, "base_salary": salary}, "base_salary", "ASCII digits")
+
+
+def test_money_in_the_documented_forms_is_still_accepted() -> None:
+    for salary, value in (("6000.00", "6000.00"), ("6000", "6000"), (6000, "6000"),
+                          ("0", "0"), (Decimal("12.5000"), "12.5000"), (Decimal("-0"), "0")):
+        event = parse_event({**PROFILE, "base_salary": salary})
+        assert str(event.base_salary) == value  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("spec", ["P１D", "PT１H", "P٣D", "PT1.５H", "P1Y２M"])
+def test_durations_take_ascii_digits_only(spec: str) -> None:
+    with pytest.raises(CalendarError, match="ISO-8601 duration"):
+        parse_duration(spec)
+    with pytest.raises(CalendarError, match="ISO-8601 duration"):
+        parse_calendar_duration(spec)
+    assert parse_calendar_duration(spec.translate(_ASCII_DIGITS))  # the ASCII form is fine
+
+
+_ASCII_DIGITS = {ord(c): str(i) for digits in ("０１２３４５６７８９", "٠١٢٣٤٥٦٧٨٩")
+                 for i, c in enumerate(digits)}
