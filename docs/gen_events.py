@@ -151,7 +151,8 @@ def _decimal(annotated: Any, bounds: dict[str, Any]) -> str:
         floats = ""
     except ValidationError:
         floats = ", never a float"
-    text = 'decimal as a string such as `"6000.00"` (or an integer' + floats + ")"
+    text = ('decimal as a string such as `"6000.00"` (ASCII digits and an optional `.`; '
+            "or an integer" + floats + ")")
     text += _range(bounds)
     if bounds.get("decimal_places") is not None:
         text += f", at most {bounds['decimal_places']} decimal places"
@@ -273,7 +274,8 @@ def page() -> str:
     out += ["Types are strict, as JSON has them: a date-time is an ISO-8601 string with its "
             "offset (a number is not read as a Unix time), a boolean is `true` or `false` "
             "(not `\"yes\"`, `1` or `\"true\"`), an integer is a JSON integer. Money is a "
-            "decimal string or an integer, never a float. Ids hold no control characters "
+            "decimal string of ASCII digits (`\"6000.00\"`, `\"6000\"`: no sign, spaces, "
+            "underscores or exponent) or an integer, never a float. Ids hold no control characters "
             "(C0, C1, U+2028, U+2029). `meta` is at most "
             f"{MAX_META_BYTES // 1024} KiB as compact JSON, 32 levels deep. CSV and "
             "DataFrame sources are text or typed columns: their readers turn `true`/`false` "

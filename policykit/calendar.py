@@ -146,7 +146,8 @@ _DURATION: Final = re.compile(
     r"(?:T(?=\d)"
     r"(?:(?P<hours>\d+(?:[.,]\d+)?)H)?"
     r"(?:(?P<minutes>\d+(?:[.,]\d+)?)M)?"
-    r"(?:(?P<seconds>\d+(?:[.,]\d+)?)S)?)?"
+    r"(?:(?P<seconds>\d+(?:[.,]\d+)?)S)?)?",
+    re.ASCII,  # \d is [0-9]: "P１D" (fullwidth) or Arabic-Indic digits are not durations
 )
 _DURATION_FORM: Final = (
     "an ISO-8601 duration PnYnMnWnDTnHnMnS such as 'PT15M', 'PT1H', 'P1D', 'P3D', 'P1M'"

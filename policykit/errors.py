@@ -204,5 +204,8 @@ class SnapshotError(PolicyKitError, ValueError):
 
 
 def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int past Python's digit limit, deep nesting
+        text = f"<a value that cannot be shown ({type(value).__name__})>"
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -589,6 +589,58 @@ def _bounded_lines(text: io.TextIOBase, oversize: set[int]) -> Iterator[str]:
         yield piece
 
 
+#: A CSV row (a quoted cell may hold line breaks) may span at most this many physical
+#: lines; a longer one is taken for a stray ``"`` (see :class:`_Lines`).
+MAX_ROW_LINES = 1000
+
+
+class _RowTooLong(Exception):
+    """A CSV row went past MAX_ROW_LINES lines or MAX_RECORD_BYTES characters."""
+
+
+class _Lines:
+    """The physical lines fed to csv.reader, numbered, with the ones the current row has
+    taken kept so that a row spanning several lines that fails (a stray ``"`` opening a
+    quoted cell that never closes properly) can give back all but its first line: only
+    that line is quarantined and parsing goes on at the next one, so a stray quote never
+    swallows the good rows after it."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self.lines = lines
+        self.count = 0  # physical lines read from the file
+        self.pending: list[tuple[int, str]] = []  # given back, in reverse order
+        self.taken: list[tuple[int, str]] = []
+        self.chars = 0
+        self.ended_inside = False  # the file ended while the row still wanted lines
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self.pending:
+            line = self.pending.pop()
+        else:
+            try:
+                text = next(self.lines)
+            except StopIteration:
+                self.ended_inside = bool(self.taken)
+                raise
+            self.count += 1
+            line = (self.count, text)
+        self.taken.append(line)
+        self.chars += len(line[1])
+        if len(self.taken) > 1 and (len(self.taken) > MAX_ROW_LINES
+                                    or self.chars > MAX_RECORD_BYTES):
+            raise _RowTooLong
+        return line[1]
+
+    def start_row(self) -> None:
+        self.taken, self.chars, self.ended_inside = [], 0, False
+
+    def give_back(self, lines: list[tuple[int, str]]) -> None:
+        self.pending.extend(reversed(lines))
+
+
 def _csv_reader(label: str, source: Path | bytes, head: bytes) -> Reader:
     encoding = _encoding(label, head)
     sample = head.decode(encoding, errors="replace")
@@ -608,31 +660,60 @@ def _csv_reader(label: str, source: Path | bytes, head: bytes) -> Reader:
         text = io.TextIOWrapper(opened.stream, encoding=encoding, errors="surrogateescape",
                                 newline="")
         oversize: set[int] = set()
-        reader = csv.reader(_bounded_lines(text, oversize), delimiter=delimiter)
+        feed = _Lines(_bounded_lines(text, oversize))
+        reader = csv.reader(feed, delimiter=delimiter)
         try:
             try:
                 header = next(reader)
             except StopIteration:
                 return
-            except csv.Error as exc:
-                raise AuditSourceError(label, f"the CSV header does not parse ({exc})",
+            except (csv.Error, _RowTooLong) as exc:
+                why = (_csv_problem(exc) if isinstance(exc, csv.Error)
+                       else "a header on one line")
+                raise AuditSourceError(label, f"the CSV header does not parse ({why})",
                                        line=1) from None
             header = [h.lstrip("\ufeff").strip() if isinstance(h, str) else h
                       for h in header]
-            start = reader.line_num + 1
             while True:
+                feed.start_row()
+                problem: str | None = None  # what a row on one line should have been
+                detail: str | None = None  # what went wrong with a row on several lines
                 try:
                     cells = next(reader)
                 except StopIteration:
-                    return
+                    if not feed.taken:
+                        return
+                    cells, detail = [], "the file ends inside it"
                 except csv.Error as exc:
-                    here, start = start, reader.line_num + 1
-                    yield here, unreadable(f"<row of line {here}>", _csv_problem(exc))
-                    continue
-                here, start = start, reader.line_num + 1
-                if oversize and any(here <= n < start for n in oversize):
-                    yield here, unreadable(f"<row of line {here}>",
-                                           f"a row of at most {MAX_RECORD_BYTES} characters")
+                    cells, problem = [], _csv_problem(exc)
+                    detail = f"the row would not parse: {exc}"
+                except _RowTooLong:
+                    cells, detail = [], (f"it runs past {MAX_ROW_LINES} lines or "
+                                         f"{MAX_RECORD_BYTES} characters")
+                taken = feed.taken
+                here = taken[0][0]
+                if feed.ended_inside:
+                    detail = "the file ends inside it"
+                    problem = problem or _UNTERMINATED
+                if len(taken) > 1:
+                    if detail is None and len(cells) != len(header):
+                        detail = (f"the row would have {len(cells)} cells, the header has "
+                                  f"{len(header)}")
+                    if detail is None and any(n in oversize for n, _ in taken):
+                        detail = f"a line in it is over {MAX_RECORD_BYTES} characters"
+                    if detail is not None:
+                        # Most likely a stray quote: set aside only this line and read
+                        # the lines it swallowed again, as rows of their own.
+                        feed.give_back(taken[1:])
+                        yield here, unreadable(_shown(taken[0][1]), (
+                            "every quoted cell closed (this line opens one that is not: an "
+                            f"unterminated quoted cell, a stray '\"'?; {detail}); the lines "
+                            "after it are read as rows of their own"))
+                        continue
+                elif problem is None and here in oversize:
+                    problem = f"a row of at most {MAX_RECORD_BYTES} characters"
+                if problem is not None:
+                    yield here, unreadable(f"<row of line {here}>", problem)
                     continue
                 if not cells:
                     continue
@@ -649,6 +730,16 @@ def _csv_reader(label: str, source: Path | bytes, head: bytes) -> Reader:
 
     return Reader(label, "line", records(), total=opened.size, progress_unit="B",
                   advance=advance)
+
+
+_UNTERMINATED = ("every quoted cell closed before the end of the file (an unterminated "
+                 "quoted cell, a stray '\"'?)")
+
+
+def _shown(line: str) -> str:
+    """The start of a physical line, for a quarantine entry."""
+    text = line.rstrip("\r\n").encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text if len(text) <= 60 else text[:60] + "..."
 
 
 def _csv_problem(exc: csv.Error) -> str:

@@ -65,13 +65,20 @@ def zone(value: str | tzinfo | None, *, name: str = "assume_tz") -> tzinfo | Non
         raise ParameterError(name, value, "an IANA time zone name such as 'Asia/Shanghai'")
     try:
         return ZoneInfo(value.strip())
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError, TypeError):
+        # OSError: a name too long for a file name (ZoneInfo looks it up as a path).
         names = sorted(available_timezones())
         lowered = {n.lower(): n for n in names}
+        short = len(value) <= _LONGEST_ZONE_NAME  # no fuzzy match of a very long text
         raise ParameterError(name, value, "an IANA time zone name such as 'Asia/Shanghai' "
                              "or 'Europe/Berlin'",
-                             suggestion=lowered.get(value.strip().lower())
-                             or nearest(value, names)) from None
+                             suggestion=(lowered.get(value.strip().lower())
+                                         or nearest(value, names)) if short else None
+                             ) from None
+
+
+#: Longer than any IANA zone name (the longest are about 32 characters).
+_LONGEST_ZONE_NAME = 64
 
 
 # ISO without offset ("2026-03-02T08:31:00", "2026-03-02 08:31") and the spreadsheet forms

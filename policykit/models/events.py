@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Union
@@ -49,10 +50,22 @@ MAX_LIST = 1000
 MAX_META_BYTES = 64 * 1024
 
 
+#: Money text of the wire: ASCII digits, optionally a point and more digits (no sign, no
+#: spaces, underscores, exponent or other scripts' digits, which Decimal() would accept).
+_MONEY_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
 def _no_float(value: Any) -> Any:
     # Money must arrive as a decimal string or an integer: a float has already lost cents.
     if isinstance(value, float):
         raise ValueError("money must be a decimal string such as '6500.00', not a float")
+    if isinstance(value, bool):
+        raise ValueError("money must be a decimal string such as '6500.00', not a boolean")
+    if isinstance(value, str) and not _MONEY_TEXT.fullmatch(value):
+        raise ValueError("money must be a decimal string of ASCII digits such as '6500.00' "
+                         "(no sign, spaces, underscores or exponent)")
+    if isinstance(value, Decimal) and value.is_zero():
+        return value.copy_abs()  # a Decimal('-0') given in Python is zero
     return value
 
 
@@ -81,8 +94,11 @@ def _bounded_meta(value: dict[str, Any] | None) -> dict[str, Any] | None:
     try:
         size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":"),
                               default=str).encode("utf-8", "surrogatepass"))
-    except (RecursionError, ValueError) as exc:
-        raise ValueError(f"a JSON object ({exc})") from None
+    except RecursionError:
+        raise ValueError("a JSON object nested no deeper than Python can serialise") from None
+    except ValueError:  # an integer past Python's digit limit (4,300 digits by default)
+        raise ValueError("a JSON object whose integers have at most "
+                         f"{sys.get_int_max_str_digits()} digits") from None
     if size > MAX_META_BYTES:
         raise ValueError(f"an object of at most {MAX_META_BYTES} bytes as JSON (this one is "
                          f"{size})")

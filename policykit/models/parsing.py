@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from .._timezones import shared_offset
-from ..errors import EventError, nearest
+from ..errors import EventError, ParameterError, nearest
 from .decisions import Decision
 from .events import EVENT_TYPES, Event, EventBase
 
@@ -224,8 +224,19 @@ def _clip(value: Any) -> Any:
     return value
 
 
-def _records(data: Any) -> Iterator[tuple[int | None, Any]]:
-    """(line or position, raw record) pairs from any accepted input shape."""
+_ACCEPTED = ("JSON array or JSON Lines text (str or bytes), an event dict or model, or an "
+             "iterable of event dicts, JSON strings or models")
+
+
+def _records(data: Any, *, name: str = "events") -> Iterator[tuple[int | None, Any]]:
+    """(line or position, raw record) pairs from any accepted input shape; anything else
+    raises :class:`ParameterError` naming ``name`` at once, not when first iterated."""
+    if not isinstance(data, str | bytes | bytearray | Mapping | EventBase | Iterable):
+        raise ParameterError(name, data, _ACCEPTED)
+    return _each_record(data)
+
+
+def _each_record(data: Any) -> Iterator[tuple[int | None, Any]]:
     if isinstance(data, bytes | bytearray):
         data = data.decode("utf-8", errors="replace")
     if isinstance(data, str):
@@ -261,7 +272,7 @@ def iter_events(
 ) -> Iterator[Event]:
     """Validate events lazily. With ``errors`` given, a bad record is appended there (with its
     line number) and the good records around it are kept; without, the first one raises."""
-    for line, raw in _records(data):
+    for line, raw in _records(data, name="data"):
         try:
             yield parse_event(raw, source=source, line=line)
         except EventError as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,8 +14,10 @@ from audit_data import UNTIL, events, policies
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policykit import Engine, EventError, parse_event, parse_events
+from policykit import Engine, EventError, ParameterError, parse_event, parse_events
 from policykit.audit import audit
+from policykit.calendar import CalendarError, parse_calendar_duration, parse_duration
+from policykit.cli import main
 from policykit.models.events import MAX_META_BYTES
 
 CONTACT: dict[str, Any] = {
@@ -145,3 +148,84 @@ def test_garbage_lines_only_cost_themselves(junk: list[str], where: int) -> None
     assert all(i in found for i in good_ids)  # every good record, in order
     assert len(parsed) + len(errors) == len(good) + len([j for j in junk if j.strip()])
     assert all(isinstance(e, EventError) and e.line for e in errors)
+
+
+# --- odd values given in Python ---------------------------------------------------------------
+
+CLOCK_IN: dict[str, Any] = {"id": "c1", "type": "attendance.clock_in",
+                            "at": "2026-03-02T09:40:00+08:00", "employee_id": "E1"}
+
+
+@pytest.mark.parametrize("meta", [
+    {"x": 10**5000}, {"a": {"b": [1, {"c": -(10**5000)}]}},
+])
+def test_an_integer_past_the_digit_limit_in_meta_is_an_event_error(meta: dict[str, Any]
+                                                                     ) -> None:
+    record = {**CLOCK_IN, "meta": meta}
+    for feed in (parse_event, lambda r: Engine().evaluate([r]),
+                 lambda r: Engine().session().feed(r)):
+        with pytest.raises(EventError) as caught:
+            feed(record)
+        (problem,) = caught.value.problems
+        assert problem[0] == "meta" and "4300 digits" in problem[2]
+        assert "meta" in str(caught.value)
+
+
+@pytest.mark.parametrize("tz", ["A" * 100_000, "A" * 300, "../../etc/passwd", "Asia/\x00"],
+                         ids=["100000", "300", "path", "nul"])
+def test_an_odd_assume_tz_is_a_parameter_error(tz: str) -> None:
+    with pytest.raises(ParameterError) as caught:
+        Engine().evaluate([CLOCK_IN], assume_tz=tz)
+    assert caught.value.name == "assume_tz" and "IANA" in str(caught.value)
+
+
+def test_the_cli_blames_assume_tz_not_the_events_file(tmp_path: Any,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps(CLOCK_IN) + "\n", encoding="utf-8")
+    assert main(["audit", str(log), "--assume-tz", "A" * 5000]) == 2
+    err = capsys.readouterr().err
+    assert "assume_tz" in err and str(log) not in err
+
+
+@pytest.mark.parametrize("events", [None, 5, object(), 1.5])
+def test_events_that_are_not_events_are_a_parameter_error(events: Any) -> None:
+    with pytest.raises(ParameterError) as caught:
+        Engine().evaluate(events)
+    assert caught.value.name == "events" and "iterable of event dicts" in str(caught.value)
+    with pytest.raises(ParameterError, match="iterable of event dicts"):
+        parse_events(events)
+
+
+# --- money and durations are ASCII decimal text ------------------------------------------------
+
+PROFILE: dict[str, Any] = {"id": "e1", "type": "employee.profile",
+                           "at": "2026-03-01T00:00:00+08:00", "employee_id": "E1",
+                           "role": "customer_service", "base_salary": "6000.00"}
+
+
+@pytest.mark.parametrize("salary", ["1_000", "  100 ", "100\n", "-0", "-0.00", "-5", "+5",
+                                    "１００", "٣٠٠", "1e3", ".5", "5.", "NaN", ""])
+def test_money_text_is_ascii_digits_only(salary: str) -> None:
+    refused({**PROFILE, "base_salary": salary}, "base_salary", "ASCII digits")
+
+
+def test_money_in_the_documented_forms_is_still_accepted() -> None:
+    for salary, value in (("6000.00", "6000.00"), ("6000", "6000"), (6000, "6000"),
+                          ("0", "0"), (Decimal("12.5000"), "12.5000"), (Decimal("-0"), "0")):
+        event = parse_event({**PROFILE, "base_salary": salary})
+        assert str(event.base_salary) == value  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("spec", ["P１D", "PT１H", "P٣D", "PT1.５H", "P1Y２M"])
+def test_durations_take_ascii_digits_only(spec: str) -> None:
+    with pytest.raises(CalendarError, match="ISO-8601 duration"):
+        parse_duration(spec)
+    with pytest.raises(CalendarError, match="ISO-8601 duration"):
+        parse_calendar_duration(spec)
+    assert parse_calendar_duration(spec.translate(_ASCII_DIGITS))  # the ASCII form is fine
+
+
+_ASCII_DIGITS = {ord(c): str(i) for digits in ("０１２３４５６７８９", "٠١٢٣٤٥٦٧٨٩")
+                 for i, c in enumerate(digits)}

@@ -292,3 +292,70 @@ def test_random_bytes_raise_only_policykit_errors(data: bytes, fmt: str) -> None
             pass
     except PolicyKitError:
         pass
+
+
+# --- a stray quote in a CSV row ---------------------------------------------------------------
+
+
+def profile_rows(n: int) -> list[str]:
+    return ["id,type,at,employee_id,role,base_salary"] + [
+        f"p{i},employee.profile,2026-03-01T00:00:00+08:00,E{i},customer_service,5000.00"
+        for i in range(n)]
+
+
+STRAY = 'p-x,employee.profile,"2026-03-01T00:00:00+08:00,EX,customer_service,5000.00'
+
+
+@pytest.mark.parametrize("where", [11, 2999, 3000])
+def test_a_stray_quote_in_a_csv_row_quarantines_only_its_line(
+        tmp_path: Path, where: int) -> None:
+    """A '"' that opens a quoted cell never closed properly: its line is quarantined and the
+    lines it would have swallowed are read as rows of their own (near the end of the file
+    too, where the file ends inside the quote)."""
+    rows = profile_rows(3000)
+    rows.insert(where + 1, STRAY)
+    path = tmp_path / "log.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    report = audit(path, [], "2026-04-01T00:00:00+08:00")
+    (q,) = report.quarantine
+    assert q.line == where + 2 and "unterminated quoted cell" in q.error
+    assert len(report.events) == 3000
+    reader = read_records(path)
+    numbered = list(reader.records)
+    assert [n for n, _ in numbered] == list(range(2, 3003))
+    assert reader.total == path.stat().st_size
+
+
+def test_a_stray_quote_closed_by_a_later_one_does_not_merge_the_rows_between(
+        tmp_path: Path) -> None:
+    rows = profile_rows(30)
+    rows[5] = STRAY
+    rows[9] = rows[9].replace("E8,", 'E8",')
+    path = tmp_path / "log.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    report = audit(path, [], "2026-04-01T00:00:00+08:00")
+    assert [q.line for q in report.quarantine] == [6]  # line 10's '"' is inside a cell
+    assert len(report.events) == 29 and report.events["p8"].employee_id == 'E8"'
+
+
+def test_a_quoted_csv_cell_may_span_lines(tmp_path: Path) -> None:
+    text = ("id,type,at,employee_id,role,base_salary,meta\n"
+            'p1,employee.profile,2026-03-01T00:00:00+08:00,E1,customer_service,5000.00,"{\n'
+            ' ""note"": ""two lines""\n}"\n'
+            "p2,employee.profile,2026-03-01T00:00:00+08:00,E2,customer_service,5000.00,\n")
+    path = tmp_path / "log.csv"
+    path.write_text(text, encoding="utf-8")
+    numbered = list(read_records(path).records)
+    assert [n for n, _ in numbered] == [2, 5]
+    assert numbered[0][1]["meta"] == {"note": "two lines"}
+    report = audit(path, [], "2026-04-01T00:00:00+08:00")
+    assert not report.quarantine and len(report.events) == 2
+
+
+def test_a_csv_file_ending_inside_a_quote_on_its_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("\n".join(profile_rows(3)) + "\n" + STRAY, encoding="utf-8")
+    report = audit(path, [], "2026-04-01T00:00:00+08:00")
+    (q,) = report.quarantine
+    assert q.line == 5 and "unterminated quoted cell" in q.error
+    assert len(report.events) == 3
