@@ -172,12 +172,12 @@ _ALLOW_QUARANTINE_HELP = ("Accept quarantined records: they are still reported o
 
 # audit()'s parameters as the command line spells them, for its errors.
 _OPTIONS = {"until": "--until", "assume_tz": "--assume-tz", "format": "--input-format",
-            "backend": "--backend"}
+            "backend": "--backend", "encoding": "--encoding"}
 
 
 def _run_audit(events: str, policy: str | None, until: str | None, backend: str,
                input_format: str | None, progress: bool | float,
-               assume_tz: str | None = None) -> Any:
+               assume_tz: str | None = None, encoding: str | None = None) -> Any:
     """``audit()`` with every input failure turned into exit status 2. ``until`` goes to
     ``audit()`` as written: the library decides what a valid instant is."""
     from .audit import audit
@@ -187,7 +187,7 @@ def _run_audit(events: str, policy: str | None, until: str | None, backend: str,
         source = sys.stdin.buffer.read()
     try:
         return audit(source, policy, until, backend=backend, progress=progress,
-                     format=input_format, assume_tz=assume_tz)
+                     format=input_format, assume_tz=assume_tz, encoding=encoding)
     except ParameterError as exc:  # named as the command line names it
         option = _OPTIONS.get(exc.name)
         _fail(str(exc) if option is None else
@@ -210,6 +210,8 @@ def _report_stderr(report: Any, limit: int = 20) -> None:
 
 
 def _report_quarantine(report: Any, limit: int = 20) -> None:
+    for note in getattr(report, "notes", ()):
+        click.echo(f"note: {note}", err=True)
     for q in report.quarantine[:limit]:
         click.echo(f"quarantined: {q}", err=True)
     if len(report.quarantine) > limit:
@@ -360,6 +362,10 @@ def cli() -> None:
 @click.option("--policy", "-p", metavar="FILE", help=_POLICY_HELP)
 @click.option("--until", metavar="T", help=_UNTIL_HELP)
 @click.option("--assume-tz", metavar="ZONE", help=_ASSUME_TZ_HELP)
+@click.option("--encoding", metavar="NAME",
+              help="The text encoding of a CSV EVENTS file (e.g. gbk, cp1252) when it has "
+                   "no byte-order mark and is not UTF-8 (default: read as GB18030, with a "
+                   "note on stderr).")
 @click.option("--format", "-f", "fmt", type=click.Choice(["jsonl", "csv", "html"]),
               help="Output: decisions as JSON Lines (the default) or CSV, or a "
                    "self-contained HTML report. Without it, a terminal gets a summary table.")
@@ -391,7 +397,8 @@ def cli() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No counts on stderr (quarantined records "
               "are still reported).")
 def audit(events: str, policy: str | None, until: str | None, assume_tz: str | None,
-          fmt: str | None, out: str | None, backend: str, input_format: str | None,
+          encoding: str | None, fmt: str | None, out: str | None, backend: str,
+          input_format: str | None,
           fail_on_decisions: bool, fail_kinds: str | None, trail: bool, csv_bom: bool,
           allow_quarantine: bool, strict: bool, progress: bool | None, quiet: bool) -> None:
     """Audit EVENTS and write the decisions.
@@ -441,7 +448,7 @@ def audit(events: str, policy: str | None, until: str | None, assume_tz: str | N
         out = None
     _STATE.out = out
     report = _run_audit(events, policy, until, backend, input_format,
-                        _progress_choice(progress), assume_tz)
+                        _progress_choice(progress), assume_tz, encoding)
     as_table = fmt is None and out is None and _stdout_is_terminal()
     fmt = fmt or "jsonl"
 

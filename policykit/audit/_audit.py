@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import date, datetime, tzinfo
 from typing import Any
@@ -31,6 +32,7 @@ def audit(
     progress: bool | float = False,
     format: str | None = None,
     assume_tz: str | tzinfo | None = None,
+    encoding: str | None = None,
 ) -> AuditReport:
     """Audit an event log against policies.
 
@@ -47,6 +49,9 @@ def audit(
     ``assume_tz``: the zone (e.g. ``"Asia/Shanghai"``) of offset-less times in the records
     and in ``until``; spreadsheet forms such as ``2026/3/2 8:31`` are read too. Without it
     such records are quarantined.
+    ``encoding``: a CSV file's text encoding (``"cp1252"``, ``"gbk"``), when not a byte-order
+    mark or UTF-8; without it a CSV that is not UTF-8 is read as GB18030 and
+    :attr:`AuditReport.notes` (and the ``policykit`` logger) say so.
     ``progress``: progress bars on stderr (``tqdm.auto``: a widget in notebooks; a number:
     only once the run takes that many seconds).
 
@@ -58,7 +63,7 @@ def audit(
     horizon = parse_instant(until, policies=policies, assume_tz=tz) \
         if until is not None else None
     engine = Engine(policies, backend=backend)
-    reader = read_records(source, format=format)
+    reader = read_records(source, format=format, encoding=encoding)
 
     quarantine: list[QuarantinedRecord] = []
 
@@ -77,9 +82,13 @@ def audit(
                          quarantined=batch.quarantined, after_until=batch.after_until,
                          corrected=batch.corrected, evaluated=batch.evaluated,
                          decisions=len(batch.decisions))
-    return AuditReport(decisions=batch.decisions, events=events, policies=policies,
+    for note in reader.notes:  # set when the reader started (a CSV's guessed encoding)
+        logging.getLogger("policykit").warning("%s", note)
+    report = AuditReport(decisions=batch.decisions, events=events, policies=policies,
                        quarantine=quarantine, counts=counts, until=horizon, backend=backend,
                        source=reader.label)
+    report.notes = list(reader.notes)
+    return report
 
 
 def _reading(reader: Reader, progress: bool | float) -> Iterator[tuple[int | None, Any]]:

@@ -56,13 +56,25 @@ class Reader:
     """Total for the progress bar (bytes of a file, or number of records)."""
     progress_unit: str = "rec"
     advance: Callable[[Any], int] = field(default=lambda _raw: 1)
+    notes: list[str] = field(default_factory=list)
+    """What the reader guessed about the source (e.g. its text encoding), for the report."""
 
 
-def read_records(source: Any, *, format: str | None = None) -> Reader:
-    """Raw records of any accepted source, each with its line/row number (no validation)."""
+def read_records(source: Any, *, format: str | None = None,
+                 encoding: str | None = None) -> Reader:
+    """Raw records of any accepted source, each with its line/row number (no validation).
+
+    ``encoding`` names a CSV file's text encoding (e.g. ``"cp1252"``) instead of sniffing it
+    (a byte-order mark, UTF-8, else a GB18030 guess that the reader's notes report)."""
     if format is not None and format not in _FORMATS:
         raise ParameterError("format", format, "one of " + ", ".join(_FORMATS),
                              suggestion=nearest(format, _FORMATS))
+    if encoding is not None:
+        try:
+            encoding = codecs.lookup(encoding).name
+        except (LookupError, TypeError, ValueError):
+            raise ParameterError("encoding", encoding, "a text encoding Python knows, e.g. "
+                                 "'utf-8', 'gb18030' or 'cp1252'") from None
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         if not path.is_file():
@@ -74,11 +86,12 @@ def read_records(source: Any, *, format: str | None = None) -> Reader:
         fmt = fmt or _sniff(path, _head(path, str(path)))
         if fmt == "parquet":
             return _parquet_reader(str(path), path)
-        return _stream_reader(str(path), path, fmt)
+        return _stream_reader(str(path), path, fmt, encoding)
     if isinstance(source, bytes | bytearray):
         data = bytes(source)
         return _stream_reader("<bytes>", data, format or (
-            "json" if _strip_bom(data[:SNIFF_BYTES]).lstrip()[:1] == b"[" else "jsonl"))
+            "json" if _strip_bom(data[:SNIFF_BYTES]).lstrip()[:1] == b"[" else "jsonl"),
+            encoding)
     if _is_frame(source):
         return _frame_reader("<dataframe>", source)
     if isinstance(source, Mapping | EventBase):
@@ -338,11 +351,12 @@ def _utf8_only(label: str, head: bytes, what: str) -> None:
                                    f"a {name} byte-order mark (re-save it as UTF-8)")
 
 
-def _stream_reader(label: str, source: Path | bytes, fmt: str) -> Reader:
+def _stream_reader(label: str, source: Path | bytes, fmt: str,
+                   encoding: str | None = None) -> Reader:
     """The reader of a text format; anything but CSV or a JSON array is read as JSONL."""
     head = _head(source, label)
     if fmt == "csv":
-        return _csv_reader(label, source, head)
+        return _csv_reader(label, source, head, encoding)
     _utf8_only(label, head, "JSON" if fmt == "json" else "JSON Lines")
     opened = _open(source, label)
     last = 0
@@ -641,8 +655,17 @@ class _Lines:
         self.pending.extend(reversed(lines))
 
 
-def _csv_reader(label: str, source: Path | bytes, head: bytes) -> Reader:
-    encoding = _encoding(label, head)
+def _csv_reader(label: str, source: Path | bytes, head: bytes,
+                named: str | None = None) -> Reader:
+    notes: list[str] = []
+    if named is not None:
+        encoding = named
+    else:
+        encoding = _encoding(label, head)
+        if encoding == "gb18030":
+            # Almost any bytes decode as GB18030, so this is a guess: said, never silent.
+            notes.append(f"{label}: not UTF-8; read as GB18030 (Chinese). If it is another "
+                         "encoding, name it: encoding='cp1252' (CLI: --encoding cp1252)")
     sample = head.decode(encoding, errors="replace")
     delimiter = _dialect(label, sample.lstrip("\ufeff"))
     opened = _open(source, label)
@@ -729,7 +752,7 @@ def _csv_reader(label: str, source: Path | bytes, head: bytes) -> Reader:
             opened.close()
 
     return Reader(label, "line", records(), total=opened.size, progress_unit="B",
-                  advance=advance)
+                  advance=advance, notes=notes)
 
 
 _UNTERMINATED = ("every quoted cell closed before the end of the file (an unterminated "

@@ -106,6 +106,8 @@ class AuditReport:
         self.until = until
         self.backend = backend
         self.source = source
+        self.notes: list[str] = []
+        """What the readers guessed about the source (a CSV's encoding), to check."""
         self._by_id = {d.id: d for d in self.trail}
         superseded: dict[str, list[str]] = defaultdict(list)
         for d in self.trail:

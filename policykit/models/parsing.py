@@ -69,7 +69,10 @@ def _problems(exc: ValidationError, raw: Any) -> list[tuple[str, Any, str]]:
             out.append((field, value,
                         "a date-time with a UTC offset, e.g. 2026-03-02T08:30:00+08:00"))
         else:
-            out.append((field, value, err["msg"]))
+            msg = err["msg"]
+            if kind == "value_error" and msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]  # our own validators' words, not pydantic's
+            out.append((field, value, msg))
     return out
 
 

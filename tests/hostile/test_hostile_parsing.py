@@ -186,7 +186,7 @@ def test_the_cli_blames_assume_tz_not_the_events_file(tmp_path: Any,
     log.write_text(json.dumps(CLOCK_IN) + "\n", encoding="utf-8")
     assert main(["audit", str(log), "--assume-tz", "A" * 5000]) == 2
     err = capsys.readouterr().err
-    assert "assume_tz" in err and str(log) not in err
+    assert "--assume-tz" in err and str(log) not in err
 
 
 @pytest.mark.parametrize("events", [None, 5, object(), 1.5])

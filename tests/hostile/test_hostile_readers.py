@@ -359,3 +359,28 @@ def test_a_csv_file_ending_inside_a_quote_on_its_last_line(tmp_path: Path) -> No
     (q,) = report.quarantine
     assert q.line == 5 and "unterminated quoted cell" in q.error
     assert len(report.events) == 3
+
+
+def test_a_guessed_encoding_is_reported_and_a_named_one_is_used(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A Western export is not UTF-8 and decodes as GB18030 too: the guess is never silent,
+    and naming the encoding reads the names right."""
+    import logging
+
+    import policykit
+
+    src = tmp_path / "hr.csv"
+    src.write_bytes("id,type,at,employee_id,role,base_salary\n"
+                    "p1,employee.profile,2026-03-01T00:00:00+08:00,Müller,customer_service,"
+                    "6000.00\n".encode("cp1252"))
+    with caplog.at_level(logging.WARNING, logger="policykit"):
+        guessed = policykit.audit(src, policy="lateness-deduction")
+    assert guessed.notes and "GB18030" in guessed.notes[0] and "encoding=" in guessed.notes[0]
+    assert any("GB18030" in r.getMessage() for r in caplog.records)
+    named = policykit.audit(src, policy="lateness-deduction", encoding="cp1252")
+    assert named.notes == [] and named.events["p1"].employee_id == "Müller"
+    with pytest.raises(policykit.ParameterError, match="encoding"):
+        policykit.audit(src, encoding="no-such-codec")
+    utf8 = tmp_path / "ok.csv"
+    utf8.write_text(src.read_bytes().decode("cp1252"), encoding="utf-8")
+    assert policykit.audit(utf8, policy="lateness-deduction").notes == []
