@@ -7,6 +7,8 @@ import yaml
 
 __all__ = ["LineMap"]
 
+_MAX_CUTS = 256
+
 
 class LineMap:
     """Maps a path inside the document (``policies[0].rules[2].within``) to its line."""
@@ -30,8 +32,12 @@ class LineMap:
 
     def line(self, path: str) -> int | None:
         """The line of ``path``, or of its deepest prefix that has one (a missing key points
-        at its parent)."""
-        while path:
+        at its parent). At most ``_MAX_CUTS`` parents are tried: each try hashes the path
+        again, so a key of thousands of dotted parts would cost time quadratic in its length;
+        past that the line of the document is given."""
+        for _ in range(_MAX_CUTS):
+            if not path:
+                break
             if path in self._map:
                 return self._map[path]
             cut = max(path.rfind("."), path.rfind("["))

@@ -21,6 +21,10 @@ class EvaluatorSession(ABC):
     def apply(self, event: EventBase) -> list[Decision]:
         """Apply one event; return the decisions it caused."""
 
+    def check(self, event: EventBase) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`~policykit.EventError` for an event the rules refuse, before any
+        of it is applied (a subject path holding no id, see rules._base.check_subjects)."""
+
     @abstractmethod
     def fire_due(self, until: datetime, *, inclusive: bool) -> list[Decision]:
         """Fire every deadline due before ``until`` (or at it, when ``inclusive``)."""

@@ -14,7 +14,7 @@ from ..errors import SnapshotError
 from ..models.decisions import Decision
 from ..models.events import EmployeeProfile, EventBase
 from ..policy import PolicySet
-from ..rules._base import RuleContext, RuleRuntime
+from ..rules._base import RuleContext, RuleRuntime, check_subjects, subject_paths
 from ._backend import Backend, EvaluatorSession
 from ._journal import Journal, Tracked, first_notes, plain
 
@@ -77,6 +77,7 @@ class _NativeSession(EvaluatorSession):
         self._targets: dict[str, list[tuple[RuleRuntime, RuleContext]]] = {
             t: [(self._runtimes[pi][ri], self._contexts[pi][ri]) for pi, ri in pairs]
             for t, pairs in self._routes.items()}
+        self._subject_paths = subject_paths(s for p in policies for s in p.specs)
         # What a fresh rule's state looks like: import_state checks a snapshot against it.
         self._shapes = [[{k: type(v) for k, v in rt.state.items() if v is not None}
                          for rt in runtimes]
@@ -113,6 +114,10 @@ class _NativeSession(EvaluatorSession):
             return []  # a fresh list: callers extend what they get
         self._out = []
         return out
+
+    def check(self, event: EventBase) -> None:
+        if self._subject_paths:
+            check_subjects(event, self._subject_paths)
 
     def apply(self, event: EventBase) -> list[Decision]:
         if isinstance(event, EmployeeProfile):

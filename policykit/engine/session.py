@@ -436,6 +436,12 @@ class Session:
                 raise EventOrderError(
                     ev.id, f"{ev.at.isoformat()} (a correction of {plan.remove!r}, which was "
                     "applied before the allowed lateness window)", clock.isoformat(), allowed)
+        if applies:
+            try:
+                self._ev.check(ev)  # before anything is applied: the session goes on
+            except EventError:
+                stats.rejected += 1
+                raise
         try:
             if not applies:
                 # A chain or cycle reaching an applied event withdraws it.

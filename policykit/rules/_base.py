@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..errors import nearest
+from ..errors import EventError, nearest
 from ..models.decisions import Decision, DecisionKind, Severity, Subject, SubjectKind
 from ..models.events import EVENT_TYPES, EventBase
 
@@ -44,7 +45,9 @@ __all__ = [
     "RuleRuntime",
     "RuleSpec",
     "SubjectRef",
+    "check_subjects",
     "check_template",
+    "checked_subject",
     "decision_id",
     "event_value",
     "field_getter",
@@ -55,6 +58,8 @@ __all__ = [
     "part_value",
     "render",
     "split_key",
+    "subject_paths",
+    "value_part",
 ]
 
 def _check_deadline_spec(value: str) -> str:
@@ -112,10 +117,29 @@ def key_part(value: str) -> str:
     return value
 
 
+_TYPED = KEY_ESC + "t"  # opens a typed part (value_part); key_part never writes ESC t
+_TYPED_TEXT = KEY_ESC + ":"  # ends the type name of a typed part
+
+
+def value_part(value: Any) -> str:
+    """One key value as an encoded key part: a string as :func:`key_part` encodes it (so
+    string ids keep their keys); any other value (a number, a bool, a list from ``meta``)
+    as ``ESC t <type> ESC : <text>``, which no string's part can be (key_part writes ESC
+    only before ``e`` or ``s``), so ``1`` and ``"1"``, ``True`` and ``"True"``, ``["a"]``
+    and ``"['a']"`` never share a case."""
+    if isinstance(value, str):
+        text = str(value)
+        return text if KEY_SEP not in text and KEY_ESC not in text else key_part(text)
+    return _TYPED + key_part(type(value).__name__) + _TYPED_TEXT + key_part(str(value))
+
+
 def part_value(part: str) -> str:
-    """The id :func:`key_part` encoded as ``part``."""
+    """The id :func:`key_part` encoded as ``part`` (for a typed part of
+    :func:`value_part`, the value's text)."""
     if KEY_ESC not in part:
         return part
+    if part.startswith(_TYPED):
+        part = part[part.find(_TYPED_TEXT) + 2:]
     out: list[str] = []
     chars = iter(part)
     for c in chars:
@@ -221,6 +245,8 @@ def _key_getter(fields: tuple[str, ...]) -> Callable[[Any], str | None]:
             v = one(ev)
             if v is None:
                 return None
+            if not isinstance(v, str):
+                return value_part(v)
             text = str(v)
             # key_part inlined for the common case: no separator, no escape, no call.
             return text if sep not in text and esc not in text else key_part(text)
@@ -231,14 +257,19 @@ def _key_getter(fields: tuple[str, ...]) -> Callable[[Any], str | None]:
 
     def joined(ev: Any) -> str | None:
         parts = []
+        typed = False
         for g in getters:
             v = g(ev)
             if v is None:
                 return None
-            parts.append(str(v))
-        key = sep.join(parts)
+            if not isinstance(v, str):
+                typed = True
+            parts.append(v)
+        if typed:
+            return sep.join(map(value_part, parts))
+        key = sep.join(map(str, parts))
         if esc in key or key.count(sep) != last:
-            return join_key(parts)  # a part holds the separator or the escape
+            return join_key(map(str, parts))  # a part holds the separator or the escape
         return key
 
     return joined
@@ -253,12 +284,51 @@ def key_getter(fields: tuple[str, ...]) -> Callable[[Any], str | None]:
 
 
 def key_of(event: EventBase, fields: tuple[str, ...]) -> str | None:
-    """The case key an event belongs to: its key fields joined (:func:`join_key`); None if
-    one is missing."""
+    """The case key an event belongs to: its key fields' parts (:func:`value_part`) joined
+    with ``KEY_SEP``; None if one is missing."""
     get = _KEYS.get(fields)
     if get is None:
         get = _KEYS[fields] = _key_getter(tuple(fields))
     return get(event)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def checked_subject(event: EventBase, field: str, value: Any) -> str | None:
+    """The subject id an event gives at ``field``: None when it gives none; the value when
+    it is a non-empty string without control characters. Anything else (``""``, ``"a\\nb"``,
+    a number, a list, a bool from ``meta``) raises :class:`~policykit.EventError` naming
+    the field and value: it is no id to make decisions about. An audit quarantines the
+    event; a session raises."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value and _CONTROL.search(value) is None:
+        return str(value)
+    raise EventError("<event>", [(field, value, "a subject id: a non-empty string "
+                                  "without control characters")], event_id=event.id)
+
+
+def subject_paths(specs: Iterable[RuleSpec]) -> dict[str, tuple[str, ...]]:
+    """Event type -> the dotted (free-form, e.g. ``meta.who``) ``subject.field`` paths of the
+    rules reading that type. Declared top-level id fields are typed by the event models;
+    a dotted path can hold anything, so :func:`check_subjects` checks it before a session
+    applies the event."""
+    out: dict[str, dict[str, None]] = {}
+    for spec in specs:
+        ref = getattr(spec, "subject", None)
+        if isinstance(ref, SubjectRef) and "." in ref.field:
+            for t in spec.event_types():
+                out.setdefault(t, {})[ref.field] = None
+    return {t: tuple(paths) for t, paths in out.items()}
+
+
+def check_subjects(event: EventBase, paths: Mapping[str, tuple[str, ...]]) -> None:
+    """:class:`~policykit.EventError` when ``event`` holds, at a subject path a rule reads
+    from its type (:func:`subject_paths`), a value that is no subject id
+    (:func:`checked_subject`)."""
+    for path in paths.get(event.type, ()):
+        checked_subject(event, path, event_value(event, path))
 
 
 _MAPPING = "mapping"  # a free-form dict field (meta, a decision's details): keys below it
@@ -420,9 +490,24 @@ def _template_pieces(text: str) -> tuple[_Piece, ...]:
     return tuple(pieces)
 
 
+MAX_TEMPLATE_CHARS = 2_000
+"""Longest message template a policy file may give."""
+MAX_TEMPLATE_FIELDS = 20
+"""Most ``{field}`` placeholders in one message template."""
+MAX_VALUE_CHARS = 400
+"""Longest text one placeholder renders to: a longer value is cut to its first
+``MAX_VALUE_CHARS - 1`` characters and ``…``. With the two limits above, a rendered message
+holds at most 2,000 + 20 × 400 = 10,000 characters, whatever the events hold."""
+_CLIP = "\u2026"
+
+
 def check_template(text: str, names: Iterable[str]) -> None:
-    """ValueError unless ``text`` is a message template using only ``names`` as fields."""
+    """ValueError unless ``text`` is a message template using only ``names`` as fields,
+    of at most MAX_TEMPLATE_CHARS characters and MAX_TEMPLATE_FIELDS placeholders."""
     known = frozenset(names)
+    if len(text) > MAX_TEMPLATE_CHARS:
+        raise ValueError(f"message template {text[:40]!r}... of {len(text)} characters: "
+                         f"at most {MAX_TEMPLATE_CHARS}")
     try:
         pieces = _template_pieces(text)
     except ValueError as exc:
@@ -434,12 +519,17 @@ def check_template(text: str, names: Iterable[str]) -> None:
                 f"message template {text!r}: unknown field {{{name}}} "
                 + (f"(did you mean {{{hint}}}?)" if hint
                    else f"(known: {', '.join(sorted(known))})"))
+    fields = sum(name is not None for _literal, name in pieces)
+    if fields > MAX_TEMPLATE_FIELDS:
+        raise ValueError(f"message template {text[:40]!r}... has {fields} fields: "
+                         f"at most {MAX_TEMPLATE_FIELDS}")
     _TEMPLATES[text] = pieces
 
 
 def render(text: str, values: Mapping[str, Any]) -> str:
     """A message from its template: each field replaced by ``format(value, "")`` (what
-    ``str.format`` gives for a plain ``{name}``), a field with no value kept as written.
+    ``str.format`` gives for a plain ``{name}``) cut to MAX_VALUE_CHARS characters, a
+    field with no value kept as written.
     Nothing but a mapping lookup by plain name happens: no attribute, index or format-spec
     handling, whatever the template."""
     pieces = _TEMPLATES.get(text)
@@ -454,7 +544,13 @@ def render(text: str, values: Mapping[str, Any]) -> str:
     for literal, name in pieces:
         out.append(literal)
         if name is not None:
-            out.append(format(values[name], "") if name in values else "{" + name + "}")
+            if name in values:
+                value = format(values[name], "")
+                if len(value) > MAX_VALUE_CHARS:
+                    value = value[:MAX_VALUE_CHARS - 1] + _CLIP
+                out.append(value)
+            else:
+                out.append("{" + name + "}")
     return "".join(out)
 
 

@@ -48,13 +48,14 @@ from ._base import (
     key_getter,
     key_part,
     split_key,
+    value_part,
 )
 
 __all__ = ["DeadlineSpec", "Reassign", "Step", "WithinBy"]
 
 # Timer keys: the case key (or an expiry day) after a tag no case key can start with (an
-# encoded key holds ESC only before "e" or "s", see key_part), so a case whose key reads
-# like a warning's or an expiry's is still its own deadline.
+# encoded key holds ESC only before "e", "s", "t" or ":", see key_part and value_part), so
+# a case whose key reads like a warning's or an expiry's is still its own deadline.
 _WARN = KEY_ESC + "w"
 _EXPIRE = KEY_ESC + "x"
 _DAY = timedelta(days=1)
@@ -304,7 +305,7 @@ def _fmt_time(ctx: RuleContext, t: datetime) -> str:
 def _joined(values: list[Any]) -> str | None:
     if any(v is None for v in values):
         return None
-    return join_key(str(v) for v in values)
+    return KEY_SEP.join(map(value_part, values))
 
 
 class _DeadlineRuntime(RuleRuntime):

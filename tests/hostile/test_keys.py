@@ -9,12 +9,14 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from conftest import Evaluate
 from helpers import ev, t
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from policykit import Decision, EventBase, parse_events
+from policykit import Decision, Engine, EventBase, EventError, loads_policy, parse_events
+from policykit.audit import audit
 from policykit.models.decisions import Subject
 from policykit.rules._base import (
     KEY_ESC,
@@ -24,6 +26,7 @@ from policykit.rules._base import (
     key_part,
     part_value,
     split_key,
+    value_part,
 )
 
 UNTIL = t("2026-04-01 00:00")
@@ -198,3 +201,113 @@ def test_hostile_ids_are_judged_like_the_same_ids_renamed(
                    for d in got) == \
         Counter((d.rule, d.details["outcome"], d.subject.id, d.evidence) for d in want)
     assert len({d.id for d in got}) == len(got)
+
+
+# -- key values of other types than str (review 14: str(v) joined 1 and "1" into one case) --
+
+TICKET_POLICY = """
+id: tt
+version: "1"
+title: T
+clause: c
+rules:
+  - shape: deadline
+    id: R1
+    title: ticket answered
+    trigger: {type: contact.received}
+    key: [meta.ticket]
+    within: PT1H
+    fulfil:
+      - {type: request.resolved}
+    subject: {kind: employee, field: employee_id}
+"""
+
+TYPED_PAIRS = [(["a", "b"], "['a', 'b']"), (1, "1"), (True, "True"), (1.0, "1.0"),
+               ({"k": 1}, "{'k': 1}"), (1, 1.0), (True, 1), ([1], ["1"])]
+
+
+def ticket_contact(i: int, ticket: Any, emp: str) -> dict[str, Any]:
+    return {**contact(f"R{i}", f"2026-03-02 08:0{i}", id=f"c{i}", meta={"ticket": ticket}),
+            "employee_id": emp}
+
+
+def resolved(i: int, ticket: Any) -> dict[str, Any]:
+    return ev("request.resolved", f"2026-03-02 08:1{i}", id=f"r{i}", request_id=f"R{i}",
+              employee_id="E9", meta={"ticket": ticket})
+
+
+@pytest.mark.parametrize(("a", "b"), TYPED_PAIRS)
+def test_key_values_of_other_types_never_share_a_case(backend: str, a: Any, b: Any) -> None:
+    pol = loads_policy(TICKET_POLICY)
+    until = t("2026-03-03 00:00")
+    both = Engine(pol, backend=backend).evaluate(
+        [ticket_contact(1, a, "E1"), ticket_contact(2, b, "E2")], until=until)
+    assert sorted((d.subject.id, d.details["outcome"]) for d in both) == [
+        ("E1", "missed"), ("E2", "missed")]
+    crossed = Engine(pol, backend=backend).evaluate(
+        [ticket_contact(1, a, "E1"), resolved(1, b)], until=until)
+    assert [(d.subject.id, d.details["outcome"]) for d in crossed] == [("E1", "missed")]
+    same = Engine(pol, backend=backend).evaluate(
+        [ticket_contact(1, a, "E1"), resolved(1, a)], until=until)
+    assert [d.details["outcome"] for d in same] == []
+
+
+@given(st.one_of(st.integers(), st.floats(allow_nan=False), st.booleans(),
+                 st.lists(st.text(max_size=3), max_size=3)), st.text(max_size=12))
+@settings(max_examples=200, deadline=None)
+def test_a_typed_part_is_no_string_part(value: Any, text: str) -> None:
+    assert value_part(value) != value_part(text)
+    assert value_part(text) == key_part(text)  # string ids keep their keys
+    assert split_key(join_key(["x"]) + SEP + value_part(value)) == ["x", str(value)]
+
+
+# -- subject ids from free-form paths (review 14: "", "a\nb", lists reached decisions) ------
+
+WHO_POLICY = """
+id: tt
+version: "1"
+title: T
+clause: c
+rules:
+  - shape: forbidden
+    id: R1
+    title: x
+    event: {type: complaint.benefit_received}
+    subject: {kind: employee, field: meta.who}
+  - shape: tariff
+    id: R2
+    title: y
+    events: {type: complaint.benefit_received}
+    subject: {kind: employee, field: meta.who}
+    tiers: [{from: 1, amount: "10"}]
+"""
+
+BAD_WHO = ["", "a\x1fb", "a\nb", "\x7f", 5, 1.5, True, ["E1"], {"a": 1}]
+
+
+def benefit(i: int, who: Any) -> dict[str, Any]:
+    return ev("complaint.benefit_received", f"2026-03-02 08:0{i}", id=f"b{i}",
+              complaint_id="C1", employee_id="E1", meta={"who": who})
+
+
+@pytest.mark.parametrize("who", BAD_WHO)
+def test_a_subject_that_is_no_id_is_refused(backend: str, who: Any) -> None:
+    pol = loads_policy(WHO_POLICY)
+    with pytest.raises(EventError) as info:
+        Engine(pol, backend=backend).evaluate([benefit(1, who)], until=UNTIL)
+    assert info.value.problems[0][:2] == ("meta.who", who)
+    assert info.value.event_id == "b1"
+    session = Engine(pol, backend=backend).session()
+    with pytest.raises(EventError):
+        session.feed(benefit(1, who))
+    assert session.stats.rejected == 1
+    # Refused before anything was applied: the session goes on.
+    assert {d.subject.id for d in session.feed(benefit(2, "W2"))} == {"W2"}
+
+
+def test_an_audit_quarantines_them_and_keeps_the_rest(backend: str) -> None:
+    events = [benefit(1, "W1"), *(benefit(i + 2, w) for i, w in enumerate(BAD_WHO[:6])),
+              benefit(9, "W9")]
+    report = audit(events, loads_policy(WHO_POLICY), until=UNTIL, backend=backend)
+    assert [q.event_id for q in report.quarantine] == [f"b{i + 2}" for i in range(6)]
+    assert {d.subject.id for d in report.trail} == {"W1", "W9"}

@@ -18,7 +18,13 @@ from hypothesis import strategies as st
 from policykit import PolicyFileError
 from policykit.audit import audit
 from policykit.rules import SHAPES
-from policykit.rules._base import check_template, render
+from policykit.rules._base import (
+    MAX_TEMPLATE_CHARS,
+    MAX_TEMPLATE_FIELDS,
+    MAX_VALUE_CHARS,
+    check_template,
+    render,
+)
 
 
 def call(**kw: Any) -> dict[str, Any]:
@@ -114,3 +120,47 @@ def test_any_template_loads_cleanly_or_is_refused_with_a_policy_file_error(text:
     (d,) = report.decisions
     fields = {"rule": "R1", "subject": "E1", **{k: v for k, v in d.details.items()}}
     assert d.message == text.format_map(fields)
+
+
+# -- size bounds (review 14: a 360 KB template of 60,000 ``{meta}`` ran out of memory) ------
+
+
+def benefit(meta: dict[str, Any]) -> dict[str, Any]:
+    return ev("complaint.benefit_received", "2026-03-02 08:00", complaint_id="C1",
+              employee_id="E1", meta=meta)
+
+
+def meta_rule(en: str, zh: str = "x") -> dict[str, Any]:
+    return forbidden(event={"type": "complaint.benefit_received"}, show=["meta"],
+                     messages={"occurred": {"en": en, "zh": zh}})
+
+
+@pytest.mark.parametrize(("template", "said"), [
+    ("{meta}" * 60_000, "at most 2000"),
+    ("x" * (MAX_TEMPLATE_CHARS + 1), "at most 2000"),
+    ("{meta}" * (MAX_TEMPLATE_FIELDS + 1), "at most 20"),
+])
+def test_oversized_templates_are_refused_at_load(template: str, said: str) -> None:
+    with pytest.raises(PolicyFileError, match=said):
+        load(meta_rule(template))
+    with pytest.raises(PolicyFileError, match=said):
+        load(meta_rule("{subject}", template))
+
+
+def test_a_rendered_message_is_bounded_whatever_the_event_holds() -> None:
+    template = "{meta}" * MAX_TEMPLATE_FIELDS
+    template += "x" * (MAX_TEMPLATE_CHARS - len(template))
+    pol = load(meta_rule(template, "{subject} {meta}"))
+    report = audit([benefit({"x": "A" * 65_000})], pol, until=t("2026-03-03 00:00"))
+    (d,) = report.decisions
+    assert len(d.message) <= 10_000
+    clipped = d.message[:MAX_VALUE_CHARS]
+    assert clipped.startswith("{'x': 'AAA") and clipped.endswith("\u2026")
+    assert d.message_zh == "E1 " + clipped
+    assert len(d.details["meta"]) > 65_000  # the details keep the whole value
+
+
+def test_values_up_to_the_bound_render_whole() -> None:
+    value = "v" * MAX_VALUE_CHARS
+    assert render("<{x}>", {"x": value}) == f"<{value}>"
+    assert render("<{x}>", {"x": value + "w"}) == "<" + "v" * (MAX_VALUE_CHARS - 1) + "\u2026>"
