@@ -407,7 +407,8 @@ class Session:
         Raises :class:`EventConflictError` for a copy of an id seen before with another
         payload, and :class:`EventError` for a correction refused (see
         :mod:`policykit.engine._corrections`); the error of a refused cycle of corrections
-        carries, in ``decisions``, the revocations of the member it withdrew."""
+        carries, in ``decisions``, the revocations of the member it withdrew. A rule raising
+        an error that is not policykit's is :class:`SessionFailedError` raised from it."""
         ev = parse_event(event)
         with self._lock:
             out = self._feed(ev)
