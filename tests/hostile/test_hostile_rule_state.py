@@ -279,3 +279,18 @@ def test_cli_audit_with_a_far_until_exits_2(capsys: pytest.CaptureFixture[str]) 
     code = main(["audit", EXAMPLE, "--until", "9999-12-31T23:59:59+00:00"])
     assert code == 2
     assert "years 1900-2199" in capsys.readouterr().err
+
+
+def test_any_raw_error_replaying_the_window_at_restore_is_a_snapshot_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not only the errors a forged value usually gives (KeyError, TypeError...): whatever a
+    rule raises while the window's steps are replayed on the restored state."""
+    from policykit.engine.session import Session
+
+    def replay(self: Any, ops: Any, k: int) -> Any:
+        raise ZeroDivisionError("forged")
+
+    monkeypatch.setattr(Session, "_replay", replay)
+    with pytest.raises(SnapshotError, match="ZeroDivisionError: forged") as info:
+        ENGINES["native"].restore(SNAPSHOTS["native", True])
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
