@@ -30,7 +30,7 @@ from pydantic import AwareDatetime
 from ..errors import EventError, ParameterError, PolicyKitError, nearest
 from ..models.decisions import Decision
 from ..models.events import EVENT_TYPES, EventBase
-from ..models.parsing import parse_event
+from ..models.parsing import MAX_YEAR, MIN_YEAR, parse_event
 from ._corrections import split_corrections
 
 if TYPE_CHECKING:
@@ -251,7 +251,24 @@ def parse_instant(
     ``datetime.date``: the start of that day in the zone of ``policies``' calendars).
 
     A time without offset is refused unless ``assume_tz`` names its zone: event time is
-    absolute, and guessing a zone moves deadlines."""
+    absolute, and guessing a zone moves deadlines. The instant must lie in the years events
+    may have (:data:`~policykit.models.parsing.MIN_YEAR` to ``MAX_YEAR``, read in its own
+    offset as an event's are): nearer the ends of ``datetime``'s range, clock arithmetic (a
+    day's end, the instant just before) would overflow. Every refusal is a ParameterError
+    naming ``name``."""
+    try:
+        out: datetime | None = _read_instant(value, name, policies, assume_tz)
+    except OverflowError:  # a date at the very end of datetime's range, moved to a zone
+        out = None
+    if out is None or not MIN_YEAR <= out.year <= MAX_YEAR:
+        raise ParameterError(name, value.isoformat() if isinstance(value, date) else value,
+                             f"an instant in the years {MIN_YEAR}-{MAX_YEAR} (the years "
+                             "events may have)")
+    return out
+
+
+def _read_instant(value: str | date | datetime, name: str, policies: PolicySet | None,
+                  assume_tz: str | tzinfo | None) -> datetime:
     tz = zone(assume_tz)
     day: date | None = None
     wall: datetime | None = None
@@ -327,6 +344,9 @@ def check_horizon(horizon: datetime, policies: PolicySet, *, name: str = "until"
     for cal, pid in _calendars(policies):
         try:
             cal.is_working_day(cal.local_date(horizon - _TICK))
+        except OverflowError:  # datetime.min: parse_instant refuses it, a caller may not
+            raise ParameterError(name, horizon.isoformat(), f"an instant in the years "
+                                 f"{MIN_YEAR}-{MAX_YEAR}") from None
         except CalendarError as exc:
             raise CalendarError(
                 name, horizon.isoformat(),

@@ -292,11 +292,11 @@ class _Decoder:
             if out.tzinfo is None:
                 raise SnapshotError(f"datetime {arg!r} has a zone but no offset")
             out = _in_zone(out, ZoneInfo(zone))
-        if self.ranged and not _MIN_YEAR <= out.year <= _MAX_YEAR and out.replace(
-                tzinfo=None) not in (datetime.min, datetime.max):
-            # Events are refused outside these years (models/parsing.py), so state never
-            # holds such an instant except the rules' "no time yet" sentinels; a forged one
-            # would overflow clock arithmetic later, far from here.
+        if self.ranged and not _MIN_YEAR <= out.year <= _MAX_YEAR:
+            # Events and horizons are refused outside these years (models/parsing.py,
+            # engine/_batch.py), so no state holds such an instant (no rule keeps a
+            # datetime.min or max marker either); a forged one would overflow clock
+            # arithmetic later, far from here.
             raise SnapshotError(f"datetime {arg!r} is outside the years {_MIN_YEAR}-"
                                 f"{_MAX_YEAR}")
         if v.get("p") == 1 and out.tzinfo is not None:
@@ -366,8 +366,8 @@ _TAGS: dict[str, _Handler] = {
 
 def decode(data: Any, *, ranged: bool = False) -> Any:
     """The value :func:`encode` produced; SnapshotError for anything malformed. ``ranged``:
-    also for a date-time outside the years events may have (the datetime.min and max
-    sentinels aside) or a timedelta over :data:`MAX_DURATION`, which a session's state
+    also for a date-time outside the years events may have (datetime.min and max
+    included) or a timedelta over :data:`MAX_DURATION`, which a session's state
     never holds and whose arithmetic would overflow after the restore."""
     return _Decoder(ranged).dec(data)
 

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from functools import cached_property
 from typing import Any
 
-from ..errors import BackendUnavailableError, ParameterError, SnapshotError, nearest
+from ..errors import BackendUnavailableError, ParameterError, PolicyKitError, SnapshotError, nearest
 from ..models.decisions import Decision
 from ..models.events import EventBase
 from ..models.parsing import _records
@@ -196,15 +196,15 @@ class Engine:
         session = self.session(allowed_lateness=allowed, dedupe_window=dedupe)
         try:
             session._load(payload)
-        except (OverflowError, ValueError, TypeError, KeyError, IndexError,
-                AttributeError) as exc:
-            # A forged value the layout checks let through (a date-time at the end of the
-            # range, a wrong type deep in the state): refused, never a raw Python error.
+        except (PolicyKitError, MemoryError):
             session.close()
-            if isinstance(exc, SnapshotError):
-                raise
+            raise
+        except Exception as exc:
+            # A forged value the layout checks let through (a wrong type deep in the state,
+            # met when the window's steps are replayed): refused, never a raw Python error.
+            session.close()
             raise SnapshotError(f"snapshot: state does not restore ({type(exc).__name__}: "
-                                f"{str(exc)[:200]})") from None
+                                f"{str(exc)[:200]})") from exc
         except BaseException:
             session.close()
             raise

@@ -53,8 +53,21 @@ _SNAPSHOT_KIND = "policykit.session"
 
 
 class SessionFailedError(PolicyKitError, RuntimeError):
-    """A session whose rules raised mid-step (without ``allowed_lateness`` to roll the step
-    back): its state may be partial, so it refuses further use."""
+    """A step the session's rules could not complete, raised ``from`` what they raised.
+
+    Raised for the step itself when a rule raises an error that is not policykit's (a
+    ``KeyError``, ``OverflowError``...: rule state that is inconsistent, from a forged or
+    corrupt snapshot, or a bug), and from then on by a session that cannot go on: without
+    ``allowed_lateness`` a session whose rules raised mid-step (whatever the error) has a
+    state that may be partial, so it refuses further use. With ``allowed_lateness`` the
+    step is rolled back and the session goes on, unless the rollback failed too."""
+
+
+def _unexpected(exc: BaseException) -> bool:
+    """An error rule code raised by accident: not policykit's own (those are documented,
+    e.g. CalendarError) and not one to pass through unchanged (KeyboardInterrupt,
+    SystemExit and MemoryError are not Exceptions of the input's making)."""
+    return isinstance(exc, Exception) and not isinstance(exc, (PolicyKitError, MemoryError))
 
 
 def _order(decisions: list[Decision]) -> list[Decision]:
@@ -306,6 +319,11 @@ class _Window:
         return w
 
 
+def _brief(exc: BaseException) -> str:
+    text = str(exc)  # a forged state's values may be long
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
 def _aware(value: Any) -> bool:
     return isinstance(value, datetime) and value.tzinfo is not None \
         and value.utcoffset() is not None
@@ -389,7 +407,8 @@ class Session:
         Raises :class:`EventConflictError` for a copy of an id seen before with another
         payload, and :class:`EventError` for a correction refused (see
         :mod:`policykit.engine._corrections`); the error of a refused cycle of corrections
-        carries, in ``decisions``, the revocations of the member it withdrew."""
+        carries, in ``decisions``, the revocations of the member it withdrew. A rule raising
+        an error that is not policykit's is :class:`SessionFailedError` raised from it."""
         ev = parse_event(event)
         with self._lock:
             out = self._feed(ev)
@@ -456,8 +475,10 @@ class Session:
                 out = self._step_and_publish(_Op(ev.at, ev), key_part(ev.id))
         except BaseException as exc:
             stats.rejected += 1
-            self._fail(exc, f"event {ev.id!r}")
-            raise
+            failure = self._fail(exc, f"event {ev.id!r}")
+            if failure is None:
+                raise
+            raise failure from exc
         self._ledger.commit(plan)
         if outcome is Outcome.CYCLE:
             stats.rejected += 1
@@ -502,12 +523,24 @@ class Session:
                 f"the dedupe window ({_iso_duration(self._seen.window)}): this session no "
                 f"longer remembers event ids that old")
 
-    def _fail(self, exc: BaseException, where: str) -> None:
-        # A window session rolled back (see _rebuild): still consistent. A strict session
-        # cannot undo a half-applied step, so it refuses further use instead of going on
-        # from a state no in-order run would have.
+    def _fail(self, exc: BaseException, where: str) -> SessionFailedError | None:
+        """Note a step whose rules raised ``exc``; the error to raise instead of it (None:
+        ``exc`` itself, a policykit error or one that passes through unchanged)."""
+        # A window session rolled back (see _rebuild): still consistent, unless the rollback
+        # failed too (it set _failed). A strict session cannot undo a half-applied step, so
+        # it refuses further use instead of going on from a state no in-order run would have.
         if self._window is None:
-            self._failed = f"{where}: {type(exc).__name__}: {exc}"
+            self._failed = f"{where}: {type(exc).__name__}: {_brief(exc)}"
+        elif self._failed is not None:  # the rollback's own failure
+            self._failed = f"{where} ({type(exc).__name__}: {_brief(exc)}), {self._failed}"
+        if not _unexpected(exc):
+            return None
+        then = ("so this session refuses further use: restore an earlier checkpoint "
+                "(Engine.restore) and replay the events after it" if self._failed is not None
+                else "the step was rolled back and the session goes on as before it")
+        return SessionFailedError(
+            f"{where}: the rules raised {type(exc).__name__}: {_brief(exc)}. The rule state "
+            f"is inconsistent (a forged or corrupt snapshot, or a bug in a rule); {then}")
 
     def _check_usable(self) -> None:
         if self._failed is not None:
@@ -580,13 +613,11 @@ class Session:
 
         ``instant`` takes the forms ``until`` takes everywhere: an aware datetime, an ISO
         date-time with offset, or a date (the start of that day in the policies' calendar
-        zone); a time without offset is refused."""
-        if not (isinstance(instant, datetime) and instant.tzinfo is not None
-                and instant.utcoffset() is not None):
-            from ._batch import parse_instant  # the one reader of instants (lazy: no cycle)
+        zone); a time without offset is refused, and so is one outside the years events may
+        have (ParameterError)."""
+        from ._batch import parse_instant  # the one reader of instants (lazy: no cycle)
 
-            instant = parse_instant(instant, name="advance_to.instant",
-                                    policies=self._policies)
+        instant = parse_instant(instant, name="advance_to.instant", policies=self._policies)
         if self._policies is not None:
             from ._batch import check_horizon
 
@@ -605,8 +636,10 @@ class Session:
                     out = self._step_and_publish(_Op(instant, None),
                                                  "advance" + _KEY_SEP + instant.isoformat())
             except BaseException as exc:
-                self._fail(exc, f"advance_to({instant.isoformat()})")
-                raise
+                failure = self._fail(exc, f"advance_to({instant.isoformat()})")
+                if failure is None:
+                    raise
+                raise failure from exc
             self._clock = instant
             self._closed = True
             self._seen.forget_before(instant)
@@ -632,7 +665,12 @@ class Session:
         try:
             op.results = self._step(op)
         except BaseException:
-            self._rebuild()
+            try:
+                self._rebuild()
+            except BaseException as again:
+                self._failed = f"rolling it back: {type(again).__name__}: {_brief(again)}"
+                if not isinstance(again, Exception):
+                    raise  # KeyboardInterrupt and the like win
             raise
         w.ops.append(op)
         w.since += 1
@@ -698,7 +736,12 @@ class Session:
             # later checkpoints are gone with the failed replay, and are taken again).
             w.checkpoints = old_checkpoints
             redo = [_Op(op.at, op.event, op.results) for op in old_ops]
-            w.checkpoints, w.since, w.spacing = self._replay(redo, k)
+            try:
+                w.checkpoints, w.since, w.spacing = self._replay(redo, k)
+            except BaseException as again:
+                self._failed = f"rolling it back: {type(again).__name__}: {_brief(again)}"
+                if not isinstance(again, Exception):
+                    raise
             raise
         old = [(d, op.at) for op in old_ops[start:] for d in op.results]
         new = [(d, op.at) for op in new_ops[start:] for d in op.results]
