@@ -697,6 +697,12 @@ def _csv_reader(label: str, source: Path | bytes, head: bytes,
                                        line=1) from None
             header = [h.lstrip("\ufeff").strip() if isinstance(h, str) else h
                       for h in header]
+            twice = sorted({h for h in header if h and header.count(h) > 1})
+            if twice:
+                # Which of two "id" columns is the event's? Guessing would pick one silently.
+                raise AuditSourceError(label, "the CSV header names a column more than once "
+                                       f"({', '.join(map(repr, twice))}): rename or remove "
+                                       "the copy", line=1)
             while True:
                 feed.start_row()
                 problem: str | None = None  # what a row on one line should have been

@@ -384,3 +384,15 @@ def test_a_guessed_encoding_is_reported_and_a_named_one_is_used(
     utf8 = tmp_path / "ok.csv"
     utf8.write_text(src.read_bytes().decode("cp1252"), encoding="utf-8")
     assert policykit.audit(utf8, policy="lateness-deduction").notes == []
+
+
+def test_a_csv_header_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
+    """Two 'id' columns: which one is the event's id is not for the reader to guess."""
+    import policykit
+    from policykit.audit import AuditSourceError
+
+    src = tmp_path / "twice.csv"
+    src.write_text("id,type,at,employee_id,id\n"
+                   "c1,attendance.clock_in,2026-03-02T08:31:00+08:00,E7,c2\n", encoding="utf-8")
+    with pytest.raises(AuditSourceError, match="'id'"):
+        policykit.audit(src)
