@@ -114,7 +114,9 @@ def test_any_template_loads_cleanly_or_is_refused_with_a_policy_file_error(text:
     try:
         pol = load(with_message(text, text))
     except PolicyFileError as exc:
-        assert "rule R1: messages.occurred" in str(exc)
+        # Refused as a template, or (a text starting with "$") as a parameter reference:
+        # either way the error names where in the file.
+        assert "messages.occurred" in str(exc)
         return
     report = audit([call()], pol, until=t("2026-03-03 00:00"))
     (d,) = report.decisions
