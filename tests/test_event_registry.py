@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Literal
 
 import pytest
@@ -293,6 +294,15 @@ def test_a_clash_with_another_registered_type_is_refused() -> None:
     assert registered_event_types() == {}
 
 
+def test_a_model_with_undefined_annotations_is_refused() -> None:
+    class Dangling(EventBase):
+        type: Literal["elevator.dangling"]
+        part: Part  # type: ignore[name-defined]  # noqa: F821 - never defined
+
+    with pytest.raises(RegistrationError, match="not fully defined"):
+        register_event_types(Dangling)
+
+
 def test_a_model_that_loosens_the_envelope_config_is_refused() -> None:
     from pydantic import ConfigDict
 
@@ -362,3 +372,17 @@ def test_the_strategy_refuses_a_type_no_longer_registered() -> None:
         draw()
     with pytest.raises(ValueError, match=r"unknown event type 'elevator\.fault'"):
         draw()
+
+
+# ------------------------------------------------------------------------------------ docs
+
+
+def test_the_documented_example_runs() -> None:
+    """docs/custom-events.md: the worked example, run as written (it unregisters its types)."""
+    text = (Path(__file__).parent.parent / "docs" / "custom-events.md").read_text("utf-8")
+    code = text.split("```python\n")[1].split("```")[0]
+    try:
+        exec(compile(code, "docs/custom-events.md", "exec", dont_inherit=True), {"__name__": "custom_events"})
+    finally:
+        unregister_event_types()
+    assert registered_event_types() == {}

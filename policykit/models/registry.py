@@ -65,6 +65,13 @@ def _check(cls: Any) -> str:
     if cls is EventBase:
         raise RegistrationError("EventBase", "the envelope itself is not an event type; "
                                 "subclass it with a type: Literal[...] field")
+    if not cls.__pydantic_complete__:
+        try:
+            cls.model_rebuild()
+        except Exception as exc:  # pydantic's PydanticUndefinedAnnotation and kin
+            raise RegistrationError(
+                cls.__qualname__, f"the model is not fully defined ({exc}); define the types "
+                "its annotations name before registering it") from None
     name = _type_name(cls)
     for common in _COMMON:
         mine, base = cls.model_fields[common], EventBase.model_fields[common]
