@@ -386,3 +386,28 @@ def test_the_documented_example_runs() -> None:
     finally:
         unregister_event_types()
     assert registered_event_types() == {}
+
+
+def test_a_csv_of_registered_events_reads_their_booleans_integers_and_lists(
+        tmp_path: Path) -> None:
+    from pydantic import Strict
+
+    class DoorChecked(EventBase):
+        type: Literal["elevator.door_checked"]
+        elevator_id: str
+        ok: Annotated[bool, Strict()]
+        cycles: Annotated[int, Strict()]
+        parts: list[str] | None = None
+
+    csv = tmp_path / "doors.csv"
+    csv.write_text("id,type,at,elevator_id,ok,cycles,parts\n"
+                   'd1,elevator.door_checked,2026-03-02T08:00:00+08:00,E1,true,12,"[""a""]"\n'
+                   "d2,elevator.door_checked,2026-03-02T09:00:00+08:00,E1,false,13,\n",
+                   encoding="utf-8")
+    with event_types(DoorChecked):
+        report = audit(csv, policykit.PolicySet([]), "2026-03-03T00:00:00+08:00")
+    assert report.counts.quarantined == 0, report.quarantine
+    d1 = report.events["d1"]
+    assert isinstance(d1, DoorChecked)
+    assert (d1.ok, d1.cycles, d1.parts) == (True, 12, ["a"])
+    assert report.events["d2"].ok is False  # type: ignore[attr-defined]
