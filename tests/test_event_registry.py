@@ -382,7 +382,8 @@ def test_the_documented_example_runs() -> None:
     text = (Path(__file__).parent.parent / "docs" / "custom-events.md").read_text("utf-8")
     code = text.split("```python\n")[1].split("```")[0]
     try:
-        exec(compile(code, "docs/custom-events.md", "exec", dont_inherit=True), {"__name__": "custom_events"})
+        exec(compile(code, "docs/custom-events.md", "exec", dont_inherit=True),
+             {"__name__": "custom_events"})
     finally:
         unregister_event_types()
     assert registered_event_types() == {}
