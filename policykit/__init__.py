@@ -24,6 +24,7 @@ from .errors import (
     ParameterError,
     PolicyFileError,
     PolicyKitError,
+    RegistrationError,
     SnapshotError,
 )
 from .models import (
@@ -32,9 +33,13 @@ from .models import (
     Event,
     EventBase,
     Subject,
+    event_types,
     json_schema,
     parse_event,
     parse_events,
+    register_event_types,
+    registered_event_types,
+    unregister_event_types,
 )
 from .policy import Policy, PolicySet
 from .policyfile import load_policy, loads_policy, resolve_policies
@@ -60,19 +65,24 @@ __all__ = [
     "PolicyFileError",
     "PolicyKitError",
     "PolicySet",
+    "RegistrationError",
     "Session",
     "SessionFailedError",
     "SessionStats",
     "SnapshotError",
     "Subject",
     "audit",
+    "event_types",
     "json_schema",
     "load_policy",
     "loads_policy",
     "parse_event",
     "parse_events",
+    "register_event_types",
+    "registered_event_types",
     "resolve_policies",
     "standard_pack",
+    "unregister_event_types",
 ]
 
 __version__ = "0.1.0"

@@ -16,6 +16,7 @@ __all__ = [
     "ParameterError",
     "PolicyFileError",
     "PolicyKitError",
+    "RegistrationError",
     "SnapshotError",
     "format_loc",
     "nearest",
@@ -197,6 +198,18 @@ class MissingDependencyError(PolicyKitError, ImportError):
             f"install it with: pip install 'policykit[{extra}]'",
             name=module,
         )
+
+
+class RegistrationError(PolicyKitError, ValueError):
+    """An event type the application registers that cannot join the vocabulary.
+
+    ``name`` is the class (or event type) refused, ``problem`` what is wrong with it."""
+
+    def __init__(self, name: str, problem: str, *, suggestion: str | None = None) -> None:
+        self.name = name
+        self.problem = problem
+        self.suggestion = suggestion
+        super().__init__(f"register_event_types: {name}: {problem}" + _suggest(suggestion))
 
 
 class SnapshotError(PolicyKitError, ValueError):

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
 
-from policykit import Decision, Engine, Policy, PolicySet, standard_pack
+from policykit import (
+    Decision,
+    Engine,
+    Policy,
+    PolicySet,
+    registered_event_types,
+    standard_pack,
+    unregister_event_types,
+)
 from policykit.engine._durable_adapter import durable_available
 
 BACKENDS = ["native", "durable"] if durable_available()[0] else ["native"]
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_event_types() -> Iterator[None]:
+    """An event type a test registers (without ``policykit.event_types``) ends with it."""
+    yield
+    if registered_event_types():
+        unregister_event_types()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -3,6 +3,12 @@
 from .decisions import DECISION_KINDS, Decision, DecisionKind, Severity, Subject, SubjectKind
 from .events import EVENT_TYPES, Event, EventBase
 from .parsing import iter_events, json_schema, parse_event, parse_events
+from .registry import (
+    event_types,
+    register_event_types,
+    registered_event_types,
+    unregister_event_types,
+)
 
 __all__ = [
     "DECISION_KINDS",
@@ -14,8 +20,12 @@ __all__ = [
     "Severity",
     "Subject",
     "SubjectKind",
+    "event_types",
     "iter_events",
     "json_schema",
     "parse_event",
     "parse_events",
+    "register_event_types",
+    "registered_event_types",
+    "unregister_event_types",
 ]

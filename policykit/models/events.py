@@ -662,6 +662,13 @@ EVENT_TYPES: dict[str, type[EventBase]] = {
     cls.model_fields["type"].default: cls for cls in _ALL
 }
 
+
+
+def builtin_models() -> tuple[type[EventBase], ...]:
+    """The models of the built-in event types (without the application's registered ones)."""
+    return _ALL
+
+
 Event = Annotated[
     Union[  # noqa: UP007 - a discriminated union needs the explicit Union for pydantic
         EmployeeProfile, ContactReceived, RequestHandedOver, RequestResolved, RequestContactForm,

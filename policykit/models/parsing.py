@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, tzinfo
-from typing import Any, get_args
+from typing import Annotated, Any, Union, get_args
 
 from pydantic import (
     AwareDatetime,
+    Field,
     FutureDate,
     FutureDatetime,
     NaiveDatetime,
@@ -21,11 +22,26 @@ from pydantic import (
 from .._timezones import shared_offset
 from ..errors import EventError, ParameterError, nearest
 from .decisions import Decision
-from .events import EVENT_TYPES, Event, EventBase
+from .events import EVENT_TYPES, Event, EventBase, builtin_models
 
 __all__ = ["iter_events", "json_schema", "parse_event", "parse_events"]
 
-_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+_BUILTIN_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+#: The adapter over the built-in union, or over it and the application's registered types
+#: (see :mod:`policykit.models.registry`): one tagged union either way, so a record's type
+#: picks its model in one lookup and built-in records cost the same with types registered.
+_ADAPTER: TypeAdapter[Event] = _BUILTIN_ADAPTER
+
+
+def _use_types(extra: tuple[type[EventBase], ...]) -> None:
+    """Parse the built-in types and ``extra`` (the registered ones) from now on."""
+    global _ADAPTER
+    if not extra:
+        _ADAPTER = _BUILTIN_ADAPTER
+        return
+    union = Annotated[Union[(*builtin_models(), *extra)],  # type: ignore[valid-type]
+                      Field(discriminator="type")]
+    _ADAPTER = TypeAdapter(union)
 
 #: Nesting deeper than this in one record is refused before validation (hostile input).
 MAX_DEPTH = 32

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, get_args, overload
 
 from hypothesis import strategies as st
 
@@ -462,6 +462,42 @@ def events(draw: st.DrawFn, type: str | Sequence[str] | None = None, *,
     if actor is not None:
         record["actor"] = actor
     return model.model_validate(record)
+
+
+def _type_of(model: type[EventBase]) -> str | None:
+    args = get_args(model.model_fields["type"].annotation)
+    return args[0] if len(args) == 1 and isinstance(args[0], str) else None
+
+
+def _from_type(model: type[EventBase]) -> Any:
+    """``st.from_type(model)``: :func:`events` of the model's type while it is in the
+    vocabulary (a model unregistered since falls back to hypothesis's own derivation)."""
+    name = _type_of(model)
+    if name is None or EVENT_TYPES.get(name) is not model:
+        return NotImplemented
+    return events(name)
+
+
+_FROM_TYPE: set[type[EventBase]] = set()
+
+
+def _register_from_type() -> None:
+    for model in list(EVENT_TYPES.values()):
+        if model not in _FROM_TYPE:
+            st.register_type_strategy(model, _from_type)
+            _FROM_TYPE.add(model)
+
+
+def _types_changed() -> None:
+    """The vocabulary changed (see :mod:`policykit.models.registry`): forget what was
+    derived per type name, and let ``st.from_type`` build the registered models."""
+    _type_names.cache_clear()
+    _fields.cache_clear()
+    _value.cache_clear()
+    _register_from_type()
+
+
+_register_from_type()
 
 
 @st.composite
