@@ -1,0 +1,131 @@
+"""The JSON Schemas: `policykit schema` is one valid schema of the wire format, and
+`policykit schema policy` a draft-07 schema every policy file of the pack and the docs passes,
+while typos and wrong types fail it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from policykit import standard_pack
+from policykit.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY_FILES = sorted((ROOT / "policykit" / "rules" / "pack").glob("*.yaml")) + [
+    p for p in sorted((ROOT / "docs" / "examples").glob("*.yaml"))
+    if "rules" in (yaml.safe_load(p.read_text(encoding="utf-8")) or {})]
+
+
+def _schema(*args: str) -> dict[str, Any]:
+    result = CliRunner().invoke(cli, ["schema", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft7Validator:
+    schema = _schema("policy")
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def _plain(text: str) -> Any:
+    """YAML as an editor sees it: dates and times are strings."""
+    return json.loads(json.dumps(yaml.safe_load(text), default=str))
+
+
+def _errors(validator: jsonschema.Draft7Validator, data: Any) -> list[str]:
+    return [e.message for e in validator.iter_errors(data)]
+
+
+def test_the_wire_schema_is_one_valid_schema() -> None:
+    schema = _schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert {"Event", "Decision"} <= set(schema["$defs"])
+    v = jsonschema.Draft202012Validator(schema)
+    event = {"id": "e1", "type": "attendance.clock_in", "at": "2026-03-02T08:41:00+08:00",
+             "employee_id": "E1"}
+    assert not list(v.iter_errors(event))
+    assert list(v.iter_errors({**event, "type": "attendance.clock_inn"}))
+    assert list(v.iter_errors({"id": 3}))
+    # --part and the positional PART pick one half, itself a whole schema.
+    for part in ("event", "decision"):
+        half = _schema(part)
+        assert half == _schema("--part", part)
+        jsonschema.Draft202012Validator.check_schema(half)
+    assert not list(jsonschema.Draft202012Validator(_schema("event")).iter_errors(event))
+
+
+def test_disagreeing_parts_are_refused() -> None:
+    result = CliRunner().invoke(cli, ["schema", "policy", "--part", "event"])
+    assert result.exit_code == 2 and "disagree" in result.output
+
+
+def test_all_policy_files_validate(validator: jsonschema.Draft7Validator) -> None:
+    assert len(POLICY_FILES) >= len(standard_pack()) + 1
+    for path in POLICY_FILES:
+        errors = _errors(validator, _plain(path.read_text(encoding="utf-8")))
+        assert not errors, f"{path.name}: {errors[:3]}"
+
+
+GOOD = """
+id: night-patrol
+title: Night patrols
+clause: site rules §3
+parameters: {within: PT2H}
+rules:
+  - shape: deadline
+    id: R1
+    trigger: {type: contact.received}
+    key: request_id
+    within: $within
+    fulfil: [{type: request.resolved}]
+    subject: {kind: request, field: request_id}
+"""
+
+
+@pytest.mark.parametrize(("old", "new", "what"), [
+    ("shape: deadline", "shape: deadlin", "a typo'd shape"),
+    ("key: request_id", "kee: request_id", "an unknown rule key"),
+    ("title: Night patrols", "title: Night patrols\ncolor: red", "an unknown policy key"),
+    ("{kind: request, field: request_id}", "{kind: request, field: [1]}", "a list for text"),
+    ("trigger: {type: contact.received}", "trigger: 5", "a number for an event matcher"),
+    ("{kind: request,", "{kind: requests,", "a value outside the enum"),
+    ("within: $within", "within: 2", "a number for a duration"),
+])
+def test_mistakes_fail_validation(validator: jsonschema.Draft7Validator, old: str, new: str,
+                                  what: str) -> None:
+    assert not _errors(validator, _plain(GOOD))
+    bad = GOOD.replace(old, new)
+    assert bad != GOOD
+    assert _errors(validator, _plain(bad)), what
+
+
+@pytest.mark.parametrize(("text", "ok"), [
+    ("pack: standard\nexclude: [site-access]", True),
+    ("pack: standard\nexclude: [site-acess]", False),
+    ("exclude: [site-access]\npolicies: [{use: site-access}]", False),
+    ("pack: standards", False),
+    ("policies:\n  - use: lateness-deduction\n    parameters: {tier_threshold: 4}", True),
+    ("policies:\n  - use: lateness-deduction\n    parameters: {tier_treshold: 4}", False),
+    ("policies:\n  - use: lateness-deductio", False),
+    ("policies:\n  - use: lateness-deduction\n    calendar: {timezone: 5}", False),
+    ("calendar: {timezone: Europe/Berlin}\npolicies: [{use: site-access}]", True),
+])
+def test_policy_sets(validator: jsonschema.Draft7Validator, text: str, ok: bool) -> None:
+    assert (not _errors(validator, _plain(text))) is ok, _errors(validator, _plain(text))
+
+
+def test_field_docs_reach_the_schema() -> None:
+    defs = _schema("policy")["definitions"]
+    assert "parameter" in defs["ParameterRef"]["description"]
+    # An attribute docstring of a rule model is the property's description.
+    assert "case" in json.dumps(defs["Match"]["properties"]["key"]["description"])
