@@ -129,3 +129,55 @@ def test_field_docs_reach_the_schema() -> None:
     assert "parameter" in defs["ParameterRef"]["description"]
     # An attribute docstring of a rule model is the property's description.
     assert "case" in json.dumps(defs["Match"]["properties"]["key"]["description"])
+
+
+# --- load-time errors: what the schema cannot say, the loader says precisely ----------------
+
+RULE = ("id: x-y\ntitle: t\nclause: c\nparameters: {k: PT1H}\nrules:\n"
+        "  - {shape: forbidden, id: R1, event: {type: complaint.benefit_received},"
+        " subject: {kind: employee, field: employee_id}}\n")
+
+
+@pytest.mark.parametrize(("old", "new", "path", "expected", "hint"), [
+    ("subject: {kind", "sho: [a], subject: {kind", "rules[0].sho",
+     "a field of the forbidden shape: ", "show"),
+    ("event: {type: complaint.benefit_received}",
+     "event: {type: complaint.benefit_received, wher: {}}", "rules[0].event.wher",
+     "a field of Match (in the forbidden shape): type, where, key", "where"),
+])
+def test_an_unknown_key_lists_the_allowed_ones(old: str, new: str, path: str, expected: str,
+                                               hint: str) -> None:
+    from policykit import PolicyFileError, loads_policy
+
+    with pytest.raises(PolicyFileError) as info:
+        loads_policy(RULE.replace(old, new))
+    err = info.value
+    assert err.path == path and expected in err.expected and err.suggestion == hint
+    assert "Extra inputs" not in str(err)
+    if path == "rules[0].sho":
+        assert "enabled_if" in err.expected and "subject" in err.expected
+
+
+@pytest.mark.parametrize(("text", "path", "value"), [
+    # A check of the whole rule refused a value that came from a parameter.
+    ("policies:\n  - id: x-y\n    title: t\n    clause: c\n    parameters: {k: four}\n"
+     "    rules:\n      - {shape: ladder, id: R1, counts: R0, window: $k}\n",
+     "policies[0].parameters.k", "four"),
+    # ...or was written in the rule itself.
+    ("policies:\n  - id: x-y\n    title: t\n    clause: c\n"
+     "    rules:\n      - {shape: ladder, id: R1, counts: R0, window: four}\n",
+     "policies[0].rules[0].window", "four"),
+    # A standard policy's parameter, refused inside a nested part of a rule.
+    ("policies:\n  - use: lateness-deduction\n    parameters: {grace: soon}\n",
+     "policies[0].parameters.grace", "soon"),
+    ("policies:\n  - use: lateness-deduction\n    parameters: {tier_threshold: four}\n",
+     "policies[0].parameters.tier_threshold", "four"),
+])
+def test_a_bad_value_names_its_parameter_or_field(text: str, path: str, value: str) -> None:
+    from policykit import PolicyFileError, loads_policy
+
+    with pytest.raises(PolicyFileError) as info:
+        loads_policy(text)
+    err = info.value
+    assert (err.path, err.value) == (path, value)
+    assert "spec:" not in err.expected  # no internal argument names
