@@ -62,17 +62,30 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 
-def _keys_at(cls: type[BaseModel], loc: tuple[Any, ...], top: str) -> tuple[str, list[str]]:
-    """What the model at ``loc`` inside a rule of shape ``top`` is called, and its keys."""
+def _walk(cls: type[BaseModel], loc: tuple[Any, ...]) -> tuple[type[BaseModel],
+                                                             tuple[Any, ...]]:
+    """The model at ``loc`` inside a rule model, and ``loc`` as the file has it (without
+    the names pydantic adds for the member of a union it tried: ``subject.SubjectRef``)."""
     model: type[BaseModel] = cls
+    choices: list[type[BaseModel]] = []
+    written: list[Any] = []
     for part in loc:
         by_key = {(f.alias or n): f for n, f in model.model_fields.items()}
+        named = [m for m in choices if m.__name__ == part] if len(choices) > 1 else []
+        if named:
+            model, choices = named[0], []
+            continue
+        written.append(part)
         if isinstance(part, str) and part in by_key:
-            inner = _models_in(by_key[part].annotation)
-            if not inner:
-                break
-            model = inner[0]
+            choices = _models_in(by_key[part].annotation)
+            model = choices[0] if choices else model
         # else: a list index or a mapping key, inside the current field
+    return model, tuple(written)
+
+
+def _keys_at(cls: type[BaseModel], loc: tuple[Any, ...], top: str) -> tuple[str, list[str]]:
+    """What the model at ``loc`` inside a rule of shape ``top`` is called, and its keys."""
+    model = _walk(cls, loc)[0]
     keys = [f.alias or n for n, f in model.model_fields.items()]
     if model is cls:
         return f"the {top} shape", [*keys, "enabled_if"]
@@ -141,7 +154,9 @@ class Policy(BaseModel):
                 value = err.get("input") if loc else filled.get("id")
                 suggestion = None
                 cause = (err.get("ctx") or {}).get("error")
-                if err["type"] == "extra_forbidden" and loc:
+                if err["type"] == "missing":
+                    value = "<missing>"  # not the mapping it is missing from
+                elif err["type"] == "extra_forbidden" and loc:
                     # Name the key and list the ones the shape (or the part of it) takes.
                     allowed = _keys_at(cls, loc[:-1], top=shape)
                     value, suggestion = loc[-1], nearest(str(loc[-1]), allowed[1])
@@ -153,6 +168,7 @@ class Policy(BaseModel):
                     found = _locate(err.get("input") if loc else filled, cause.value)
                     if found is not None:
                         loc, value, msg = (*loc, *found), cause.value, cause.expected
+                loc = _walk(cls, loc)[1]
                 at = format_loc(loc, where)
                 param = _parameter_at(raw, loc)
                 if param is not None:

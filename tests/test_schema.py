@@ -181,3 +181,17 @@ def test_a_bad_value_names_its_parameter_or_field(text: str, path: str, value: s
     err = info.value
     assert (err.path, err.value) == (path, value)
     assert "spec:" not in err.expected  # no internal argument names
+
+
+def test_a_union_member_name_never_shows_in_the_path() -> None:
+    from policykit import PolicyFileError, loads_policy
+
+    gap = ("id: x-y\ntitle: t\nclause: c\nrules:\n  - {shape: gap, id: R1, event: "
+           "{type: duty.check}, max_gap: PT1H, subject: SUBJECT}\n")
+    with pytest.raises(PolicyFileError) as info:
+        loads_policy(gap.replace("SUBJECT", "{kind: department, field: employee_id, idd: x}"))
+    assert info.value.path == "rules[0].subject.idd"
+    assert info.value.expected == "a field of SubjectRef (in the gap shape): kind, field"
+    with pytest.raises(PolicyFileError) as info:
+        loads_policy(gap.replace("SUBJECT", "{kind: department}"))
+    assert (info.value.path, info.value.value) == ("rules[0].subject.field", "<missing>")
