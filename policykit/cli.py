@@ -586,22 +586,29 @@ def policies(policy: str | None, as_json: bool, verbose: bool) -> None:
         click.echo("")
 
 
+_SCHEMA_PARTS = ["all", "event", "decision", "policy"]
+
+
 @cli.command()
-@click.option("--part", type=click.Choice(["all", "event", "decision"]), default="all",
-              show_default=True, help="The whole wire format, or one half.")
-def schema(part: str) -> None:
-    """Print the JSON Schema of the wire format (events and decisions).
+@click.argument("what", metavar="[PART]", required=False, type=click.Choice(_SCHEMA_PARTS))
+@click.option("--part", type=click.Choice(_SCHEMA_PARTS), default=None,
+              help="Same as PART: all (the default), event, decision or policy.")
+def schema(what: str | None, part: str | None) -> None:
+    """Print a JSON Schema: of the wire format (PART all, the default: an event or a
+    decision; event; decision), or of policy files (policy, draft-07 for editors).
 
     \b
     Examples:
       policykit schema > policykit.schema.json
-      policykit schema --part event
+      policykit schema event
+      policykit schema policy > policy.schema.json
     """
-    from .models import json_schema
+    from ._schema import policy_schema, wire_schema
 
-    data = json_schema()
-    if part != "all":
-        data = data[part]
+    if what is not None and part is not None and what != part:
+        _fail(f"schema: PART {what} and --part {part} disagree; give one")
+    chosen = what or part or "all"
+    data = policy_schema() if chosen == "policy" else wire_schema(chosen)
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from .calendar import DEFAULT_CALENDAR, BusinessCalendar
-from .errors import ParameterError, PolicyFileError, format_loc, nearest
+from .errors import ParameterError, PolicyFileError, PolicyKitError, format_loc, nearest
 from .rules import SHAPES
 from .rules._base import PolicyInfo, RuleSpec
 
@@ -53,6 +53,57 @@ def _parameter_at(raw: Any, loc: tuple[Any, ...]) -> str | None:
         node = node[part]
     m = _PARAM.match(node) if isinstance(node, str) else None
     return m.group(1) if m else None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models a field's type holds (through unions, lists, mappings)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _walk(cls: type[BaseModel], loc: tuple[Any, ...]) -> tuple[type[BaseModel],
+                                                             tuple[Any, ...]]:
+    """The model at ``loc`` inside a rule model, and ``loc`` as the file has it (without
+    the names pydantic adds for the member of a union it tried: ``subject.SubjectRef``)."""
+    model: type[BaseModel] = cls
+    choices: list[type[BaseModel]] = []
+    written: list[Any] = []
+    for part in loc:
+        by_key = {(f.alias or n): f for n, f in model.model_fields.items()}
+        named = [m for m in choices if m.__name__ == part] if len(choices) > 1 else []
+        if named:
+            model, choices = named[0], []
+            continue
+        written.append(part)
+        if isinstance(part, str) and part in by_key:
+            choices = _models_in(by_key[part].annotation)
+            model = choices[0] if choices else model
+        # else: a list index or a mapping key, inside the current field
+    return model, tuple(written)
+
+
+def _keys_at(cls: type[BaseModel], loc: tuple[Any, ...], top: str) -> tuple[str, list[str]]:
+    """What the model at ``loc`` inside a rule of shape ``top`` is called, and its keys."""
+    model = _walk(cls, loc)[0]
+    keys = [f.alias or n for n, f in model.model_fields.items()]
+    if model is cls:
+        return f"the {top} shape", [*keys, "enabled_if"]
+    return f"{model.__name__} (in the {top} shape)", keys
+
+
+def _locate(value: Any, wanted: Any, loc: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    """Where ``wanted`` (a text or number a check refused) was written in a rule."""
+    if type(value) is type(wanted) and value == wanted:
+        return loc
+    items: Iterable[tuple[Any, Any]] = (
+        value.items() if isinstance(value, Mapping)
+        else enumerate(value) if isinstance(value, list | tuple) else ())
+    for k, v in items:
+        found = _locate(v, wanted, (*loc, k))
+        if found is not None:
+            return found
+    return None
 
 
 class Policy(BaseModel):
@@ -99,14 +150,33 @@ class Policy(BaseModel):
             except ValidationError as exc:
                 err = exc.errors(include_url=False)[0]
                 msg = err["msg"].removeprefix("Value error, ")
-                value = err.get("input") if err["loc"] else filled.get("id")
-                at = format_loc(err["loc"], where)
-                param = _parameter_at(raw, err["loc"])
+                loc = tuple(err["loc"])
+                value = err.get("input") if loc else filled.get("id")
+                suggestion = None
+                cause = (err.get("ctx") or {}).get("error")
+                if err["type"] == "missing":
+                    value = "<missing>"  # not the mapping it is missing from
+                elif err["type"] == "extra_forbidden" and loc:
+                    # Name the key and list the ones the shape (or the part of it) takes.
+                    allowed = _keys_at(cls, loc[:-1], top=shape)
+                    value, suggestion = loc[-1], nearest(str(loc[-1]), allowed[1])
+                    msg = f"a field of {allowed[0]}: " + ", ".join(allowed[1])
+                elif isinstance(cause, PolicyKitError) and hasattr(cause, "value") \
+                        and hasattr(cause, "expected"):
+                    # A check of a whole rule (or part) refused one of its values: find
+                    # where that value was written, to point there and not at the rule.
+                    found = _locate(err.get("input") if loc else filled, cause.value)
+                    if found is not None:
+                        loc, value, msg = (*loc, *found), cause.value, cause.expected
+                loc = _walk(cls, loc)[1]
+                at = format_loc(loc, where)
+                param = _parameter_at(raw, loc)
                 if param is not None:
                     # The value came from a parameter: point at the parameter.
                     raise PolicyFileError("<policy>", f"parameters.{param}", value,
                                           f"{msg} (at {at}, which uses ${param})") from None
-                raise PolicyFileError("<policy>", at, value, msg) from None
+                raise PolicyFileError("<policy>", at, value, msg,
+                                      suggestion=suggestion) from None
             if spec.id in seen:
                 raise PolicyFileError("<policy>", f"{where}.id", spec.id,
                                       "a rule id unique in the policy")

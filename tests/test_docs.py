@@ -68,6 +68,11 @@ def test_site_builds_strict(tmp_path: Path) -> None:
         assert page.is_file(), f"no reference page for {p.id}"
         assert p.title in page.read_text(encoding="utf-8")
     assert (tmp_path / "tutorial" / "index.html").is_file()
+    from policykit.rules import SHAPES
+
+    for shape in SHAPES:
+        page = tmp_path / "shapes" / shape / "index.html"
+        assert page.is_file(), f"no reference page for the {shape} shape"
 
 
 def test_policy_reference_is_up_to_date() -> None:
@@ -75,6 +80,29 @@ def test_policy_reference_is_up_to_date() -> None:
                           cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, ("docs/policies is stale; run python docs/gen_policies.py\n"
                                   + proc.stdout)
+
+
+def test_shape_reference_is_up_to_date() -> None:
+    proc = subprocess.run([sys.executable, str(DOCS / "gen_shapes.py"), "--check"],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, ("docs/shapes is stale; run python docs/gen_shapes.py\n"
+                                  + proc.stdout)
+
+
+def test_shape_reference_lists_every_field() -> None:
+    from policykit.rules import SHAPES
+
+    for shape, cls in SHAPES.items():
+        text = (DOCS / "shapes" / f"{shape}.md").read_text(encoding="utf-8")
+        for name, info in cls.model_fields.items():
+            if name not in ("shape", "id", "title", "description", "clause", "severity",
+                            "messages"):
+                row = next((line for line in text.splitlines()
+                            if line.startswith(f"| `{info.alias or name}` |")), None)
+                assert row is not None, f"{shape}.{name}"
+                # Every field says what it means: a docstring under it in the model.
+                assert not row.endswith("|  |"), f"{shape}.{name} has no docstring"
+        assert "## Example" in text and f"shape: {shape}" in text
 
 
 def test_every_pack_policy_has_a_worked_example() -> None:

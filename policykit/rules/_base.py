@@ -560,7 +560,9 @@ class Message(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     en: str
+    """The English sentence, a template: ``{name}`` fields are filled from the decision."""
     zh: str
+    """The Chinese sentence, a template like ``en``."""
 
 
 class Match(BaseModel):
@@ -569,7 +571,11 @@ class Match(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     type: Names
+    """The event type, or a list of types, this matcher takes."""
     where: dict[str, Condition] = Field(default_factory=dict)
+    """Conditions on the event's fields, by dotted path (``details.plan``): a plain value means
+    equality; ``{op: value}`` with op one of eq, ne, in, not_in, contains, contains_all,
+    exists, gt, ge, lt, le. All must hold."""
     key: Names | None = None
     """Fields naming the case this event belongs to, where they differ from the rule's key."""
 
@@ -606,7 +612,9 @@ class SubjectRef(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     kind: SubjectKind
+    """What the decisions are about (employee, customer, request, ...)."""
     field: str
+    """The event field (a dotted path) holding the subject's id."""
 
 
 class PolicyInfo(BaseModel):
@@ -628,11 +636,17 @@ class RuleSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     shape: str
+    """The rule shape: which model validates the rule and which evaluator runs it."""
     id: str = Field(min_length=1, max_length=32)
+    """The rule's id, unique in its policy (``R1``); decisions name it."""
     title: str = ""
+    """A short name for the rule, used in messages and listings."""
     description: str = ""
+    """What the rule checks, in a sentence or two (the policy reference shows it)."""
     clause: str | None = None
+    """The rulebook clause the rule enforces; default the policy's clause."""
     severity: Severity = "medium"
+    """How serious a decision of this rule is."""
     messages: dict[str, Message] = Field(default_factory=dict)
     """Overrides of the shape's default sentences, by outcome name."""
 

@@ -33,7 +33,9 @@ class FixedSubject(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     kind: SubjectKind
+    """The subject's kind (department, site, ...)."""
     id: str = Field(min_length=1)
+    """The subject's id (``customer_service``)."""
 
     def subject(self) -> Subject:
         return Subject(kind=self.kind, id=self.id)
@@ -50,9 +52,14 @@ class Population(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     type: tuple[str, ...]
+    """Event type(s) that admit a member (when every ``where`` condition holds)."""
     member: str
+    """The field of those events holding the member's id."""
     where: dict[str, Condition] = Field(default_factory=dict)
+    """Conditions the admitting event must meet; an event of ``type`` failing one removes the
+    member."""
     leave: tuple[str, ...] = ()
+    """Event type(s) that remove the member they name."""
 
     @field_validator("type", "leave", mode="before")
     @classmethod
@@ -135,7 +142,11 @@ class Active(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     days: Literal["all", "holidays", "working_days", "non_working_days"] = "all"
+    """Which days of the policy's calendar the rule is in force: all, holidays, working_days or
+    non_working_days."""
     hours: tuple[str, str] = ("00:00", "24:00")
+    """The local hours of those days, ``[start, end)``; an end before the start runs past
+    midnight, ``24:00`` is the end of the day."""
 
     @field_validator("hours")
     @classmethod

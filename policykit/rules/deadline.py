@@ -85,16 +85,24 @@ class Step(Match):
     """
 
     same: dict[str, str] = Field(default_factory=dict)
+    """This event's field -> the trigger's field that must be equal (``{employee_id:
+    employee_id}``: by the same employee)."""
     differ: dict[str, str] = Field(default_factory=dict)
+    """This event's field -> the trigger's field that must differ (by another one)."""
     correlate: dict[str, str] = Field(default_factory=dict)
+    """Find the case by trigger fields instead of the key: this event's field -> the trigger's;
+    the most recently opened matching open case is taken."""
     correlate_within: DeadlineStr | None = None
+    """With ``correlate``: only cases opened at most this long before the event."""
     alias: str | None = None
+    """A field of this event whose value becomes another key of the case it reached."""
 
 
 class Reassign(Step):
     """An event that moves a case's ownership to the employee named in its ``to`` field."""
 
     to: str
+    """The field of this event naming the case's new owner."""
 
 
 class WithinBy(BaseModel):
@@ -102,8 +110,11 @@ class WithinBy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     field: str
+    """The trigger field whose value picks the deadline."""
     values: dict[str, DeadlineStr] = Field(default_factory=dict)
+    """Deadline by that field's value: a duration or a calendar boundary."""
     default: DeadlineStr
+    """The deadline for any other value."""
 
 
 class DeadlineSpec(RuleSpec):
@@ -116,18 +127,31 @@ class DeadlineSpec(RuleSpec):
 
     shape: Literal["deadline"] = "deadline"
     trigger: Match
+    """The event that opens a case (and, without ``start``, starts its clock)."""
     key: Names
+    """The trigger field(s) naming the case; later events reach it by the same fields."""
     within: DeadlineStr | None = None
+    """The deadline after the trigger: an ISO-8601 duration (``PT15M``, ``P1D``) or a calendar
+    boundary (``end_of_day``, ``end_of_working_day``, ...)."""
     within_field: str | None = None
+    """Or: a field of the trigger holding the deadline instant (a promised reply time)."""
     within_by: WithinBy | None = None
+    """Or: a deadline looked up by a field of the trigger."""
     open_ended: bool = False
     """No deadline: the case is open until fulfilled, cancelled or breached, and only
     breaches and incomplete fulfilments are judged."""
     basis: Literal["wall", "working"] = "wall"
+    """``wall``: durations run on the clock; ``working``: only working time of the policy's
+    calendar counts."""
     fulfil: tuple[Step, ...] = ()
+    """Events that meet the obligation and close the case."""
     require: dict[str, Condition] = Field(default_factory=dict)
+    """Conditions the fulfilling event's fields must meet; a fulfilment without them is
+    ``incomplete``."""
     cancel: tuple[Step, ...] = ()
+    """Events that close the case with no decision (the obligation lapsed)."""
     breach: tuple[Step, ...] = ()
+    """Events that break the rule while the case is open (outcome ``breached``)."""
     breach_closes: bool = True
     """False: a breach is judged and the case stays open, so every breach counts."""
     start: tuple[Step, ...] = ()
@@ -157,13 +181,18 @@ class DeadlineSpec(RuleSpec):
     remembered (``once``), and a later trigger with it opens a new case. ``null`` keeps
     open cases until they close."""
     subject: SubjectRef
+    """Who the decisions are about: a kind and the trigger field holding the id."""
     kind: DecisionKind = "violation"
+    """The kind of the ``missed`` and ``breached`` decisions (``incomplete`` is always a
+    violation)."""
     announce: bool = False
     """Emit a decision when the clock starts: who must act, and by when."""
     announce_kind: Literal["obligation", "escalation"] = "obligation"
     """The kind of the ``announce`` decision: an ``escalation`` for matters that must be
     acted on at once (report a major matter to the general manager now)."""
     warn_before: ExactDuration | None = None
+    """Emit a ``warning`` this long before the deadline while the case is still open (an exact
+    duration)."""
     escalate_to: str | None = None
     """On a miss, also emit an ``escalation`` naming who must act next."""
     actor: str | None = None

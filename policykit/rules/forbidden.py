@@ -32,9 +32,13 @@ class ForbiddenSpec(RuleSpec):
 
     shape: Literal["forbidden"] = "forbidden"
     event: Match
+    """The event that must never happen (with its conditions)."""
     subject: SubjectRef
+    """Who the decisions are about: a kind and the event field holding the id."""
     kind: DecisionKind = "violation"
+    """The kind of the ``occurred`` decisions."""
     show: tuple[str, ...] = ()
+    """Event fields copied into the details (and so usable in messages)."""
 
     message_fields: ClassVar[frozenset[str]] = frozenset({
         "at", "event", "event_type", "what",

@@ -55,8 +55,11 @@ class Occupancy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     enter: Match
+    """Events that add an occupant (``shift.started``)."""
     leave: Match
+    """Events that remove one (``shift.ended``)."""
     occupant: str
+    """The field of those events naming the occupant."""
 
     @model_validator(mode="after")
     def _valid(self) -> Occupancy:
@@ -79,18 +82,27 @@ class GapSpec(RuleSpec):
 
     shape: Literal["gap"] = "gap"
     event: Match | None = None
+    """The events that must keep coming (beats), per key."""
     occupancy: Occupancy | None = None
+    """Or: coverage kept by enter and leave events; the gap runs while nobody is in."""
     key: Names = ()
+    """The event field(s) the gaps are measured per (a post, an incident); none: one stream."""
     max_gap: str
+    """The longest allowed time between two events (an ISO-8601 duration)."""
     stop: tuple[Match, ...] = ()
+    """Events that close a key: no more events are due for it."""
     active: Active | None = None
+    """Days and hours the rule is in force; each active interval starts a fresh gap."""
     population: Population | None = None
+    """Keep the rule in force only while this population has members."""
     subject: SubjectRef | FixedSubject
+    """Who the decisions are about: an event field, or a fixed subject."""
     repeat: bool = False
     """Fire again every ``max_gap`` while nothing comes: needs ``max_gap`` of at least
     ``PT15M`` (at most 96 decisions per key a day), and one gap fires at most
     ``MAX_REPEATS`` times (the key is then silent until its next event)."""
     kind: DecisionKind = "violation"
+    """The kind of the ``gap`` decisions."""
     expire_after: ExactDuration | None = "P365D"
     """With ``occupancy``: how long a key may stay occupied without any event of its own
     (an entry or a leave). After that long the occupants are taken never to have left (a

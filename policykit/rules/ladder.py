@@ -66,15 +66,20 @@ class LadderSpec(RuleSpec):
     counts: tuple[str, ...]
     """Ids of the rules (of this policy) whose decisions are counted."""
     kinds: tuple[DecisionKind, ...] = ("violation",)
+    """Only decisions of these kinds are counted."""
     subject_kind: SubjectKind = "employee"
     """Only decisions about subjects of this kind are counted (per subject id)."""
     window: str = "P12M"
+    """The rolling window the violations are counted in (an ISO-8601 duration, ``P12M``)."""
     steps: tuple[str, ...] = ("criticism", "education", "sanction")
+    """The measure for the 1st, 2nd, ... violation in the window; the last repeats."""
     transfer_at: Count | None = Field(default=5, ge=1)
     """From this many violations in the window on, the step is ``transfer_step``;
     None disables it."""
     transfer_step: str = "transfer"
+    """The step from ``transfer_at`` violations on."""
     kind: DecisionKind = "sanction"
+    """The kind of the step decisions."""
 
     message_fields: ClassVar[frozenset[str]] = frozenset({
         "count", "counted_rules", "step", "step_zh", "trigger_decision", "violations",

@@ -43,6 +43,7 @@ class Revoke(Match):
     (``{guard_id: guard_id}``: the guard who started is the one who ended)."""
 
     same: dict[str, str] = Field(default_factory=dict)
+    """This event's field -> the prior's field that must be equal."""
 
 
 class CoSign(BaseModel):
@@ -52,8 +53,11 @@ class CoSign(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     field: str = "signed_by"
+    """The prior's list field holding who signed."""
     by: tuple[str, ...]
+    """The prior's fields whose values must all be in that list."""
     required: bool = True
+    """False turns the check off (so a parameter can switch it)."""
 
 
 class Prior(Match):
@@ -64,12 +68,20 @@ class Prior(Match):
     the action), ``revoke`` events ending its hold, ``cosign``."""
 
     same: dict[str, str] = Field(default_factory=dict)
+    """Action field -> prior field that must be equal."""
     differ: dict[str, str] = Field(default_factory=dict)
+    """Action field -> prior field that must differ."""
     valid_from: str | None = None
+    """The prior's field holding when its validity starts (it must not be after the action)."""
     valid_until: str | None = None
+    """The prior's field holding when its validity ends (it must not be before the action)."""
     max_age: str | None = None
+    """The prior may be at most this old at the action (an ISO-8601 duration); an older one is
+    reported as too old."""
     revoke: tuple[Revoke, ...] = ()
+    """Events that end the prior's hold."""
     cosign: CoSign | None = None
+    """A list field of the prior that must hold the values of some of its fields."""
 
 
 _REASON_ZH = {
@@ -99,19 +111,30 @@ class PreconditionSpec(RuleSpec):
 
     shape: Literal["precondition"] = "precondition"
     event: Match
+    """The action that needs the precondition."""
     key: Names = ()
+    """The field(s) joining the action with its prior."""
     prior: Prior | None = None
+    """The earlier event the action needs; none: only ``require`` is checked."""
     require: dict[str, Condition] = Field(default_factory=dict)
+    """Conditions on the action's own fields; an action failing one is ``incomplete``."""
     grace: str | None = None
+    """A prior up to this long after the action still counts as in time."""
     settle_within: str | None = None
+    """Wait this long after the action for a late prior; one after the grace is reported
+    ``late`` with how long the action went uncovered."""
     on_unsettled: Literal["emit", "drop"] = "emit"
+    """A case still open when ``settle_within`` runs out: ``emit`` reports it ``unmet``,
+    ``drop`` leaves it to another rule."""
     forget_after: str | None = "P365D"
     """A prior older than this at the action no longer counts, as if it never happened
     (unlike ``max_age``, which reports it as too old). Forgetting keeps a long stream's state
     flat: without it every complaint or request ever received would be kept. ``null``
     keeps priors until they are revoked or expire."""
     subject: SubjectRef | FixedSubject
+    """Who the decisions are about: an action field, or a fixed subject."""
     kind: DecisionKind = "violation"
+    """The kind of the ``unmet``, ``late`` and ``incomplete`` decisions."""
 
     message_fields: ClassVar[frozenset[str]] = frozenset({
         "at", "candidates", "event", "grace", "key", "missing", "prior_at", "prior_event",

@@ -43,15 +43,26 @@ class RateSpec(RuleSpec):
 
     shape: Literal["rate"] = "rate"
     numerator: Match
+    """The events counted above the line (with ``key``: distinct key values)."""
     denominator: Match | None = None
+    """The events counted below the line; or give ``population``."""
     population: Population | None = None
+    """Or: the size of this population at the period's close is the denominator."""
     join: bool = False
+    """Count in the numerator only the denominator's own items (by key) that got a numerator
+    event by the period's close."""
     period: Literal["month", "quarter", "half", "year"] = "year"
+    """The calendar period of each rate."""
     target: Amount
+    """The rate to compare with (after ``scale``: 100 means 100%)."""
     comparison: Literal["at_least", "at_most"] = "at_least"
+    """``at_least``: the rate must reach the target; ``at_most``: not exceed it."""
     scale: Amount = Decimal(100)
+    """The ratio is multiplied by this (100: a percentage)."""
     places: int = Field(default=2, ge=0, le=10)
+    """Decimal places the rate is rounded to, half-up."""
     subject: FixedSubject
+    """Who the rate is about (a department, the site)."""
     evidence_limit: int = Field(default=100, ge=0, le=10_000)
     """At most this many event ids as evidence (numerator events first)."""
 

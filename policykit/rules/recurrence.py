@@ -28,7 +28,8 @@ A window is not judged for a subject that did not exist yet at its due time, for
 whose due day does not exist or lies outside it (a weekly report in a week without a working
 day), nor when the subject's exemptions (approved leave) cover every working day of it.
 
-Example: the callback-frequency rules (POLICIES.md §2 R1–R4) in a policy file::
+Example: the callback-frequency rules (policykit/rules/pack/callback-frequency.yaml, R1–R4)
+in a policy file::
 
     - shape: recurrence          # R1: a delivered project gets a phone callback monthly in
       id: R1                     # its first year, quarterly after; window_alignment is the
@@ -137,7 +138,10 @@ class Phase(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     months: int = Field(ge=1, le=120)
+    """The length of each window in this phase, in months."""
     until: int | None = Field(default=None, ge=1, le=1200)
+    """The phase lasts while the subject is younger than this many months; none: from here
+    on."""
 
 
 class WindowSpec(BaseModel):
@@ -148,9 +152,14 @@ class WindowSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     unit: Unit | None = None
+    """A calendar period: day, working_day, week, month, quarter, half or year."""
     months: int | None = Field(default=None, ge=1, le=120)
+    """Or: windows of this many months."""
     schedule: tuple[Phase, ...] = ()
+    """Or: window lengths by the subject's age."""
     alignment: Literal["anniversary", "calendar"] = "anniversary"
+    """Month windows counted from the subject's creation (``anniversary``) or aligned to the
+    calendar (``calendar``)."""
 
     @model_validator(mode="after")
     def _valid(self) -> WindowSpec:
@@ -199,9 +208,15 @@ class TimeOfWindow(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     day: Literal["first", "last", "mon", "tue", "wed", "thu", "fri", "sat", "sun"] | Annotated[
         int, Field(le=366)] = "last"
+    """``last``, ``first``, a weekday (the last such day in the window) or n (the n-th day of
+    the window)."""
     time: str = "end_of_day"
+    """``HH:MM[:SS]``, ``start_of_day``, ``work_start``, ``work_end`` or ``end_of_day``."""
     grace: str | None = None
+    """Added to the instant (an ISO-8601 duration)."""
     non_working: Literal["keep", "previous", "next", "skip"] = "keep"
+    """When that day is not a working day: ``keep`` it, move to the ``previous`` or ``next``
+    working day, or ``skip`` the window."""
 
     @model_validator(mode="after")
     def _valid(self) -> TimeOfWindow:
@@ -221,8 +236,11 @@ class Only(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     months: tuple[int, ...] = ()
+    """Only windows starting in these months (1-12)."""
     weekdays: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = ()
+    """Only windows starting on these weekdays."""
     working_days: bool = False
+    """Only windows with a working day (for day windows: working days)."""
 
     @field_validator("months")
     @classmethod
@@ -238,7 +256,9 @@ class Exemption(Match):
     the rule's ``subject.field``)."""
 
     start_field: str = "start"
+    """The exempting event's field holding the first exempt date."""
     end_field: str = "end"
+    """The exempting event's field holding the last exempt date."""
 
 
 def _default_outcomes() -> dict[Outcome, DecisionKind]:
@@ -253,22 +273,33 @@ class RecurrenceSpec(RuleSpec):
     subject: SubjectRef
     """The decisions' subject kind, and the occurrence field naming the subject."""
     population: Population | None = None
+    """Who owes the occurrences, and since when; none: whoever has occurrences (only ``late``
+    and ``early`` can then be judged)."""
     occurrence: tuple[Match, ...]
+    """The events that count (one matcher or a list)."""
     require: Literal["any", "each"] = "any"
     """``any``: occurrences of all listed matchers count together; ``each``: every
     matcher needs ``min_count`` of its own (a gift *and* a demand survey)."""
     min_count: Count = Field(default=1, ge=1)
+    """How many occurrences each window needs."""
     window: WindowSpec
+    """The windows the occurrences are counted in."""
     only: Only | None = None
+    """Judge only some windows."""
     due: TimeOfWindow | None = None
+    """By when in the window the occurrences are owed; default the window's end."""
     not_before: TimeOfWindow | None = None
+    """The window's last occurrence may not be before this (outcome ``early``)."""
     warn_before: str | None = None
+    """Emit a ``warning`` this long before ``due`` while still short of ``min_count``."""
     exempt: tuple[Exemption, ...] = ()
+    """Events exempting a subject for a span of dates (approved leave)."""
     profile_where: dict[str, Condition] = Field(default_factory=dict)
     """Conditions on an employee subject's latest ``employee.profile`` (e.g. ``{role:
     {not_in: [guard]}}``): occurrences of an employee whose profile fails them are ignored;
     one without a profile is judged. For populations without a start event of their own."""
     outcomes: dict[Outcome, DecisionKind] = Field(default_factory=_default_outcomes)
+    """The outcomes to judge (missed, late, early) and each one's decision kind."""
     rename: dict[str, str] = Field(default_factory=dict)
     """Outcome names as decisions show them, e.g. ``{missed: no_sign_in}``."""
 

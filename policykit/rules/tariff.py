@@ -26,7 +26,7 @@ charges per late day). With ``basis: salary`` and no profile for the employee, t
 says the salary is unknown (outcome ``salary_unknown``, no amount, the share of base salary
 in ``details``) instead of guessing.
 
-Example (lateness, POLICIES.md §3 R2)::
+Example (lateness, policykit/rules/pack/lateness-deduction.yaml R2)::
 
     - shape: tariff
       id: R2
@@ -87,8 +87,11 @@ class Tier(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
     start: Count = Field(alias="from", ge=1)
+    """The item number in the period from which this tier applies."""
     rate: Amount | None = Field(default=None, ge=0, le=1)
+    """A share of the base salary per item (0.01 is 1%)."""
     amount: Amount | None = Field(default=None, ge=0)
+    """Or: a fixed amount per item."""
 
     @model_validator(mode="after")
     def _one(self) -> Tier:
@@ -103,8 +106,11 @@ class AmountBy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     field: str
+    """The item's field (for decisions a path such as ``details.severity``)."""
     values: dict[str, Amount]
+    """The amount by that field's value."""
     default: Amount | None = None
+    """The amount for any other value; none: such items are not charged."""
 
     @field_validator("values")
     @classmethod
@@ -127,22 +133,37 @@ class TariffSpec(RuleSpec):
     subject: SubjectRef | None = None
     """With ``events``: who pays (default kind employee, field employee_id)."""
     period: PeriodUnit | None = "month"
+    """The calendar period items are counted and settled in; none: each item on its own."""
     settle: Literal["period", "item"] = "period"
+    """``period``: a running provisional total and a final one when the period closes;
+    ``item``: each item final at once."""
     basis: Literal["salary", "fixed"] = "fixed"
+    """``salary``: tier rates are shares of the base salary; ``fixed``: amounts."""
     tiers: tuple[Tier, ...] = ()
+    """Price per item by its number in the period."""
     tier_mode: Literal["all", "marginal"] = "marginal"
+    """``all``: every item of the period at the highest tier reached; ``marginal``: each item
+    at its own tier."""
     amount_by: AmountBy | None = None
+    """Or: a fixed amount per item looked up by one of its fields."""
     minimum: Amount | None = Field(default=None, ge=0)
     """No charged item below this amount (a complaint fine of at least 10)."""
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
     """Currency of fixed amounts (salary-based ones take the profile's)."""
     kind: Literal["deduction", "fine"] = "deduction"
+    """The kind of the money decisions."""
     cap_rate: Amount | None = Field(default=None, ge=0, le=1)
+    """The period's total may not exceed this share of the base salary."""
     wage_floor: Amount | None = Field(default=None, ge=0)
+    """Base salary minus the period's total may not fall below this."""
     limit: Count | None = Field(default=None, ge=0)
+    """The item after the ``limit``-th in a period gives an ``over_limit`` decision."""
     limit_kind: DecisionKind = "violation"
+    """The kind of the ``over_limit`` decision."""
     limit_amount: Amount = Field(default=_ZERO, ge=0)
+    """With ``limit``: a fine of this amount beside it, when above zero."""
     each_item: tuple[DecisionKind, ...] = ()
+    """Extra decisions of these kinds for every item (a violation beside the fine)."""
     show: tuple[str, ...] = ()
     """With ``events``: event fields copied into per-item decisions' details (and so
     usable in their messages), e.g. the kind of misconduct."""
