@@ -448,7 +448,8 @@ def _loads(text: str, fmt: str, source: str, base: Path, chain: _Chain) -> Polic
         for i, pid in enumerate(excluded):
             if not isinstance(pid, str) or pid not in pack:
                 raise PolicyFileError(source, f"exclude[{i}]", pid,
-                                      f"a policy id of pack {pack_name}",
+                                      "a standard policy id" if pack_name == "standard"
+                                      else f"a policy id of pack {pack_name}",
                                       line=lines.line(f"exclude[{i}]"),
                                       suggestion=nearest(pid, pack.ids))
         for p in pack:
