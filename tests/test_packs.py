@@ -287,3 +287,16 @@ def test_resolve_many_names_specs_without_files() -> None:
         resolve_many(["site-access", "site-access"], names=["A", "B"])
     assert resolve_many(["site-access", "first-responder"]).ids == ["site-access",
                                                                      "first-responder"]
+
+
+def test_policy_schema_accepts_include_and_installed_pack_names(
+        plugin_pack: PolicySet) -> None:
+    import jsonschema
+
+    from policykit._schema import policy_schema
+
+    validator = jsonschema.Draft7Validator(policy_schema())
+    assert validator.is_valid({"include": ["base.yaml"]})
+    assert validator.is_valid({"include": "base.yaml", "pack": "acme"})
+    assert not validator.is_valid({"include": 3})
+    assert not validator.is_valid({"pack": "nope"})
