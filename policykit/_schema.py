@@ -258,8 +258,13 @@ def _policy_schema() -> dict[str, Any]:
         "description": "A set of policies: standard ones (all with pack, or some with use) "
                        "and policies of your own.",
         "properties": {
-            "pack": {"enum": ["standard"],
-                     "description": "Start from every policy of the standard pack."},
+            "include": {"anyOf": [{"type": "string"},
+                                  {"type": "array", "items": {"type": "string"}}],
+                        "description": "Other policy files (paths relative to this one) "
+                                       "whose policies come first."},
+            "pack": {"enum": _pack_names(),
+                     "description": "Start from every policy of an installed pack "
+                                    "(standard is built in)."},
             "exclude": {"type": "array", "items": {"enum": pack.ids},
                         "description": "Standard policies to leave out (only with pack)."},
             "calendar": cal_ref,
@@ -268,7 +273,8 @@ def _policy_schema() -> dict[str, Any]:
                 "then": {"$ref": "#/definitions/Use"},
                 "else": {"$ref": f"#/definitions/{policy_name}"}}},
         },
-        "anyOf": [{"required": ["pack"]}, {"required": ["policies"]}],
+        "anyOf": [{"required": ["pack"]}, {"required": ["policies"]},
+                  {"required": ["include"]}],
         "dependencies": {"exclude": ["pack"]},
     }
     body = {
@@ -287,6 +293,12 @@ def _policy_schema() -> dict[str, Any]:
     }
     result: dict[str, Any] = _draft07(body)
     return result
+
+
+def _pack_names() -> list[str]:
+    from .policyfile import _pack_loaders
+
+    return sorted(_pack_loaders())
 
 
 def policy_schema() -> dict[str, Any]:

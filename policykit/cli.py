@@ -156,7 +156,8 @@ def _set_debug(_ctx: click.Context, _param: click.Parameter, value: bool) -> Non
         _STATE.debug = True
 
 
-_POLICY_HELP = ("A policy file (YAML, TOML or JSON) or the id of one standard policy. "
+_POLICY_HELP = ("A policy file (YAML, TOML or JSON) or the id of one standard policy; "
+                "repeat it to combine several (one policy id twice exits 2). "
                 "Default: the whole standard pack with its defaults.")
 _UNTIL_HELP = ("Advance event time to T: an ISO-8601 date-time with offset "
                "(2026-04-01T00:00:00+08:00) or a date (2026-04-01, the start of that day in "
@@ -175,18 +176,34 @@ _OPTIONS = {"until": "--until", "assume_tz": "--assume-tz", "format": "--input-f
             "backend": "--backend", "encoding": "--encoding"}
 
 
-def _run_audit(events: str, policy: str | None, until: str | None, backend: str,
+def _combined_policies(policy: Sequence[str]) -> Any:
+    """What repeated ``--policy`` options name: None (the standard pack), one spec as
+    written, or several joined into one set (one id twice exits 2 naming both)."""
+    if len(policy) <= 1:
+        return policy[0] if policy else None
+    from .policyfile import resolve_many
+
+    try:
+        return resolve_many(list(policy), names=[f"--policy {p}" for p in policy])
+    except PolicyKitError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{exc.filename or ', '.join(policy)}: {exc.strerror or exc}")
+
+
+def _run_audit(events: str, policy: Sequence[str], until: str | None, backend: str,
                input_format: str | None, progress: bool | float,
                assume_tz: str | None = None, encoding: str | None = None) -> Any:
     """``audit()`` with every input failure turned into exit status 2. ``until`` goes to
     ``audit()`` as written: the library decides what a valid instant is."""
     from .audit import audit
 
+    policies = _combined_policies(policy)
     source: Any = events
     if events == "-":
         source = sys.stdin.buffer.read()
     try:
-        return audit(source, policy, until, backend=backend, progress=progress,
+        return audit(source, policies, until, backend=backend, progress=progress,
                      format=input_format, assume_tz=assume_tz, encoding=encoding)
     except ParameterError as exc:  # named as the command line names it
         option = _OPTIONS.get(exc.name)
@@ -359,7 +376,7 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("events", metavar="EVENTS")
-@click.option("--policy", "-p", metavar="FILE", help=_POLICY_HELP)
+@click.option("--policy", "-p", metavar="FILE", multiple=True, help=_POLICY_HELP)
 @click.option("--until", metavar="T", help=_UNTIL_HELP)
 @click.option("--assume-tz", metavar="ZONE", help=_ASSUME_TZ_HELP)
 @click.option("--encoding", metavar="NAME",
@@ -396,7 +413,7 @@ def cli() -> None:
               help="Progress bar on stderr (default: on a terminal, for long inputs).")
 @click.option("--quiet", "-q", is_flag=True, help="No counts on stderr (quarantined records "
               "are still reported).")
-def audit(events: str, policy: str | None, until: str | None, assume_tz: str | None,
+def audit(events: str, policy: tuple[str, ...], until: str | None, assume_tz: str | None,
           encoding: str | None, fmt: str | None, out: str | None, backend: str,
           input_format: str | None,
           fail_on_decisions: bool, fail_kinds: str | None, trail: bool, csv_bom: bool,
@@ -496,9 +513,11 @@ def audit(events: str, policy: str | None, until: str | None, assume_tz: str | N
 
 
 @cli.command()
-@click.argument("policy_file", metavar="POLICY_FILE")
-def check(policy_file: str) -> None:
-    """Validate POLICY_FILE and print what it defines, or the error with its location.
+@click.argument("policy_files", metavar="POLICY_FILE...", nargs=-1, required=True)
+def check(policy_files: tuple[str, ...]) -> None:
+    """Validate POLICY_FILE (and the files it includes) and print what it defines, or the
+    error with its location. Several files are checked as one set, as repeated --policy
+    options combine them: one policy id in two files is an error naming both.
 
     An error names the file, the line, the path inside the document, the bad value, what
     was expected and the nearest valid name.
@@ -506,21 +525,24 @@ def check(policy_file: str) -> None:
     \b
     Examples:
       policykit check acme.yaml
-      policykit check policies/patrols.toml
+      policykit check policies/patrols.toml policies/lateness.yaml
 
     \b
     Exit status: 0 valid, 2 invalid or unreadable.
     """
+    from .policy import _combine
     from .policyfile import load_policy
 
     try:
-        policies = load_policy(policy_file)
+        policies = _combine((load_policy(f), f) for f in policy_files)
     except PolicyKitError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     except OSError as exc:
-        click.echo(f"error: {policy_file}: {exc.strerror or exc}", err=True)
+        click.echo(f"error: {exc.filename or ', '.join(policy_files)}: {exc.strerror or exc}",
+                   err=True)
         sys.exit(EXIT_BAD_INPUT)
+    policy_file = ", ".join(policy_files)
     click.echo(f"ok: {policy_file}: {len(policies)} "
                f"polic{'y' if len(policies) == 1 else 'ies'}")
     for p in policies:
@@ -615,13 +637,13 @@ def schema(what: str | None, part: str | None) -> None:
 @cli.command()
 @click.argument("events", metavar="EVENTS")
 @click.argument("decision_id", metavar="DECISION_ID")
-@click.option("--policy", "-p", metavar="FILE", help=_POLICY_HELP)
+@click.option("--policy", "-p", metavar="FILE", multiple=True, help=_POLICY_HELP)
 @click.option("--until", metavar="T", help="As for audit.")
 @click.option("--assume-tz", metavar="ZONE", help="As for audit.")
 @click.option("--input-format", type=click.Choice(_INPUT_FORMATS))
 @click.option("--json", "as_json", is_flag=True, help="The explanation as JSON.")
 @click.option("--allow-quarantine", is_flag=True, help=_ALLOW_QUARANTINE_HELP)
-def explain(events: str, decision_id: str, policy: str | None, until: str | None,
+def explain(events: str, decision_id: str, policy: tuple[str, ...], until: str | None,
             assume_tz: str | None, input_format: str | None, as_json: bool,
             allow_quarantine: bool) -> None:
     """Explain one decision of auditing EVENTS: the rule, its parameters, the evidence
@@ -655,12 +677,14 @@ def explain(events: str, decision_id: str, policy: str | None, until: str | None
 @click.argument("subject", metavar="SUBJECT")
 @click.argument("policy_id", metavar="POLICY")
 @click.argument("rule", metavar="RULE")
-@click.option("--policy", "-p", "policy_file", metavar="FILE", help=_POLICY_HELP)
+@click.option("--policy", "-p", "policy_file", metavar="FILE", multiple=True,
+              help=_POLICY_HELP)
 @click.option("--until", metavar="T", help="As for audit.")
 @click.option("--assume-tz", metavar="ZONE", help="As for audit.")
 @click.option("--input-format", type=click.Choice(_INPUT_FORMATS))
 @click.option("--allow-quarantine", is_flag=True, help=_ALLOW_QUARANTINE_HELP)
-def why_not(events: str, subject: str, policy_id: str, rule: str, policy_file: str | None,
+def why_not(events: str, subject: str, policy_id: str, rule: str,
+            policy_file: tuple[str, ...],
             until: str | None, assume_tz: str | None, input_format: str | None,
             allow_quarantine: bool) -> None:
     """Why RULE of POLICY did not fire for SUBJECT: the subject's events the rule reads,

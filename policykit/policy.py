@@ -306,10 +306,25 @@ class PolicySet:
 
     def __init__(self, policies: Iterable[Policy]) -> None:
         self._by_id: dict[str, Policy] = {}
+        # Where each policy came from ("acme.yaml:12"), where known: for duplicate-id errors.
+        self._origins: dict[str, str] = {}
         for p in policies:
             if p.id in self._by_id:
                 raise ParameterError("policies", p.id, "unique policy ids")
             self._by_id[p.id] = p
+
+    def __add__(self, other: object) -> PolicySet:
+        """The policies of both sets, this set's first; one id in both is a ParameterError
+        naming where each came from."""
+        if not isinstance(other, PolicySet):
+            return NotImplemented
+        return _combine([(self, "the left-hand set"), (other, "the right-hand set")])
+
+    def __radd__(self, other: object) -> PolicySet:
+        # sum(sets) starts from 0.
+        if isinstance(other, int) and other == 0:
+            return self
+        return NotImplemented
 
     def __iter__(self) -> Iterator[Policy]:
         return iter(self._by_id.values())
@@ -373,3 +388,21 @@ class PolicySet:
 
         joined = "|".join(f"{p.id}:{p.fingerprint()}" for p in self)
         return hashlib.blake2b(joined.encode(), digest_size=12).hexdigest()
+
+
+def _combine(parts: Iterable[tuple[PolicySet, str]]) -> PolicySet:
+    """Join sets in order; ``parts`` pairs each set with what to call it where it does not
+    know a policy's origin. One id twice raises a ParameterError naming both origins."""
+    by_id: dict[str, Policy] = {}
+    origins: dict[str, str] = {}
+    for ps, name in parts:
+        for p in ps:
+            origin = ps._origins.get(p.id, name)
+            if p.id in by_id:
+                raise ParameterError("policies", p.id, "each policy id once: "
+                                     f"{p.id!r} comes from {origins[p.id]} and from {origin}")
+            by_id[p.id] = p
+            origins[p.id] = origin
+    out = PolicySet(by_id.values())
+    out._origins = origins
+    return out

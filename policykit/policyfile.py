@@ -2,7 +2,8 @@
 
 A file either defines one policy (top-level ``id`` and ``rules``) or a set::
 
-    pack: standard              # optional: start from every standard policy
+    include: [base.yaml]        # optional: other policy files, relative to this one
+    pack: standard              # optional: start from every policy of a pack
     exclude: [site-access]      # optional: standard policies to leave out
     calendar: {timezone: Europe/Berlin}   # optional: for every policy of the file
     policies:
@@ -13,6 +14,10 @@ A file either defines one policy (top-level ``id`` and ``rules``) or a set::
         clause: site rules §3
         rules: [...]
 
+Packs are found through the entry point group ``policykit.packs`` (``standard`` is one;
+it is built in, so it works even where the entry points are not installed). Included files'
+policies come first; one policy id in two files is an error naming both.
+
 A bad file raises one :class:`PolicyFileError` naming the file, the path inside it, the line
 (YAML and JSON), the bad value, what was expected and the nearest valid name.
 """
@@ -22,7 +27,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +37,7 @@ from pydantic import ValidationError
 from ._yamllines import LineMap
 from .calendar import BusinessCalendar
 from .errors import ParameterError, PolicyFileError, PolicyKitError, format_loc, nearest
-from .policy import Policy, PolicySet
+from .policy import Policy, PolicySet, _combine
 
 __all__ = ["PolicyLike", "load_policy", "loads_policy", "resolve_policies"]
 
@@ -48,7 +53,12 @@ MAX_DEPTH = 64
 #: one); YAML is scanned as an event stream, JSON and TOML counted right after the parser
 #: (a C parser for JSON) and before anything else.
 MAX_NODES = 20_000
-_SET_KEYS = ("pack", "exclude", "calendar", "policies")
+_SET_KEYS = ("include", "pack", "exclude", "calendar", "policies")
+#: How deep ``include:`` may nest (a file including a file ... ), counting the first file.
+MAX_INCLUDE_DEPTH = 16
+#: The entry point group packs register in: ``name = "module:callable"`` where the callable
+#: returns a PolicySet (or the object is one).
+PACK_GROUP = "policykit.packs"
 _USE_KEYS = ("use", "parameters", "calendar")
 _POLICY_KEYS = tuple(Policy.model_fields)
 
@@ -293,17 +303,62 @@ def _calendar(data: Any, source: str, path: str, lines: LineMap) -> BusinessCale
         raise _unexpected(exc, source, path, lines) from None
 
 
-def _use(entry: Mapping[str, Any], source: str, path: str, lines: LineMap,
-         calendar: BusinessCalendar | None) -> Policy:
+def _entry_points() -> dict[str, Any]:
+    """The installed packs' entry points by name (a seam for tests)."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=PACK_GROUP)}
+
+
+def _builtin_standard() -> PolicySet:
     from .rules.standard import standard_pack
 
+    return standard_pack()
+
+
+def _pack_loaders() -> dict[str, Callable[[], Any]]:
+    found: dict[str, Callable[[], Any]] = {name: ep.load for name, ep in _entry_points().items()}
+    # Built in as well: a source checkout or an editable install without fresh metadata
+    # has no entry points, and `pack: standard` must work there too.
+    found.setdefault("standard", lambda: _builtin_standard)
+    return found
+
+
+def _named_pack(name: Any, source: str, path: str, lines: LineMap) -> PolicySet:
+    """The pack installed under ``name``, or a PolicyFileError naming the nearest one."""
+    loaders = _pack_loaders()
+    if not isinstance(name, str) or name not in loaders:
+        raise PolicyFileError(source, path, name, "the name of an installed pack: "
+                              + ", ".join(sorted(loaders)), line=lines.line(path),
+                              suggestion=nearest(name, sorted(loaders)))
+    try:
+        obj = loaders[name]()
+        pack = obj() if callable(obj) and not isinstance(obj, PolicySet) else obj
+    except PolicyFileError:
+        raise
+    except Exception as exc:  # a third-party plugin's failure, named as the pack's
+        raise PolicyFileError(source, path, name, "a pack that loads, but it raised "
+                              + _short_text(f"{type(exc).__name__}: {exc}"),
+                              line=lines.line(path)) from None
+    if not isinstance(pack, PolicySet):
+        raise PolicyFileError(source, path, name, "a pack whose entry point gives a PolicySet, "
+                              f"not {type(pack).__name__}", line=lines.line(path))
+    return pack
+
+
+def _use(entry: Mapping[str, Any], source: str, path: str, lines: LineMap,
+         calendar: BusinessCalendar | None, pack: PolicySet | None = None) -> Policy:
+    """A policy of the file's pack (or else of the standard pack), tuned."""
     _unknown_keys(entry, _USE_KEYS, source, path, lines)
-    pack = standard_pack()
+    standard = _builtin_standard()
     name = entry["use"]
-    if not isinstance(name, str) or name not in pack:
-        raise PolicyFileError(source, f"{path}.use", name, "a standard policy id",
-                              line=lines.line(f"{path}.use"), suggestion=nearest(name, pack.ids))
-    policy = pack.get(name)
+    known = [*(pack.ids if pack is not None else ()), *standard.ids]
+    if not isinstance(name, str) or name not in known:
+        raise PolicyFileError(source, f"{path}.use", name,
+                              "a policy id of the pack" if pack is not None
+                              else "a standard policy id",
+                              line=lines.line(f"{path}.use"), suggestion=nearest(name, known))
+    policy = pack.get(name) if pack is not None and name in pack else standard.get(name)
     params = entry.get("parameters") or {}
     if not isinstance(params, Mapping):
         raise PolicyFileError(source, f"{path}.parameters", params, "a mapping of parameters",
@@ -338,8 +393,26 @@ def _use(entry: Mapping[str, Any], source: str, path: str, lines: LineMap,
     return policy
 
 
-def loads_policy(text: str, fmt: str = "yaml", *, source: str = "<policy>") -> PolicySet:
-    """Validate a policy file given as text (``fmt``: yaml, toml or json)."""
+def loads_policy(text: str, fmt: str = "yaml", *, source: str = "<policy>",
+                 base_dir: str | Path | None = None) -> PolicySet:
+    """Validate a policy file given as text (``fmt``: yaml, toml or json); ``include:``
+    paths are read from ``base_dir`` (default: the working folder)."""
+    base = Path(base_dir) if base_dir is not None else Path()
+    return _loads(text, fmt, source, base, ((_key(Path(source)), source),))
+
+
+def _key(path: Path) -> str:
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):
+        return str(path.absolute())
+
+
+#: The files being loaded, outermost first: (resolved path, the path as shown).
+_Chain = tuple[tuple[str, str], ...]
+
+
+def _loads(text: str, fmt: str, source: str, base: Path, chain: _Chain) -> PolicySet:
     if fmt not in ("yaml", "toml", "json"):
         raise ParameterError("fmt", fmt, "yaml, toml or json",
                              suggestion=nearest(fmt, ("yaml", "toml", "json")))
@@ -354,33 +427,37 @@ def loads_policy(text: str, fmt: str = "yaml", *, source: str = "<policy>") -> P
         raise PolicyFileError(source, "", data, "a mapping at the top of the file",
                               line=lines.line(""))
     if "rules" in data and "policies" not in data:
-        return PolicySet([_policy(data, source, "", lines, None)])
+        one = PolicySet([_policy(data, source, "", lines, None)])
+        one._origins = {p.id: _where(source, lines, "") for p in one}
+        return one
     _unknown_keys(data, _SET_KEYS, source, "", lines)
+    included = _includes(data.get("include"), source, base, lines, chain)
     calendar = _calendar(data["calendar"], source, "calendar", lines) \
         if data.get("calendar") is not None else None
     chosen: dict[str, Policy] = {}
+    origins: dict[str, str] = {}
+    paths: dict[str, str] = {}  # id -> where in this file it was defined
     pack_name = data.get("pack")
+    pack: PolicySet | None = None
     if pack_name is not None:
-        if pack_name != "standard":
-            raise PolicyFileError(source, "pack", pack_name, "'standard'",
-                                  line=lines.line("pack"),
-                                  suggestion=nearest(pack_name, ("standard",)))
-        from .rules.standard import standard_pack
-
-        pack = standard_pack()
+        pack = _named_pack(pack_name, source, "pack", lines)
         excluded = data.get("exclude") or []
         if not isinstance(excluded, list):
             raise PolicyFileError(source, "exclude", excluded, "a list of policy ids",
                                   line=lines.line("exclude"))
         for i, pid in enumerate(excluded):
             if not isinstance(pid, str) or pid not in pack:
-                raise PolicyFileError(source, f"exclude[{i}]", pid, "a standard policy id",
+                raise PolicyFileError(source, f"exclude[{i}]", pid,
+                                      "a standard policy id" if pack_name == "standard"
+                                      else f"a policy id of pack {pack_name}",
                                       line=lines.line(f"exclude[{i}]"),
                                       suggestion=nearest(pid, pack.ids))
         for p in pack:
             if p.id not in excluded:
-                chosen[p.id] = _use({"use": p.id}, source, "pack", lines, calendar) \
+                chosen[p.id] = _use({"use": p.id}, source, "pack", lines, calendar, pack) \
                     if calendar is not None else p
+                origins[p.id] = f"{_where(source, lines, 'pack')} (pack {pack_name})"
+                paths[p.id] = "pack"
     elif "exclude" in data:
         raise PolicyFileError(source, "exclude", data["exclude"], "exclude only with pack",
                               line=lines.line("exclude"))
@@ -388,13 +465,14 @@ def loads_policy(text: str, fmt: str = "yaml", *, source: str = "<policy>") -> P
     if not isinstance(entries, list):
         raise PolicyFileError(source, "policies", entries, "a list of policies",
                               line=lines.line("policies"))
-    if not entries and not chosen:
-        raise PolicyFileError(source, "policies", entries, "at least one policy (or pack)",
+    if not entries and not chosen and len(included) == 0:
+        raise PolicyFileError(source, "policies", entries,
+                              "at least one policy (or pack, or include)",
                               line=lines.line("policies"))
     for i, entry in enumerate(entries):
         path = f"policies[{i}]"
         if isinstance(entry, Mapping) and "use" in entry:
-            policy = _use(entry, source, path, lines, calendar)
+            policy = _use(entry, source, path, lines, calendar, pack)
         else:
             policy = _policy(entry, source, path, lines, calendar)
         if policy.id in chosen and not (isinstance(entry, Mapping) and "use" in entry) \
@@ -402,12 +480,69 @@ def loads_policy(text: str, fmt: str = "yaml", *, source: str = "<policy>") -> P
             raise PolicyFileError(source, f"{path}.id", policy.id, "a policy id not used "
                                   "earlier in the file", line=lines.line(f"{path}.id"))
         chosen[policy.id] = policy
-    return PolicySet(chosen.values())
+        origins[policy.id] = _where(source, lines, path)
+        paths[policy.id] = path
+    for pid in chosen:
+        if pid in included:
+            path = paths[pid]
+            raise PolicyFileError(source, path, pid, "each policy id once: "
+                                  f"{pid!r} comes from {included._origins[pid]} and from "
+                                  f"{origins[pid]}", line=lines.line(path))
+    own = PolicySet(chosen.values())
+    own._origins = origins
+    return _combine([(included, source), (own, source)])
+
+
+def _where(source: str, lines: LineMap, path: str) -> str:
+    line = lines.line(path)
+    return f"{source}:{line}" if line is not None else source
+
+
+def _includes(spec: Any, source: str, base: Path, lines: LineMap, chain: _Chain) -> PolicySet:
+    """The policies of the files ``include:`` names, in order; relative paths from ``base``
+    (the including file's folder)."""
+    if spec is None:
+        return PolicySet([])
+    items = [(spec, "include")] if isinstance(spec, str) else \
+        [(v, f"include[{i}]") for i, v in enumerate(spec)] if isinstance(spec, list) else None
+    if items is None:
+        raise PolicyFileError(source, "include", spec, "a policy file path or a list of them",
+                              line=lines.line("include"))
+    parts: list[tuple[PolicySet, str]] = []
+    for value, path in items:
+        if not isinstance(value, str) or not value.strip():
+            raise PolicyFileError(source, path, value, "a policy file path",
+                                  line=lines.line(path))
+        target = Path(value) if Path(value).is_absolute() else base / value
+        shown = " -> ".join([*(s for _, s in chain), str(target)])
+        key = _key(target)
+        if any(k == key for k, _ in chain):
+            raise PolicyFileError(source, path, value, "a file not already being included "
+                                  f"(an include cycle: {shown})", line=lines.line(path))
+        if len(chain) >= MAX_INCLUDE_DEPTH:
+            raise PolicyFileError(source, path, value, f"includes nested at most "
+                                  f"{MAX_INCLUDE_DEPTH} files deep ({shown})",
+                                  line=lines.line(path))
+        if not target.is_file():
+            raise PolicyFileError(source, path, value, f"an existing policy file (include "
+                                  f"chain: {shown})", line=lines.line(path))
+        sub = _load_file(target, (*chain, (key, str(target))))
+        parts.append((sub, str(target)))
+    try:
+        return _combine(parts)
+    except ParameterError as exc:
+        raise PolicyFileError(source, "include", exc.value, exc.expected,
+                              line=lines.line("include")) from None
 
 
 def load_policy(path: str | Path) -> PolicySet:
-    """Load and validate a policy file (``.yaml``/``.yml``, ``.toml`` or ``.json``)."""
+    """Load and validate a policy file (``.yaml``/``.yml``, ``.toml`` or ``.json``) and the
+    files it includes."""
     p = Path(path)
+    return _load_file(p, ((_key(p), str(p)),))
+
+
+def _load_file(p: Path, chain: _Chain) -> PolicySet:
     suffix = p.suffix.lower()
     fmt = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".json": "json"}.get(suffix)
     if fmt is None:
@@ -422,7 +557,7 @@ def load_policy(path: str | Path) -> PolicySet:
         raise PolicyFileError(str(p), "", exc.strerror or str(exc), "a readable file") from None
     except UnicodeDecodeError as exc:
         raise PolicyFileError(str(p), "", exc.reason, "UTF-8 text") from None
-    return loads_policy(text, fmt, source=str(p))
+    return _loads(text, fmt, str(p), p.parent, chain)
 
 
 PolicyLike = (str | Path | Policy | PolicySet | Sequence[str] | Iterable[Policy]
@@ -463,7 +598,7 @@ def resolve_policies(spec: PolicyLike = None, *, base_dir: Path | None = None,
         return PolicySet([spec])
     if isinstance(spec, Mapping):
         return loads_policy(yaml.safe_dump(dict(spec), allow_unicode=True), "yaml",
-                            source=source)
+                            source=source, base_dir=base_dir)
     if isinstance(spec, Path) or (isinstance(spec, str) and
                                   (spec.lower().endswith(_SUFFIXES) or "/" in spec)):
         path = Path(spec)
@@ -485,3 +620,15 @@ def resolve_policies(spec: PolicyLike = None, *, base_dir: Path | None = None,
                                  suggestion=nearest(pid, known))
         chosen.append(policy)
     return PolicySet(chosen)
+
+
+def resolve_many(specs: Sequence[PolicyLike], *, names: Sequence[str] | None = None,
+                 base_dir: Path | None = None) -> PolicySet:
+    """The policy sets ``specs`` name, joined in order (the command line's repeated
+    ``--policy``); one policy id twice is a ParameterError naming both sources. ``names``
+    says what to call each spec where a policy's file and line are not known."""
+    shown = list(names) if names is not None else [str(s) for s in specs]
+    if len(shown) != len(specs):
+        raise ParameterError("names", len(shown), f"one name per spec ({len(specs)})")
+    return _combine((resolve_policies(s, base_dir=base_dir), n)
+                    for s, n in zip(specs, shown, strict=True))
