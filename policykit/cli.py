@@ -565,7 +565,8 @@ def policies(policy: str | None, as_json: bool, verbose: bool) -> None:
             "clause": p.clause, "summary": p.summary, "parameters": p.parameters,
             "parameter_docs": p.parameter_docs,
             "rules": [{"id": s.id, "shape": s.shape, "title": s.title,
-                       "severity": s.severity, "clause": s.clause or p.clause}
+                       "title_zh": s.title_zh, "severity": s.severity,
+                       "clause": s.clause or p.clause}
                       for s in p.specs],
         } for p in chosen]
         click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
@@ -575,7 +576,8 @@ def policies(policy: str | None, as_json: bool, verbose: bool) -> None:
                    + (f"  {p.title_zh}" if p.title_zh else "") + f"  ({p.clause})")
         if verbose:
             for s in p.specs:
-                click.echo(f"    {s.id:<4} {s.shape:<12} {s.title}")
+                click.echo(f"    {s.id:<4} {s.shape:<12} {s.title}"
+                           + (f"  {s.title_zh}" if s.title_zh else ""))
         if p.parameters:
             width = max(len(k) for k in p.parameters)
             for name, value in p.parameters.items():

@@ -440,3 +440,21 @@ def test_out_writes_through_a_symlink_and_into_special_files(tmp_path: Path, log
     assert fifo.is_fifo() and len(got[0].splitlines()) == 4
     assert run(*base, "-o", os.devnull).exit_code == EXIT_DECISIONS
     assert Path(os.devnull).is_char_device()
+
+
+def test_rule_title_zh_and_the_concepts_message_example(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "concepts.md").read_text(encoding="utf-8")
+    block = text.split("title_zh: 非本職請求轉交")[0].rsplit("```yaml\n", 1)[1]
+    block += "title_zh: 非本職請求轉交" + text.split("title_zh: 非本職請求轉交")[1].split("```")[0]
+    rules = "\n".join("      " + line for line in block.splitlines())
+    path = tmp_path / "p.yaml"
+    path.write_text("policies:\n  - id: my-policy\n    title: Handover\n    clause: c\n"
+                    "    rules:\n" + rules + "\n", encoding="utf-8")
+    listed = run("policies", "-v", "-p", str(path))
+    assert listed.exit_code == EXIT_OK, listed.output
+    assert "R3   deadline     hand over out-of-remit requests  非本職請求轉交" in listed.stdout
+    data = json.loads(run("policies", "--json", "-p", str(path)).stdout)
+    assert data[0]["rules"][0]["title_zh"] == "非本職請求轉交"
+    from policykit import load_policy
+    spec = load_policy(path).get("my-policy").specs[0]
+    assert spec.message("missed").zh.startswith("{subject} 未於")

@@ -804,6 +804,8 @@ class RuleSpec(BaseModel):
     """The rule's id, unique in its policy (``R1``); decisions name it."""
     title: str = ""
     """A short name for the rule, used in messages and listings."""
+    title_zh: str = ""
+    """The rule's short name in Chinese, shown beside ``title`` in listings and explanations."""
     description: str = ""
     """What the rule checks, in a sentence or two (the policy reference shows it)."""
     clause: str | None = None
