@@ -553,3 +553,18 @@ def test_two_different_events_under_one_id_are_refused() -> None:
     text = WRONG.replace("{type: attendance.clock_in,", "{id: e1, type: attendance.clock_in,")
     with pytest.raises(PolicyFileError, match=r"given\[1\]\.id: got 'e1'"):
         run_text(text, source="s.yaml")
+
+
+def test_override_replaces_a_policy_file_the_scenario_names(tmp_path: Path) -> None:
+    pack = (Path(__file__).parent.parent / "policykit" / "rules" / "pack"
+            / "lateness-deduction.yaml").read_text(encoding="utf-8")
+    (tmp_path / "old.yaml").write_text(pack.replace("  grace: PT0M\n", "  grace: PT5M\n"),
+                                       encoding="utf-8")
+    (tmp_path / "new.yaml").write_text(pack, encoding="utf-8")
+    scenario = tmp_path / "late.yaml"
+    scenario.write_text(WRONG.replace("policy: lateness-deduction", "policy: old.yaml")
+                        .replace('"50.00"', '"60.00"'), encoding="utf-8")
+    assert not run_path(scenario).ok  # the named file has a grace: no late day
+    results = run_path(scenario, override=tmp_path / "new.yaml")
+    assert results.ok, results.render()
+    assert [p.id for p in results.results[0].policies] == ["lateness-deduction"]
