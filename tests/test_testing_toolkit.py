@@ -568,3 +568,32 @@ def test_override_replaces_a_policy_file_the_scenario_names(tmp_path: Path) -> N
     results = run_path(scenario, override=tmp_path / "new.yaml")
     assert results.ok, results.render()
     assert [p.id for p in results.results[0].policies] == ["lateness-deduction"]
+
+
+def test_plugin_collects_scenario_files_one_item_per_scenario(pytester: pytest.Pytester) -> None:
+    two = WRONG + WRONG.split("scenarios:\n")[1].replace("expects the wrong figure",
+                                                          "expects the right figure").replace(
+        '"50.00"', '"60.00"')
+    pytester.makefile(".yaml", test_late=two)
+    pytester.makefile(".yaml", other="policies: []\n")  # not a test_ file: not collected
+    pytester.makefile(".yml", test_data="just: data\n")  # no scenarios: not collected
+    result = pytester.runpytest_inprocess(*_plugin_args(), "-p", "no:cacheprovider",
+                                          "-W", "ignore::DeprecationWarning", "-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*test_late.yaml::expects the wrong figure FAILED*",
+        "*test_late.yaml::expects the right figure PASSED*",
+    ])
+    out = result.stdout.str()
+    assert "FAIL  expects the wrong figure  (test_late.yaml:3)" in out
+    assert "amount: expected 50.00, got 60.00" in out
+    assert "Traceback" not in out
+
+
+def test_plugin_reports_a_malformed_scenario_file_with_its_line(
+        pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", test_bad=WRONG.replace("kind: violation", "kind: violatoin"))
+    result = pytester.runpytest_inprocess(*_plugin_args(), "-p", "no:cacheprovider",
+                                          "-W", "ignore::DeprecationWarning")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*test_bad.yaml:10*violatoin*"])
