@@ -162,7 +162,8 @@ def test_enabled_if_chooses_between_readings_and_checks_its_parameter() -> None:
 def test_where_values_are_checked_against_the_field_type(where: str, expected: str) -> None:
     with pytest.raises(PolicyFileError) as err:
         loads_policy(YAML.replace("{in_remit: false}", where))
-    assert "rules[0].trigger" in str(err.value)
+    assert "policies[0].rules[0]" in str(err.value)
+    assert "rule R3: trigger.where." in str(err.value)
     assert expected in str(err.value)
 
 
@@ -173,3 +174,12 @@ def test_where_values_are_checked_against_the_field_type(where: str, expected: s
 ])
 def test_where_values_of_the_field_type_load(where: str) -> None:
     loads_policy(YAML.replace("{in_remit: false}", where))
+
+
+def test_a_where_value_deep_in_a_rule_names_the_rule_and_its_path() -> None:
+    text = YAML.replace("fulfil: [{type: request.handed_over}]",
+                        'fulfil: [{type: request.handed_over, where: {registered: "yes"}}]')
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(text)
+    assert ("rule R3: fulfil[0].where.registered: 'yes' is not a value of "
+            "request.handed_over.registered (expected true or false)") in str(err.value)

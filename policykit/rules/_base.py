@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -747,7 +747,6 @@ class Match(BaseModel):
         for path, cond in self.where.items():
             _check_field(self.type, path, what="where")
             _compile_condition(path, cond)
-            _check_value_types(self.type, path, cond)
         for f in self.key or ():
             _check_field(self.type, f, what="key")
         return self
@@ -768,6 +767,21 @@ class Match(BaseModel):
             return True
 
         return all_hold
+
+
+def _matches(value: Any, path: str) -> Iterator[tuple[str, Match]]:
+    """Every Match inside a rule's fields, with its path (``trigger``, ``fulfil[0]``)."""
+    if isinstance(value, Match):
+        yield path, value
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _matches(getattr(value, name), f"{path}.{name}" if path else name)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _matches(item, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _matches(item, f"{path}.{key}")
 
 
 class SubjectRef(BaseModel):
@@ -840,6 +854,17 @@ class RuleSpec(BaseModel):
                 except ValueError as exc:
                     raise ValueError(f"rule {self.id}: messages.{outcome}.{lang}: {exc}") \
                         from None
+        return self
+
+    @model_validator(mode="after")
+    def _valid_where_values(self) -> RuleSpec:
+        # Here rather than in Match, so the error names the rule as well as the path.
+        for where, match in _matches(self, ""):
+            for path, cond in match.where.items():
+                try:
+                    _check_value_types(match.type, path, cond)
+                except ValueError as exc:
+                    raise ValueError(f"rule {self.id}: {where}.{exc}") from None
         return self
 
     def event_types(self) -> frozenset[str]:
