@@ -535,3 +535,19 @@ def test_test_min_coverage_fails_below_the_percentage(tmp_path: Path) -> None:
     assert "rule coverage 40.0% is below --min-coverage 50%" in below.stderr
     bad = run("test", str(scenario), "--min-coverage", "150")
     assert bad.exit_code == EXIT_BAD_INPUT
+
+
+def test_explain_shows_the_rules_title_zh(log: Path, tmp_path: Path) -> None:
+    policy = write_policy_file(tmp_path / "acme.yaml")
+    text = policy.read_text(encoding="utf-8")
+    assert "title: report major matters\n" in text
+    policy.write_text(text.replace("title: report major matters\n",
+                                   "title: report major matters\n    title_zh: 重大事項上報\n"),
+                      encoding="utf-8")
+    lines = run("audit", str(log), "-p", str(policy), "--until", UNTIL).stdout.splitlines()
+    missed = next(json.loads(x) for x in lines if json.loads(x)["rule"] == "R4")
+    shown = run("explain", str(log), missed["id"], "-p", str(policy), "--until", UNTIL)
+    assert "  report major matters 重大事項上報" in shown.stdout
+    as_json = run("explain", str(log), missed["id"], "-p", str(policy), "--until", UNTIL,
+                  "--json")
+    assert json.loads(as_json.stdout)["rule"]["title_zh"] == "重大事項上報"
