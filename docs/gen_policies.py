@@ -245,7 +245,8 @@ def policy_page(policy: Policy) -> str:
     for spec in policy.specs:
         kinds = rule_kinds(spec, seen.get(spec.id, set()))
         out += [
-            f"### {spec.id} — {spec.title or spec.shape}",
+            f"### {spec.id} — {spec.title or spec.shape}"
+            + (f" ({spec.title_zh})" if spec.title_zh else ""),
             "",
             "| shape | severity | clause | reads | returns |",
             "|---|---|---|---|---|",

@@ -587,7 +587,8 @@ def policies(policy: str | None, as_json: bool, verbose: bool) -> None:
             "clause": p.clause, "summary": p.summary, "parameters": p.parameters,
             "parameter_docs": p.parameter_docs,
             "rules": [{"id": s.id, "shape": s.shape, "title": s.title,
-                       "severity": s.severity, "clause": s.clause or p.clause}
+                       "title_zh": s.title_zh, "severity": s.severity,
+                       "clause": s.clause or p.clause}
                       for s in p.specs],
         } for p in chosen]
         click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
@@ -597,7 +598,8 @@ def policies(policy: str | None, as_json: bool, verbose: bool) -> None:
                    + (f"  {p.title_zh}" if p.title_zh else "") + f"  ({p.clause})")
         if verbose:
             for s in p.specs:
-                click.echo(f"    {s.id:<4} {s.shape:<12} {s.title}")
+                click.echo(f"    {s.id:<4} {s.shape:<12} {s.title}"
+                           + (f"  {s.title_zh}" if s.title_zh else ""))
         if p.parameters:
             width = max(len(k) for k in p.parameters)
             for name, value in p.parameters.items():
@@ -709,15 +711,28 @@ def why_not(events: str, subject: str, policy_id: str, rule: str,
 
 @cli.command("test")
 @click.argument("path", metavar="PATH")
-def test_cmd(path: str) -> None:
+@click.option("--policy", "-p", "policy", metavar="FILE",
+              help="Run the scenarios against this policy file instead of the policies they "
+                   "name (named ids the file holds select among its policies).")
+@click.option("--junit-xml", "junit_xml", metavar="PATH",
+              help="Also write a JUnit XML report (one testcase per scenario) to PATH.")
+@click.option("--min-coverage", "min_coverage", metavar="PCT",
+              type=click.FloatRange(0, 100),
+              help="Exit 1 when fewer than PCT percent of the rules run fired in some "
+                   "scenario (the rule-coverage report).")
+def test_cmd(path: str, policy: str | None, junit_xml: str | None,
+             min_coverage: float | None) -> None:
     """Run scenario files (given these events, expect these decisions) under PATH.
 
     \b
     Examples:
       policykit test scenarios/
       policykit test scenarios/lateness.yaml
+      policykit test scenarios/ --policy my-policies.yaml --min-coverage 80
+      policykit test scenarios/ --junit-xml reports/scenarios.xml
 
-    Exit status: 0 all pass, 1 a scenario failed, 2 bad input.
+    Exit status: 0 all pass, 1 a scenario failed or coverage is below --min-coverage,
+    2 bad input.
     """
     try:
         # Imported by name: the scenario runner is another module's, and may be absent.
@@ -731,12 +746,28 @@ def test_cmd(path: str) -> None:
               "incomplete in this installation")
     if not Path(path).exists():
         _fail(f"{path}: no such file or directory")
+    if policy is not None and not Path(policy).is_file():
+        _fail(f"--policy {policy}: no such policy file")
     try:
-        result = run_path(path)
+        result = run_path(path, override=policy) if policy is not None else run_path(path)
     except PolicyKitError as exc:
         _fail(str(exc))
     click.echo(result.render())
-    sys.exit(EXIT_OK if result.ok else EXIT_DECISIONS)
+    if junit_xml is not None:
+        try:
+            target = Path(junit_xml)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(result.junit_xml(), encoding="utf-8")
+        except OSError as exc:
+            _fail(f"--junit-xml {junit_xml}: {exc.strerror or exc}")
+    status = EXIT_OK if result.ok else EXIT_DECISIONS
+    if min_coverage is not None:
+        percent = result.coverage.ratio * 100
+        if percent < min_coverage:
+            click.echo(f"rule coverage {percent:.1f}% is below --min-coverage "
+                       f"{min_coverage:g}%", err=True)
+            status = EXIT_DECISIONS
+    sys.exit(status)
 
 
 def _silence_stdout() -> None:

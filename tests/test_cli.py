@@ -440,3 +440,114 @@ def test_out_writes_through_a_symlink_and_into_special_files(tmp_path: Path, log
     assert fifo.is_fifo() and len(got[0].splitlines()) == 4
     assert run(*base, "-o", os.devnull).exit_code == EXIT_DECISIONS
     assert Path(os.devnull).is_char_device()
+
+
+def test_rule_title_zh_and_the_concepts_message_example(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "concepts.md").read_text(encoding="utf-8")
+    block = text.split("title_zh: 非本職請求轉交")[0].rsplit("```yaml\n", 1)[1]
+    block += "title_zh: 非本職請求轉交" + text.split("title_zh: 非本職請求轉交")[1].split("```")[0]
+    rules = "\n".join("      " + line for line in block.splitlines())
+    path = tmp_path / "p.yaml"
+    path.write_text("policies:\n  - id: my-policy\n    title: Handover\n    clause: c\n"
+                    "    rules:\n" + rules + "\n", encoding="utf-8")
+    listed = run("policies", "-v", "-p", str(path))
+    assert listed.exit_code == EXIT_OK, listed.output
+    assert "R3   deadline     hand over out-of-remit requests  非本職請求轉交" in listed.stdout
+    data = json.loads(run("policies", "--json", "-p", str(path)).stdout)
+    assert data[0]["rules"][0]["title_zh"] == "非本職請求轉交"
+    from policykit import load_policy
+    spec = load_policy(path).get("my-policy").specs[0]
+    assert spec.message("missed").zh.startswith("{subject} 未於")
+
+
+ONE_LATE_DAY = """\
+policy: lateness-deduction
+scenarios:
+  - name: one late day costs 1%
+    given:
+      - {type: employee.profile, at: 2026-03-01 00:00, employee_id: E1,
+         role: customer_service, base_salary: "6000.00"}
+      - {type: attendance.clock_in, at: 2026-03-02 08:30:01, employee_id: E1}
+    until: 2026-03-02 23:59:59
+    expect:
+      - {rule: R1, kind: violation, subject: employee/E1}
+      - {rule: R2, kind: deduction, amount: "60.00"}
+  - name: a wrong figure
+    given:
+      - {type: employee.profile, at: 2026-03-01 00:00, employee_id: E1,
+         role: customer_service, base_salary: "6000.00"}
+      - {type: attendance.clock_in, at: 2026-03-02 08:30:01, employee_id: E1}
+    until: 2026-03-02 23:59:59
+    expect:
+      - {rule: R1, kind: violation, subject: employee/E1}
+      - {rule: R2, kind: deduction, amount: "50.00"}
+"""
+
+
+def test_test_policy_runs_the_scenarios_against_another_policy_file(tmp_path: Path) -> None:
+    scenario = tmp_path / "late.yaml"
+    scenario.write_text(ONE_LATE_DAY.split("  - name: a wrong figure")[0], encoding="utf-8")
+    assert run("test", str(scenario)).exit_code == EXIT_OK
+    pack = (ROOT / "policykit" / "rules" / "pack" / "lateness-deduction.yaml").read_text(
+        encoding="utf-8")
+    assert "  grace: PT0M\n" in pack
+    lenient = tmp_path / "lenient.yaml"
+    lenient.write_text(pack.replace("  grace: PT0M\n", "  grace: PT5M\n"), encoding="utf-8")
+    result = run("test", str(scenario), "--policy", str(lenient))
+    # 08:30:01 is within a five-minute grace: the file's policy, not the pack's, ran.
+    assert result.exit_code == EXIT_DECISIONS
+    assert "FAIL  one late day costs 1%" in result.stdout
+    assert "expected, not decided:" in result.stdout
+    same = tmp_path / "same.yaml"
+    same.write_text(pack, encoding="utf-8")
+    assert run("test", str(scenario), "-p", str(same)).exit_code == EXIT_OK
+    missing = run("test", str(scenario), "--policy", str(tmp_path / "nope.yaml"))
+    assert missing.exit_code == EXIT_BAD_INPUT and "nope.yaml" in missing.stderr
+
+
+def test_test_junit_xml_has_one_testcase_per_scenario(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    scenario = tmp_path / "late.yaml"
+    scenario.write_text(ONE_LATE_DAY, encoding="utf-8")
+    report = tmp_path / "reports" / "junit.xml"
+    result = run("test", str(scenario), "--junit-xml", str(report))
+    assert result.exit_code == EXIT_DECISIONS
+    suite = ET.parse(report).getroot().find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("2", "1", "0")
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["one late day costs 1%", "a wrong figure"]
+    assert all(c.get("classname") == str(scenario) for c in cases)
+    assert cases[0].find("failure") is None
+    failure = cases[1].find("failure")
+    assert failure is not None and failure.text is not None
+    assert "amount: expected 50.00, got 60.00" in failure.text
+
+
+def test_test_min_coverage_fails_below_the_percentage(tmp_path: Path) -> None:
+    scenario = tmp_path / "late.yaml"
+    scenario.write_text(ONE_LATE_DAY.split("  - name: a wrong figure")[0], encoding="utf-8")
+    # One late day fires R1 and R2 of the five rules: 40%.
+    assert run("test", str(scenario), "--min-coverage", "40").exit_code == EXIT_OK
+    below = run("test", str(scenario), "--min-coverage", "50")
+    assert below.exit_code == EXIT_DECISIONS
+    assert "rule coverage 40.0% is below --min-coverage 50%" in below.stderr
+    bad = run("test", str(scenario), "--min-coverage", "150")
+    assert bad.exit_code == EXIT_BAD_INPUT
+
+
+def test_explain_shows_the_rules_title_zh(log: Path, tmp_path: Path) -> None:
+    policy = write_policy_file(tmp_path / "acme.yaml")
+    text = policy.read_text(encoding="utf-8")
+    assert "title: report major matters\n" in text
+    policy.write_text(text.replace("title: report major matters\n",
+                                   "title: report major matters\n    title_zh: 重大事項上報\n"),
+                      encoding="utf-8")
+    lines = run("audit", str(log), "-p", str(policy), "--until", UNTIL).stdout.splitlines()
+    missed = next(json.loads(x) for x in lines if json.loads(x)["rule"] == "R4")
+    shown = run("explain", str(log), missed["id"], "-p", str(policy), "--until", UNTIL)
+    assert "  report major matters 重大事項上報" in shown.stdout
+    as_json = run("explain", str(log), missed["id"], "-p", str(policy), "--until", UNTIL,
+                  "--json")
+    assert json.loads(as_json.stdout)["rule"]["title_zh"] == "重大事項上報"

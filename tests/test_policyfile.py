@@ -145,3 +145,41 @@ def test_enabled_if_chooses_between_readings_and_checks_its_parameter() -> None:
     bad = {**data, "rules": [{**rule, "enabled_if": {"readng": "a"}}]}
     with pytest.raises(PolicyFileError, match="did you mean 'reading'"):
         Policy.model_validate(bad)
+
+
+@pytest.mark.parametrize(("where", "expected"), [
+    ('{in_remit: "yes"}', "'yes' is not a value of contact.received.in_remit "
+     "(expected true or false)"),
+    ("{in_remit: {eq: 1}}", "1 is not a value of contact.received.in_remit "
+     "(expected true or false)"),
+    ("{request_id: 5}", "5 is not a value of contact.received.request_id (expected a string)"),
+    ("{channel: phonee}", "(expected one of 'phone', 'visit', 'email', 'other') "
+     "(did you mean 'phone'?)"),
+    ("{channel: {in: [phone, emial]}}", "'emial' is not a value of contact.received.channel"),
+    ("{at: {eq: notadate}}", "(expected an ISO date-time string)"),
+    ("{topic: {contains_all: [a]}}", "'contains_all' needs a list field"),
+])
+def test_where_values_are_checked_against_the_field_type(where: str, expected: str) -> None:
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(YAML.replace("{in_remit: false}", where))
+    assert "policies[0].rules[0]" in str(err.value)
+    assert "rule R3: trigger.where." in str(err.value)
+    assert expected in str(err.value)
+
+
+@pytest.mark.parametrize("where", [
+    "{in_remit: true}", "{channel: email}", "{channel: {not_in: [phone, visit]}}",
+    "{meta.anything: 5}", '{at: {ne: "2024-01-01T00:00:00+08:00"}}', "{topic: {contains: x}}",
+    "{request_id: {exists: true}}",
+])
+def test_where_values_of_the_field_type_load(where: str) -> None:
+    loads_policy(YAML.replace("{in_remit: false}", where))
+
+
+def test_a_where_value_deep_in_a_rule_names_the_rule_and_its_path() -> None:
+    text = YAML.replace("fulfil: [{type: request.handed_over}]",
+                        'fulfil: [{type: request.handed_over, where: {registered: "yes"}}]')
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(text)
+    assert ("rule R3: fulfil[0].where.registered: 'yes' is not a value of "
+            "request.handed_over.registered (expected true or false)") in str(err.value)

@@ -553,3 +553,47 @@ def test_two_different_events_under_one_id_are_refused() -> None:
     text = WRONG.replace("{type: attendance.clock_in,", "{id: e1, type: attendance.clock_in,")
     with pytest.raises(PolicyFileError, match=r"given\[1\]\.id: got 'e1'"):
         run_text(text, source="s.yaml")
+
+
+def test_override_replaces_a_policy_file_the_scenario_names(tmp_path: Path) -> None:
+    pack = (Path(__file__).parent.parent / "policykit" / "rules" / "pack"
+            / "lateness-deduction.yaml").read_text(encoding="utf-8")
+    (tmp_path / "old.yaml").write_text(pack.replace("  grace: PT0M\n", "  grace: PT5M\n"),
+                                       encoding="utf-8")
+    (tmp_path / "new.yaml").write_text(pack, encoding="utf-8")
+    scenario = tmp_path / "late.yaml"
+    scenario.write_text(WRONG.replace("policy: lateness-deduction", "policy: old.yaml")
+                        .replace('"50.00"', '"60.00"'), encoding="utf-8")
+    assert not run_path(scenario).ok  # the named file has a grace: no late day
+    results = run_path(scenario, override=tmp_path / "new.yaml")
+    assert results.ok, results.render()
+    assert [p.id for p in results.results[0].policies] == ["lateness-deduction"]
+
+
+def test_plugin_collects_scenario_files_one_item_per_scenario(pytester: pytest.Pytester) -> None:
+    two = WRONG + WRONG.split("scenarios:\n")[1].replace("expects the wrong figure",
+                                                          "expects the right figure").replace(
+        '"50.00"', '"60.00"')
+    pytester.makefile(".yaml", test_late=two)
+    pytester.makefile(".yaml", other="policies: []\n")  # not a test_ file: not collected
+    pytester.makefile(".yml", test_data="just: data\n")  # no scenarios: not collected
+    result = pytester.runpytest_inprocess(*_plugin_args(), "-p", "no:cacheprovider",
+                                          "-W", "ignore::DeprecationWarning", "-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*test_late.yaml::expects the wrong figure FAILED*",
+        "*test_late.yaml::expects the right figure PASSED*",
+    ])
+    out = result.stdout.str()
+    assert "FAIL  expects the wrong figure  (test_late.yaml:3)" in out
+    assert "amount: expected 50.00, got 60.00" in out
+    assert "Traceback" not in out
+
+
+def test_plugin_reports_a_malformed_scenario_file_with_its_line(
+        pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", test_bad=WRONG.replace("kind: violation", "kind: violatoin"))
+    result = pytester.runpytest_inprocess(*_plugin_args(), "-p", "no:cacheprovider",
+                                          "-W", "ignore::DeprecationWarning")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*test_bad.yaml:10*violatoin*"])

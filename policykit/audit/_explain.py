@@ -44,6 +44,7 @@ class Explanation:
             "policy": {"id": self.policy.id, "version": self.policy.version,
                        "title": self.policy.title, "clause": self.policy.clause},
             "rule": {"id": self.rule.id, "shape": self.rule.shape, "title": self.rule.title,
+                     **({"title_zh": self.rule.title_zh} if self.rule.title_zh else {}),
                      "description": self.rule.description,
                      "clause": self.rule.clause or self.policy.clause},
             "parameters": json_value(self.parameters),
@@ -67,8 +68,8 @@ class Explanation:
             f"Rule {r.id} ({r.shape}) of {p.id} v{p.version} \"{p.title}\" — "
             f"clause {r.clause or p.clause}",
         ]
-        if r.title:
-            out.append(f"  {r.title}")
+        if r.title or r.title_zh:
+            out.append("  " + " ".join(t for t in (r.title, r.title_zh) if t))
         if r.description:
             out.append(f"  {' '.join(r.description.split())}")
         if self.parameters:
@@ -102,7 +103,8 @@ class Explanation:
             rows.append(("amount", f"{d.amount} {d.currency}"))
         parts = [
             f"<div class='pk-explain'><h4>{escape(p.id)} {escape(r.id)} — "
-            f"{escape(r.title or r.shape)}</h4>",
+            f"{escape(r.title or r.shape)}"
+            + (f" {escape(r.title_zh)}" if r.title_zh else "") + "</h4>",
             f"<p>{escape(d.message)}<br>{escape(d.message_zh)}</p>",
             kv_table(rows),
         ]

@@ -6,19 +6,22 @@ from __future__ import annotations
 import hashlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from enum import Enum
 from string import Formatter
 from types import UnionType
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    NaiveDatetime,
     model_validator,
 )
 
@@ -413,6 +416,165 @@ def check_model_path(model: type[BaseModel], path: str, what: str = "") -> None:
         raise ValueError((f"{what}: " if what else "") + f"{model.__name__}: {problem}")
 
 
+def _leaf_annotation(model: type[BaseModel], path: str) -> Any:
+    """The declared annotation at ``path`` in ``model``; None where the path goes through
+    free-form data (``meta.*``) or names no field (those are reported elsewhere)."""
+    kind: Any = model
+    annotation: Any = None
+    for part in path.split("."):
+        if not (isinstance(kind, type) and issubclass(kind, BaseModel)):
+            return None
+        field = kind.model_fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        kind = _field_kind(annotation)
+    return annotation
+
+
+_DATETIMES: tuple[Any, ...] = (datetime, AwareDatetime, NaiveDatetime)
+
+
+def _describe(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _describe(get_args(annotation)[0])
+    if origin is Union or origin is UnionType:
+        return " or ".join(_describe(a) for a in get_args(annotation) if a is not type(None))
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return "one of " + ", ".join(repr(m.value) for m in annotation)
+    if origin in (list, tuple, set, frozenset):
+        return "a list"
+    if annotation in _DATETIMES:
+        return "an ISO date-time string"
+    for typ, name in ((bool, "true or false"), (int, "an integer"),
+                      (Decimal, "a number"), (float, "a number"), (str, "a string"),
+                      (datetime, "an ISO date-time string"), (date, "an ISO date string")):
+        if annotation is typ:
+            return name
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _fits(annotation: Any, value: Any) -> bool:
+    """Whether a condition's ``value`` can be a value of a field of ``annotation``: only
+    kinds known here are checked (anything else, such as an application's own class,
+    passes)."""
+    if value is None or annotation is Any:
+        return True
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _fits(get_args(annotation)[0], value)
+    if origin is Union or origin is UnionType:
+        return any(_fits(a, value) for a in get_args(annotation) if a is not type(None))
+    if origin is Literal:
+        return value in get_args(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return any(value == m.value or value is m for m in annotation)
+    if origin in (list, tuple, set, frozenset) or annotation in (list, tuple, set, frozenset):
+        return isinstance(value, list | tuple)
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation in (Decimal, float):
+        if isinstance(value, str):
+            try:
+                Decimal(value)
+            except ArithmeticError:
+                return False
+            return True
+        return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if annotation in _DATETIMES or annotation is date:
+        if isinstance(value, date):
+            return True
+        if not isinstance(value, str):
+            return False
+        try:
+            (date if annotation is date else datetime).fromisoformat(value)
+        except ValueError:
+            return False
+        return True
+    return True
+
+
+def _item_annotation(annotation: Any) -> Any:
+    """The item type of a list field (None when ``annotation`` is not one)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _item_annotation(get_args(annotation)[0])
+    if origin is Union or origin is UnionType:
+        items = [_item_annotation(a) for a in get_args(annotation) if a is not type(None)]
+        found = [i for i in items if i is not None]
+        return found[0] if len(found) == 1 else None
+    if origin in (list, set, frozenset):
+        return get_args(annotation)[0] if get_args(annotation) else Any
+    if origin is tuple:
+        args = [a for a in get_args(annotation) if a is not Ellipsis]
+        return args[0] if len(set(args)) == 1 else Any
+    return None
+
+
+def _check_value_types(types: tuple[str, ...], path: str, cond: Condition) -> None:
+    """A condition's value(s) must be values of the field's declared type in every event
+    type of the match declaring it; free-form paths (``meta.*``) are not checked."""
+    if isinstance(cond, dict):
+        if len(cond) != 1:
+            return  # _compile_condition reports it
+        (op, arg), = cond.items()
+    else:
+        op, arg = "eq", cond
+    if op in ("exists", "gt", "ge", "lt", "le"):
+        return
+    for t in types:
+        model = EVENT_TYPES.get(t)
+        if model is None:
+            continue
+        annotation = _leaf_annotation(model, path)
+        if annotation is None:
+            continue
+        expect = annotation
+        values: list[Any] = [arg]
+        if op in ("in", "not_in"):
+            values = list(arg) if isinstance(arg, list | tuple) else []
+        elif op in ("contains", "contains_all"):
+            item = _item_annotation(annotation)
+            if item is None:
+                if op == "contains" and _fits(annotation, ""):
+                    continue  # a substring test on a text field
+                raise ValueError(f"where.{path}: {op!r} needs a list field; {t} declares "
+                                 f"{path!r} as {_describe(annotation)}")
+            expect = item
+            values = list(arg) if op == "contains_all" and isinstance(arg, list | tuple) \
+                else [arg]
+        for value in values:
+            if _fits(expect, value):
+                continue
+            hint = None
+            if isinstance(value, str):
+                choices = _choices(expect)
+                hint = nearest(value, choices) if choices else None
+            raise ValueError(
+                f"where.{path}: {value!r} is not a value of {t}.{path} (expected "
+                f"{_describe(expect)})" + (f" (did you mean {hint!r}?)" if hint else ""))
+
+
+def _choices(annotation: Any) -> list[str]:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _choices(get_args(annotation)[0])
+    if origin is Union or origin is UnionType:
+        return [c for a in get_args(annotation) for c in _choices(a)]
+    if origin is Literal:
+        return [a for a in get_args(annotation) if isinstance(a, str)]
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return [m.value for m in annotation if isinstance(m.value, str)]
+    return []
+
+
 def _compile_condition(path: str, cond: Condition) -> Callable[[EventBase], bool]:
     get = field_getter(path)
     if not isinstance(cond, dict):
@@ -607,6 +769,21 @@ class Match(BaseModel):
         return all_hold
 
 
+def _matches(value: Any, path: str) -> Iterator[tuple[str, Match]]:
+    """Every Match inside a rule's fields, with its path (``trigger``, ``fulfil[0]``)."""
+    if isinstance(value, Match):
+        yield path, value
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _matches(getattr(value, name), f"{path}.{name}" if path else name)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _matches(item, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _matches(item, f"{path}.{key}")
+
+
 class SubjectRef(BaseModel):
     """Where a decision's subject comes from: a kind and the event field holding its id."""
 
@@ -641,6 +818,8 @@ class RuleSpec(BaseModel):
     """The rule's id, unique in its policy (``R1``); decisions name it."""
     title: str = ""
     """A short name for the rule, used in messages and listings."""
+    title_zh: str = ""
+    """The rule's short name in Chinese, shown beside ``title`` in listings and explanations."""
     description: str = ""
     """What the rule checks, in a sentence or two (the policy reference shows it)."""
     clause: str | None = None
@@ -675,6 +854,17 @@ class RuleSpec(BaseModel):
                 except ValueError as exc:
                     raise ValueError(f"rule {self.id}: messages.{outcome}.{lang}: {exc}") \
                         from None
+        return self
+
+    @model_validator(mode="after")
+    def _valid_where_values(self) -> RuleSpec:
+        # Here rather than in Match, so the error names the rule as well as the path.
+        for where, match in _matches(self, ""):
+            for path, cond in match.where.items():
+                try:
+                    _check_value_types(match.type, path, cond)
+                except ValueError as exc:
+                    raise ValueError(f"rule {self.id}: {where}.{exc}") from None
         return self
 
     def event_types(self) -> frozenset[str]:

@@ -511,6 +511,39 @@ class ScenarioResults:
             out.append(self.coverage.render())
         return "\n".join(out)
 
+    def junit_xml(self) -> str:
+        """A JUnit XML report: one ``testcase`` per scenario (classname: its file), a
+        ``failure`` holding the expected-vs-got text, an ``error`` for a scenario that could
+        not run; the rule coverage as suite properties."""
+        import xml.etree.ElementTree as ET
+
+        errors = sum(1 for r in self.results if r.error is not None)
+        suite = ET.Element("testsuite", {
+            "name": "policykit scenarios", "tests": str(len(self.results)),
+            "failures": str(len(self.failed) - errors), "errors": str(errors),
+            "skipped": "0"})
+        props = ET.SubElement(suite, "properties")
+        for name, value in (("rule_coverage", f"{self.coverage.ratio:.4f}"),
+                            ("rules", str(len(self.coverage.rules))),
+                            ("rules_fired", str(len(self.coverage.fired)))):
+            ET.SubElement(props, "property", {"name": name, "value": value})
+        for r in self.results:
+            case = ET.SubElement(suite, "testcase", {"classname": r.file, "name": r.name,
+                                                     "file": r.file})
+            if r.line:
+                case.set("line", str(r.line))
+            if r.error is not None:
+                ET.SubElement(case, "error", {"message": r.error}).text = r.render()
+            elif not r.passed:
+                short = len(r.missing) + len(r.unexpected) + len(r.forbidden)
+                ET.SubElement(case, "failure", {
+                    "message": f"{short} difference{'s' if short != 1 else ''} between "
+                               "expected and decided"}).text = r.render()
+        root = ET.Element("testsuites")
+        root.append(suite)
+        ET.indent(root)
+        return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
     def extend(self, other: ScenarioResults) -> None:
         self.files.extend(other.files)
         for r in other.results:
@@ -657,9 +690,22 @@ class ScenarioFile:
         return results
 
 
+def _instead(named: Any, override: PolicySet) -> PolicySet:
+    """The policies of ``override`` that run in place of those a scenario file names: the
+    ones with the ids it names when ``override`` has them all, else all of them (the file
+    names a policy file, an inline policy or ids ``override`` does not hold)."""
+    ids = [named] if isinstance(named, str) else named
+    if isinstance(ids, list) and ids and all(isinstance(i, str) and i in override
+                                             for i in ids):
+        return PolicySet([override.get(i) for i in ids])
+    return override
+
+
 def load_scenarios(text: str, *, source: str = "<scenarios>", base_dir: Path | None = None,
-                   policy: PolicyLike = None) -> ScenarioFile:
-    """Parse and validate a scenario file given as text (see the module docstring)."""
+                   policy: PolicyLike = None, override: PolicyLike = None) -> ScenarioFile:
+    """Parse and validate a scenario file given as text (see the module docstring).
+    ``override``: a policy set to run instead of the one the file names (``policykit test
+    --policy``); named ids it holds select among its policies."""
     data, lines = _parse_yaml(text, source)
     ctx = _Ctx(source, lines)
     top = ctx.mapping(data, "", "a mapping with 'scenarios' (and optionally policy, "
@@ -669,7 +715,9 @@ def load_scenarios(text: str, *, source: str = "<scenarios>", base_dir: Path | N
         raise ctx.error("scenarios", "<missing>", "a list of scenarios")
     context = resolve_policies(policy) if policy is not None else None
     try:
-        if "policy" in top:
+        if override is not None:
+            base = _instead(top.get("policy"), resolve_policies(override))
+        elif "policy" in top:
             base = resolve_policies(top["policy"], base_dir=base_dir, context=context,
                                     source=f"{source}: policy")
         else:
@@ -761,20 +809,24 @@ def _files(path: Path) -> Iterable[tuple[Path, str]]:
 
 
 def run_path(path: str | Path, policy: PolicyLike = None,
-             backend: str = "native") -> ScenarioResults:
+             backend: str = "native", *, override: PolicyLike = None) -> ScenarioResults:
     """Run a scenario file, or every scenario file (``*.yaml``/``*.yml`` with a top-level
     ``scenarios``) under a folder. ``policy`` (a policy file, a pack id, a Policy or
     PolicySet) is the policy set for files that name none; ids a file names are looked up in
-    it before the standard pack. Raises PolicyFileError for a malformed file."""
+    it before the standard pack. ``override`` runs every file against that policy set instead
+    of the one it names (see :func:`load_scenarios`). Raises PolicyFileError for a malformed
+    file."""
     root = Path(path)
     if not root.exists():
         raise PolicyFileError(str(root), "", str(root), "an existing scenario file or folder")
     context = resolve_policies(policy) if policy is not None else None
+    instead = resolve_policies(override) if override is not None else None
     results = ScenarioResults()
     found = False
     for file, text in _files(root):
         found = True
-        loaded = load_scenarios(text, source=str(file), base_dir=file.parent, policy=context)
+        loaded = load_scenarios(text, source=str(file), base_dir=file.parent, policy=context,
+                                override=instead)
         results.extend(loaded.run(backend))
     if not found:
         raise PolicyFileError(str(root), "", str(root), "a folder holding scenario files "
