@@ -730,6 +730,11 @@ def _csv_reader(label: str, source: Path | bytes, head: bytes,
                                   f"{len(header)}")
                     if detail is None and any(n in oversize for n, _ in taken):
                         detail = f"a line in it is over {MAX_RECORD_BYTES} characters"
+                    if detail is None and (n := _row_inside(taken[1:], header,
+                                                            delimiter)) is not None:
+                        # Two stray quotes close each other: the row parses and has the
+                        # header's cells, but a line inside it is a whole event row.
+                        detail = f"line {n} inside it is an event row of its own"
                     if detail is not None:
                         # Most likely a stray quote: set aside only this line and read
                         # the lines it swallowed again, as rows of their own.
@@ -759,6 +764,27 @@ def _csv_reader(label: str, source: Path | bytes, head: bytes,
 
     return Reader(label, "line", records(), total=opened.size, progress_unit="B",
                   advance=advance, notes=notes)
+
+
+def _row_inside(lines: list[tuple[int, str]], header: list[str],
+                delimiter: str) -> int | None:
+    """The number of a line that, read on its own, is a complete event row (as many cells
+    as the header, a known event type in ``type``): inside a quoted cell, it was swallowed
+    by a stray quote, not written there."""
+    from ..models.events import EVENT_TYPES
+
+    try:
+        at = header.index("type")
+    except ValueError:
+        return None
+    for n, line in lines:
+        try:
+            cells = next(csv.reader([line.rstrip("\r\n")], delimiter=delimiter), [])
+        except csv.Error:
+            continue
+        if len(cells) == len(header) and cells[at].strip() in EVENT_TYPES:
+            return n
+    return None
 
 
 _UNTERMINATED = ("every quoted cell closed before the end of the file (an unterminated "

@@ -396,3 +396,29 @@ def test_a_csv_header_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
                    "c1,attendance.clock_in,2026-03-02T08:31:00+08:00,E7,c2\n", encoding="utf-8")
     with pytest.raises(AuditSourceError, match="'id'"):
         policykit.audit(src)
+
+
+def test_two_stray_quotes_never_swallow_the_rows_between_them(tmp_path: Path) -> None:
+    """A quote opened in one row and another closed rows later make one row that parses
+    and has the header's cells: the lines inside it that are event rows of their own give
+    it away, so only the first line is quarantined and the rest are read."""
+    import policykit
+
+    head = ("id,type,at,request_id,customer_id,employee_id,channel,in_remit,"
+            "finish_at_once,topic\n")
+    rows = [f"c{i},contact.received,2026-03-02T0{i}:00:00+08:00,R{i},K{i},E{i},phone,true,"
+            f"false,t{i}\n" for i in range(1, 9)]
+    rows[2] = rows[2].replace(",t3\n", ',"Urgent: screen broken\n')
+    rows[5] = rows[5].replace(",t6\n", ',12 inch"\n')
+    src = tmp_path / "stray2.csv"
+    src.write_text(head + "".join(rows), encoding="utf-8")
+    report = policykit.audit(src, policy="first-responder")
+    assert (report.counts.read, report.counts.valid, report.counts.quarantined) == (8, 7, 1)
+    assert [q.line for q in report.quarantine] == [4]
+    assert sorted(report.events) == ["c1", "c2", "c4", "c5", "c6", "c7", "c8"]
+    # A quoted cell that really holds line breaks is still one record.
+    note = head + ('n1,contact.received,2026-03-02T01:00:00+08:00,R1,K1,E1,phone,true,false,'
+                   '"line one\nline two, with a comma\nc9,contact.received is only text"\n')
+    (tmp_path / "note.csv").write_text(note, encoding="utf-8")
+    kept = policykit.audit(tmp_path / "note.csv", policy="first-responder")
+    assert kept.counts.quarantined == 0 and "line two" in str(kept.events["n1"].topic)
