@@ -42,7 +42,7 @@ from typing import IO, Any, NoReturn
 import click
 
 from . import __version__
-from .errors import ParameterError, PolicyKitError
+from .errors import PolicyKitError
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -173,7 +173,7 @@ _ALLOW_QUARANTINE_HELP = ("Accept quarantined records: they are still reported o
 
 # audit()'s parameters as the command line spells them, for its errors.
 _OPTIONS = {"until": "--until", "assume_tz": "--assume-tz", "format": "--input-format",
-            "backend": "--backend", "encoding": "--encoding"}
+            "backend": "--backend", "encoding": "--encoding", "policy": "--policy"}
 
 
 def _combined_policies(policy: Sequence[str]) -> Any:
@@ -205,16 +205,22 @@ def _run_audit(events: str, policy: Sequence[str], until: str | None, backend: s
     try:
         return audit(source, policies, until, backend=backend, progress=progress,
                      format=input_format, assume_tz=assume_tz, encoding=encoding)
-    except ParameterError as exc:  # named as the command line names it
-        option = _OPTIONS.get(exc.name)
-        _fail(str(exc) if option is None else
-              str(ParameterError(option, exc.value, exc.expected, suggestion=exc.suggestion)))
     except PolicyKitError as exc:  # MissingDependencyError included: it names the extra
-        _fail(str(exc))
+        _fail(_as_option(exc))
     except OSError as exc:
         _fail(f"{events}: {exc.strerror or exc}")
     except ImportError as exc:  # an optional import not (yet) behind policykit._optional
         _fail(f"{exc}; install it with: pip install 'policykit[audit]'")
+
+
+def _as_option(exc: PolicyKitError) -> str:
+    """The error's message, naming a parameter of audit() as the command line spells it
+    (``--until: ...`` rather than ``until: ...``)."""
+    text = str(exc)
+    name = getattr(exc, "name", None)
+    if not isinstance(name, str) or name not in _OPTIONS or not text.startswith(f"{name}: "):
+        return text
+    return _OPTIONS[name] + text[len(name):]
 
 
 def _report_stderr(report: Any, limit: int = 20) -> None:
@@ -269,7 +275,8 @@ def _write_atomically(path: str, write: Callable[[IO[str]], None]) -> None:
     target = os.path.realpath(path)
     try:
         info = os.stat(target)
-        if not stat.S_ISREG(info.st_mode):
+        if not stat.S_ISREG(info.st_mode) or os.path.abspath(path).startswith(
+                ("/dev/", "/proc/")):
             with open(target, "w", encoding="utf-8") as fh:
                 write(fh)
             return
@@ -461,11 +468,18 @@ def audit(events: str, policy: tuple[str, ...], until: str | None, assume_tz: st
                    f"exit {EXIT_QUARANTINED} by default", err=True)
     if csv_bom and fmt != "csv":
         raise click.UsageError("--csv-bom goes with --format csv")
-    if out == "-":
+    if out in ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"):
+        # Standard output as it is (a pipe, or a file opened for appending by the shell):
+        # reopening it by name would truncate the file or fail on the pipe.
         out = None
     _STATE.out = out
     report = _run_audit(events, policy, until, backend, input_format,
                         _progress_choice(progress), assume_tz, encoding)
+    counts = report.counts
+    if counts.valid and counts.after_until == counts.valid:
+        # A mistyped year must not look like a clean audit.
+        _fail(f"--until {until}: every one of the {counts.valid} valid events of {events} is "
+              "after it, so nothing was audited; give a horizon after the events")
     as_table = fmt is None and out is None and _stdout_is_terminal()
     fmt = fmt or "jsonl"
 

@@ -551,3 +551,36 @@ def test_explain_shows_the_rules_title_zh(log: Path, tmp_path: Path) -> None:
     as_json = run("explain", str(log), missed["id"], "-p", str(policy), "--until", UNTIL,
                   "--json")
     assert json.loads(as_json.stdout)["rule"]["title_zh"] == "重大事項上報"
+
+
+def test_out_dev_stdout_is_standard_output_as_it_is(tmp_path: Path, log: Path,
+                                                    policy: Path) -> None:
+    """`-o /dev/stdout >> file` appends, and into a pipe it streams: the command never
+    reopens standard output by name (that would truncate the file or fail on a pipe)."""
+    appended = tmp_path / "app.log"
+    appended.write_text("PREVIOUS\n", encoding="utf-8")
+    cmd = [sys.executable, "-m", "policykit.cli", "audit", str(log), "--policy", str(policy),
+           "--until", UNTIL, "-q", "-o", "/dev/stdout"]
+    with appended.open("a", encoding="utf-8") as fh:
+        done = subprocess.run(cmd, stdout=fh, stderr=subprocess.PIPE, cwd=ROOT, check=False)
+    assert done.returncode == EXIT_DECISIONS, done.stderr
+    lines = appended.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "PREVIOUS" and len(lines) == 5
+    piped = subprocess.run(cmd, capture_output=True, cwd=ROOT, check=False)
+    assert piped.returncode == EXIT_DECISIONS and len(piped.stdout.splitlines()) == 4
+
+
+def test_a_horizon_before_every_event_is_a_usage_error(log: Path, policy: Path) -> None:
+    """Nothing audited because --until is before the whole log: exit 2, not a clean 0."""
+    result = run("audit", str(log), "--policy", str(policy), "--until", "2025-01-01")
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert "--until 2025-01-01" in result.stderr and "nothing was audited" in result.stderr
+    assert not result.stdout
+
+
+def test_errors_name_options_as_the_command_line_spells_them(log: Path) -> None:
+    missing = run("audit", str(log), "--policy", "no-such-policy")
+    assert missing.exit_code == EXIT_BAD_INPUT and "--policy: got 'no-such-policy'" in \
+        missing.stderr
+    late = run("audit", str(log), "--until", "2027-03-01")
+    assert late.exit_code == EXIT_BAD_INPUT and late.stderr.startswith("error: --until: ")
