@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from datetime import date, time, timedelta
 from typing import Any
 
 __all__ = [
@@ -217,6 +218,8 @@ class SnapshotError(PolicyKitError, ValueError):
 
 
 def _short(value: Any, limit: int = 80) -> str:
+    if isinstance(value, date | time | timedelta):  # as a user writes it, not a repr
+        return repr(value.isoformat() if not isinstance(value, timedelta) else str(value))
     try:
         text = repr(value)
     except (ValueError, RecursionError):  # an int past Python's digit limit, deep nesting
