@@ -88,3 +88,8 @@ __all__ = [
 __version__ = "0.1.0"
 
 _logging.getLogger("policykit").addHandler(_logging.NullHandler())
+
+# Event types installed packages declare (entry point group ``policykit.events``).
+from .models.registry import load_event_plugins as _load_event_plugins  # noqa: E402
+
+_load_event_plugins()

@@ -412,3 +412,38 @@ def test_a_csv_of_registered_events_reads_their_booleans_integers_and_lists(
     assert isinstance(d1, DoorChecked)
     assert (d1.ok, d1.cycles, d1.parts) == (True, 12, ["a"])
     assert report.events["d2"].ok is False  # type: ignore[attr-defined]
+
+
+class _EntryPoint:
+    """What importlib.metadata gives for one entry point, as far as the loader reads it."""
+
+    def __init__(self, name: str, value: object) -> None:
+        self.name, self.value, self._value = name, f"plugin:{name}", value
+
+    def load(self) -> object:
+        if isinstance(self._value, Exception):
+            raise self._value
+        return self._value
+
+
+def test_installed_packages_register_event_types_through_entry_points(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``policykit.events`` group: a model, a list, or a function returning them; a
+    broken plugin is skipped with a warning naming it, never stopping the others."""
+    from policykit.models import registry
+
+    found = {
+        "policykit.events": [
+            _EntryPoint("one", ElevatorFault),
+            _EntryPoint("many", lambda: [TechnicianArrived]),
+            _EntryPoint("broken", ImportError("no module named 'elevator_plugin'")),
+            _EntryPoint("not-models", lambda: ["elevator.repaired"]),
+        ]}
+    monkeypatch.setattr(registry, "_entry_points", lambda group: found.get(group, []))
+    with pytest.warns(RuntimeWarning) as caught:
+        added = registry.load_event_plugins()
+    assert added == ["elevator.fault", "elevator.technician_arrived"]
+    assert {"elevator.fault", "elevator.technician_arrived"} <= set(registered_event_types())
+    said = [str(w.message) for w in caught]
+    assert len(said) == 2 and "'broken'" in said[0] and "'not-models'" in said[1]
+    unregister_event_types()

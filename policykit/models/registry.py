@@ -190,3 +190,39 @@ def _changed() -> None:
     strategies = sys.modules.get("policykit.testing.strategies")
     if strategies is not None:
         strategies._types_changed()
+
+
+#: The entry point group installed packages register their event models in: each entry
+#: point names an EventBase subclass, an iterable of them, or a callable returning either.
+EVENTS_GROUP = "policykit.events"
+
+
+def _entry_points(group: str) -> list[Any]:
+    """The installed entry points of ``group`` (a seam for tests)."""
+    from importlib.metadata import entry_points
+
+    return list(entry_points(group=group))
+
+
+def load_event_plugins() -> list[str]:
+    """Register the event types installed packages declare in the ``policykit.events``
+    entry point group; returns the names registered. A plugin that fails to load or gives
+    something that is not event models is skipped with a warning naming it (an installed
+    package's bug must not stop ``import policykit``); :func:`register_event_types`
+    rules apply to the rest."""
+    import warnings
+
+    added: list[str] = []
+    for ep in _entry_points(EVENTS_GROUP):
+        try:
+            found = ep.load()
+            if callable(found) and not isinstance(found, type):
+                found = found()
+            classes = [found] if isinstance(found, type) else list(found)
+            register_event_types(*classes)
+        except Exception as exc:  # a third party's code: any failure is that plugin's
+            warnings.warn(f"policykit: event plugin {ep.name!r} ({ep.value}) was not loaded: "
+                          f"{type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
+            continue
+        added += [_type_name(c) for c in classes]
+    return added
