@@ -597,3 +597,24 @@ def test_plugin_reports_a_malformed_scenario_file_with_its_line(
                                           "-W", "ignore::DeprecationWarning")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*test_bad.yaml:10*violatoin*"])
+
+
+def test_hypothesis_builds_valid_events_from_the_models_through_its_plugin_hook() -> None:
+    """The ``hypothesis`` entry point: in a fresh interpreter that imports only hypothesis
+    and the models, ``st.from_type`` gives events the wire format accepts — in either
+    import order (policykit first must not trip over its own half-built module)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import hypothesis.strategies as st\n"
+        "from policykit.models.events import EVENT_TYPES\n"
+        "from policykit.models.parsing import parse_event\n"
+        "for name in ('attendance.clock_in', 'staff.complaint', 'contact.received'):\n"
+        "    ev = st.from_type(EVENT_TYPES[name]).example()\n"
+        "    assert parse_event(ev.model_dump(mode='json')).type == name\n"
+        "print('ok')\n")
+    for first in ("", "import policykit.testing\n"):
+        done = subprocess.run([sys.executable, "-c", first + script], capture_output=True,
+                              text=True, check=False, timeout=120)
+        assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
