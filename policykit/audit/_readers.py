@@ -293,6 +293,14 @@ class _Source:
     position: Callable[[], int]
     size: int | None
 
+    read_so_far: int = 0
+
+    def advance(self, _raw: Any) -> int:
+        """The stored bytes read since the last call (a Reader's ``advance``)."""
+        now = self.position()
+        step, self.read_so_far = now - self.read_so_far, now
+        return step
+
     def close(self) -> None:
         self.stream.close()
 
@@ -359,17 +367,10 @@ def _stream_reader(label: str, source: Path | bytes, fmt: str,
         return _csv_reader(label, source, head, encoding)
     _utf8_only(label, head, "JSON" if fmt == "json" else "JSON Lines")
     opened = _open(source, label)
-    last = 0
-
-    def advance(_raw: Any) -> int:
-        nonlocal last
-        now = opened.position()
-        step, last = now - last, now
-        return step
 
     records = (_json_array_records if fmt == "json" else _jsonl_records)(opened)
     return Reader(label, "line", records, total=opened.size, progress_unit="B",
-                  advance=advance)
+                  advance=opened.advance)
 
 
 def _jsonl_records(opened: _Source) -> Iterator[tuple[int, Any]]:
@@ -669,13 +670,6 @@ def _csv_reader(label: str, source: Path | bytes, head: bytes,
     sample = head.decode(encoding, errors="replace")
     delimiter = _dialect(label, sample.lstrip("\ufeff"))
     opened = _open(source, label)
-    last = 0
-
-    def advance(_raw: Any) -> int:
-        nonlocal last
-        now = opened.position()
-        step, last = now - last, now
-        return step
 
     def records() -> Iterator[tuple[int, Any]]:
         # surrogateescape keeps undecodable bytes visible, so their row is quarantined
@@ -763,7 +757,7 @@ def _csv_reader(label: str, source: Path | bytes, head: bytes,
             opened.close()
 
     return Reader(label, "line", records(), total=opened.size, progress_unit="B",
-                  advance=advance, notes=notes)
+                  advance=opened.advance, notes=notes)
 
 
 def _row_inside(lines: list[tuple[int, str]], header: list[str],
