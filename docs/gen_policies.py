@@ -15,7 +15,6 @@ pages first and lists them under "Policy reference" in the navigation.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable
@@ -31,6 +30,9 @@ try:
     import policykit  # noqa: F401
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
+
+import _generated  # noqa: E402  (docs/, beside this script)
+from _generated import write_pages  # noqa: E402
 
 from policykit import Decision, Engine, Policy, standard_pack  # noqa: E402
 from policykit.models.decisions import DECISION_KINDS  # noqa: E402
@@ -303,22 +305,9 @@ def pages() -> dict[Path, str]:
 
 
 def write(check: bool = False) -> list[Path]:
-    """Write the pages (only those that changed); with ``check``, write nothing and return
-    the stale ones."""
-    stale = []
-    wanted = pages()
-    for path, text in wanted.items():
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            stale.append(path)
-            if not check:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text, encoding="utf-8")
-    for path in OUT.glob("*.md"):
-        if path not in wanted:  # a policy left the pack
-            stale.append(path)
-            if not check:
-                path.unlink()
-    return stale
+    """Write the pages that changed; with ``check``, write nothing and return the stale
+    ones."""
+    return write_pages(pages(), OUT, check)
 
 
 # --- mkdocs hook ----------------------------------------------------------------------------
@@ -339,17 +328,7 @@ def on_pre_build(config: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 if a page is stale instead of writing")
-    args = parser.parse_args(argv)
-    stale = write(check=args.check)
-    for path in stale:
-        print(("stale: " if args.check else "wrote: ") + str(path.relative_to(ROOT)))
-    if args.check and stale:
-        print("run: python docs/gen_policies.py", file=sys.stderr)
-        return 1
-    return 0
+    return _generated.main(__doc__, write, "gen_policies.py", ROOT, argv)
 
 
 if __name__ == "__main__":

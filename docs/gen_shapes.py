@@ -16,7 +16,6 @@ pages first and lists them under "Rule shapes" in the navigation.
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import sys
@@ -34,6 +33,8 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
+import _generated  # noqa: E402  (docs/, beside this script)
+from _generated import write_pages  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
 from policykit import standard_pack  # noqa: E402
@@ -226,20 +227,7 @@ def pages() -> dict[Path, str]:
 def write(check: bool = False) -> list[Path]:
     """Write the pages that changed; with ``check``, write nothing and return the stale
     ones."""
-    stale = []
-    wanted = pages()
-    for path, text in wanted.items():
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            stale.append(path)
-            if not check:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text, encoding="utf-8")
-    for path in OUT.glob("*.md"):
-        if path not in wanted:  # a shape left
-            stale.append(path)
-            if not check:
-                path.unlink()
-    return stale
+    return write_pages(pages(), OUT, check)
 
 
 # --- mkdocs hook ----------------------------------------------------------------------------
@@ -260,17 +248,7 @@ def on_pre_build(config: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 if a page is stale instead of writing")
-    args = parser.parse_args(argv)
-    stale = write(check=args.check)
-    for path in stale:
-        print(("stale: " if args.check else "wrote: ") + str(path.relative_to(ROOT)))
-    if args.check and stale:
-        print("run: python docs/gen_shapes.py", file=sys.stderr)
-        return 1
-    return 0
+    return _generated.main(__doc__, write, "gen_shapes.py", ROOT, argv)
 
 
 if __name__ == "__main__":
