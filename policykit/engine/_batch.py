@@ -122,18 +122,25 @@ _NAIVE_HINT = ("a date-time with a UTC offset, e.g. 2026-03-02T08:30:00+08:00; f
 
 
 @cache
-def _time_fields(event_type: str) -> frozenset[str]:
-    """The date-time fields of an event type (read as local times with ``assume_tz``)."""
+def _fields_holding(event_type: str, kinds: tuple[Any, ...]) -> frozenset[str]:
+    """The fields of an event type whose annotation is (or wraps) one of ``kinds``."""
     model = EVENT_TYPES.get(event_type)
     if model is None:
-        return frozenset({"at"})
+        return frozenset()
 
     def holds(annotation: Any) -> bool:
-        if annotation is datetime or annotation is AwareDatetime:
-            return True
-        return any(holds(a) for a in get_args(annotation))
+        return any(annotation is k for k in kinds) or any(holds(a)
+                                                          for a in get_args(annotation))
 
     return frozenset(n for n, f in model.model_fields.items() if holds(f.annotation))
+
+
+def _time_fields(event_type: str) -> frozenset[str]:
+    """The date-time fields of an event type (read as local times with ``assume_tz``); of
+    a type no model has, ``at`` (the parser then says what is wrong)."""
+    if event_type not in EVENT_TYPES:
+        return frozenset({"at"})
+    return _fields_holding(event_type, (datetime, AwareDatetime))
 
 
 # A spreadsheet's date ("2026/3/12"), for the date fields (a leave's start and end) of
@@ -141,19 +148,9 @@ def _time_fields(event_type: str) -> frozenset[str]:
 _SHEET_DATE = re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2})")
 
 
-@cache
 def _date_fields(event_type: str) -> frozenset[str]:
     """The calendar-date fields of an event type (``date``, not ``datetime``)."""
-    model = EVENT_TYPES.get(event_type)
-    if model is None:
-        return frozenset()
-
-    def holds(annotation: Any) -> bool:
-        if annotation is date:
-            return True
-        return any(holds(a) for a in get_args(annotation))
-
-    return frozenset(n for n, f in model.model_fields.items() if holds(f.annotation))
+    return _fields_holding(event_type, (date,))
 
 
 def _sheet_dates(raw: Mapping[str, Any], kind: Any) -> dict[str, str]:

@@ -178,7 +178,7 @@ def _changed() -> None:
     # them in the modules already imported (the others compute from the new vocabulary).
     batch = sys.modules.get("policykit.engine._batch")
     if batch is not None:
-        for fn in ("_time_fields", "_date_fields", "_time_fields_any"):
+        for fn in ("_fields_holding", "_time_fields_any"):
             getattr(batch, fn).cache_clear()
     readers = sys.modules.get("policykit.audit._readers")
     if readers is not None:
