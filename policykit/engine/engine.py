@@ -135,18 +135,20 @@ class Engine:
             raise ParameterError("dedupe_window", dedupe_window,
                                  "a positive datetime.timedelta of at most 100 years, e.g. "
                                  "timedelta(days=30), or None to remember every event id")
+        return self._open(allowed_lateness=allowed_lateness, checkpoint_every=checkpoint_every,
+                          dedupe_window=dedupe_window)
+
+    def _open(self, **options: Any) -> Session:
+        """A session of this engine's policies on its backend (options checked by the
+        caller)."""
         return Session(self._backend.open(self.policies), backend=self.backend,
-                       policies=self.policies, fingerprint=self.fingerprint,
-                       allowed_lateness=allowed_lateness, checkpoint_every=checkpoint_every,
-                       dedupe_window=dedupe_window)
+                       policies=self.policies, fingerprint=self.fingerprint, **options)
 
     def _batch_session(self) -> Session:
         """The session of the batch pipeline (engine/_batch.py): every id remembered, and no
         payload digests, since the pipeline resolved repeated ids and conflicts before
         feeding it (split_corrections) and the session would only repeat that work."""
-        return Session(self._backend.open(self.policies), backend=self.backend,
-                       policies=self.policies, fingerprint=self.fingerprint,
-                       dedupe_window=None, payload_digests=False)
+        return self._open(dedupe_window=None, payload_digests=False)
 
     def restore(self, snapshot: bytes) -> Session:
         """The session :meth:`Session.snapshot` saved, ready to take the events after it.
