@@ -3,7 +3,8 @@
 1. :func:`parse_floor` — parse and validate JSONL into the pydantic event models and nothing
    else: ``policykit.models.parsing.parse_event`` per line (what every audit pays), and the
    bare pydantic path (``TypeAdapter(Event).validate_json``) for reference.
-2. :func:`lateness` — the lateness-deduction policy (POLICIES.md §3, default parameters:
+2. :func:`lateness` — the lateness-deduction policy
+   (docs/policies/lateness-deduction.md, default parameters:
    R1 late day after 08:30:00, R2 1% / 5% from the 3rd late day with ``tier_mode: all``,
    provisional running totals and the month's final, R3 more than 3 late days, R4 no sign-in
    on a working day without leave, R5 last clock-out before 17:30; guards, whose presence is

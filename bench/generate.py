@@ -1,4 +1,4 @@
-"""Realistic mixed event logs for the whole policy pack, in the EVENTS.md wire format.
+"""Realistic mixed event logs for the whole policy pack, in the wire format of docs/events.md.
 
 The events are plain JSON-able dicts (no dependency on policykit's models), yielded in
 event-time order one day at a time (plus follow-ups scheduled for later days), with ids
@@ -270,7 +270,7 @@ class LogGenerator:
         self.named_holiday = [cal.is_holiday(d) for d in self.dates]
         self.working = [cal.is_working_day(d) for d in self.dates]
         # A statutory break is a run of non-working days holding a named holiday: the
-        # weekend days inside it count too (Oct 4, 2026), as POLICIES.md §10 says.
+        # weekend days inside it count too (Oct 4, 2026), as docs/policies/holiday-coverage.md says.
         self.holiday_break = [False] * span
         i = 0
         while i < span:

@@ -1,9 +1,9 @@
 """The one module of policykit that touches durable_rules.
 
 durable-rules 2.0.28 is a Rete engine in C with a thin Python wrapper. It is fast and it is
-the engine policykit is specified with, but its sharp edges are many (see
-``shared/spec/DURABLE_RULES.md``). This module lets only the constructs measured safe reach
-it, and keeps every quirk behind a small typed API:
+the engine policykit is specified with, but its sharp edges are many (the ones measured are
+in the durable-rules section of ``docs/architecture.md``). This module lets only the
+constructs measured safe reach it, and keeps every quirk behind a small typed API:
 
 * :class:`RulesetSpec` is a declarative description of a ruleset. It can express exactly
   three things: conditions that test message fields for *equality* with a literal,

@@ -1,4 +1,5 @@
-"""The decision record of EVENTS.md: what a rule concluded, with its evidence."""
+"""The decision record of the wire format (docs/events.md): what a rule concluded, with
+its evidence."""
 
 from __future__ import annotations
 

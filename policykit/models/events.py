@@ -1,4 +1,5 @@
-"""The event vocabulary of EVENTS.md as frozen pydantic models, one union on ``type``.
+"""The event vocabulary of the wire format (docs/events.md) as frozen pydantic models, one
+union on ``type``.
 
 Field names are the public wire contract: renaming one is a breaking change.
 """

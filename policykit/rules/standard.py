@@ -13,7 +13,7 @@ from ..policy import Policy, PolicySet
 
 __all__ = ["PACK_ORDER", "standard_pack"]
 
-#: Policy ids in catalogue order (POLICIES.md §1–§12).
+#: Policy ids in catalogue order (the policy reference, docs/policies/).
 PACK_ORDER = (
     "first-responder", "callback-frequency", "lateness-deduction", "staff-penalties",
     "shift-handover", "incident-escalation", "complaint-handling", "reporting-duties",
