@@ -7,20 +7,20 @@ Decisions are matched by policy, rule, subject and *case*, never by id: an id in
 policy's fingerprint, so every decision of a changed policy has a new one. A case is what a
 rule judges once: a deadline's key and opening, a recurrence's window (and occurrence), a
 tariff's period or item, a gap's start, a breach's event; a ladder's step is about the case
-of the decision that triggered it (the step reached is compared, as an outcome is). Only decisions that stand count (final and not
-superseded: :attr:`AuditReport.decisions`)."""
+of the decision that triggered it (the step reached is compared, as an outcome is). Only
+decisions that stand count (final and not superseded: :attr:`AuditReport.decisions`)."""
 
 from __future__ import annotations
 
 import csv
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from html import escape
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from .._optional import optional_import
 from ..engine import Engine
@@ -366,13 +366,13 @@ class DiffReport:
 
     # -- files -------------------------------------------------------------------------
 
-    def write_jsonl(self, out: TextIO) -> None:
+    def write_jsonl(self, out: IO[str]) -> None:
         """:meth:`rows` as JSON Lines: amounts as decimal strings, times ISO-8601."""
         for row in self.rows():
             out.write(json.dumps({k: _json(v) for k, v in row.items()},
                                  ensure_ascii=False) + "\n")
 
-    def write_csv(self, out: TextIO, *, bom: bool = False) -> None:
+    def write_csv(self, out: IO[str], *, bom: bool = False) -> None:
         """:meth:`rows` as CSV with a header; text cells a spreadsheet would run as a
         formula start with ``'``, amounts are plain decimal numbers."""
         if bom:
@@ -446,7 +446,7 @@ class DiffReport:
         return self.render()
 
     def _repr_html_(self) -> str:
-        def table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+        def table(head: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
             th = "".join(f"<th>{escape(h)}</th>" for h in head)
             body = "".join("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in r) + "</tr>"
                            for r in rows)
@@ -540,7 +540,7 @@ def _side(d: Decision | None) -> str:
     return f"{text} {_plain(d.amount)}" if d.amount is not None else text
 
 
-def _table(head: tuple[str, ...], rows: list[tuple[str, ...]], *, right: set[int],
+def _table(head: tuple[str, ...], rows: Sequence[tuple[str, ...]], *, right: set[int],
            rule_before: int | None = None) -> list[str]:
     widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
 
