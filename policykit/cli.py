@@ -1,11 +1,13 @@
-"""The ``policykit`` command: audit event logs, check policy files, list the standard pack,
-print the wire format's JSON Schema, explain decisions and run scenario tests.
+"""The ``policykit`` command: audit event logs, weigh a rulebook change (``diff``), check
+policy files, list the standard pack, print the wire format's JSON Schema, explain decisions
+and run scenario tests.
 
 Exit status (docs/cli.md has the table):
 
 - 0: nothing found (``audit``: no decision counted; ``check``: valid; ``test``: all pass);
 - 1: decisions found (``audit``, by default; ``--no-fail-on-decisions`` turns it off,
-  ``--fail-kinds`` narrows what counts) or a failing scenario;
+  ``--fail-kinds`` narrows what counts), decisions that differ (``diff``, by default) or a
+  failing scenario;
 - 2: usage error or unreadable input (an unreadable events file, a bad policy file, a bad
   option or ``--until``, a missing optional package);
 - 3: records were quarantined (``--allow-quarantine`` accepts them); it wins over 1, and an
@@ -382,6 +384,7 @@ def cli() -> None:
     Examples:
       policykit audit events.jsonl --until 2026-04-01T00:00:00+08:00
       policykit audit events.csv --format html --out report.html
+      policykit diff events.jsonl --new proposal.yaml --until 2026-04-01
       policykit check my-policy.yaml
       policykit policies
       policykit explain events.jsonl d-1ef379348260cb1a9ee2
@@ -389,7 +392,7 @@ def cli() -> None:
     \b
     Exit status:
       0    nothing found (no decision; valid policy file; all scenarios pass)
-      1    decisions found (audit), a scenario failed (test)
+      1    decisions found (audit), decisions differ (diff), a scenario failed (test)
       2    usage error or unreadable input (file, policy, option, missing package)
       3    records quarantined (--allow-quarantine accepts them); wins over 1
       70   internal error (a bug; --debug prints the traceback)
