@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import importlib
+import io
 import json
+import sys
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +23,7 @@ import policykit
 from policykit import DiffReport, MissingDependencyError, PolicySet, standard_pack
 from policykit.audit import AuditReport
 from policykit.audit._payroll import months
-from policykit.cli import EXIT_BAD_INPUT, EXIT_DECISIONS, EXIT_OK, EXIT_QUARANTINED, cli
+from policykit.cli import EXIT_BAD_INPUT, EXIT_DECISIONS, EXIT_OK, EXIT_QUARANTINED, cli, main
 from policykit.testing import Stream, attendance_months
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -331,3 +333,39 @@ def test_every_case_of_the_example_is_unique_and_free_of_ids(example: DiffReport
     ids = {d.id for d in example.old.trail}
     assert not any(i in key[0][4] for key in keys for i in ids)
     assert any(key[0][4].startswith("trigger=") for key in keys)  # the ladder's steps
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_cli_a_terminal_gets_the_tables_and_stdin_is_read(
+        monkeypatch: pytest.MonkeyPatch, files: tuple[Path, Path, Path]) -> None:
+    log, old, new = files
+    screen = _Terminal()
+    monkeypatch.setattr(sys, "stdout", screen)
+    assert main(["diff", str(log), "--old", str(old), "--new", str(new), "--until",
+                 UNTIL]) == EXIT_DECISIONS
+    lines = screen.getvalue().splitlines()
+    assert lines[0] == "decisions: 0 only under old, 0 only under new, 1 changed, 2 unchanged"
+    assert lines[4].split()[-3:] == ["total", "240.00", "+120.00"]
+    money = next(ln for ln in lines if ln.startswith("E1 "))
+    assert money.split() == ["E1", "2026-03", "CNY", "120.00", "240.00", "+120.00"]
+    piped = CliRunner().invoke(cli, ["diff", "-", "--old", str(old), "--new", str(new),
+                                     "--until", UNTIL], input=log.read_text(encoding="utf-8"))
+    assert piped.exit_code == EXIT_DECISIONS
+    assert [json.loads(x)["record"] for x in piped.stdout.splitlines()] == ["decision",
+                                                                           "money"]
+
+
+def test_a_date_horizon_needs_both_calendars_to_start_the_day_together(tmp_path: Path
+                                                                       ) -> None:
+    berlin = tmp_path / "berlin.yaml"
+    berlin.write_text(yaml.safe_dump({"calendar": {"timezone": "Europe/Berlin"},
+                                      "policies": [{"use": LATENESS}]}), encoding="utf-8")
+    with pytest.raises(policykit.ParameterError, match=r"until.*different instants"):
+        policykit.diff(lateness_log(), lateness(), berlin, until="2026-04-01")
+    # With an offset there is nothing to disagree about.
+    d = policykit.diff(lateness_log(), lateness(), berlin, until=UNTIL)
+    assert d.old.until == d.new.until
