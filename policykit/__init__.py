@@ -11,7 +11,7 @@ duplicate, late and corrected event at DEBUG.
 
 import logging as _logging
 
-from .audit import AuditReport, audit
+from .audit import AuditReport, DiffReport, audit, diff
 from .calendar import BusinessCalendar
 from .checkpoint import CheckpointStore
 from .engine import DEFAULT_DEDUPE_WINDOW, Engine, Session, SessionFailedError, SessionStats
@@ -53,6 +53,7 @@ __all__ = [
     "BusinessCalendar",
     "CheckpointStore",
     "Decision",
+    "DiffReport",
     "Engine",
     "Event",
     "EventBase",
@@ -72,6 +73,7 @@ __all__ = [
     "SnapshotError",
     "Subject",
     "audit",
+    "diff",
     "event_types",
     "json_schema",
     "load_policy",

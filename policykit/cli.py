@@ -1,11 +1,13 @@
-"""The ``policykit`` command: audit event logs, check policy files, list the standard pack,
-print the wire format's JSON Schema, explain decisions and run scenario tests.
+"""The ``policykit`` command: audit event logs, weigh a rulebook change (``diff``), check
+policy files, list the standard pack, print the wire format's JSON Schema, explain decisions
+and run scenario tests.
 
 Exit status (docs/cli.md has the table):
 
 - 0: nothing found (``audit``: no decision counted; ``check``: valid; ``test``: all pass);
 - 1: decisions found (``audit``, by default; ``--no-fail-on-decisions`` turns it off,
-  ``--fail-kinds`` narrows what counts) or a failing scenario;
+  ``--fail-kinds`` narrows what counts), decisions that differ (``diff``, by default) or a
+  failing scenario;
 - 2: usage error or unreadable input (an unreadable events file, a bad policy file, a bad
   option or ``--until``, a missing optional package);
 - 3: records were quarantined (``--allow-quarantine`` accepts them); it wins over 1, and an
@@ -34,7 +36,7 @@ import stat
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, NoReturn
@@ -202,9 +204,16 @@ def _run_audit(events: str, policy: Sequence[str], until: str | None, backend: s
     source: Any = events
     if events == "-":
         source = sys.stdin.buffer.read()
-    try:
+    with _input_errors(events):
         return audit(source, policies, until, backend=backend, progress=progress,
                      format=input_format, assume_tz=assume_tz, encoding=encoding)
+
+
+@contextlib.contextmanager
+def _input_errors(events: str) -> Iterator[None]:
+    """Every input failure of an audit run turned into exit status 2."""
+    try:
+        yield
     except PolicyKitError as exc:  # MissingDependencyError included: it names the extra
         _fail(_as_option(exc))
     except OSError as exc:
@@ -257,6 +266,15 @@ def _quarantine_status(report: Any, allow: bool, source: str) -> int | None:
     click.echo(f"policykit: {counts.quarantined} record(s) quarantined: exit status "
                f"{EXIT_QUARANTINED} (--allow-quarantine accepts them)", err=True)
     return EXIT_QUARANTINED
+
+
+def _check_audited(report: Any, until: str | None, events: str) -> None:
+    """Exit 2 when --until is before every valid event: a mistyped year must not look like
+    a clean audit."""
+    counts = report.counts
+    if counts.valid and counts.after_until == counts.valid:
+        _fail(f"--until {until}: every one of the {counts.valid} valid events of {events} is "
+              "after it, so nothing was audited; give a horizon after the events")
 
 
 def _progress_choice(flag: bool | None) -> bool | float:
@@ -366,6 +384,7 @@ def cli() -> None:
     Examples:
       policykit audit events.jsonl --until 2026-04-01T00:00:00+08:00
       policykit audit events.csv --format html --out report.html
+      policykit diff events.jsonl --new proposal.yaml --until 2026-04-01
       policykit check my-policy.yaml
       policykit policies
       policykit explain events.jsonl d-1ef379348260cb1a9ee2
@@ -373,7 +392,7 @@ def cli() -> None:
     \b
     Exit status:
       0    nothing found (no decision; valid policy file; all scenarios pass)
-      1    decisions found (audit), a scenario failed (test)
+      1    decisions found (audit), decisions differ (diff), a scenario failed (test)
       2    usage error or unreadable input (file, policy, option, missing package)
       3    records quarantined (--allow-quarantine accepts them); wins over 1
       70   internal error (a bug; --debug prints the traceback)
@@ -475,11 +494,7 @@ def audit(events: str, policy: tuple[str, ...], until: str | None, assume_tz: st
     _STATE.out = out
     report = _run_audit(events, policy, until, backend, input_format,
                         _progress_choice(progress), assume_tz, encoding)
-    counts = report.counts
-    if counts.valid and counts.after_until == counts.valid:
-        # A mistyped year must not look like a clean audit.
-        _fail(f"--until {until}: every one of the {counts.valid} valid events of {events} is "
-              "after it, so nothing was audited; give a horizon after the events")
+    _check_audited(report, until, events)
     as_table = fmt is None and out is None and _stdout_is_terminal()
     fmt = fmt or "jsonl"
 
@@ -524,6 +539,122 @@ def audit(events: str, policy: tuple[str, ...], until: str | None, assume_tz: st
     if fail_on_decisions and any(kinds is None or d.kind in kinds for d in report.decisions):
         sys.exit(EXIT_DECISIONS)
     sys.exit(EXIT_OK)
+
+
+def _side_policies(option: str, spec: str | None) -> Any:
+    """The policy set ``--old``/``--new`` names; exit 2 naming the option when it cannot."""
+    from .policyfile import resolve_policies
+
+    try:
+        return resolve_policies(spec)
+    except PolicyKitError as exc:
+        text = str(exc)
+        _fail(option + text[len("policy"):] if text.startswith("policy: ")
+              else f"{option}: {text}")
+    except OSError as exc:
+        _fail(f"{option} {spec}: {exc.strerror or exc}")
+
+
+@cli.command()
+@click.argument("events", metavar="EVENTS")
+@click.option("--old", metavar="FILE",
+              help="The policies in force: a policy file or the id of one standard policy "
+                   "(default: the whole standard pack with its defaults).")
+@click.option("--new", metavar="FILE", required=True,
+              help="The proposed policies, as --old.")
+@click.option("--until", metavar="T", help=_UNTIL_HELP)
+@click.option("--assume-tz", metavar="ZONE", help=_ASSUME_TZ_HELP)
+@click.option("--encoding", metavar="NAME", help="As for audit.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "jsonl", "csv"]),
+              help="Output: the tables a terminal gets by default, or one row per changed "
+                   "decision and per employee and month as JSON Lines (the default off a "
+                   "terminal) or CSV.")
+@click.option("--out", "-o", metavar="FILE", help="As for audit (written atomically).")
+@click.option("--backend", type=click.Choice(["native", "durable"]), default="native",
+              show_default=True, help="The evaluator (both sides).")
+@click.option("--input-format", type=click.Choice(_INPUT_FORMATS), help="As for audit.")
+@click.option("--fail-on-differences/--no-fail-on-differences", default=True,
+              help="Exit 1 when some decision differs (the default; "
+                   "--no-fail-on-differences exits 0 instead).")
+@click.option("--csv-bom", is_flag=True, help="As for audit.")
+@click.option("--allow-quarantine", is_flag=True, help=_ALLOW_QUARANTINE_HELP)
+@click.option("--progress/--no-progress", default=None, help="As for audit.")
+@click.option("--quiet", "-q", is_flag=True, help="No counts on stderr.")
+def diff(events: str, old: str | None, new: str, until: str | None, assume_tz: str | None,
+         encoding: str | None, fmt: str | None, out: str | None, backend: str,
+         input_format: str | None, fail_on_differences: bool, csv_bom: bool,
+         allow_quarantine: bool, progress: bool | None, quiet: bool) -> None:
+    """The impact of a rulebook change: audit EVENTS under the --old and the --new policies
+    and write what differs — decisions only one side makes, decisions of one case whose
+    kind, outcome or amount changed (matched by policy, rule, subject and case, not by id),
+    and each employee's money per month under both sides with the difference.
+
+    EVENTS is read once; each side runs the audit's pipeline, so its decisions are those
+    `policykit audit --policy` gives.
+
+    \b
+    Exit status:
+      0    no decision differs (or --no-fail-on-differences)
+      1    some decision differs
+      2    usage error or unreadable input (EVENTS, --old, --new, --until, a package)
+      3    records quarantined, unless --allow-quarantine; wins over 1
+      70   internal error; 130 interrupted
+
+    \b
+    Examples:
+      policykit diff events.jsonl --new strict.yaml --until 2026-04-01
+      policykit diff events.jsonl --old acme.yaml --new proposal.yaml --format csv -o d.csv
+    """
+    if csv_bom and fmt != "csv":
+        raise click.UsageError("--csv-bom goes with --format csv")
+    if out in ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"):
+        out = None  # standard output as it is (see audit)
+    _STATE.out = out
+    from .audit import diff as run_diff
+
+    before, after = _side_policies("--old", old), _side_policies("--new", new)
+    source: Any = sys.stdin.buffer.read() if events == "-" else events
+    with _input_errors(events):
+        report = run_diff(source, before, after, until, backend=backend,
+                          progress=_progress_choice(progress), format=input_format,
+                          assume_tz=assume_tz, encoding=encoding)
+    for side in (report.old, report.new):
+        _check_audited(side, until, events)
+    fmt = fmt or ("table" if out is None and _stdout_is_terminal() else "jsonl")
+
+    def write(fh: IO[str]) -> None:
+        if fmt == "table":
+            fh.write(report.render())
+        elif fmt == "jsonl":
+            report.write_jsonl(fh)
+        else:
+            report.write_csv(fh, bom=csv_bom)
+
+    try:
+        if out is None:
+            with click.open_file("-", "w", encoding="utf-8", lazy=False) as fh:
+                write(fh)
+        else:
+            _write_atomically(out, write)
+    except BrokenPipeError:
+        _silence_stdout()
+    except OSError as exc:
+        _fail(f"cannot write {out or 'stdout'}: {exc.strerror or exc}")
+    _report_quarantine(report)
+    if not quiet:
+        click.echo(f"policykit: {report.old.counts.read} records read; old: "
+                   f"{len(report.old.decisions)} decisions, new: "
+                   f"{len(report.new.decisions)}; {report.summary()}", err=True)
+        if report.old.counts.after_until:
+            click.echo(f"note: {report.old.counts.after_until} event(s) after --until were "
+                       "not evaluated", err=True)
+        if out:
+            click.echo(f"policykit: wrote the diff ({fmt}) to {out}", err=True)
+    worst = max((report.old, report.new), key=lambda r: r.counts.quarantined)
+    status = _quarantine_status(worst, allow_quarantine, events)
+    if status is not None:
+        sys.exit(status)
+    sys.exit(EXIT_DECISIONS if fail_on_differences and report.differs else EXIT_OK)
 
 
 @cli.command()

@@ -12,12 +12,13 @@ pandas, matplotlib and pyarrow are imported only by the methods that need them.
 
 One concept per module: ``_readers`` (sources to raw records), ``_quarantine`` (validation
 and bad records), ``_audit`` (the run), ``_report`` (:class:`AuditReport`), ``_summary``,
-``_payroll``, ``_explain``, ``_why_not``, ``_charts``, ``_html``, and ``_format`` (values as
-people and JSON files read them).
+``_payroll``, ``_explain``, ``_why_not``, ``_charts``, ``_html``, ``_diff`` (one log under
+two policy sets) and ``_format`` (values as people and JSON files read them).
 """
 
 from ._audit import audit, parse_instant
 from ._charts import Chart
+from ._diff import DecisionChange, DiffReport, MoneyChange, diff
 from ._explain import Explanation
 from ._quarantine import QuarantinedRecord
 from ._readers import AuditSourceError, read_records
@@ -29,10 +30,14 @@ __all__ = [
     "AuditReport",
     "AuditSourceError",
     "Chart",
+    "DecisionChange",
+    "DiffReport",
     "Explanation",
+    "MoneyChange",
     "QuarantinedRecord",
     "WhyNot",
     "audit",
+    "diff",
     "parse_instant",
     "read_records",
 ]

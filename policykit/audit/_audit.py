@@ -5,12 +5,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime, tzinfo
 from typing import Any
 
 from ..engine import Engine
-from ..engine._batch import parse_instant, progress_bar, run_batch, zone
+from ..engine._batch import Parse, parse_instant, progress_bar, run_batch, zone
 from ..errors import EventError
 from ..models.events import EventBase
 from ..policyfile import PolicyLike, resolve_policies
@@ -64,14 +64,22 @@ def audit(
         if until is not None else None
     engine = Engine(policies, backend=backend)
     reader = read_records(source, format=format, encoding=encoding)
+    return run_audit(engine, reader, _reading(reader, progress), horizon, tz,
+                     progress=progress)
 
+
+def run_audit(engine: Engine, reader: Reader, records: Iterable[tuple[int | None, Any]],
+              horizon: datetime | None, tz: tzinfo | None, *, progress: bool | float = False,
+              parse: Parse = validate, log_notes: bool = True) -> AuditReport:
+    """The run of :func:`audit` on ``records`` (the reader's, or already read: a diff runs
+    one log under two policy sets). ``parse`` validates one record."""
     quarantine: list[QuarantinedRecord] = []
 
     def keep(exc: EventError, line: int | None, raw: Any) -> None:
         quarantine.append(quarantined(exc, reader, line, raw))
 
-    batch = run_batch(engine, _reading(reader, progress), source=reader.label, until=horizon,
-                      assume_tz=tz, quarantine=keep, parse=validate, hold_after_until=True,
+    batch = run_batch(engine, records, source=reader.label, until=horizon,
+                      assume_tz=tz, quarantine=keep, parse=parse, hold_after_until=True,
                       progress=progress)
     # Placement and session refusals are found after reading: list them in file order.
     quarantine.sort(key=lambda q: q.line if q.line is not None else 0)
@@ -82,10 +90,12 @@ def audit(
                          quarantined=batch.quarantined, after_until=batch.after_until,
                          corrected=batch.corrected, evaluated=batch.evaluated,
                          decisions=len(batch.decisions))
-    for note in reader.notes:  # set when the reader started (a CSV's guessed encoding)
-        logging.getLogger("policykit").warning("%s", note)
-    report = AuditReport(decisions=batch.decisions, events=events, policies=policies,
-                       quarantine=quarantine, counts=counts, until=horizon, backend=backend,
+    if log_notes:
+        for note in reader.notes:  # set when the reader started (a CSV's guessed encoding)
+            logging.getLogger("policykit").warning("%s", note)
+    report = AuditReport(decisions=batch.decisions, events=events, policies=engine.policies,
+                       quarantine=quarantine, counts=counts, until=horizon,
+                       backend=engine.backend,
                        source=reader.label)
     report.notes = list(reader.notes)
     return report
