@@ -44,6 +44,7 @@ FIELD_TYPES: dict[str, Any] = {
     "id": Id, "text": Text, "bool": Bool, "int": Int, "decimal": Money, "money": Money,
     "datetime": DateTime, "date": Day, "enum": None, "ids": Ids,
 }
+_SAME = {"money": "decimal"}
 _TYPE_KEYS = ("description", "fields")
 _FIELD_KEYS = ("type", "values", "required", "description")
 _FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
@@ -217,7 +218,8 @@ def _build(name: str, decl: Mapping[str, Any], source: str) -> type[EventBase]:
 
 def _contract(decl: Mapping[str, Any]) -> dict[str, Any]:
     """What a declaration promises about records (its descriptions are documentation)."""
-    return {f: (s["type"], s["values"], s["required"]) for f, s in decl["fields"].items()}
+    return {f: (_SAME.get(s["type"], s["type"]), s["values"], s["required"])
+            for f, s in decl["fields"].items()}
 
 
 def _spec_text(spec: Mapping[str, Any]) -> str:
@@ -246,8 +248,8 @@ def _clash(name: str, decl: Mapping[str, Any], other: type[EventBase],
                        f"({where}: " + (", ".join(theirs) or "none") + "); unregister it "
                        "first or choose another type name")
         if mine[field] != theirs[field]:
-            key = "type" if spec["type"] != old["fields"][field]["type"] else \
-                "values" if spec["values"] != old["fields"][field]["values"] else "required"
+            key = next(k for k, a, b in zip(("type", "values", "required"), mine[field],
+                                            theirs[field], strict=True) if a != b)
             return err(f"{path}.fields.{field}.{key}", spec[key],
                        f"the declaration {name!r} already has ({where}: {field}: "
                        f"{_spec_text(old['fields'][field])}); unregister it first or "
