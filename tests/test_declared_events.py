@@ -14,6 +14,7 @@ import jsonschema
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import BACKENDS
 
 import policykit
 from policykit import (
@@ -31,8 +32,6 @@ from policykit import (
 )
 from policykit._schema import policy_schema
 from policykit.cli import cli
-
-from conftest import BACKENDS
 
 ROOT = Path(__file__).resolve().parent.parent
 UNTIL = "2026-03-03T00:00:00+08:00"
@@ -473,3 +472,18 @@ def test_the_documented_declaration_loads_and_audits(tmp_path: Path) -> None:
                                       "--until", "2026-03-03"], catch_exceptions=False)
     assert result.exit_code == 1, result.output
     assert [json.loads(line)["subject"]["id"] for line in result.stdout.splitlines()] == ["E2"]
+
+
+def test_the_cli_schema_includes_the_types_a_policy_file_declares(tmp_path: Path) -> None:
+    policy = _write(tmp_path, "elevator.yaml", FILE)
+    without = CliRunner().invoke(cli, ["schema", "event"], catch_exceptions=False)
+    assert "elevator.fault" not in without.stdout
+    result = CliRunner().invoke(cli, ["schema", "event", "-p", str(policy)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    validator = jsonschema.Draft202012Validator(json.loads(result.stdout))
+    assert not list(validator.iter_errors(LOG[0]))
+    assert list(validator.iter_errors({**LOG[0], "severity": "huge"}))
+    bad = _write(tmp_path, "bad.yaml", FILE.replace("fault_id: id", "fault_id: bolean", 1))
+    result = CliRunner().invoke(cli, ["schema", "-p", str(bad)])
+    assert result.exit_code == 2 and "did you mean 'bool'" in result.output

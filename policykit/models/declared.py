@@ -207,7 +207,7 @@ def _build(name: str, decl: Mapping[str, Any], source: str) -> type[EventBase]:
     fields: dict[str, Any] = {"type": (Literal[name], Field(default=name))}
     for field, spec in decl["fields"].items():
         fields[field] = _annotation(spec)
-    cls: type[EventBase] = create_model(  # type: ignore[call-overload]
+    cls: type[EventBase] = create_model(
         _class_name(name), __base__=EventBase, __module__=__name__,
         __doc__=decl["description"] or f"The event type {name}, declared in {source}.",
         **fields)
