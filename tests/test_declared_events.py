@@ -487,3 +487,37 @@ def test_the_cli_schema_includes_the_types_a_policy_file_declares(tmp_path: Path
     bad = _write(tmp_path, "bad.yaml", FILE.replace("fault_id: id", "fault_id: bolean", 1))
     result = CliRunner().invoke(cli, ["schema", "-p", str(bad)])
     assert result.exit_code == 2 and "did you mean 'bool'" in result.output
+
+
+def test_class_names_stay_unique_and_events_pickle() -> None:
+    # "clock.in" would be ClockIn, the built-in model's name; "clock_in2" its numbered one.
+    loads_policy("events: {clock.in: {fields: {x: id}}, clock_in2: {}}\n"
+                 "policies: [{use: lateness-deduction}]")
+    models = registered_event_types()
+    names = {m.__name__ for m in models.values()}
+    assert len(names) == 2 and "ClockIn" not in names
+    for record in ({"id": "a", "type": "clock.in", "at": "2026-03-02T08:00:00Z", "x": "X"},
+                   {"id": "b", "type": "clock_in2", "at": "2026-03-02T08:00:00Z"}):
+        event = parse_event(record)
+        assert pickle.loads(pickle.dumps(event)) == event
+
+
+def test_the_testing_strategies_generate_declared_events() -> None:
+    from hypothesis import given, settings
+
+    from policykit.testing import events as event_strategy
+
+    _declare({"a": "id", "b": "text", "c": "bool", "d": "int", "e": "decimal",
+              "f": "datetime", "g": "date", "h": "ids",
+              "i": {"type": "enum", "values": ["x", "y"], "required": False}})
+    seen: list[EventBase] = []
+
+    @settings(max_examples=25, deadline=None, database=None)
+    @given(event=event_strategy("acme.thing"))
+    def check(event: EventBase) -> None:
+        assert type(event) is EVENT_TYPES["acme.thing"]
+        assert parse_event(event.model_dump_json()) == event  # generated events are valid
+        seen.append(event)
+
+    check()
+    assert len(seen) == 25

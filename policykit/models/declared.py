@@ -185,15 +185,18 @@ def _annotation(field: Mapping[str, Any]) -> tuple[Any, Any]:
     return base | None, Field(default=None, **extra)
 
 
-def _class_name(name: str) -> str:
-    """``elevator.fault`` -> ``ElevatorFault``; another type already holding that class
-    name gets a numbered one, so each class name (pickle's reference) is one type's."""
+def _class_name(name: str, taken: set[str]) -> str:
+    """``elevator.fault`` -> ``ElevatorFault``; a name a built-in model or another declared
+    type holds gets a number, so each class name (pickle's reference, the schema's
+    definition name) is one type's."""
     parts = [p for p in re.split(r"[^0-9A-Za-z]+", name) if p]
     stem = "".join(p[:1].upper() + p[1:] for p in parts) or "Declared"
     if not stem[0].isalpha():
         stem = "Event" + stem
     chosen, n = stem, 1
-    while chosen in _MODELS and _declared_name(_MODELS[chosen]) != name:
+    builtin = {m.__name__ for m in registry._BUILTIN.values()}
+    while chosen in builtin or chosen in taken or (
+            chosen in _MODELS and _declared_name(_MODELS[chosen]) != name):
         n += 1
         chosen = f"{stem}{n}"
     return chosen
@@ -203,16 +206,19 @@ def _declared_name(cls: type[EventBase]) -> str:
     return str(cls.model_fields["type"].default)
 
 
-def _build(name: str, decl: Mapping[str, Any], source: str) -> type[EventBase]:
+def _build(name: str, decl: Mapping[str, Any], source: str,
+           taken: set[str]) -> type[EventBase]:
+    """The model of one declaration; its class name is added to ``taken`` (the batch's)."""
     fields: dict[str, Any] = {"type": (Literal[name], Field(default=name))}
     for field, spec in decl["fields"].items():
         fields[field] = _annotation(spec)
     cls: type[EventBase] = create_model(
-        _class_name(name), __base__=EventBase, __module__=__name__,
+        _class_name(name, taken), __base__=EventBase, __module__=__name__,
         __doc__=decl["description"] or f"The event type {name}, declared in {source}.",
         **fields)
     cls.__policykit_declaration__ = decl  # type: ignore[attr-defined]
     cls.__policykit_source__ = source  # type: ignore[attr-defined]
+    taken.add(cls.__name__)
     return cls
 
 
@@ -273,6 +279,7 @@ def declare_event_types(spec: Any, source: str,
     registered = registry.registered_event_types()
     models: list[type[EventBase]] = []
     new: list[type[EventBase]] = []
+    taken: set[str] = set()
     for name, decl_spec in spec.items():
         decl = _normal_type(name, decl_spec, err)
         other = registered.get(name)
@@ -282,12 +289,12 @@ def declare_event_types(spec: Any, source: str,
                 models.append(other)
                 continue
             if old is None:
-                cls = _build(name, decl, source)
+                cls = _build(name, decl, source, set())
                 if registry._signature(cls) == registry._signature(other):
                     models.append(other)
                     continue
             raise _clash(name, decl, other, err)
-        cls = _build(name, decl, source)
+        cls = _build(name, decl, source, taken)
         models.append(cls)
         new.append(cls)
     if new:
