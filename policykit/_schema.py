@@ -277,7 +277,7 @@ def _policy_schema(packs: tuple[str, ...]) -> dict[str, Any]:
                 "else": {"$ref": f"#/definitions/{policy_name}"}}},
         },
         "anyOf": [{"required": ["pack"]}, {"required": ["policies"]},
-                  {"required": ["include"]}],
+                  {"required": ["include"]}, {"required": ["events"]}],
         "dependencies": {"exclude": ["pack"]},
     }
     # Declared event types: in a set, and beside a single policy's id and rules.

@@ -472,9 +472,9 @@ def _loads(text: str, fmt: str, source: str, base: Path, chain: _Chain) -> Polic
     if not isinstance(entries, list):
         raise PolicyFileError(source, "policies", entries, "a list of policies",
                               line=lines.line("policies"))
-    if not entries and not chosen and len(included) == 0:
+    if not entries and not chosen and len(included) == 0 and not data.get("events"):
         raise PolicyFileError(source, "policies", entries,
-                              "at least one policy (or pack, or include)",
+                              "at least one policy (or pack, include or events)",
                               line=lines.line("policies"))
     for i, entry in enumerate(entries):
         path = f"policies[{i}]"

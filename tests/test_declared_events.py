@@ -521,3 +521,22 @@ def test_the_testing_strategies_generate_declared_events() -> None:
 
     check()
     assert len(seen) == 25
+
+
+def test_a_file_of_declarations_alone_is_included_or_combined(tmp_path: Path) -> None:
+    _write(tmp_path, "elevator-events.yaml", EVENTS)
+    policies = _write(tmp_path, "policies.yaml", "include: [elevator-events.yaml]\n" + POLICIES)
+    assert _seen(audit(LOG, policies, UNTIL).decisions) == EXPECTED
+    unregister_event_types()
+    # The command line's repeated --policy: the declarations first, then the policies.
+    alone = _write(tmp_path, "alone.yaml", POLICIES)
+    log = _write(tmp_path, "log.jsonl", "".join(json.dumps(e) + "\n" for e in LOG))
+    result = CliRunner().invoke(cli, ["audit", str(log), "-p",
+                                      str(tmp_path / "elevator-events.yaml"), "-p",
+                                      str(alone), "--until", UNTIL], catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    assert len(result.stdout.splitlines()) == len(EXPECTED)
+    assert not list(jsonschema.Draft7Validator(policy_schema()).iter_errors(
+        yaml.safe_load(EVENTS)))
+    with pytest.raises(PolicyFileError, match="at least one policy"):
+        loads_policy("events: {}")
