@@ -433,7 +433,7 @@ def _loads(text: str, fmt: str, source: str, base: Path, chain: _Chain) -> Polic
     # The file's own event types first: its rules' field paths are checked against them.
     declare_event_types(data.get("events"), source, lines.line)
     if "rules" in data and "policies" not in data:
-        data = {k: v for k, v in data.items() if k != "events"}
+        data = {k: v for k, v in data.items() if k != "events"} if "events" in data else data
         one = PolicySet([_policy(data, source, "", lines, None)])
         one._origins = {p.id: _where(source, lines, "") for p in one}
         return one

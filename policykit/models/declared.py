@@ -50,6 +50,10 @@ _FIELD_KEYS = ("type", "values", "required", "description")
 _FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 FIELD_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 _MAX_VALUE = 256
+#: Bounds on one file's declarations (hostile input: each type is a model to build and a
+#: branch of the parser's union; the largest built-in type has 20 fields).
+MAX_TYPES = 256
+MAX_FIELDS = 256
 #: The envelope every event has (and the tag): a declaration cannot redefine them.
 _ENVELOPE = tuple(EventBase.model_fields)
 
@@ -155,6 +159,8 @@ def _normal_type(name: Any, spec: Any, err: _Errors) -> dict[str, Any]:
     fields = spec.get("fields") or {}
     if not isinstance(fields, Mapping):
         raise err(f"{path}.fields", fields, "a mapping of field names to field types")
+    if len(fields) > MAX_FIELDS:
+        raise err(f"{path}.fields", f"{len(fields)} fields", f"at most {MAX_FIELDS}")
     out: dict[str, dict[str, Any]] = {}
     for field, fspec in fields.items():
         fpath = f"{path}.fields.{field}"
@@ -276,6 +282,8 @@ def declare_event_types(spec: Any, source: str,
         return []
     if not isinstance(spec, Mapping):
         raise err("events", spec, "a mapping of event type names to their declarations")
+    if len(spec) > MAX_TYPES:
+        raise err("events", f"{len(spec)} event types", f"at most {MAX_TYPES} in one file")
     registered = registry.registered_event_types()
     models: list[type[EventBase]] = []
     new: list[type[EventBase]] = []
