@@ -762,7 +762,10 @@ _SCHEMA_PARTS = ["all", "event", "decision", "policy"]
 @click.argument("what", metavar="[PART]", required=False, type=click.Choice(_SCHEMA_PARTS))
 @click.option("--part", type=click.Choice(_SCHEMA_PARTS), default=None,
               help="Same as PART: all (the default), event, decision or policy.")
-def schema(what: str | None, part: str | None) -> None:
+@click.option("--policy", "-p", metavar="FILE", multiple=True,
+              help="Policy files whose declared event types (their events: section) the "
+                   "wire format includes.")
+def schema(what: str | None, part: str | None, policy: tuple[str, ...]) -> None:
     """Print a JSON Schema: of the wire format (PART all, the default: an event or a
     decision; event; decision), or of policy files (policy, draft-07 for editors).
 
@@ -771,8 +774,17 @@ def schema(what: str | None, part: str | None) -> None:
       policykit schema > policykit.schema.json
       policykit schema event
       policykit schema policy > policy.schema.json
+      policykit schema event -p elevator.yaml
     """
     from ._schema import policy_schema, wire_schema
+
+    if policy:  # loading a file registers the event types it declares
+        from .policyfile import resolve_policies
+
+        try:
+            resolve_policies(_combined_policies(policy))
+        except PolicyKitError as exc:
+            _fail(str(exc))
 
     if what is not None and part is not None and what != part:
         _fail(f"schema: PART {what} and --part {part} disagree; give one")

@@ -3,6 +3,8 @@
 A file either defines one policy (top-level ``id`` and ``rules``) or a set::
 
     include: [base.yaml]        # optional: other policy files, relative to this one
+    events:                     # optional: event types of the application, declared here
+      elevator.fault: {fields: {elevator_id: id, severity: {type: enum, values: [minor, major]}}}
     pack: standard              # optional: start from every policy of a pack
     exclude: [site-access]      # optional: standard policies to leave out
     calendar: {timezone: Europe/Berlin}   # optional: for every policy of the file
@@ -37,6 +39,7 @@ from pydantic import ValidationError
 from ._yamllines import LineMap
 from .calendar import BusinessCalendar
 from .errors import ParameterError, PolicyFileError, PolicyKitError, format_loc, nearest
+from .models.declared import declare_event_types, rollback_on_error
 from .policy import Policy, PolicySet, _combine
 
 __all__ = ["PolicyLike", "load_policy", "loads_policy", "resolve_policies"]
@@ -53,7 +56,7 @@ MAX_DEPTH = 64
 #: one); YAML is scanned as an event stream, JSON and TOML counted right after the parser
 #: (a C parser for JSON) and before anything else.
 MAX_NODES = 20_000
-_SET_KEYS = ("include", "pack", "exclude", "calendar", "policies")
+_SET_KEYS = ("include", "events", "pack", "exclude", "calendar", "policies")
 #: How deep ``include:`` may nest (a file including a file ... ), counting the first file.
 MAX_INCLUDE_DEPTH = 16
 #: The entry point group packs register in: ``name = "module:callable"`` where the callable
@@ -398,7 +401,8 @@ def loads_policy(text: str, fmt: str = "yaml", *, source: str = "<policy>",
     """Validate a policy file given as text (``fmt``: yaml, toml or json); ``include:``
     paths are read from ``base_dir`` (default: the working folder)."""
     base = Path(base_dir) if base_dir is not None else Path()
-    return _loads(text, fmt, source, base, ((_key(Path(source)), source),))
+    with rollback_on_error():  # a file that does not load registers no event types
+        return _loads(text, fmt, source, base, ((_key(Path(source)), source),))
 
 
 def _key(path: Path) -> str:
@@ -426,7 +430,10 @@ def _loads(text: str, fmt: str, source: str, base: Path, chain: _Chain) -> Polic
     if not isinstance(data, Mapping):
         raise PolicyFileError(source, "", data, "a mapping at the top of the file",
                               line=lines.line(""))
+    # The file's own event types first: its rules' field paths are checked against them.
+    declare_event_types(data.get("events"), source, lines.line)
     if "rules" in data and "policies" not in data:
+        data = {k: v for k, v in data.items() if k != "events"} if "events" in data else data
         one = PolicySet([_policy(data, source, "", lines, None)])
         one._origins = {p.id: _where(source, lines, "") for p in one}
         return one
@@ -465,9 +472,9 @@ def _loads(text: str, fmt: str, source: str, base: Path, chain: _Chain) -> Polic
     if not isinstance(entries, list):
         raise PolicyFileError(source, "policies", entries, "a list of policies",
                               line=lines.line("policies"))
-    if not entries and not chosen and len(included) == 0:
+    if not entries and not chosen and len(included) == 0 and not data.get("events"):
         raise PolicyFileError(source, "policies", entries,
-                              "at least one policy (or pack, or include)",
+                              "at least one policy (or pack, include or events)",
                               line=lines.line("policies"))
     for i, entry in enumerate(entries):
         path = f"policies[{i}]"
@@ -539,7 +546,8 @@ def load_policy(path: str | Path) -> PolicySet:
     """Load and validate a policy file (``.yaml``/``.yml``, ``.toml`` or ``.json``) and the
     files it includes."""
     p = Path(path)
-    return _load_file(p, ((_key(p), str(p)),))
+    with rollback_on_error():  # a file that does not load registers no event types
+        return _load_file(p, ((_key(p), str(p)),))
 
 
 def _load_file(p: Path, chain: _Chain) -> PolicySet:
