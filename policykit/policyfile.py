@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from ._yamllines import LineMap
 from .calendar import BusinessCalendar
 from .errors import ParameterError, PolicyFileError, PolicyKitError, format_loc, nearest
-from .policy import Policy, PolicySet, _combine
+from .policy import Policy, PolicySet, _combine, _dated, _schedule
 
 __all__ = ["PolicyLike", "load_policy", "loads_policy", "resolve_policies"]
 
@@ -59,7 +59,9 @@ MAX_INCLUDE_DEPTH = 16
 #: The entry point group packs register in: ``name = "module:callable"`` where the callable
 #: returns a PolicySet (or the object is one).
 PACK_GROUP = "policykit.packs"
-_USE_KEYS = ("use", "parameters", "calendar")
+_USE_KEYS = ("use", "parameters", "calendar", "version", "effective_from", "effective_until")
+#: What a ``use:`` entry may set besides parameters and calendar (docs/versions.md).
+_VERSION_KEYS = ("version", "effective_from", "effective_until")
 _POLICY_KEYS = tuple(Policy.model_fields)
 
 
@@ -390,6 +392,9 @@ def _use(entry: Mapping[str, Any], source: str, path: str, lines: LineMap,
             raise PolicyFileError(source, f"{path}.calendar", _short_text(str(exc)),
                                   "a calendar the policy's rules accept",
                                   line=lines.line(f"{path}.calendar")) from None
+    dated = {k: entry[k] for k in _VERSION_KEYS if k in entry}
+    if dated:
+        policy = _policy({**policy.model_dump(), **dated}, source, path, lines, None)
     return policy
 
 
@@ -475,22 +480,35 @@ def _loads(text: str, fmt: str, source: str, base: Path, chain: _Chain) -> Polic
             policy = _use(entry, source, path, lines, calendar, pack)
         else:
             policy = _policy(entry, source, path, lines, calendar)
-        if policy.id in chosen and not (isinstance(entry, Mapping) and "use" in entry) \
+        here = _where(source, lines, path)
+        if policy.id in chosen and (_dated(policy) or _dated(chosen[policy.id])):
+            # Versions in force by date (docs/versions.md): join them.
+            try:
+                policy = _schedule([chosen[policy.id], policy], [origins[policy.id], here])
+            except ParameterError as exc:
+                raise PolicyFileError(source, path, exc.value, exc.expected,
+                                      line=lines.line(path)) from None
+        elif policy.id in chosen and not (isinstance(entry, Mapping) and "use" in entry) \
                 and pack_name is None:
             raise PolicyFileError(source, f"{path}.id", policy.id, "a policy id not used "
                                   "earlier in the file", line=lines.line(f"{path}.id"))
         chosen[policy.id] = policy
-        origins[policy.id] = _where(source, lines, path)
+        origins[policy.id] = here
         paths[policy.id] = path
     for pid in chosen:
-        if pid in included:
+        if pid in included and not (_dated(chosen[pid]) or _dated(included.get(pid))):
             path = paths[pid]
             raise PolicyFileError(source, path, pid, "each policy id once: "
                                   f"{pid!r} comes from {included._origins[pid]} and from "
                                   f"{origins[pid]}", line=lines.line(path))
     own = PolicySet(chosen.values())
     own._origins = origins
-    return _combine([(included, source), (own, source)])
+    try:
+        return _combine([(included, source), (own, source)])
+    except ParameterError as exc:  # versions of an included file and of this one clash
+        path = paths.get(str(exc.value), "policies")
+        raise PolicyFileError(source, path, exc.value, exc.expected,
+                              line=lines.line(path)) from None
 
 
 def _where(source: str, lines: LineMap, path: str) -> str:
