@@ -200,8 +200,9 @@ class Policy(BaseModel):
                     raise PolicyFileError("<policy>", f"rules.{spec.id}", dep,
                                           "a rule id of this policy", suggestion=nearest(dep, seen))
         self._specs = tuple(specs)
-        start, end = self.effective_from, self.effective_until
-        if start is not None and end is not None and self.in_force_from() >= self.in_force_until():
+        first, last = self.in_force_from(), self.in_force_until()
+        if first is not None and last is not None and first >= last:
+            start, end = self.effective_from, self.effective_until
             raise PolicyFileError("<policy>", "effective_until", _date_text(end),
                                   f"a date or date-time after effective_from ({_date_text(start)})")
         return self
@@ -483,6 +484,16 @@ def _instant(value: date | datetime | None, calendar: BusinessCalendar) -> datet
     if value.tzinfo is None:
         return calendar.at(value.date(), value.timetz())
     return value
+
+
+def _version_text(policy: Policy) -> str:
+    """The version, or for a policy with versions each with the date it is in force from
+    (``1 until ..., 2 from 2026-04-01``): what a snapshot records and its errors name."""
+    if not policy._versions:
+        return policy.version
+    return ", ".join(f"{v.version} from {_date_text(v.effective_from)}"
+                     + (f" until {_date_text(v.effective_until)}" if v.effective_until else "")
+                     for v in policy._versions)
 
 
 def _dated(policy: Policy) -> bool:

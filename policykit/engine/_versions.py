@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..models.events import EventBase
 from ..models.decisions import Decision
+from ..models.events import EventBase
 from ..policy import Policy
 from ..rules._base import PolicyInfo, RuleContext, RuleRuntime, RuleSpec
 
@@ -71,7 +71,8 @@ class _VersionedRule:
 def engine_specs(policy: Policy) -> Sequence[Any]:
     """The rules a session runs for ``policy``: its specs, or for a policy with versions one
     :class:`_VersionedRule` per rule id of any version."""
-    if not policy._versions:
+    if not policy._versions and policy.effective_from is None \
+            and policy.effective_until is None:
         return policy.specs
     spans = windows(policy)
     out: list[_VersionedRule] = []
@@ -105,12 +106,12 @@ class _VersionedRuntime(RuleRuntime):
         self.state = first.state
         for r in self._inner:
             if r is not None and hasattr(r, "spec_at"):
-                r.spec_at = self._spec_at  # type: ignore[attr-defined]
+                r.spec_at = self._spec_at
         self._contexts: list[RuleContext | None] = [None] * len(self._members)
         self.nested_state = getattr(first, "nested_state", ())
         self.whole_state = getattr(first, "whole_state", ())
 
-    @property  # type: ignore[override]
+    @property
     def state(self) -> dict[str, Any]:
         return self._first.state
 
