@@ -14,8 +14,8 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-
 from helpers import ev, profile, t
+
 from policykit import Decision, Engine, PolicyFileError, PolicySet, SnapshotError, standard_pack
 from policykit._schema import policy_schema
 from policykit.cli import main
@@ -125,7 +125,7 @@ def test_the_other_way_the_new_version_does_not_reprice_the_month_before(
 def test_a_late_event_for_an_instant_before_the_change_is_decided_by_the_old_version(
         backend: str) -> None:
     ps = loads_policy(TWO)
-    old, new = _fp(ps)
+    old, _new = _fp(ps)
     events = [profile("E1", salary="10000.00"), _late("2026-03-16"), _late("2026-03-17"),
               _late("2026-03-13", id="late-13")]  # arrives after the change
     session = Engine(ps, backend=backend).session(allowed_lateness=timedelta(days=7))
@@ -162,7 +162,7 @@ def test_streaming_and_a_restored_snapshot_switch_versions_like_the_batch(
     assert len(_r2(batch)) == 2 and len(_r2(batch, "provisional")) == 8
     # The snapshot carries the schedule: another one is refused, naming both.
     other = Engine(loads_policy(TWO.replace("2026-03-16", "2026-03-23")), backend=backend)
-    with pytest.raises(SnapshotError, match="2026.2 from 2026-03-16"):
+    with pytest.raises(SnapshotError, match=r"2026\.2 from 2026-03-16"):
         other.restore(session.snapshot())
 
 
@@ -256,3 +256,18 @@ def test_the_schema_takes_the_dates() -> None:
     assert errors(TWO.replace("2026-03-16", "2026-03-16T08:30:00")) == []
     assert errors(TWO.replace("2026-03-16", "mid-March"))
     assert errors(TWO.replace("effective_from", "effective_form"))
+
+
+def test_an_audit_reports_each_versions_fingerprint_and_dates() -> None:
+    from policykit import audit
+
+    ps = loads_policy(TWO)
+    report = audit([profile("E1"), _late("2026-03-16")], policy=ps, until=END)
+    (entry,) = report.provenance["policies"]
+    assert [(v["version"], v["fingerprint"], v["effective_from"]) for v in entry["versions"]] \
+        == [(v.version, v.fingerprint(), v.effective_from.isoformat())  # type: ignore[union-attr]
+            for v in ps.get(LD).versions]
+    made = {d.policy_fingerprint for d in report.decisions if d.rule == "R1"}
+    assert made == {ps.get(LD).versions[1].fingerprint()}
+    plain = audit([profile("E1")], policy=standard_pack().select(LD), until=END)
+    assert "versions" not in plain.provenance["policies"][0]
