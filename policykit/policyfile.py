@@ -281,10 +281,13 @@ def _policy(data: Any, source: str, path: str, lines: LineMap,
                               suggestion=exc.suggestion) from None
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
-        sub = format_loc(err["loc"], path)
+        loc, msg = err["loc"], err["msg"].removeprefix("Value error, ")
+        if loc and loc[0] in ("effective_from", "effective_until"):
+            # Not the union member pydantic tried last (``effective_from.date``).
+            loc, msg = loc[:1], "a date (2026-04-01) or a date-time (2026-04-01T08:00:00)"
+        sub = format_loc(loc, path)
         value = err.get("input") if err["type"] != "missing" else "<missing>"
-        raise PolicyFileError(source, sub, value, err["msg"].removeprefix("Value error, "),
-                              line=lines.line(sub)) from None
+        raise PolicyFileError(source, sub, value, msg, line=lines.line(sub)) from None
     except _UNEXPECTED as exc:
         raise _unexpected(exc, source, path, lines) from None
 

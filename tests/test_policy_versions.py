@@ -271,3 +271,25 @@ def test_an_audit_reports_each_versions_fingerprint_and_dates() -> None:
     assert made == {ps.get(LD).versions[1].fingerprint()}
     plain = audit([profile("E1")], policy=standard_pack().select(LD), until=END)
     assert "versions" not in plain.provenance["policies"][0]
+
+
+def test_a_bad_date_names_its_field_and_line() -> None:
+    with pytest.raises(PolicyFileError) as info:
+        loads_policy(TWO.replace("2026-03-16", "mid-March"), source="v.yaml")
+    assert info.value.path == "policies[1].effective_from" and info.value.line == 9
+    assert "mid-March" in str(info.value) and "2026-04-01T08:00:00" in str(info.value)
+
+
+def test_a_one_policy_file_with_a_date_decides_only_from_it(tmp_path: Path) -> None:
+    from policykit.policyfile import load_policy
+
+    own = {"id": "my-late", "title": "late", "clause": "c", "effective_from": "2026-03-16",
+           "rules": [{"shape": "recurrence", "id": "R1", "occurrence":
+                      {"type": "attendance.clock_in"}, "window": {"unit": "working_day"},
+                      "subject": {"kind": "employee", "field": "employee_id"},
+                      "due": {"time": "work_start"}, "outcomes": {"late": "violation"}}]}
+    path = tmp_path / "own.json"
+    path.write_text(json.dumps(own), encoding="utf-8")
+    out = Engine(load_policy(path)).evaluate([_late("2026-03-13"), _late("2026-03-16")],
+                                             until=END)
+    assert [d.at.day for d in out] == [16]
