@@ -363,14 +363,21 @@ class PolicySet:
         self._by_id: dict[str, Policy] = {}
         # Where each policy came from ("acme.yaml:12"), where known: for duplicate-id errors.
         self._origins: dict[str, str] = {}
-        for p in policies:
+        first: dict[str, int] = {}  # id -> where it came first
+        # Versions in force by date (docs/versions.md) join into one policy, once all are
+        # seen; one id twice with no dates on either is an error.
+        versions: dict[str, list[tuple[Policy, str]]] = {}
+        for i, p in enumerate(policies):
             if p.id in self._by_id:
-                # Versions in force by date (docs/versions.md) join into one policy; one id
-                # twice with no dates on either is an error.
-                if not (_dated(p) or _dated(self._by_id[p.id])):
+                if not (_dated(p) or p.id in versions or _dated(self._by_id[p.id])):
                     raise ParameterError("policies", p.id, "unique policy ids")
-                p = _schedule([self._by_id[p.id], p], ["policies", "policies"])
+                versions.setdefault(p.id, [(self._by_id[p.id], f"policy #{first[p.id]}")])
+                versions[p.id].append((p, f"policy #{i}"))
+                continue
+            first[p.id] = i
             self._by_id[p.id] = p
+        for pid, given in versions.items():
+            self._by_id[pid] = _schedule([p for p, _ in given], [o for _, o in given])
 
     def __add__(self, other: object) -> PolicySet:
         """The policies of both sets, this set's first; one id in both is a ParameterError

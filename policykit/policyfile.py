@@ -477,6 +477,7 @@ def _loads(text: str, fmt: str, source: str, base: Path, chain: _Chain) -> Polic
         raise PolicyFileError(source, "policies", entries,
                               "at least one policy (or pack, or include)",
                               line=lines.line("policies"))
+    versions: dict[str, list[tuple[Policy, str]]] = {}  # id -> its versions, if several
     for i, entry in enumerate(entries):
         path = f"policies[{i}]"
         if isinstance(entry, Mapping) and "use" in entry:
@@ -484,13 +485,11 @@ def _loads(text: str, fmt: str, source: str, base: Path, chain: _Chain) -> Polic
         else:
             policy = _policy(entry, source, path, lines, calendar)
         here = _where(source, lines, path)
-        if policy.id in chosen and (_dated(policy) or _dated(chosen[policy.id])):
-            # Versions in force by date (docs/versions.md): join them.
-            try:
-                policy = _schedule([chosen[policy.id], policy], [origins[policy.id], here])
-            except ParameterError as exc:
-                raise PolicyFileError(source, path, exc.value, exc.expected,
-                                      line=lines.line(path)) from None
+        if policy.id in chosen and (_dated(policy) or _dated(chosen[policy.id])
+                                    or policy.id in versions):
+            # Versions in force by date (docs/versions.md): joined once all are read.
+            versions.setdefault(policy.id, [(chosen[policy.id], origins[policy.id])])
+            versions[policy.id].append((policy, here))
         elif policy.id in chosen and not (isinstance(entry, Mapping) and "use" in entry) \
                 and pack_name is None:
             raise PolicyFileError(source, f"{path}.id", policy.id, "a policy id not used "
@@ -498,6 +497,12 @@ def _loads(text: str, fmt: str, source: str, base: Path, chain: _Chain) -> Polic
         chosen[policy.id] = policy
         origins[policy.id] = here
         paths[policy.id] = path
+    for pid, given in versions.items():
+        try:
+            chosen[pid] = _schedule([p for p, _ in given], [o for _, o in given])
+        except ParameterError as exc:
+            raise PolicyFileError(source, paths[pid], exc.value, exc.expected,
+                                  line=lines.line(paths[pid])) from None
     for pid in chosen:
         if pid in included and not (_dated(chosen[pid]) or _dated(included.get(pid))):
             path = paths[pid]

@@ -293,3 +293,16 @@ def test_a_one_policy_file_with_a_date_decides_only_from_it(tmp_path: Path) -> N
     out = Engine(load_policy(path)).evaluate([_late("2026-03-13"), _late("2026-03-16")],
                                              until=END)
     assert [d.at.day for d in out] == [16]
+
+
+def test_many_versions_are_joined_once() -> None:
+    # Joined when the file is read, not one by one (which re-validated every prefix).
+    from datetime import date
+
+    days = [date(2020, 1, 1) + timedelta(days=i) for i in range(150)]
+    text = "policies:\n" + "".join(f"  - {{use: site-access, effective_from: {d}}}\n"
+                                   for d in days)
+    versions = loads_policy(text).get("site-access").versions
+    assert [v.effective_from for v in versions] == days
+    assert PolicySet(versions).get("site-access").fingerprint() == \
+        loads_policy(text).get("site-access").fingerprint()
