@@ -193,6 +193,11 @@ def _shape_classes() -> dict[str, type[BaseModel]]:
     return dict(sorted(SHAPES.items()))
 
 
+DATE_OR_TIME_PATTERN = (r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?"
+                        r"(Z|[+-]\d{2}:?\d{2})?)?$")
+"""A policy version's ``effective_from``/``effective_until``: a day or a date-time."""
+
+
 @cache
 def _policy_schema(packs: tuple[str, ...]) -> dict[str, Any]:
     from .calendar import BusinessCalendar
@@ -236,17 +241,28 @@ def _policy_schema(packs: tuple[str, ...]) -> dict[str, Any]:
     policy["properties"]["rules"] = {
         "type": "array", "minItems": 1, "items": {"$ref": "#/definitions/Rule"},
         "description": "The rules, each in one of the rule shapes."}
+    # Versions in force by date (docs/versions.md): a day, or a date-time with or without
+    # offset (without: in the calendar's zone). A pattern, not ``format``, which validators
+    # need not check and which would refuse a date-time without offset.
+    for key in ("effective_from", "effective_until"):
+        policy["properties"][key] = {
+            "type": "string", "pattern": DATE_OR_TIME_PATTERN,
+            "description": policy["properties"][key].get("description", "")}
     pack = standard_pack()
     cal_ref = {"$ref": f"#/definitions/{name_of[BusinessCalendar]}"}
     defs["Use"] = {
         "type": "object", "additionalProperties": False, "required": ["use"],
-        "description": "A standard policy, with some parameters or the calendar changed.",
+        "description": "A standard policy, with some parameters or the calendar changed, "
+                       "or one version of it in force by date (docs/versions.md).",
         "properties": {
             "use": {"enum": pack.ids, "description": "A standard policy id."},
             "parameters": {"type": "object",
                            "description": "Parameters to change (the others keep their "
                                           "defaults)."},
             "calendar": cal_ref,
+            "version": policy["properties"]["version"],
+            "effective_from": policy["properties"]["effective_from"],
+            "effective_until": policy["properties"]["effective_until"],
         },
         # The parameters each standard policy has: a misspelt one fails here too.
         "allOf": [{"if": {"properties": {"use": {"const": p.id}}, "required": ["use"]},

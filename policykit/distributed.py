@@ -188,8 +188,11 @@ def _rule_routes(spec: RuleSpec) -> tuple[dict[str, str | None], bool, bool] | s
 
 
 def _groups(policy: Policy) -> list[list[RuleSpec]]:
-    """The policy's rules in groups connected by ``consumes``, in rule order."""
+    """The policy's rules in groups connected by ``consumes``, in rule order. For a policy
+    with versions a group holds every version's spec of its rules (one id may come several
+    times), so it is keyed, and split, only where every version allows."""
     specs = list(policy.specs)
+    every = [s for v in policy.versions for s in v.specs] if policy._versions else specs
     parent = {s.id: s.id for s in specs}
 
     def find(x: str) -> str:
@@ -198,13 +201,14 @@ def _groups(policy: Policy) -> list[list[RuleSpec]]:
             x = parent[x]
         return x
 
-    for s in specs:
+    for s in every:
         for dep in s.consumes():
             parent[find(dep)] = find(s.id)
     groups: dict[str, list[RuleSpec]] = defaultdict(list)
-    for s in specs:
+    for s in every:
         groups[find(s.id)].append(s)
-    return sorted(groups.values(), key=lambda g: specs.index(g[0]))
+    order = [s.id for s in specs]
+    return sorted(groups.values(), key=lambda g: order.index(g[0].id))
 
 
 def _group_routes(group: list[RuleSpec]) -> tuple[dict[str, str | None] | None, bool, str]:
@@ -249,7 +253,7 @@ def plan(policies: PolicySet | Iterable[Policy] | None = None, partitions: int =
     for policy in _policy_set(policies):
         for group in _groups(policy):
             routes, _directory, why = _group_routes(group)
-            ids = tuple(s.id for s in group)
+            ids = tuple(dict.fromkeys(s.id for s in group))
             if routes is None:
                 out.append(Shard(policy.id, ids, None, 0, 1, "whole: " + why))
             else:
@@ -301,7 +305,7 @@ def _prepare(events: Any, pset: PolicySet, until: datetime | None,
 def _shard_events(policy: Policy, group: list[RuleSpec], events: list[EventBase],
                   partitions: int) -> list[tuple[Shard, list[EventBase]]]:
     routes, directory, why = _group_routes(group)
-    ids = tuple(s.id for s in group)
+    ids = tuple(dict.fromkeys(s.id for s in group))
     types: set[str] = set()
     for spec in group:
         types |= spec.event_types()
@@ -385,7 +389,7 @@ def distributed_audit(
     work: list[tuple[Policy, list[EventBase]]] = []
     for policy in pset:
         for group in _groups(policy):
-            sub = _subset(policy, tuple(s.id for s in group))
+            sub = _subset(policy, tuple(dict.fromkeys(s.id for s in group)))
             for _shard, evs in _shard_events(policy, group, ordered, partitions):
                 if evs or horizon is not None or last is not None:
                     work.append((sub, evs))

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, date, datetime
 from functools import cached_property
+from itertools import pairwise
 from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
@@ -124,9 +126,19 @@ class Policy(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
     parameter_docs: dict[str, str] = Field(default_factory=dict)
     rules: tuple[dict[str, Any], ...]
+    effective_from: date | datetime | None = None
+    """This version is in force from this day (its first instant) or date-time, included,
+    in the calendar's zone (see docs/versions.md); None: from the beginning."""
+    effective_until: date | datetime | None = None
+    """... until this day or date-time, excluded; None: until the next version's start."""
 
     _specs: tuple[RuleSpec, ...] = PrivateAttr(default=())
     _kept_fingerprint: str | None = PrivateAttr(default=None)
+    # A policy with versions in force by date: every version, earliest first (see
+    # PolicySet); this object is then the latest one standing for them all.
+    _versions: tuple[Policy, ...] = PrivateAttr(default=())
+    # Where each version came from ("acme.yaml:12"), for errors naming both of two entries.
+    _version_origins: tuple[str, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
     def _compile_rules(self) -> Policy:
@@ -188,6 +200,11 @@ class Policy(BaseModel):
                     raise PolicyFileError("<policy>", f"rules.{spec.id}", dep,
                                           "a rule id of this policy", suggestion=nearest(dep, seen))
         self._specs = tuple(specs)
+        first, last = self.in_force_from(), self.in_force_until()
+        if first is not None and last is not None and first >= last:
+            start, end = self.effective_from, self.effective_until
+            raise PolicyFileError("<policy>", "effective_until", _date_text(end),
+                                  f"a date or date-time after effective_from ({_date_text(start)})")
         return self
 
     def _enabled(self, condition: Any, where: str) -> bool:
@@ -210,7 +227,30 @@ class Policy(BaseModel):
 
     @property
     def specs(self) -> tuple[RuleSpec, ...]:
+        """The rules, validated. For a policy with versions: the latest version's rules,
+        then those only earlier versions have."""
+        if self._versions:
+            by_id: dict[str, RuleSpec] = {}
+            for v in reversed(self._versions):
+                for spec in v._specs:
+                    by_id.setdefault(spec.id, spec)
+            return tuple(by_id.values())
         return self._specs
+
+    @property
+    def versions(self) -> tuple[Policy, ...]:
+        """The versions of this policy in force by date, earliest first (see
+        docs/versions.md); a policy without versions is its only one."""
+        return self._versions or (self,)
+
+    def in_force_from(self) -> datetime | None:
+        """The first instant this version is in force (None: from the beginning)."""
+        return _instant(self.effective_from, self.calendar)
+
+    def in_force_until(self) -> datetime | None:
+        """The instant this version stops being in force, as written (``effective_until``;
+        a version of a set without one ends where the next begins)."""
+        return _instant(self.effective_until, self.calendar)
 
     @cached_property
     def info(self) -> PolicyInfo:
@@ -233,7 +273,11 @@ class Policy(BaseModel):
         return super().model_copy(deep=deep)
 
     def with_parameters(self, **values: Any) -> Policy:
-        """A copy with some parameters changed; an unknown name is an error with a hint."""
+        """A copy with some parameters changed; an unknown name is an error with a hint.
+        A policy with versions has them changed in every version."""
+        if self._versions:
+            return _schedule([v.with_parameters(**values) for v in self._versions],
+                             list(self._version_origins))
         for name in values:
             if name not in self.parameters:
                 raise ParameterError(f"{self.id}.parameters.{name}", values[name],
@@ -254,8 +298,13 @@ class Policy(BaseModel):
         validate), keeping its fingerprint: a shard of the policy makes the very decisions,
         ids included, that the whole policy makes for those rules."""
         wanted = set(rule_ids)
-        if wanted >= {s.id for s in self._specs}:
+        if wanted >= {s.id for s in self.specs}:
             return self
+        if self._versions:
+            part = _schedule([v._only_rules(wanted) for v in self._versions],
+                             list(self._version_origins))
+            part._kept_fingerprint = self.fingerprint()
+            return part
         data = self.model_dump()
         # By the rule's own id: alternative readings of one rule (enabled_if) share it, and
         # the parameters still choose among them.
@@ -271,8 +320,14 @@ class Policy(BaseModel):
 
         # Keys sorted: the same policy written in YAML (keys in any order), TOML or Python
         # gives the same fingerprint, so the same decision ids.
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False,
-                          separators=(",", ":"))
+        if self._versions:
+            # All the versions and their dates: another schedule is another policy.
+            joined = "|".join(v.fingerprint() for v in self._versions)
+            return hashlib.blake2b(joined.encode(), digest_size=12).hexdigest()
+        # The dates enter only when given: a policy without them keeps its fingerprint.
+        unset = {k for k in ("effective_from", "effective_until") if getattr(self, k) is None}
+        text = json.dumps(self.model_dump(mode="json", exclude=unset), sort_keys=True,
+                          ensure_ascii=False, separators=(",", ":"))
         return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
     def __repr__(self) -> str:
@@ -308,10 +363,21 @@ class PolicySet:
         self._by_id: dict[str, Policy] = {}
         # Where each policy came from ("acme.yaml:12"), where known: for duplicate-id errors.
         self._origins: dict[str, str] = {}
-        for p in policies:
+        first: dict[str, int] = {}  # id -> where it came first
+        # Versions in force by date (docs/versions.md) join into one policy, once all are
+        # seen; one id twice with no dates on either is an error.
+        versions: dict[str, list[tuple[Policy, str]]] = {}
+        for i, p in enumerate(policies):
             if p.id in self._by_id:
-                raise ParameterError("policies", p.id, "unique policy ids")
+                if not (_dated(p) or p.id in versions or _dated(self._by_id[p.id])):
+                    raise ParameterError("policies", p.id, "unique policy ids")
+                versions.setdefault(p.id, [(self._by_id[p.id], f"policy #{first[p.id]}")])
+                versions[p.id].append((p, f"policy #{i}"))
+                continue
+            first[p.id] = i
             self._by_id[p.id] = p
+        for pid, given in versions.items():
+            self._by_id[pid] = _schedule([p for p, _ in given], [o for _, o in given])
 
     def __add__(self, other: object) -> PolicySet:
         """The policies of both sets, this set's first; one id in both is a ParameterError
@@ -399,10 +465,95 @@ def _combine(parts: Iterable[tuple[PolicySet, str]]) -> PolicySet:
         for p in ps:
             origin = ps._origins.get(p.id, name)
             if p.id in by_id:
-                raise ParameterError("policies", p.id, "each policy id once: "
-                                     f"{p.id!r} comes from {origins[p.id]} and from {origin}")
+                if not (_dated(p) or _dated(by_id[p.id])):
+                    raise ParameterError("policies", p.id, "each policy id once: "
+                                         f"{p.id!r} comes from {origins[p.id]} and from "
+                                         f"{origin}")
+                p = _schedule([by_id[p.id], p], [origins[p.id], origin])
             by_id[p.id] = p
             origins[p.id] = origin
     out = PolicySet(by_id.values())
     out._origins = origins
+    return out
+
+
+def _date_text(value: date | datetime | None) -> str:
+    return "the beginning" if value is None else value.isoformat()
+
+
+def _instant(value: date | datetime | None, calendar: BusinessCalendar) -> datetime | None:
+    """A policy date as an instant: a day is its first instant and a naive date-time its
+    wall time, both in the calendar's zone; an aware date-time is itself."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        return calendar.start_of_day(value)
+    if value.tzinfo is None:
+        return calendar.at(value.date(), value.timetz())
+    return value
+
+
+def _version_text(policy: Policy) -> str:
+    """The version, or for a policy with versions each with the date it is in force from
+    (``1 until ..., 2 from 2026-04-01``): what a snapshot records and its errors name."""
+    if not policy._versions:
+        return policy.version
+    return ", ".join(f"{v.version} from {_date_text(v.effective_from)}"
+                     + (f" until {_date_text(v.effective_until)}" if v.effective_until else "")
+                     for v in policy._versions)
+
+
+def _dated(policy: Policy) -> bool:
+    """True for a policy with versions, or a version with an effective date."""
+    return bool(policy._versions) or policy.effective_from is not None \
+        or policy.effective_until is not None
+
+
+def _schedule(policies: Iterable[Policy], origins: Iterable[str]) -> Policy:
+    """One policy standing for the versions ``policies`` give (policies with versions
+    contribute theirs), each in force from its ``effective_from`` (an entry without one:
+    from the beginning) until its ``effective_until`` or else the next one's start.
+    ``origins`` say where each came from; a ParameterError names both of two versions
+    that overlap, start together, or give one rule id in two shapes."""
+    flat: list[tuple[Policy, str]] = []
+    for p, origin in zip(policies, origins, strict=True):
+        if p._versions:
+            flat += zip(p._versions, p._version_origins, strict=True)
+        else:
+            flat.append((p, origin))
+    pid = flat[0][0].id
+
+    def start(item: tuple[Policy, str]) -> tuple[int, datetime]:
+        at = item[0].in_force_from()
+        return (0, datetime.min.replace(tzinfo=UTC)) if at is None else (1, at)
+
+    def clash(a: tuple[Policy, str], b: tuple[Policy, str], why: str) -> ParameterError:
+        return ParameterError("policies", pid, f"versions of {pid!r} in force at different "
+                              f"times: {why} (the version from {a[1]} and the one from {b[1]})")
+
+    flat.sort(key=start)
+    for a, b in pairwise(flat):
+        a_from, b_from = a[0].in_force_from(), b[0].in_force_from()
+        a_until = a[0].in_force_until()
+        if b_from is None:  # both from the beginning (the sort puts those first)
+            raise clash(a, b, "two versions without effective_from, both in force from "
+                              "the beginning")
+        if a_from == b_from:
+            raise clash(a, b, f"both in force from {_date_text(b[0].effective_from)}")
+        if a_until is not None and a_until > b_from:
+            raise clash(a, b, f"one is in force until {_date_text(a[0].effective_until)}, "
+                              f"after the other's effective_from "
+                              f"{_date_text(b[0].effective_from)}")
+    shapes: dict[str, tuple[str, tuple[Policy, str]]] = {}
+    for item in flat:
+        for spec in item[0]._specs:
+            seen = shapes.setdefault(spec.id, (spec.shape, item))
+            if seen[0] != spec.shape:
+                raise clash(seen[1], item, f"rule {spec.id} is a {seen[0]} in one and a "
+                                           f"{spec.shape} in the other; a rule keeps its "
+                                           "shape across versions (its state carries over)")
+    latest = flat[-1][0]
+    out = Policy.model_validate(latest.model_dump())
+    out._versions = tuple(p for p, _ in flat)
+    out._version_origins = tuple(o for _, o in flat)
     return out

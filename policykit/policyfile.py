@@ -40,7 +40,7 @@ from ._yamllines import LineMap
 from .calendar import BusinessCalendar
 from .errors import ParameterError, PolicyFileError, PolicyKitError, format_loc, nearest
 from .models.declared import declare_event_types, rollback_on_error
-from .policy import Policy, PolicySet, _combine
+from .policy import Policy, PolicySet, _combine, _dated, _schedule
 
 __all__ = ["PolicyLike", "load_policy", "loads_policy", "resolve_policies"]
 
@@ -62,7 +62,9 @@ MAX_INCLUDE_DEPTH = 16
 #: The entry point group packs register in: ``name = "module:callable"`` where the callable
 #: returns a PolicySet (or the object is one).
 PACK_GROUP = "policykit.packs"
-_USE_KEYS = ("use", "parameters", "calendar")
+_USE_KEYS = ("use", "parameters", "calendar", "version", "effective_from", "effective_until")
+#: What a ``use:`` entry may set besides parameters and calendar (docs/versions.md).
+_VERSION_KEYS = ("version", "effective_from", "effective_until")
 _POLICY_KEYS = tuple(Policy.model_fields)
 
 
@@ -282,10 +284,13 @@ def _policy(data: Any, source: str, path: str, lines: LineMap,
                               suggestion=exc.suggestion) from None
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
-        sub = format_loc(err["loc"], path)
+        loc, msg = err["loc"], err["msg"].removeprefix("Value error, ")
+        if loc and loc[0] in ("effective_from", "effective_until"):
+            # Not the union member pydantic tried last (``effective_from.date``).
+            loc, msg = loc[:1], "a date (2026-04-01) or a date-time (2026-04-01T08:00:00)"
+        sub = format_loc(loc, path)
         value = err.get("input") if err["type"] != "missing" else "<missing>"
-        raise PolicyFileError(source, sub, value, err["msg"].removeprefix("Value error, "),
-                              line=lines.line(sub)) from None
+        raise PolicyFileError(source, sub, value, msg, line=lines.line(sub)) from None
     except _UNEXPECTED as exc:
         raise _unexpected(exc, source, path, lines) from None
 
@@ -393,6 +398,9 @@ def _use(entry: Mapping[str, Any], source: str, path: str, lines: LineMap,
             raise PolicyFileError(source, f"{path}.calendar", _short_text(str(exc)),
                                   "a calendar the policy's rules accept",
                                   line=lines.line(f"{path}.calendar")) from None
+    dated = {k: entry[k] for k in _VERSION_KEYS if k in entry}
+    if dated:
+        policy = _policy({**policy.model_dump(), **dated}, source, path, lines, None)
     return policy
 
 
@@ -476,28 +484,46 @@ def _loads(text: str, fmt: str, source: str, base: Path, chain: _Chain) -> Polic
         raise PolicyFileError(source, "policies", entries,
                               "at least one policy (or pack, include or events)",
                               line=lines.line("policies"))
+    versions: dict[str, list[tuple[Policy, str]]] = {}  # id -> its versions, if several
     for i, entry in enumerate(entries):
         path = f"policies[{i}]"
         if isinstance(entry, Mapping) and "use" in entry:
             policy = _use(entry, source, path, lines, calendar, pack)
         else:
             policy = _policy(entry, source, path, lines, calendar)
-        if policy.id in chosen and not (isinstance(entry, Mapping) and "use" in entry) \
+        here = _where(source, lines, path)
+        if policy.id in chosen and (_dated(policy) or _dated(chosen[policy.id])
+                                    or policy.id in versions):
+            # Versions in force by date (docs/versions.md): joined once all are read.
+            versions.setdefault(policy.id, [(chosen[policy.id], origins[policy.id])])
+            versions[policy.id].append((policy, here))
+        elif policy.id in chosen and not (isinstance(entry, Mapping) and "use" in entry) \
                 and pack_name is None:
             raise PolicyFileError(source, f"{path}.id", policy.id, "a policy id not used "
                                   "earlier in the file", line=lines.line(f"{path}.id"))
         chosen[policy.id] = policy
-        origins[policy.id] = _where(source, lines, path)
+        origins[policy.id] = here
         paths[policy.id] = path
+    for pid, given in versions.items():
+        try:
+            chosen[pid] = _schedule([p for p, _ in given], [o for _, o in given])
+        except ParameterError as exc:
+            raise PolicyFileError(source, paths[pid], exc.value, exc.expected,
+                                  line=lines.line(paths[pid])) from None
     for pid in chosen:
-        if pid in included:
+        if pid in included and not (_dated(chosen[pid]) or _dated(included.get(pid))):
             path = paths[pid]
             raise PolicyFileError(source, path, pid, "each policy id once: "
                                   f"{pid!r} comes from {included._origins[pid]} and from "
                                   f"{origins[pid]}", line=lines.line(path))
     own = PolicySet(chosen.values())
     own._origins = origins
-    return _combine([(included, source), (own, source)])
+    try:
+        return _combine([(included, source), (own, source)])
+    except ParameterError as exc:  # versions of an included file and of this one clash
+        path = paths.get(str(exc.value), "policies")
+        raise PolicyFileError(source, path, exc.value, exc.expected,
+                              line=lines.line(path)) from None
 
 
 def _where(source: str, lines: LineMap, path: str) -> str:

@@ -185,8 +185,8 @@ class AuditReport:
         return {
             "policykit_version": __version__,
             "policy_set_fingerprint": self.policies.fingerprint(),
-            "policies": [{"id": p.id, "version": p.version, "fingerprint": p.fingerprint()}
-                         for p in self.policies],
+            "policies": [{"id": p.id, "version": p.version, "fingerprint": p.fingerprint(),
+                          **_versions(p)} for p in self.policies],
             "source": self.source,
             "until": self.until.isoformat() if self.until is not None else None,
             "backend": self.backend,
@@ -459,3 +459,15 @@ def _write_file(path: str | Path, write: Callable[[TextIO], None],
     with target.open("w", encoding="utf-8", newline=newline) as fh:
         write(fh)
     return target
+
+
+def _versions(policy: Any) -> dict[str, Any]:
+    """For a policy with versions in force by date (docs/versions.md): each version's
+    fingerprint, the one its decisions carry, and its dates; nothing for another policy."""
+    if not policy._versions:
+        return {}
+    return {"versions": [
+        {"version": v.version, "fingerprint": v.fingerprint(),
+         "effective_from": v.effective_from.isoformat() if v.effective_from else None,
+         "effective_until": v.effective_until.isoformat() if v.effective_until else None}
+        for v in policy.versions]}

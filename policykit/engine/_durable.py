@@ -68,6 +68,7 @@ from ._durable_adapter import (
     durable_available,
 )
 from ._native import _NativeSession
+from ._versions import engine_specs
 
 __all__ = ["CompiledPack", "DurableBackend", "compile_pack"]
 
@@ -193,7 +194,9 @@ def compile_pack(policies: PolicySet) -> CompiledPack:
     kinds: dict[str, Lifetime] = {}
 
     for pi, policy in enumerate(policies):
-        for ri, spec in enumerate(policy.specs):
+        # A rule of a policy with versions is no spec: no filters, every event of its
+        # types reaches it, and each version's runtime tests its own (as natively).
+        for ri, spec in enumerate(engine_specs(policy)):
             rule_types = spec.event_types()
             filters: list[EventMatch] = []
             state_types: set[str] = set()

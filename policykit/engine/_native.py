@@ -17,6 +17,7 @@ from ..policy import PolicySet
 from ..rules._base import RuleContext, RuleRuntime, check_subjects, subject_paths
 from ._backend import Backend, EvaluatorSession
 from ._journal import Journal, Tracked, first_notes, plain
+from ._versions import engine_specs
 
 # A timer: (due, policy index, rule index, key). Ties break on indexes and key, never on
 # arrival order, so the same events fire the same timers in the same order however chunked.
@@ -62,7 +63,7 @@ class _NativeSession(EvaluatorSession):
         for pi, policy in enumerate(policies):
             runtimes: list[RuleRuntime] = []
             contexts: list[RuleContext] = []
-            for ri, spec in enumerate(policy.specs):
+            for ri, spec in enumerate(engine_specs(policy)):
                 runtimes.append(spec.runtime(policy.info))
                 contexts.append(RuleContext(policy.info, self._directory,
                                             self._emitter(pi), self._scheduler(pi, ri)))
@@ -77,7 +78,8 @@ class _NativeSession(EvaluatorSession):
         self._targets: dict[str, list[tuple[RuleRuntime, RuleContext]]] = {
             t: [(self._runtimes[pi][ri], self._contexts[pi][ri]) for pi, ri in pairs]
             for t, pairs in self._routes.items()}
-        self._subject_paths = subject_paths(s for p in policies for s in p.specs)
+        self._subject_paths = subject_paths(s for p in policies for v in p.versions
+                                            for s in v.specs)
         # What a fresh rule's state looks like: import_state checks a snapshot against it.
         self._shapes = [[{k: type(v) for k, v in rt.state.items() if v is not None}
                          for rt in runtimes]

@@ -11,7 +11,7 @@ from ..errors import BackendUnavailableError, ParameterError, PolicyKitError, Sn
 from ..models.decisions import Decision
 from ..models.events import EventBase
 from ..models.parsing import _records
-from ..policy import Policy, PolicySet
+from ..policy import Policy, PolicySet, _version_text
 from ._backend import Backend
 from ._batch import parse_instant, run_batch, zone
 from ._native import NativeBackend
@@ -166,7 +166,7 @@ class Engine:
             raise SnapshotError("not a policykit session snapshot (unexpected layout)")
         theirs = payload["policies"]
         if payload["fingerprint"] != self.fingerprint:
-            mine = [[p.id, p.version] for p in self.policies]
+            mine = [[p.id, _version_text(p)] for p in self.policies]
             raise SnapshotError(
                 f"snapshot was taken with another policy set (fingerprint "
                 f"{payload['fingerprint']!r}, policies {_listed(theirs)}); this engine runs "

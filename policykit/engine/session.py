@@ -36,6 +36,7 @@ from ..errors import (
 from ..models.decisions import Decision
 from ..models.events import EventBase
 from ..models.parsing import CORRECTS, parse_event
+from ..policy import _version_text
 from ..rules._base import key_part, part_value
 from ._backend import EvaluatorSession
 from ._corrections import Ledger, Outcome, corrected_id, split_corrections
@@ -885,7 +886,7 @@ class Session:
                 "kind": _SNAPSHOT_KIND,
                 "backend": self.backend,
                 "fingerprint": self._fingerprint,
-                "policies": [[p.id, p.version] for p in self._policies],
+                "policies": [[p.id, _version_text(p)] for p in self._policies],
                 "clock": self._clock,
                 "closed": self._closed,
                 "seen": self._seen.export(),

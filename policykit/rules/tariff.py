@@ -41,6 +41,7 @@ Example (lateness, policykit/rules/pack/lateness-deduction.yaml R2)::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar, Literal
@@ -301,6 +302,10 @@ class _TariffRuntime(RuleRuntime):
     evidence]``. A period's state is dropped when it closes."""
 
     spec: TariffSpec
+    #: For a policy with versions (engine/_versions.py): the tariff of the version in force
+    #: at an instant (None: none), so a period straddling a change charges each item by
+    #: its own version while counting all of them. None: ``spec`` prices every item.
+    spec_at: Callable[[datetime], Any] | None = None
 
     def __init__(self, spec: TariffSpec, policy: PolicyInfo) -> None:
         super().__init__(spec, policy)
@@ -378,10 +383,12 @@ class _TariffRuntime(RuleRuntime):
 
     # -- money -----------------------------------------------------------------------
 
-    def _rate_or_amount(self, n: int, reached: int, value: str | None
+    def _rate_or_amount(self, n: int, reached: int, value: str | None,
+                        spec: TariffSpec | None = None
                         ) -> tuple[Decimal | None, Decimal | None]:
-        """(rate, fixed amount) of the ``n``-th item when ``reached`` items were counted."""
-        s = self.spec
+        """(rate, fixed amount) of the ``n``-th item when ``reached`` items were counted,
+        by ``spec`` (default this rule's)."""
+        s = spec or self.spec
         if s.amount_by is not None:
             found = s.amount_by.values.get(value) if value is not None else None
             return None, found if found is not None else s.amount_by.default
@@ -453,8 +460,11 @@ class _TariffRuntime(RuleRuntime):
         rows = []
         share = _ZERO
         total = _ZERO
+        spec_at = self.spec_at
         for n, (item_id, item_at, value, _ev) in enumerate(items, 1):
-            rate, fixed = self._rate_or_amount(n, reached, value)
+            own = spec_at(datetime.fromisoformat(item_at)) if spec_at is not None else None
+            rate, fixed = self._rate_or_amount(
+                n, reached, value, own if isinstance(own, TariffSpec) else None)
             row: dict[str, Any] = {"item": item_id, "at": item_at, "number": n}
             if s.basis == "salary":
                 assert rate is not None
