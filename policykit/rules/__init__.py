@@ -18,8 +18,8 @@ or overrides (``runtime``, ``event_types``, ``consumes``, ``state_types``, ``par
 :class:`RuleContext`'s ``emit``, ``schedule``, ``now``, ``calendar``, ``directory`` and
 ``policy``; the decision types (``Decision``, ``Subject``, ``DecisionKind``,
 ``SubjectKind``, ``Severity``) and ``EventBase``; :class:`Match`, :class:`Message`,
-:class:`SubjectRef`, :class:`Partition`, :func:`keyed_by`; the ``policykit.shapes`` entry
-point group.
+:class:`SubjectRef`, :class:`Partition`, :func:`keyed_by`, ``check_field``, ``event_value``,
+``key_of``; the ``policykit.shapes`` entry point group.
 
 May change in a 0.x release: new optional methods on :class:`RuleSpec` (with
 defaults, so existing shapes keep working), new keyword arguments of
@@ -55,6 +55,7 @@ from ._base import (
     key_of,
     keyed_by,
 )
+from ._base import _check_field as check_field
 from ._registry import (
     SHAPES,
     SHAPES_GROUP,
@@ -104,6 +105,7 @@ __all__ = [
     "SubjectKind",
     "SubjectRef",
     "TariffSpec",
+    "check_field",
     "event_value",
     "first_key",
     "key_of",
