@@ -33,6 +33,7 @@ from policykit.rules import (
     RuleRuntime,
     RuleSpec,
     ShapeRegistrationError,
+    Subject,
     register_shape,
     registered_shapes,
     unregister_shape,
@@ -289,3 +290,56 @@ def test_a_shape_without_overrides_gets_safe_defaults() -> None:
     assert spec.partition() == "shape 'spy' has no partitioning rule (runs whole)"
     assert spec.reads_directory() is False
     assert spec.why_not_strategy() == "generic"
+
+
+class _SeesAll(RuleRuntime):
+    """Reports every event it is handed, matching or not (as a population tracker must
+    see a profile that stops matching)."""
+
+    def on_event(self, event: EventBase, ctx: RuleContext) -> None:
+        ctx.emit(self.spec, "seen", kind="kpi", subject=Subject(kind="employee", id="all"),
+                 at=event.at, evidence=[event.id], key=event.id)
+
+
+class _Guards(RuleSpec):
+    shape: Literal["guards"] = "guards"
+    event: Match
+
+    def event_types(self) -> frozenset[str]:
+        return frozenset(self.event.type)
+
+    def state_types(self) -> frozenset[str]:
+        return frozenset(self.event.type)
+
+    def runtime(self, policy: PolicyInfo) -> RuleRuntime:
+        return _SeesAll(self, policy)
+
+
+class _GuardsFiltered(_Guards):
+    shape: Literal["guards_filtered"] = "guards_filtered"  # type: ignore[assignment]
+
+    def state_types(self) -> frozenset[str]:
+        return frozenset()
+
+
+@pytest.mark.skipif(not durable_available()[0], reason="durable_rules unavailable")
+def test_state_types_reach_the_runtime_on_the_durable_backend() -> None:
+    """The durable backend hands a rule only the events passing one of its matchers, plus
+    the types its spec names in state_types (the question it used to answer by a model's
+    class name)."""
+    profiles = parse_events([
+        {"id": f"p{i}", "type": "employee.profile", "at": f"2026-03-0{i + 1}T09:00:00+08:00",
+         "employee_id": "E1", "role": role, "base_salary": "6000.00"}
+        for i, role in enumerate(["guard", "customer_service", "guard"])])
+    register_shape(_Guards)
+    register_shape(_GuardsFiltered)
+    try:
+        for shape, seen in (("guards", ["p0", "p1", "p2"]), ("guards_filtered", ["p0", "p2"])):
+            pset = loads_policy(
+                f"id: guards\nversion: '1'\nclause: c\ntitle: t\nrules:\n  - shape: {shape}\n"
+                "    id: R1\n    event: {type: employee.profile, where: {role: guard}}\n")
+            durable = Engine(pset, backend="durable").evaluate(profiles)
+            assert [d.evidence[0] for d in durable] == seen
+        assert len(Engine(pset).evaluate(profiles)) == 3  # native hands the runtime all
+    finally:
+        unregister_shape()
