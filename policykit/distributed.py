@@ -16,9 +16,10 @@ So:
    read; the time between its events is covered by firing its deadlines up to the same
    instant the single-process audit reaches (``until``, or just before the last event).
 2. **By key, where every piece of a group's state is keyed by one field.** Each shape says
-   what its state is keyed by: a *deadline* by its case key (unless it ``correlate``s cases by
-   other fields or ``alias``es keys — first-responder R6, "same customer and topic within 7
-   days", crosses requests), a *precondition* and a keyed *gap* by their key, a
+   what its state is keyed by (``RuleSpec.partition``; a shape that says nothing runs
+   whole): a *deadline* by its case key (unless it ``correlate``s cases by other fields
+   or ``alias``es keys — first-responder R6, "same customer and topic within 7 days",
+   crosses requests), a *precondition* and a keyed *gap* by their key, a
    *recurrence* by its subject (unless one fixed subject stands for a whole population), a
    *forbidden* rule or an event *tariff* by its subject. A group whose rules all agree on
    one field per event type is split into ``partitions`` shards by a stable hash (CRC-32) of
