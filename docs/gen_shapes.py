@@ -197,7 +197,9 @@ def index_page(schema: dict[str, Any]) -> str:
            "The pages list each shape's fields with their types, defaults and meaning, "
            "generated from the models that validate policy files; "
            "`policykit schema policy` prints the same as a JSON Schema for editors "
-           "(see [the command line](../cli.md#schema)).", "",
+           "(see [the command line](../cli.md#schema)). An application can add shapes of "
+           "its own ([Your own rule shapes](../shape-authoring.md)); the registered ones are "
+           "listed here too when this page is generated.", "",
            "| shape | what it decides |", "|---|---|"]
     for shape, cls in sorted(SHAPES.items()):
         first = _doc(sys.modules[cls.__module__]).split("\n\n")[0]

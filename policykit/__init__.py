@@ -43,6 +43,7 @@ from .models import (
 )
 from .policy import Policy, PolicySet
 from .policyfile import load_policy, loads_policy, resolve_policies
+from .rules._registry import register_shape, registered_shapes, unregister_shape
 from .rules.standard import standard_pack
 
 __all__ = [
@@ -81,10 +82,13 @@ __all__ = [
     "parse_event",
     "parse_events",
     "register_event_types",
+    "register_shape",
     "registered_event_types",
+    "registered_shapes",
     "resolve_policies",
     "standard_pack",
     "unregister_event_types",
+    "unregister_shape",
 ]
 
 __version__ = "0.1.0"
@@ -95,3 +99,9 @@ _logging.getLogger("policykit").addHandler(_logging.NullHandler())
 from .models.registry import load_event_plugins as _load_event_plugins  # noqa: E402
 
 _load_event_plugins()
+
+# Rule shapes installed packages declare (entry point group ``policykit.shapes``), after the
+# event types: a shape's matchers may name them.
+from .rules._registry import load_shape_plugins as _load_shape_plugins  # noqa: E402
+
+_load_shape_plugins()

@@ -16,9 +16,10 @@ So:
    read; the time between its events is covered by firing its deadlines up to the same
    instant the single-process audit reaches (``until``, or just before the last event).
 2. **By key, where every piece of a group's state is keyed by one field.** Each shape says
-   what its state is keyed by: a *deadline* by its case key (unless it ``correlate``s cases by
-   other fields or ``alias``es keys — first-responder R6, "same customer and topic within 7
-   days", crosses requests), a *precondition* and a keyed *gap* by their key, a
+   what its state is keyed by (``RuleSpec.partition``; a shape that says nothing runs
+   whole): a *deadline* by its case key (unless it ``correlate``s cases by other fields
+   or ``alias``es keys — first-responder R6, "same customer and topic within 7 days",
+   crosses requests), a *precondition* and a keyed *gap* by their key, a
    *recurrence* by its subject (unless one fixed subject stands for a whole population), a
    *forbidden* rule or an event *tariff* by its subject. A group whose rules all agree on
    one field per event type is split into ``partitions`` shards by a stable hash (CRC-32) of
@@ -69,7 +70,7 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any
@@ -104,87 +105,17 @@ class Shard:
 
 # ------------------------------------------------------------------------------ analysis
 # Per rule: (routes, keyed by subject?, reads the directory?) or a reason it cannot split.
-
-
-def _first_key(fields: Sequence[str] | None, default: Sequence[str]) -> str | None:
-    chosen = fields or default
-    return chosen[0] if chosen else None
-
-
-def _add(routes: dict[str, str | None], types: Iterable[str], field: str | None) -> str | None:
-    """Record ``field`` for ``types``; a conflict's description, or None."""
-    for t in types:
-        if t in routes and routes[t] != field:
-            return f"{t} is keyed by both {routes[t]} and {field}"
-        routes[t] = field
-    return None
+# Each shape says how its state is keyed (RuleSpec.partition), so a new shape is split, or
+# runs whole, without this module knowing it.
 
 
 def _rule_routes(spec: RuleSpec) -> tuple[dict[str, str | None], bool, bool] | str:
     """How one rule's state is keyed: ``(routes, subject_keyed, reads_directory)``, or why
     it cannot be split."""
-    shape = spec.shape
-    routes: dict[str, str | None] = {}
-    conflicts: list[str | None] = []
-    data: Any = spec
-    if shape == "deadline":
-        steps = (*data.fulfil, *data.cancel, *data.breach, *data.start, *data.restart,
-                 *data.reassign)
-        if any(s.correlate or s.alias for s in steps):
-            return "correlates or aliases cases across keys"
-        conflicts.append(_add(routes, data.trigger.type, data.key[0]))
-        for s in steps:
-            conflicts.append(_add(routes, s.type, _first_key(s.key, data.key)))
-        subject_keyed, directory = False, False
-    elif shape == "precondition":
-        if not data.key:
-            return "one case for everything (no key)"
-        conflicts.append(_add(routes, data.event.type, data.key[0]))
-        p = data.prior
-        if p is not None:
-            conflicts.append(_add(routes, p.type, _first_key(p.key, data.key)))
-            for r in p.revoke:
-                conflicts.append(_add(routes, r.type, _first_key(r.key or p.key, data.key)))
-        subject_keyed, directory = False, False
-    elif shape == "gap":
-        if not data.key:
-            return "one chain for everything (no key)"
-        matches = [data.event] if data.event is not None else [data.occupancy.enter,
-                                                                 data.occupancy.leave]
-        for m in (*matches, *data.stop):
-            conflicts.append(_add(routes, m.type, _first_key(m.key, data.key)))
-        if data.population is not None:
-            conflicts.append(_add(routes, data.population.event_types(), None))
-        subject_keyed, directory = False, False
-    elif shape == "recurrence":
-        pop = data.population
-        if pop is not None and pop.value is not None:
-            return "one subject for a whole population"
-        sf = data.subject.field
-        for m in data.occurrence:
-            conflicts.append(_add(routes, m.type, m.key[0] if m.key else sf))
-        if pop is not None:
-            for m in (pop.start, *pop.end):
-                conflicts.append(_add(routes, m.type, pop.field or sf))
-        for m in data.exempt:
-            conflicts.append(_add(routes, m.type, m.key[0] if m.key else sf))
-        subject_keyed, directory = True, bool(getattr(data, "profile_where", None))
-    elif shape == "forbidden":
-        conflicts.append(_add(routes, data.event.type, data.subject.field))
-        subject_keyed, directory = True, False
-    elif shape == "tariff":
-        if data.events is not None:
-            field = data.subject.field if data.subject is not None else "employee_id"
-            conflicts.append(_add(routes, data.events.type, field))
-        subject_keyed, directory = True, data.basis == "salary"
-    elif shape == "ladder":
-        subject_keyed, directory = True, False
-    else:
-        return f"shape {shape!r} has no partitioning rule (runs whole)"
-    bad = next((c for c in conflicts if c), None)
-    if bad:
-        return bad
-    return routes, subject_keyed, directory
+    found = spec.partition()
+    if isinstance(found, str):
+        return found
+    return dict(found.routes), found.subject_keyed, found.directory
 
 
 def _groups(policy: Policy) -> list[list[RuleSpec]]:
@@ -221,7 +152,7 @@ def _group_routes(group: list[RuleSpec]) -> tuple[dict[str, str | None] | None, 
         found = _rule_routes(spec)
         if isinstance(found, str):
             whole = whole or f"{spec.id}: {found}"
-            directory = directory or spec.shape in ("tariff", "recurrence")
+            directory = directory or spec.reads_directory()
             continue
         r, subject_keyed, reads = found
         keyed[spec.id] = subject_keyed

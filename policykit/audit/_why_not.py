@@ -98,10 +98,11 @@ def why_not(report: AuditReport, subject: str | Subject | Mapping[str, str] | tu
     findings: list[str] = []
     margins: list[timedelta] = []
     tz, horizon = report.tz, report.horizon
-    if spec.shape == "deadline":
+    strategy = spec.why_not_strategy()
+    if strategy == "deadline":
         _deadline_closeness(pol, spec, checked, findings, margins, tz, horizon)
     else:
-        if spec.shape == "recurrence":
+        if strategy == "daily":
             _daily_closeness(pol, spec, checked, findings, margins, tz)
         _generic_closeness(pol, spec, checked, findings, tz)
     label = f"{kind}:{sid}" if kind else sid

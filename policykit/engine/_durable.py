@@ -14,7 +14,8 @@ How a policy set becomes a durable_rules ruleset (see docs/architecture.md, "dur
   durable_rules, never a comparison, never text against numbers.
 * Event types a rule reads as *state* rather than through a filter (a population's start
   and leave events: an employee profile that stops matching ``where`` ends a membership)
-  get a rule testing the type alone, so the rule always sees them.
+  get a rule testing the type alone, so the rule always sees them (each shape names them:
+  ``RuleSpec.state_types``).
 * Each event is asserted as a fact and retracted at once: every rule it completes fires
   once (a posted event would be consumed by the first rule only). The actions record which
   (policy, rule) pairs matched, and only those rules' runtimes get ``on_event``, in the
@@ -103,31 +104,19 @@ class CompiledPack:
     gated: frozenset[tuple[int, int, str]]
 
 
-def _walk(value: object, filters: list[EventMatch], state_types: set[str],
-          in_state: bool = False) -> None:
-    """Collect the filter matchers of a spec, and the event types it reads as state."""
+def _walk(value: object, filters: list[EventMatch]) -> None:
+    """Collect the event matchers among a spec's fields."""
     if isinstance(value, EventMatch):
-        if in_state:
-            state_types.update(value.type)
-        else:
-            filters.append(value)
+        filters.append(value)
     if isinstance(value, BaseModel):
-        # A population (recurrence's or _scope's) is state: an event of its types that
-        # fails ``where`` ends a membership, so those types are never filtered away.
-        population = type(value).__name__ == "Population"
-        if population:
-            for name in ("type", "leave"):
-                types = getattr(value, name, None)
-                if isinstance(types, tuple):
-                    state_types.update(t for t in types if isinstance(t, str))
         for name in type(value).model_fields:
-            _walk(getattr(value, name), filters, state_types, in_state or population)
+            _walk(getattr(value, name), filters)
     elif isinstance(value, tuple | list):
         for item in value:
-            _walk(item, filters, state_types, in_state)
+            _walk(item, filters)
     elif isinstance(value, dict):
         for item in value.values():
-            _walk(item, filters, state_types, in_state)
+            _walk(item, filters)
 
 
 def _is_equality(cond: object) -> tuple[bool, object]:
@@ -198,9 +187,13 @@ def compile_pack(policies: PolicySet) -> CompiledPack:
         # types reaches it, and each version's runtime tests its own (as natively).
         for ri, spec in enumerate(engine_specs(policy)):
             rule_types = spec.event_types()
+            # Types the rule reads as state (a population's: a profile that fails
+            # ``where`` ends a membership) are never filtered away; the matchers reading
+            # only those types are no filters.
+            state_types = spec.state_types()
             filters: list[EventMatch] = []
-            state_types: set[str] = set()
-            _walk(spec, filters, state_types)
+            _walk(spec, filters)
+            filters = [m for m in filters if not set(m.type) <= state_types]
             filtered = {t for m in filters for t in m.type}
             # Types read but by no filter (and population types) reach the rule always.
             always = (rule_types - filtered) | (state_types & rule_types)

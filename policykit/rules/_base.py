@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -43,6 +44,7 @@ __all__ = [
     "Match",
     "Message",
     "Names",
+    "Partition",
     "PolicyInfo",
     "RuleContext",
     "RuleRuntime",
@@ -54,10 +56,12 @@ __all__ = [
     "decision_id",
     "event_value",
     "field_getter",
+    "first_key",
     "join_key",
     "key_getter",
     "key_of",
     "key_part",
+    "keyed_by",
     "part_value",
     "render",
     "split_key",
@@ -879,12 +883,78 @@ class RuleSpec(BaseModel):
     def runtime(self, policy: PolicyInfo) -> RuleRuntime:
         """The native evaluator of this rule."""
 
+    # What the engine's other parts ask a rule, so none of them switches on a shape's name:
+    # the defaults are right (if not the fastest) for any shape.
+
+    def state_types(self) -> frozenset[str]:
+        """Event types this rule reads as *state*: its runtime must see every event of
+        these types, even one failing the ``where`` of the matchers naming them (a
+        population's profile that stops matching ends a membership). The durable backend
+        never filters them away. Default: none (the runtime acts only on events passing
+        one of its matchers)."""
+        return frozenset()
+
+    def partition(self) -> Partition | str:
+        """How this rule's state is keyed, for :mod:`policykit.distributed`: a
+        :class:`Partition` (build it with :func:`keyed_by`), or why the rule cannot be
+        split (its group then runs whole, in one shard). Default: runs whole."""
+        return f"shape {self.shape!r} has no partitioning rule (runs whole)"
+
+    def reads_directory(self) -> bool:
+        """Whether the runtime may look employees up in ``RuleContext.directory`` (the
+        latest ``employee.profile`` per employee)."""
+        return False
+
+    def why_not_strategy(self) -> Literal["generic", "deadline", "daily"]:
+        """How ``AuditReport.why_not`` explains a subject this rule did not fire for:
+        ``generic`` (events seen, failed conditions, the rule's limits), ``deadline``
+        (replay each case: the step that closed it and its margin to the deadline) or
+        ``daily`` (the generic findings after each day's distance to a time of day)."""
+        return "generic"
+
     def message(self, outcome: str) -> Message:
         found = self.messages.get(outcome) or self.default_messages.get(outcome)
         if found is None:
             return Message(en=f"{self.id} {outcome}: {{subject}}",
                            zh=f"{self.id} {outcome}：{{subject}}")
         return found
+
+
+@dataclass(frozen=True)
+class Partition:
+    """How a rule's state is keyed, so a distributed audit can split its events
+    (:meth:`RuleSpec.partition`).
+
+    ``routes`` maps every event type the rule reads to the field whose value names the
+    piece of state the event touches (None: the event is read by every piece, e.g. a
+    population's membership). ``subject_keyed``: every piece is one decision subject's,
+    so rules reading this rule's decisions per subject may be split with it.
+    ``directory``: the rule looks employees up in the directory, so each shard needs
+    the profiles of its subjects."""
+
+    routes: Mapping[str, str | None]
+    subject_keyed: bool = False
+    directory: bool = False
+
+
+def keyed_by(pairs: Iterable[tuple[Iterable[str], str | None]], *, subject_keyed: bool = False,
+             directory: bool = False) -> Partition | str:
+    """A :class:`Partition` from ``(event types, key field)`` pairs, or the first conflict
+    (one type keyed by two fields) as the reason the rule cannot be split."""
+    routes: dict[str, str | None] = {}
+    for types, field in pairs:
+        for t in types:
+            if t in routes and routes[t] != field:
+                return f"{t} is keyed by both {routes[t]} and {field}"
+            routes[t] = field
+    return Partition(routes, subject_keyed, directory)
+
+
+def first_key(fields: Sequence[str] | None, default: Sequence[str]) -> str | None:
+    """The first of ``fields``, or of ``default`` when there are none (a step's own key or
+    the rule's)."""
+    chosen = fields or default
+    return chosen[0] if chosen else None
 
 
 EmitFn = Callable[..., Decision]

@@ -35,6 +35,7 @@ from ._base import (
     Match,
     Message,
     Names,
+    Partition,
     PolicyInfo,
     RuleContext,
     RuleRuntime,
@@ -44,9 +45,11 @@ from ._base import (
     _compile_condition,
     event_value,
     field_getter,
+    first_key,
     join_key,
     key_getter,
     key_part,
+    keyed_by,
     split_key,
     value_part,
 )
@@ -301,6 +304,17 @@ class DeadlineSpec(RuleSpec):
                      *self.reassign):
             types.update(step.type)
         return frozenset(types)
+
+    def partition(self) -> Partition | str:
+        steps = (*self.fulfil, *self.cancel, *self.breach, *self.start, *self.restart,
+                 *self.reassign)
+        if any(s.correlate or s.alias for s in steps):
+            return "correlates or aliases cases across keys"
+        return keyed_by([(self.trigger.type, self.key[0]),
+                         *((s.type, first_key(s.key, self.key)) for s in steps)])
+
+    def why_not_strategy(self) -> Literal["generic", "deadline", "daily"]:
+        return "deadline"
 
     def runtime(self, policy: PolicyInfo) -> RuleRuntime:
         return _DeadlineRuntime(self, policy)

@@ -13,6 +13,7 @@ from ..models.events import EventBase
 from ._base import (
     Match,
     Message,
+    Partition,
     PolicyInfo,
     RuleContext,
     RuleRuntime,
@@ -20,6 +21,7 @@ from ._base import (
     SubjectRef,
     _check_field,
     event_value,
+    keyed_by,
 )
 
 __all__ = ["ForbiddenSpec"]
@@ -59,6 +61,9 @@ class ForbiddenSpec(RuleSpec):
 
     def event_types(self) -> frozenset[str]:
         return frozenset(self.event.type)
+
+    def partition(self) -> Partition | str:
+        return keyed_by([(self.event.type, self.subject.field)], subject_keyed=True)
 
     def runtime(self, policy: PolicyInfo) -> RuleRuntime:
         return _ForbiddenRuntime(self, policy)

@@ -7,6 +7,7 @@ late event finally comes, so an application can act on it at once."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
@@ -20,6 +21,7 @@ from ._base import (
     Match,
     Message,
     Names,
+    Partition,
     PolicyInfo,
     RuleContext,
     RuleRuntime,
@@ -27,7 +29,9 @@ from ._base import (
     SubjectRef,
     _check_field,
     event_value,
+    first_key,
     key_of,
+    keyed_by,
     split_key,
 )
 from ._scope import (
@@ -165,6 +169,21 @@ class GapSpec(RuleSpec):
         if self.population is not None:
             types.update(self.population.event_types())
         return frozenset(types)
+
+    def state_types(self) -> frozenset[str]:
+        return self.population.event_types() if self.population is not None else frozenset()
+
+    def partition(self) -> Partition | str:
+        if not self.key:
+            return "one chain for everything (no key)"
+        occ = self.occupancy
+        matches = [self.event] if self.event is not None else \
+            [occ.enter, occ.leave] if occ is not None else []
+        pairs: list[tuple[Iterable[str], str | None]] = [
+            (m.type, first_key(m.key, self.key)) for m in (*matches, *self.stop)]
+        if self.population is not None:
+            pairs.append((self.population.event_types(), None))
+        return keyed_by(pairs)
 
     def runtime(self, policy: PolicyInfo) -> RuleRuntime:
         return _GapRuntime(self, policy)

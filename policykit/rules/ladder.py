@@ -16,7 +16,17 @@ from pydantic import Field, field_validator, model_validator
 
 from ..models.decisions import Decision, DecisionKind, Severity, Subject, SubjectKind
 from ..models.events import EventBase
-from ._base import KEY_SEP, Count, Message, PolicyInfo, RuleContext, RuleRuntime, RuleSpec
+from ._base import (
+    KEY_SEP,
+    Count,
+    Message,
+    Partition,
+    PolicyInfo,
+    RuleContext,
+    RuleRuntime,
+    RuleSpec,
+    keyed_by,
+)
 
 __all__ = ["STEP_SEVERITY", "STEP_ZH", "LadderSpec", "window_start"]
 
@@ -124,6 +134,9 @@ class LadderSpec(RuleSpec):
         if self.transfer_at is not None and count >= self.transfer_at:
             return self.transfer_step
         return self.steps[min(count, len(self.steps)) - 1]
+
+    def partition(self) -> Partition | str:
+        return keyed_by([], subject_keyed=True)
 
     def runtime(self, policy: PolicyInfo) -> RuleRuntime:
         return _LadderRuntime(self, policy)

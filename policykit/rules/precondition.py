@@ -5,7 +5,7 @@ visitor is admitted only registered and with an identity document."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, ClassVar, Literal
 
@@ -20,6 +20,7 @@ from ._base import (
     Match,
     Message,
     Names,
+    Partition,
     PolicyInfo,
     RuleContext,
     RuleRuntime,
@@ -28,8 +29,10 @@ from ._base import (
     _check_field,
     _compile_condition,
     event_value,
+    first_key,
     key_of,
     key_part,
+    keyed_by,
     part_value,
     split_key,
 )
@@ -211,6 +214,16 @@ class PreconditionSpec(RuleSpec):
             for r in self.prior.revoke:
                 types.update(r.type)
         return frozenset(types)
+
+    def partition(self) -> Partition | str:
+        if not self.key:
+            return "one case for everything (no key)"
+        pairs: list[tuple[Iterable[str], str | None]] = [(self.event.type, self.key[0])]
+        p = self.prior
+        if p is not None:
+            pairs.append((p.type, first_key(p.key, self.key)))
+            pairs += [(r.type, first_key(r.key or p.key, self.key)) for r in p.revoke]
+        return keyed_by(pairs)
 
     def runtime(self, policy: PolicyInfo) -> RuleRuntime:
         return _PreconditionRuntime(self, policy)

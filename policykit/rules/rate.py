@@ -111,6 +111,9 @@ class RateSpec(RuleSpec):
             types.update(self.population.event_types())
         return frozenset(types)
 
+    def state_types(self) -> frozenset[str]:
+        return self.population.event_types() if self.population is not None else frozenset()
+
     def runtime(self, policy: PolicyInfo) -> RuleRuntime:
         return _RateRuntime(self, policy)
 

@@ -70,7 +70,7 @@ time (a customer registered on December 20 owes that December's gift).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -85,6 +85,7 @@ from ._base import (
     Count,
     Match,
     Message,
+    Partition,
     PolicyInfo,
     RuleContext,
     RuleRuntime,
@@ -94,6 +95,7 @@ from ._base import (
     _compile_condition,
     event_value,
     key_part,
+    keyed_by,
 )
 
 __all__ = ["Exemption", "Only", "Phase", "Population", "RecurrenceSpec", "TimeOfWindow",
@@ -401,6 +403,31 @@ class RecurrenceSpec(RuleSpec):
         found = (self.messages.get(outcome) or self.messages.get(canonical)
                  or self.default_messages.get(canonical))
         return found if found is not None else super().message(outcome)
+
+    def state_types(self) -> frozenset[str]:
+        pop = self.population
+        if pop is None:
+            return frozenset()
+        return frozenset(t for m in (pop.start, *pop.end) for t in m.type)
+
+    def partition(self) -> Partition | str:
+        pop = self.population
+        if pop is not None and pop.value is not None:
+            return "one subject for a whole population"
+        sf = self.subject.field
+        pairs: list[tuple[Iterable[str], str | None]] = [
+            (m.type, m.key[0] if m.key else sf) for m in self.occurrence]
+        if pop is not None:
+            pairs += [(m.type, pop.field or sf) for m in (pop.start, *pop.end)]
+        pairs += [(m.type, m.key[0] if m.key else sf) for m in self.exempt]
+        return keyed_by(pairs, subject_keyed=True,
+                        directory=bool(getattr(self, "profile_where", None)))
+
+    def reads_directory(self) -> bool:
+        return True
+
+    def why_not_strategy(self) -> Literal["generic", "deadline", "daily"]:
+        return "daily"
 
     def runtime(self, policy: PolicyInfo) -> RuleRuntime:
         return _RecurrenceRuntime(self, policy)

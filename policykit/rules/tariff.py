@@ -41,7 +41,7 @@ Example (lateness, policykit/rules/pack/lateness-deduction.yaml R2)::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar, Literal
@@ -56,6 +56,7 @@ from ._base import (
     Count,
     Match,
     Message,
+    Partition,
     PolicyInfo,
     RuleContext,
     RuleRuntime,
@@ -64,6 +65,7 @@ from ._base import (
     _check_field,
     check_model_path,
     event_value,
+    keyed_by,
 )
 
 __all__ = ["AmountBy", "TariffSpec", "Tier", "cents"]
@@ -288,6 +290,16 @@ class TariffSpec(RuleSpec):
             if t.start <= n:
                 found = t
         return found
+
+    def partition(self) -> Partition | str:
+        pairs: list[tuple[Iterable[str], str | None]] = []
+        if self.events is not None:
+            field = self.subject.field if self.subject is not None else "employee_id"
+            pairs.append((self.events.type, field))
+        return keyed_by(pairs, subject_keyed=True, directory=self.basis == "salary")
+
+    def reads_directory(self) -> bool:
+        return True
 
     def runtime(self, policy: PolicyInfo) -> RuleRuntime:
         return _TariffRuntime(self, policy)
