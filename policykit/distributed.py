@@ -140,11 +140,11 @@ def _rule_routes(spec: RuleSpec) -> tuple[dict[str, str | None], bool, bool] | s
         if not data.key:
             return "one case for everything (no key)"
         conflicts.append(_add(routes, data.event.type, data.key[0]))
-        p = data.prior
-        if p is not None:
-            conflicts.append(_add(routes, p.type, _first_key(p.key, data.key)))
-            for r in p.revoke:
-                conflicts.append(_add(routes, r.type, _first_key(r.key or p.key, data.key)))
+        for p in (data.prior, data.only_if):
+            if p is not None:
+                conflicts.append(_add(routes, p.type, _first_key(p.key, data.key)))
+                for r in p.revoke:
+                    conflicts.append(_add(routes, r.type, _first_key(r.key or p.key, data.key)))
         subject_keyed, directory = False, False
     elif shape == "gap":
         if not data.key:
