@@ -208,6 +208,12 @@ def test_r4_a_repeat_contact_flagged_major_owes_the_report(evaluate: Evaluate) -
     gm = ev("request.reported_to_gm", "2026-03-03 10:20", request_id="Q2", employee_id="E3")
     met = of(evaluate([first, again, gm], until=UNTIL, policy=POLICY), "R4")
     assert [d.details["outcome"] for d in met] == ["obligation"]
+    # gm_report_repeats: false is the pack's earlier reading: first contacts only.
+    assert of(evaluate([first, again], until=UNTIL, policy=POLICY, gm_report_repeats=False),
+              "R4") == []
+    major_first = contact("Q3", "2026-03-04 09:00", major=True)
+    assert len(of(evaluate([major_first], until=UNTIL, policy=POLICY,
+                           gm_report_repeats=False), "R4")) == 3
 
 
 def test_r4_the_same_request_id_again_is_not_judged_twice(evaluate: Evaluate) -> None:
