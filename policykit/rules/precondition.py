@@ -121,11 +121,13 @@ class PreconditionSpec(RuleSpec):
 
     A prior that comes *after* the action never counts (an authorization granted after the
     session started), unless the rule waits: with ``grace`` a prior up to that long after
-    is in time; with ``settle_within`` the rule waits that long for a late prior and, when it
-    comes after the grace, reports ``late`` with how long the action went uncovered (a
-    guard who left a minute before the relief arrived: one minute). A case still open when
-    ``settle_within`` runs out is ``unmet`` (``on_unsettled: emit``) or left to another
-    rule (``drop``)."""
+    is in time; with ``settle_within`` (or ``settle``, without a limit) the rule waits for a
+    late prior and, when it comes after the grace, reports ``late`` with how long the action
+    went uncovered (a guard who left a minute before the relief arrived: one minute). A case
+    still open when the wait runs out is ``unmet`` (``on_unsettled: emit``) or left to
+    another rule (``drop``). With ``only_if`` an action is owed only where another event
+    holds at it or comes while it waits (a handover record only where a relief took the
+    post)."""
 
     shape: Literal["precondition"] = "precondition"
     event: Match
