@@ -207,6 +207,7 @@ class Post:
     on_duty: str | None = None
     uncovered_from: int | None = None
     uncovered: list[tuple[int, int]] = field(default_factory=list)
+    left_by: tuple[str, int] | None = None  # who left it empty, and that shift end's seq
     next_patrol: int = 0
     last_round: int = -1
     last_round_seq: int = -1
@@ -1100,6 +1101,14 @@ class LogGenerator:
         started = self._push(t, "shift.started", {"post_id": post.id, "guard_id": g})
         if post.uncovered_from is not None:
             post.uncovered.append((post.uncovered_from, t))
+            if post.left_by is not None:
+                # R1 has no limit on how late the relief comes: the guard who left the post
+                # empty is judged when it is taken again, with the whole uncovered time.
+                out, seq = post.left_by
+                self._plant("shift-handover/R1", t, [seq], ("employee", out),
+                            f"{out} left post {post.id} with nobody there; {g} took it "
+                            f"{(t - post.uncovered_from) // MIN} min later")
+                post.left_by = None
             post.uncovered_from = None
         post.on_duty = g
         turnout = t + self._u(MIN, 5 * MIN)
@@ -1139,15 +1148,14 @@ class LogGenerator:
         out = post.on_duty
         if out is not None and self._chance("shift-handover/R4"):
             # The relief never comes; the outgoing guard leaves at the end of the shift, with
-            # nobody to hand over to: no handover record either (R2).
+            # nobody to hand over to: no change of guard, so no handover record is owed (R2).
+            # R1 follows when the next guard takes the post (see _take_post).
             ended = change + self._u(0, 5 * MIN)
             seq = self._push(ended, "shift.ended", {"post_id": post.id, "guard_id": out})
             self._plant("shift-handover/R4", ended + HOUR, [seq], ("post", post.id),
                         f"relief {self._guard_of(post, k)} never came: post uncovered 12 h "
                         f"after {out} left")
-            self._plant("shift-handover/R2", ended + 15 * MIN, [seq], ("employee", out),
-                        f"{out} left post {post.id} without a handover record")
-            post.on_duty, post.uncovered_from = None, ended
+            post.on_duty, post.uncovered_from, post.left_by = None, ended, (out, seq)
             return
         g = self._guard_of(post, k)
         start_in = change - self._u(0, 10 * MIN)

@@ -376,6 +376,16 @@ def test_correlate_within_window_and_alias(evaluate: Evaluate) -> None:
     assert [d.details["key"] for d in out2] == ["Q1", "Q1"]
 
 
+def test_carry_copies_trigger_fields_into_every_decision(evaluate: Evaluate) -> None:
+    p = policy(carry=["customer_id", "repeat_of"], escalate_to="manager")
+    out = evaluate([contact("Q1", "2026-03-02 09:00")], until=t("2026-03-02 12:00"), policy=p)
+    assert kinds(out) == [("escalation", "escalation", t("2026-03-02 10:00")),
+                          ("violation", "missed", t("2026-03-02 10:00"))]
+    # customer_id is there; repeat_of has no value on this trigger, so adds nothing.
+    assert all(d.details["customer_id"] == "C1" and "repeat_of" not in d.details
+               for d in out)
+
+
 def test_state_is_plain_data() -> None:
     p = repeat_rule()
     with Engine(p).session() as s:
@@ -413,6 +423,7 @@ def test_state_is_plain_data() -> None:
      "correlate_within needs correlate"),
     ({"fulfil": [{"type": "request.resolved", "correlate": {"topc": "topic"}}]}, "topc"),
     ({"reassign": [{"type": "request.handed_over", "to": "to_employe"}]}, "to_employee"),
+    ({"carry": ["custmer_id"]}, "customer_id"),
 ])
 def test_invalid_specs_are_rejected(rule: dict[str, Any], expected: str) -> None:
     with pytest.raises(PolicyFileError, match=expected):

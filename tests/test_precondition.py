@@ -199,6 +199,85 @@ def test_one_relief_settles_everyone_waiting(evaluate: Evaluate) -> None:
     # A left while C was still there: only C left the post empty
 
 
+def test_settle_without_a_limit_waits_for_the_prior(evaluate: Evaluate) -> None:
+    events = [shift("started", "2026-03-02 08:00", "A"), shift("ended", "2026-03-02 20:00", "A"),
+              shift("started", "2026-03-04 08:00", "B")]
+    pol = relief_policy(settle=True, settle_within=None)
+    out = evaluate(events, until=t("2026-03-05 00:00"), policy=pol)
+    assert outcomes(out) == ["late"] and out[0].details["waited"] == "P1DT12H"
+    # the wait ends when the action is forgotten: dropped (or unmet) then, not kept for ever
+    short = relief_policy(settle=True, settle_within=None, forget_after="P1D",
+                          on_unsettled="emit")
+    out = evaluate(events[:2], until=t("2026-03-05 00:00"), policy=short)
+    assert outcomes(out) == ["unmet"] and out[0].at == t("2026-03-03 20:00")
+    # settle_within given as well caps the wait (here: the relief is too late)
+    capped = relief_policy(settle=True, settle_within="PT1H")
+    assert evaluate(events, until=t("2026-03-05 00:00"), policy=capped) == []
+
+
+def test_settle_ignores_lets_the_same_guard_end_the_wait(evaluate: Evaluate) -> None:
+    events = [shift("started", "2026-03-02 08:00", "A"), shift("ended", "2026-03-02 20:00", "A"),
+              shift("started", "2026-03-02 20:40", "A", id="back")]
+    assert evaluate(events, until=t("2026-03-03 00:00"), policy=relief_policy()) == []
+    out = evaluate(events, until=t("2026-03-03 00:00"),
+                   policy=relief_policy(settle_ignores=["guard_id"]))
+    assert outcomes(out) == ["late"] and out[0].details["prior_event"] == "back"
+    assert out[0].details["waited"] == "PT40M"
+    # at the departure itself the guard's own shift still does not count
+    alone = [shift("started", "2026-03-02 08:00", "A"), shift("ended", "2026-03-02 20:00", "A")]
+    assert outcomes(evaluate(alone, until=t("2026-03-03 00:00"),
+                             policy=relief_policy(settle_ignores=["guard_id"],
+                                                  on_unsettled="emit"))) == ["unmet"]
+
+
+def gated_record_policy(**kw: Any) -> Policy:
+    """A handover record owed only where a relief (another guard) is on the post or comes
+    within the grace."""
+    rule: dict[str, Any] = {
+        "only_if": {"type": "shift.started", "differ": {"guard_id": "guard_id"},
+                    "revoke": [{"type": "shift.ended", "same": {"guard_id": "guard_id"}}]},
+        "grace": "PT15M"}
+    rule.update(kw)
+    return policy(event={"type": "shift.ended"}, key="post_id",
+                  prior={"type": "shift.handover_recorded",
+                         "same": {"guard_id": "from_guard"}, "max_age": "PT15M"},
+                  subject={"kind": "employee", "field": "guard_id"}, **rule)
+
+
+@pytest.mark.parametrize("relief, owed", [
+    ("2026-03-02 19:55", True),        # on the post at the end
+    ("2026-03-02 20:15", True),        # exactly the grace after
+    ("2026-03-02 20:15:01", False),    # after the grace: nobody to hand over to
+    (None, False),                     # never
+])
+def test_only_if_gates_the_action(evaluate: Evaluate, relief: str | None, owed: bool) -> None:
+    events = [shift("started", "2026-03-02 08:00", "A"), shift("ended", "2026-03-02 20:00", "A")]
+    if relief:
+        events.append(shift("started", relief, "B"))
+    events.sort(key=lambda e: e["at"])
+    out = evaluate(events, until=t("2026-03-03 00:00"), policy=gated_record_policy())
+    assert outcomes(out) == (["unmet"] if owed else [])
+    off = gated_record_policy(only_if={"type": "shift.started", "required": False})
+    assert outcomes(evaluate(events, until=t("2026-03-03 00:00"), policy=off)) == ["unmet"]
+
+
+def test_only_if_ignores_the_guards_own_start_and_a_relief_gone_again(
+        evaluate: Evaluate) -> None:
+    # B leaves while A is on the post (a record owed by B); A leaves alone later: A's own
+    # start and B, gone since, make no change of guard.
+    events = [shift("started", "2026-03-02 08:00", "A"), shift("started", "2026-03-02 09:00", "B"),
+              shift("ended", "2026-03-02 10:00", "B"), shift("ended", "2026-03-02 20:00", "A")]
+    out = evaluate(events, until=t("2026-03-03 00:00"), policy=gated_record_policy())
+    assert [(d.subject.id, d.at) for d in out] == [("B", t("2026-03-02 10:15"))]
+    # without a wait the gate is judged at the action alone
+    now = gated_record_policy(grace=None)
+    assert [d.subject.id for d in evaluate(events, until=t("2026-03-03 00:00"),
+                                           policy=now)] == ["B"]
+    there = [*events[:3], shift("started", "2026-03-02 19:00", "C"), events[3]]
+    assert [d.subject.id for d in evaluate(there, until=t("2026-03-03 00:00"),
+                                           policy=now)] == ["B", "A"]
+
+
 # -- grace, max_age, same, cosign -------------------------------------------------------
 
 
@@ -304,6 +383,11 @@ def test_require_on_the_action_fields(evaluate: Evaluate) -> None:
     ({"grace": "PT1H", "settle_within": "PT10M"}, "shorter than grace"),
     ({"prior": {"type": "remote.authorized", "key": ["request_id"]}}, "as many fields"),
     ({"require": {"admitted": {"gt": "x"}}}, "admitted"),
+    ({"prior": None, "require": {"employee_id": "E1"}, "settle": True}, "need a prior"),
+    ({"settle_ignores": ["employee_id"]}, "not an action field of prior.differ"),
+    ({"only_if": {"type": "remote.authorized", "differ": {"employee_id": "granted_bx"}}},
+     "granted_by"),
+    ({"only_if": {"type": "remote.authorized", "key": ["request_id"]}}, "as many fields"),
 ])
 def test_validation(rule: dict[str, Any], message: str) -> None:
     with pytest.raises(PolicyFileError, match=message):

@@ -180,7 +180,9 @@ def test_fresh_ids_keep_a_bounded_number_of_keys() -> None:
             counts.append(_keys(session))
     # A year (8,760 events) fills the state; from then on it stays flat.
     assert counts[3] > 0 and max(counts[4:]) <= 1.1 * counts[3], counts
-    assert counts[-1] < 0.5 * 20_000, counts  # far below one key per event
+    # Far below one key per event. (0.6: shift-handover R1 waits up to forget_after for a
+    # relief and R2 tracks who is on each post, a year of fresh posts each: about 0.51 here.)
+    assert counts[-1] < 0.6 * 20_000, counts
 
 
 def _late_repair_bytes(subjects: int, monkeypatch: pytest.MonkeyPatch) -> int:

@@ -392,6 +392,9 @@ class IncidentDetected(EventBase):
     severity: Literal["major", "minor"]
     employee_id: Id
     customer_id: Id | None = None
+    # The manager in charge of the account, when the record names one (optional: logs
+    # without it stay valid; incident-escalation then names the manager by role only).
+    manager_id: Id | None = None
 
 
 class NotificationDetails(BaseModel):

@@ -200,6 +200,10 @@ class DeadlineSpec(RuleSpec):
     """On a miss, also emit an ``escalation`` naming who must act next."""
     actor: str | None = None
     """Who must act, for messages (e.g. ``owner``, ``general_manager``)."""
+    carry: tuple[str, ...] = ()
+    """Trigger fields copied into the details of every decision of the case, where the
+    trigger has a value for them (the manager named on an incident); a trigger without
+    one adds nothing."""
 
     message_fields: ClassVar[frozenset[str]] = frozenset({
         "actor", "basis", "breach_at", "breach_event", "breach_type", "deadline", "due",
@@ -272,6 +276,8 @@ class DeadlineSpec(RuleSpec):
             _check_field(self.trigger.type, self.within_field, what="within_field")
         if self.within_by:
             _check_field(self.trigger.type, self.within_by.field, what="within_by.field")
+        for f in self.carry:
+            _check_field(self.trigger.type, f, what="carry")
         for step in (*self.fulfil, *self.cancel, *self.breach, *self.start, *self.restart,
                      *self.reassign):
             if not step.correlate:
@@ -388,6 +394,7 @@ class _DeadlineRuntime(RuleRuntime):
         self._needed_get = [(f, field_getter(f)) for f in self._needed]
         self._key = key_getter(spec.key)
         self._subject_get = field_getter(spec.subject.field)
+        self._carry = [(f, field_getter(f)) for f in spec.carry]
         # Per event type, its plan: the steps of each kind it can be (in declaration order;
         # most events of a rule's types are one kind of step only, so the others are never
         # scanned), the closing kinds among them (breach, fulfil, cancel, each with its
@@ -471,6 +478,7 @@ class _DeadlineRuntime(RuleRuntime):
             out["owners"] = list(case["owners"])
         if self._restart:
             out["period"] = case["period"]
+        out.update(case.get("carry", ()))
         out.update(extra)
         return out
 
@@ -600,6 +608,8 @@ class _DeadlineRuntime(RuleRuntime):
             "latest": None,
             "fields": fields,
         }
+        if self._carry:  # only then: other rules' case state stays as it was
+            case["carry"] = {f: str(v) for f, get in self._carry if (v := get(event)) is not None}
         state["open"][key] = case
         if self._expire is not None:
             case["touched"] = event.at

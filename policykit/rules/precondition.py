@@ -38,7 +38,7 @@ from ._base import (
 )
 from ._scope import FixedSubject, after
 
-__all__ = ["CoSign", "PreconditionSpec", "Prior", "Revoke"]
+__all__ = ["CoSign", "Gate", "PreconditionSpec", "Prior", "Revoke"]
 
 
 class Revoke(Match):
@@ -87,6 +87,24 @@ class Prior(Match):
     """A list field of the prior that must hold the values of some of its fields."""
 
 
+class Gate(Match):
+    """An earlier event without which the action owes nothing, joined on the rule's ``key``
+    (or this match's own ``key`` fields): the action is judged only where such an event
+    holds at it (not ended by a ``revoke``), or comes while the rule waits for a late prior
+    (``grace``, ``settle_within``). A shift end owes a handover record only where a relief
+    has taken the post. ``required: false`` turns it off (every action is judged), so a
+    policy parameter can switch it."""
+
+    same: dict[str, str] = Field(default_factory=dict)
+    """Action field -> this event's field that must be equal."""
+    differ: dict[str, str] = Field(default_factory=dict)
+    """Action field -> this event's field that must differ (a relief: another guard)."""
+    revoke: tuple[Revoke, ...] = ()
+    """Events that end its hold (``same`` maps their fields to this event's)."""
+    required: bool = True
+    """False turns the gate off (so a parameter can switch it)."""
+
+
 _REASON_ZH = {
     "missing": "無事先記錄",
     "not_yet_valid": "尚未生效",
@@ -106,11 +124,13 @@ class PreconditionSpec(RuleSpec):
 
     A prior that comes *after* the action never counts (an authorization granted after the
     session started), unless the rule waits: with ``grace`` a prior up to that long after
-    is in time; with ``settle_within`` the rule waits that long for a late prior and, when it
-    comes after the grace, reports ``late`` with how long the action went uncovered (a
-    guard who left a minute before the relief arrived: one minute). A case still open when
-    ``settle_within`` runs out is ``unmet`` (``on_unsettled: emit``) or left to another
-    rule (``drop``)."""
+    is in time; with ``settle_within`` (or ``settle``, without a limit) the rule waits for a
+    late prior and, when it comes after the grace, reports ``late`` with how long the action
+    went uncovered (a guard who left a minute before the relief arrived: one minute). A case
+    still open when the wait runs out is ``unmet`` (``on_unsettled: emit``) or left to
+    another rule (``drop``). With ``only_if`` an action is owed only where another event
+    holds at it or comes while it waits (a handover record only where a relief took the
+    post)."""
 
     shape: Literal["precondition"] = "precondition"
     event: Match
@@ -126,9 +146,19 @@ class PreconditionSpec(RuleSpec):
     settle_within: str | None = None
     """Wait this long after the action for a late prior; one after the grace is reported
     ``late`` with how long the action went uncovered."""
+    settle: bool = False
+    """Wait for a late prior even without ``settle_within``: for as long as the action is
+    remembered (``forget_after``; ``null``: for ever). ``settle_within`` given as well
+    ends the wait there (alone it implies ``settle``)."""
+    settle_ignores: tuple[str, ...] = ()
+    """Action fields of ``prior.differ`` not compared when a late prior settles a waiting
+    action: with ``[guard_id]`` the leaving guard's own return also ends the time the post
+    stood uncovered (at the departure itself only another guard covers it)."""
     on_unsettled: Literal["emit", "drop"] = "emit"
-    """A case still open when ``settle_within`` runs out: ``emit`` reports it ``unmet``,
-    ``drop`` leaves it to another rule."""
+    """A case still open when the wait runs out: ``emit`` reports it ``unmet``, ``drop``
+    leaves it to another rule."""
+    only_if: Gate | None = None
+    """An earlier event without which the action owes nothing (see :class:`Gate`)."""
     forget_after: str | None = "P365D"
     """A prior older than this at the action no longer counts, as if it never happened
     (unlike ``max_age``, which reports it as too old). Forgetting keeps a long stream's state
@@ -172,9 +202,28 @@ class PreconditionSpec(RuleSpec):
         if p is None:
             if not self.require:
                 raise ValueError("a precondition needs a prior or require conditions")
-            if self.grace or self.settle_within:
-                raise ValueError("grace and settle_within need a prior")
+            if self.grace or self.settle_within or self.settle or self.only_if:
+                raise ValueError("grace, settle_within, settle and only_if need a prior")
             return self
+        for f in self.settle_ignores:
+            if f not in p.differ:
+                raise ValueError(f"settle_ignores: {f!r} is not an action field of "
+                                 f"prior.differ ({', '.join(p.differ) or 'none'})")
+        g = self.only_if
+        if g is not None:
+            for f in g.key or self.key:
+                _check_field(g.type, f, what="only_if.key")
+            if len(g.key or self.key) != len(self.key):
+                raise ValueError("only_if.key must name as many fields as the rule's key")
+            for mine, theirs in (*g.same.items(), *g.differ.items()):
+                _check_field(ev_types, mine, what="only_if.same/differ")
+                _check_field(g.type, theirs, what="only_if.same/differ")
+            for r in g.revoke:
+                for f in r.key or g.key or self.key:
+                    _check_field(r.type, f, what="only_if.revoke.key")
+                for mine, theirs in r.same.items():
+                    _check_field(r.type, mine, what="only_if.revoke.same")
+                    _check_field(g.type, theirs, what="only_if.revoke.same")
         for f in p.key or self.key:
             _check_field(p.type, f, what="prior.key")
         if len(p.key or self.key) != len(self.key):
@@ -204,25 +253,29 @@ class PreconditionSpec(RuleSpec):
 
     @property
     def wait(self) -> str | None:
-        """How long an unmet action waits for a late prior (None: judged at once)."""
+        """How long an unmet action waits for a late prior (None: judged at once, or with
+        ``settle`` and no ``forget_after``, for ever)."""
+        if self.settle and not self.settle_within:
+            return self.forget_after
         return self.settle_within or self.grace
 
     def event_types(self) -> frozenset[str]:
         types = set(self.event.type)
-        if self.prior is not None:
-            types.update(self.prior.type)
-            for r in self.prior.revoke:
-                types.update(r.type)
+        for m in (self.prior, self.only_if):
+            if m is not None:
+                types.update(m.type)
+                for r in m.revoke:
+                    types.update(r.type)
         return frozenset(types)
 
     def partition(self) -> Partition | str:
         if not self.key:
             return "one case for everything (no key)"
         pairs: list[tuple[Iterable[str], str | None]] = [(self.event.type, self.key[0])]
-        p = self.prior
-        if p is not None:
-            pairs.append((p.type, first_key(p.key, self.key)))
-            pairs += [(r.type, first_key(r.key or p.key, self.key)) for r in p.revoke]
+        for p in (self.prior, self.only_if):
+            if p is not None:
+                pairs.append((p.type, first_key(p.key, self.key)))
+                pairs += [(r.type, first_key(r.key or p.key, self.key)) for r in p.revoke]
         return keyed_by(pairs)
 
     def runtime(self, policy: PolicyInfo) -> RuleRuntime:
@@ -242,7 +295,8 @@ def _iso(ctx: RuleContext, t: datetime) -> str:
 
 class _PreconditionRuntime(RuleRuntime):
     """State: ``priors`` key -> records of earlier events still holding; ``pending`` key ->
-    actions waiting for a late prior (with ``settle_within`` / ``grace``)."""
+    actions waiting for a late prior (with ``settle_within`` / ``grace`` / ``settle``);
+    with ``only_if``, ``gates`` key -> records of its events still holding."""
 
     spec: PreconditionSpec
 
@@ -261,6 +315,9 @@ class _PreconditionRuntime(RuleRuntime):
         zero = timedelta(0)
         self._grace = parse_duration(spec.grace) if spec.grace else zero
         self._wait = parse_duration(spec.wait) if spec.wait else None
+        # settle without a limit: the action waits for its prior with no timer at all
+        self._waits = self._wait is not None or spec.settle
+        self._ignore = frozenset(spec.settle_ignores)
         p = spec.prior
         self._max_age = parse_duration(p.max_age) if p and p.max_age else None
         self._forget = parse_duration(spec.forget_after) if spec.forget_after else None
@@ -280,6 +337,21 @@ class _PreconditionRuntime(RuleRuntime):
                 needed.update(r.same.values())
         self._prior_fields = tuple(sorted(needed))
         self._action_fields = tuple(sorted({*p.same, *p.differ})) if p else ()
+        g = spec.only_if if spec.only_if is not None and spec.only_if.required else None
+        self._gate = g
+        if g is not None:
+            self.state["gates"] = {}  # only then: other rules' state stays as it was
+            self._gate_types: frozenset[str] = frozenset(g.type)
+            self._gate_pred = g.predicate()
+            self._gate_key = g.key or spec.key
+            self._gate_revokes = [
+                (frozenset(r.type), r.predicate(), r.key or self._gate_key,
+                 tuple(r.same.items()))
+                for r in g.revoke
+            ]
+            self._gate_fields = tuple(sorted({*g.same.values(), *g.differ.values(),
+                                              *(f for r in g.revoke for f in r.same.values())}))
+            self._action_fields = tuple(sorted({*self._action_fields, *g.same, *g.differ}))
 
     # -- judging ---------------------------------------------------------------------
 
@@ -291,7 +363,8 @@ class _PreconditionRuntime(RuleRuntime):
         f = rec["f"]
         if any(fields.get(mine) != f.get(theirs) for mine, theirs in p.same.items()):
             return "mismatch"
-        if any(fields.get(mine) == f.get(theirs) for mine, theirs in p.differ.items()):
+        if any(fields.get(mine) == f.get(theirs) for mine, theirs in p.differ.items()
+               if not (late and mine in self._ignore)):
             return "mismatch"
         if not rec["signed"]:
             return "unsigned"
@@ -313,7 +386,6 @@ class _PreconditionRuntime(RuleRuntime):
         if self._forget is None or (self._sweep_at is not None and now < self._sweep_at):
             return
         self._sweep_at = now + _SWEEP_EVERY
-        priors: dict[str, list[dict[str, Any]]] = self.state["priors"]
         # ``after(at, forget) < now`` is ``at < now - forget`` in UTC (exact, whole
         # microseconds): one subtraction per sweep instead of two time-zone conversions per
         # record. Kept to spans where neither side can overflow; else the test per record.
@@ -326,16 +398,17 @@ class _PreconditionRuntime(RuleRuntime):
                            else now.astimezone(UTC) - self._forget)
             except OverflowError:
                 horizon = None
-        for key in list(priors):
-            records = priors[key]
-            if horizon is not None:
-                kept = [r for r in records if not r["at"] < horizon]
-            else:
-                kept = [r for r in records if not self._forgotten(r, now)]
-            if kept:
-                priors[key] = kept
-            else:
-                del priors[key]
+        for held in (self.state["priors"], self.state.get("gates", {})):
+            for key in list(held):
+                records = held[key]
+                if horizon is not None:
+                    kept = [r for r in records if not r["at"] < horizon]
+                else:
+                    kept = [r for r in records if not self._forgotten(r, now)]
+                if kept:
+                    held[key] = kept
+                else:
+                    del held[key]
 
     def _prune(self, records: list[dict[str, Any]], now: datetime, ctx: RuleContext) -> None:
         """Drop records no later action can rely on (expired, or older than max_age)."""
@@ -364,19 +437,54 @@ class _PreconditionRuntime(RuleRuntime):
     def on_event(self, event: EventBase, ctx: RuleContext) -> None:
         if event.type in self._event_types and self._event_pred(event):
             self._on_action(event, ctx)
-        for types, pred, rkey, same in self._revokes:
+        self._revoke(event, self._revokes, self.state["priors"])
+        if (self._prior_pred is not None and event.type in self._prior_types
+                and self._prior_pred(event)):
+            self._on_prior(event, ctx)
+        if self._gate is not None:
+            self._revoke(event, self._gate_revokes, self.state["gates"])
+            if event.type in self._gate_types and self._gate_pred(event):
+                self._on_gate(event)
+
+    @staticmethod
+    def _revoke(event: EventBase, revokes: list[Any],
+                held: dict[str, list[dict[str, Any]]]) -> None:
+        for types, pred, rkey, same in revokes:
             if event.type in types and pred(event):
                 key = key_of(event, rkey)
-                records = self.state["priors"].get(key) if key is not None else None
+                if key is None:
+                    continue
+                records = held.get(key)
                 if records:
                     records[:] = [r for r in records
                                   if not all(event_value(event, mine) == r["f"].get(theirs)
                                              for mine, theirs in same)]
                     if not records:
-                        del self.state["priors"][key]
-        if (self._prior_pred is not None and event.type in self._prior_types
-                and self._prior_pred(event)):
-            self._on_prior(event, ctx)
+                        del held[key]
+
+    def _opens(self, rec: dict[str, Any], fields: dict[str, Any]) -> bool:
+        """Whether the ``only_if`` record ``rec`` makes an action with ``fields`` owed."""
+        g = self._gate
+        assert g is not None
+        f = rec["f"]
+        return (all(fields.get(mine) == f.get(theirs) for mine, theirs in g.same.items())
+                and all(fields.get(mine) != f.get(theirs) for mine, theirs in g.differ.items()))
+
+    def _on_gate(self, event: EventBase) -> None:
+        key = key_of(event, self._gate_key)
+        if key is None:
+            return
+        rec = {"id": event.id, "at": event.at,
+               "f": {f: event_value(event, f) for f in self._gate_fields}}
+        for case in self.state["pending"].get(key, ()):
+            if not case["gated"] and self._opens(rec, case["f"]):
+                case["gated"] = True
+        if self._forget is not None:
+            self._sweep(event.at)
+        records = self.state["gates"].setdefault(key, [])
+        records.append(rec)
+        if len(records) > _MAX_PRIORS_PER_KEY:
+            del records[: len(records) - _MAX_PRIORS_PER_KEY]
 
     def _on_action(self, event: EventBase, ctx: RuleContext) -> None:
         s = self.spec
@@ -413,14 +521,24 @@ class _PreconditionRuntime(RuleRuntime):
         if stored:
             self._prune(stored, event.at, ctx)
         reason = next((r for r in _REASON_RANK if r in reasons), "missing")
-        if self._wait is None:
-            self._unmet(key, event.id, event.at, subject_id, reason, candidates, event.at, ctx)
+        gated = True
+        if self._gate is not None:
+            held = self.state["gates"].get(key, ())
+            gated = any(self._opens(r, fields) for r in held
+                        if not (self._forget is not None and self._forgotten(r, event.at)))
+        if not self._waits:
+            if gated:
+                self._unmet(key, event.id, event.at, subject_id, reason, candidates, event.at,
+                            ctx)
             return
-        due = after(event.at, self._wait)
+        due = after(event.at, self._wait) if self._wait is not None else None
         case = {"id": event.id, "at": event.at, "subject": subject_id, "f": fields,
                 "reason": reason, "candidates": candidates, "due": due}
+        if self._gate is not None:
+            case["gated"] = gated
         self.state["pending"].setdefault(key, []).append(case)
-        ctx.schedule(due, "p" + KEY_SEP + key_part(event.id) + KEY_SEP + key)
+        if due is not None:
+            ctx.schedule(due, "p" + KEY_SEP + key_part(event.id) + KEY_SEP + key)
 
     def _unmet(self, key: str, event_id: str, at: datetime, subject_id: str, reason: str,
                candidates: list[str], when: datetime, ctx: RuleContext) -> None:
@@ -473,8 +591,8 @@ class _PreconditionRuntime(RuleRuntime):
             if self._failure(rec, case["f"], case["at"], ctx, late=True) is not None:
                 still.append(case)
                 continue
-            if rec["at"] <= after(case["at"], self._grace):
-                continue
+            if rec["at"] <= after(case["at"], self._grace) or not case.get("gated", True):
+                continue  # in time, or owed nothing (no only_if event came)
             waited: timedelta = rec["at"] - case["at"]
             details = self._base_details(key, case["id"], case["at"], ctx)
             details.update(prior_event=rec["id"], prior_at=_iso(ctx, rec["at"]),
@@ -504,6 +622,6 @@ class _PreconditionRuntime(RuleRuntime):
         waiting.remove(case)
         if not waiting:
             del self.state["pending"][case_key]
-        if self.spec.on_unsettled == "emit":
+        if self.spec.on_unsettled == "emit" and case.get("gated", True):
             self._unmet(case_key, case["id"], case["at"], case["subject"], case["reason"],
                         case["candidates"], due, ctx)

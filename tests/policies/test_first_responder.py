@@ -194,6 +194,36 @@ def test_r4_missed_report_is_a_violation_and_a_second_escalation(evaluate: Evalu
     assert all(d.severity == "high" for d in out)
 
 
+def test_r4_a_repeat_contact_flagged_major_owes_the_report(evaluate: Evaluate) -> None:
+    # The first call was ordinary; on the second call the matter is major: the employee
+    # who took that call reports it to the general manager like after a first contact.
+    first = contact("Q1", "2026-03-02 09:00")
+    again = contact("Q2", "2026-03-03 10:00", employee="E3", repeat_of="Q1", major=True)
+    out = of(evaluate([first, again], until=UNTIL, policy=POLICY), "R4")
+    assert sorted((d.kind, d.details["outcome"], d.at, d.subject.id) for d in out) == [
+        ("escalation", "escalation", t("2026-03-03 10:30"), "E3"),
+        ("escalation", "obligation", t("2026-03-03 10:00"), "E3"),
+        ("violation", "missed", t("2026-03-03 10:30"), "E3")]
+    assert all(d.details["key"] == "Q2" and d.evidence == (again["id"],) for d in out)
+    gm = ev("request.reported_to_gm", "2026-03-03 10:20", request_id="Q2", employee_id="E3")
+    met = of(evaluate([first, again, gm], until=UNTIL, policy=POLICY), "R4")
+    assert [d.details["outcome"] for d in met] == ["obligation"]
+    # gm_report_repeats: false is the pack's earlier reading: first contacts only.
+    assert of(evaluate([first, again], until=UNTIL, policy=POLICY, gm_report_repeats=False),
+              "R4") == []
+    major_first = contact("Q3", "2026-03-04 09:00", major=True)
+    assert len(of(evaluate([major_first], until=UNTIL, policy=POLICY,
+                           gm_report_repeats=False), "R4")) == 3
+
+
+def test_r4_the_same_request_id_again_is_not_judged_twice(evaluate: Evaluate) -> None:
+    c = contact("Q1", "2026-03-02 09:00", major=True)
+    gm = ev("request.reported_to_gm", "2026-03-02 09:10", request_id="Q1", employee_id="E1")
+    again = contact("Q1", "2026-03-02 11:00", employee="E3", major=True)
+    out = of(evaluate([c, gm, again], until=UNTIL, policy=POLICY), "R4")
+    assert [(d.details["outcome"], d.subject.id) for d in out] == [("obligation", "E1")]
+
+
 def test_r4_not_for_ordinary_requests(evaluate: Evaluate) -> None:
     assert of(evaluate([contact("Q1", "2026-03-02 09:00")], until=UNTIL, policy=POLICY),
               "R4") == []

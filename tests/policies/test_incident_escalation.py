@@ -17,6 +17,7 @@ UNTIL = t("2026-04-01 00:00")
 FULL = {"time": "08:58", "place": "DC-1 rack 4", "symptoms": "core switch down",
         "plan": "fail over to DC-2"}
 SECTIONS = ["impact", "handling", "root_cause", "corrective_actions"]
+ALL = ["sales_owner", "manager", "departments"]  # whom a major fault's notification names
 
 
 def detected(at: str = "2026-03-02 09:00", severity: str = "major",
@@ -55,7 +56,7 @@ def happy(**overrides: Any) -> list[dict[str, Any]]:
     """A major fault handled by the book: every step in time."""
     steps = {
         "detected": detected(),
-        "notified": notified("2026-03-02 09:10", ["sales_owner", "manager", "departments"]),
+        "notified": notified("2026-03-02 09:10", ALL),
         "relayed": notified("2026-03-02 09:30", ["senior_leadership"], employee="M1"),
         "progress": progress("2026-03-02 13:00"),
         "resolved": resolved("2026-03-02 15:00"),
@@ -77,7 +78,7 @@ def test_minor_faults_are_out_of_scope(evaluate: Evaluate) -> None:
 
 
 def test_r1_notification_exactly_at_15_minutes_is_in_time(evaluate: Evaluate) -> None:
-    out = evaluate(happy(notified=notified("2026-03-02 09:15", ["sales_owner", "manager"])),
+    out = evaluate(happy(notified=notified("2026-03-02 09:15", ALL)),
                    until=UNTIL, policy=POLICY)
     assert of(out, "R1") == []
 
@@ -85,7 +86,7 @@ def test_r1_notification_exactly_at_15_minutes_is_in_time(evaluate: Evaluate) ->
 def test_r1_one_second_late_violation_and_escalation_to_the_manager(evaluate: Evaluate) -> None:
     det = detected()
     out = evaluate(happy(detected=det,
-                         notified=notified("2026-03-02 09:15:01", ["sales_owner", "manager"])),
+                         notified=notified("2026-03-02 09:15:01", ALL)),
                    until=UNTIL, policy=POLICY)
     r1 = of(out, "R1")
     assert sorted((d.kind, d.at) for d in r1) == [("escalation", t("2026-03-02 09:15")),
@@ -98,7 +99,7 @@ def test_r1_one_second_late_violation_and_escalation_to_the_manager(evaluate: Ev
 
 def test_r1_notification_missing_plan_is_incomplete(evaluate: Evaluate) -> None:
     no_plan = {k: v for k, v in FULL.items() if k != "plan"}
-    n = notified("2026-03-02 09:05", ["sales_owner", "manager"], details=no_plan)
+    n = notified("2026-03-02 09:05", ALL, details=no_plan)
     out = evaluate(happy(notified=n), until=UNTIL, policy=POLICY)
     (d,) = of(out, "R1")
     assert (d.kind, d.details["outcome"], d.details["missing"]) == (
@@ -110,12 +111,12 @@ def test_r1_notification_missing_plan_is_incomplete(evaluate: Evaluate) -> None:
 
 def test_r1_judged_on_the_first_notification_naming_both(evaluate: Evaluate) -> None:
     events = happy(notified=notified("2026-03-02 09:05", ["manager"], details={}))
-    events.append(notified("2026-03-02 09:12", ["sales_owner", "manager"]))
+    events.append(notified("2026-03-02 09:12", ALL))
     assert of(evaluate(events, until=UNTIL, policy=POLICY), "R1") == []
     # The first one naming both lacks details; a complete one afterwards does not undo it.
-    events2 = happy(notified=notified("2026-03-02 09:05", ["sales_owner", "manager"],
+    events2 = happy(notified=notified("2026-03-02 09:05", ALL,
                                       details={"time": "x", "place": "y"}))
-    events2.append(notified("2026-03-02 09:12", ["sales_owner", "manager"]))
+    events2.append(notified("2026-03-02 09:12", ALL))
     (d,) = of(evaluate(events2, until=UNTIL, policy=POLICY), "R1")
     assert d.details["missing"] == "details.symptoms, details.plan"
 
@@ -124,6 +125,37 @@ def test_r1_telling_only_other_departments_is_not_enough(evaluate: Evaluate) -> 
     out = evaluate(happy(notified=notified("2026-03-02 09:05", ["departments", "manager"])),
                    until=UNTIL, policy=POLICY)
     assert [d.details["outcome"] for d in of(out, "R1", "violation")] == ["missed"]
+
+
+def test_r1_a_notification_that_does_not_reach_the_departments_is_incomplete(
+        evaluate: Evaluate) -> None:
+    # 通知相關部門和人員: the departments are part of the duty, not only the salesperson and
+    # the manager; a later notification naming them does not undo the first one.
+    n = notified("2026-03-02 09:05", ["sales_owner", "manager"])
+    events = [*happy(notified=n), notified("2026-03-02 09:08", ["departments"])]
+    (d,) = of(evaluate(events, until=UNTIL, policy=POLICY), "R1")
+    assert (d.kind, d.details["outcome"], d.details["missing"]) == (
+        "violation", "incomplete", "recipients: departments")
+    assert d.at == t("2026-03-02 09:05") and d.evidence[-1] == n["id"]
+    assert "departments" in d.message
+    # notify_also: [] is the reading that checks the salesperson and the manager only.
+    assert of(evaluate(events, until=UNTIL, policy=POLICY, notify_also=[]), "R1") == []
+
+
+def test_r1_decisions_carry_the_manager_named_on_the_incident(evaluate: Evaluate) -> None:
+    det = ev("incident.detected", "2026-03-02 09:00", incident_id="I1", severity="major",
+             employee_id="E1", manager_id="M7")
+    out = evaluate([det, resolved("2026-03-02 09:20")], until=t("2026-03-02 12:00"),
+                   policy=POLICY)
+    r1 = of(out, "R1")
+    assert sorted(d.kind for d in r1) == ["escalation", "violation"]
+    assert all(d.details["manager_id"] == "M7" for d in r1)
+    esc = of(out, "R1", "escalation")[0]
+    assert (esc.details["to"], esc.details["manager_id"]) == ("manager", "M7")
+    # Without manager_id (it is optional) the manager is named by role only.
+    plain = of(evaluate([detected(), resolved("2026-03-02 09:20")],
+                        until=t("2026-03-02 12:00"), policy=POLICY), "R1")
+    assert plain and all("manager_id" not in d.details for d in plain)
 
 
 # -- R2 relay --------------------------------------------------------------------------------
@@ -143,13 +175,13 @@ def test_r2_relay_within_30_minutes_of_the_manager_being_told(evaluate: Evaluate
 
 def test_r2_leadership_told_in_the_first_notification_needs_no_relay(evaluate: Evaluate) -> None:
     events = happy(notified=notified("2026-03-02 09:10",
-                                     ["sales_owner", "manager", "senior_leadership"]),
+                                     [*ALL, "senior_leadership"]),
                    relayed=None)
     assert of(evaluate(events, until=UNTIL, policy=POLICY), "R2") == []
 
 
 def test_r2_clock_starts_only_when_the_manager_is_told(evaluate: Evaluate) -> None:
-    events = happy(notified=notified("2026-03-02 10:00", ["sales_owner", "manager"]),
+    events = happy(notified=notified("2026-03-02 10:00", ALL),
                    relayed=notified("2026-03-02 10:30", ["senior_leadership"], employee="M1"))
     out = evaluate(events, until=UNTIL, policy=POLICY)
     assert of(out, "R2") == []

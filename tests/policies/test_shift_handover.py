@@ -92,6 +92,30 @@ def test_r1_across_midnight(evaluate: Evaluate) -> None:
     assert rules(out) == ["R1"] and out[0].details["waited"] == "PT20M"
 
 
+def test_r1_however_late_the_relief_comes(evaluate: Evaluate) -> None:
+    # 接班人員未上崗，不準下崗: leaving before the relief arrives is R1 with the uncovered
+    # time even when the relief comes twelve hours later (the pack used to stop blaming the
+    # guard after an hour and leave the stretch to R4 alone).
+    events = [*start("2026-03-02 08:00", "A"), end("2026-03-02 20:00", "A", id="a-off"),
+              *start("2026-03-03 08:00", "B", id="b-on")]
+    out = evaluate(events, until=t("2026-03-03 12:00"), policy=POLICY)
+    (r1,) = only(out, "R1")
+    assert r1.subject.id == "A" and r1.at == t("2026-03-03 08:00")
+    assert r1.details["waited"] == "PT12H" and r1.evidence == ("a-off", "b-on")
+    assert [d.at for d in only(out, "R4")] == [t("2026-03-02 21:00")]
+
+
+def test_r1_the_guard_coming_back_ends_the_uncovered_time(evaluate: Evaluate) -> None:
+    # A leaves at 20:00 with nobody there and is back at 21:30; B relieves A properly the
+    # next morning. The post stood empty 90 minutes, not until B came.
+    events = [*start("2026-03-02 08:00", "A"), end("2026-03-02 20:00", "A"),
+              *start("2026-03-02 21:30", "A"),
+              *handover("2026-03-03 07:55", "2026-03-03 08:00", "A", "B")]
+    out = evaluate(events, until=t("2026-03-03 12:00"), policy=POLICY)
+    (r1,) = only(out, "R1")
+    assert r1.at == t("2026-03-02 21:30") and r1.details["waited"] == "PT1H30M"
+
+
 # -- R2 handover record -----------------------------------------------------------------
 
 
@@ -110,6 +134,35 @@ def test_r2_handover_with_no_record(evaluate: Evaluate) -> None:
     d = out[0]
     assert d.subject.id == "A" and d.at == t("2026-03-02 20:15")
     assert d.evidence[0] == "a-end" and d.details["reason"] == "missing"
+
+
+def test_r2_no_record_owed_when_no_relief_comes(evaluate: Evaluate) -> None:
+    # A change of guard needs a relief taking the post. A leaves, nobody comes: there was
+    # nobody to hand over to, so no R2 (the pack asked a record of every shift end); the
+    # empty post is R4's.
+    events = [*start("2026-03-02 08:00", "A"), end("2026-03-02 20:00", "A")]
+    out = evaluate(events, until=t("2026-03-03 00:00"), policy=POLICY)
+    assert rules(out) == ["R4"]
+    old = evaluate(events, until=t("2026-03-03 00:00"), policy=POLICY,
+                   record_only_with_relief=False)
+    assert rules(old) == ["R2", "R4"] and only(old, "R2")[0].at == t("2026-03-02 20:15")
+
+
+def test_r2_a_relief_within_record_within_is_a_change_of_guard(evaluate: Evaluate) -> None:
+    # B takes the post five minutes after A left: a change of guard (late: R1), and the
+    # handover record is owed as usual.
+    events = [*start("2026-03-02 08:00", "A"), end("2026-03-02 20:00", "A", id="a-end"),
+              *start("2026-03-02 20:05", "B")]
+    out = evaluate(events, until=t("2026-03-03 00:00"), policy=POLICY)
+    assert rules(out) == ["R1", "R2"]
+    r2 = only(out, "R2")[0]
+    assert r2.at == t("2026-03-02 20:15") and r2.evidence[0] == "a-end"
+    with_record = [*events, record("2026-03-02 20:06", "A", "B")]
+    assert rules(evaluate(with_record, until=t("2026-03-03 00:00"), policy=POLICY)) == ["R1"]
+    # B only after the record window: nobody was there to hand over to; R1 alone.
+    later = [*start("2026-03-02 08:00", "A"), end("2026-03-02 20:00", "A"),
+             *start("2026-03-02 20:30", "B")]
+    assert rules(evaluate(later, until=t("2026-03-03 00:00"), policy=POLICY)) == ["R1"]
 
 
 def test_r2_record_limits(evaluate: Evaluate) -> None:
@@ -186,15 +239,25 @@ def test_r4_post_nobody_takes(evaluate: Evaluate) -> None:
     assert not only(out, "R1")        # not explained by R1: nobody came
 
 
-def test_r4_and_r1_report_each_gap_once(evaluate: Evaluate) -> None:
+def test_r4_and_r1_a_gap_longer_than_the_wait_is_both(evaluate: Evaluate) -> None:
     # relief 59 minutes late: R1 with the uncovered time, no R4
     soon = [*start("2026-03-02 08:00", "A"), end("2026-03-02 20:00", "A"),
             *start("2026-03-02 20:59", "B"), record("2026-03-02 20:10", "A", "B")]
     assert rules(evaluate(soon, until=t("2026-03-03 00:00"), policy=POLICY)) == ["R1"]
-    # relief two hours late: R4 at 21:00, no R1
+    # relief two hours late: the post's R4 at 21:00 and the guard's R1 at 22:00 (the
+    # catalogue sets no limit on R1; before issue 16 this was R4 alone)
     late = [*start("2026-03-02 08:00", "A"), end("2026-03-02 20:00", "A"),
             *start("2026-03-02 22:00", "B"), record("2026-03-02 20:10", "A", "B")]
-    assert rules(evaluate(late, until=t("2026-03-03 00:00"), policy=POLICY)) == ["R4"]
+    out = evaluate(late, until=t("2026-03-03 00:00"), policy=POLICY)
+    assert [(d.rule, d.at) for d in out] == [("R4", t("2026-03-02 21:00")),
+                                             ("R1", t("2026-03-02 22:00"))]
+    assert only(out, "R1")[0].details["waited"] == "PT2H"
+    # late_relief_cap equal to max_uncovered: each stretch once, as R1 or as R4
+    capped = evaluate(late, until=t("2026-03-03 00:00"), policy=POLICY,
+                      late_relief_cap="PT1H")
+    assert rules(capped) == ["R4"]
+    assert rules(evaluate(soon, until=t("2026-03-03 00:00"), policy=POLICY,
+                          late_relief_cap="PT1H")) == ["R1"]
 
 
 def test_r4_exempt_posts(evaluate: Evaluate) -> None:
@@ -202,14 +265,16 @@ def test_r4_exempt_posts(evaluate: Evaluate) -> None:
               end("2026-03-02 20:00", "A", post="GATE")]
     out = evaluate(events, until=t("2026-03-03 00:00"), policy=POLICY, exempt_posts=["GATE"])
     assert out == []
-    assert rules(evaluate(events, until=t("2026-03-03 00:00"), policy=POLICY)) == ["R2", "R4"]
+    # Nobody relieves A: the post is R4's; no handover record is owed (nobody to hand over to)
+    assert rules(evaluate(events, until=t("2026-03-03 00:00"), policy=POLICY)) == ["R4"]
 
 
 def test_r4_max_uncovered_parameter(evaluate: Evaluate) -> None:
     events = [*start("2026-03-02 08:00", "A"), end("2026-03-02 20:00", "A"),
               *start("2026-03-02 20:20", "B"), record("2026-03-02 20:10", "A", "B")]
     out = evaluate(events, until=t("2026-03-03 00:00"), policy=POLICY, max_uncovered="PT15M")
-    assert rules(out) == ["R4"] and out[0].at == t("2026-03-02 20:15")
+    assert [(d.rule, d.at) for d in out] == [("R4", t("2026-03-02 20:15")),
+                                             ("R1", t("2026-03-02 20:20"))]
 
 
 # -- R5 patrols -------------------------------------------------------------------------
