@@ -5,15 +5,14 @@ soon as the event types are registered (policykit derives a strategy from every 
 model). This module adds what the derivation cannot know:
 
 - the company's id pools (elevators ``EL-101``..., sites, technicians), so generated events
-  of one elevator join up and read like the sample log; :func:`setup` registers them when
-  hypothesis is imported (the package's ``hypothesis`` entry point);
+  of one elevator join up and read like the sample log; :func:`register_pools` registers them when
+  hypothesis is imported (the package's ``hypothesis`` entry point imports this module);
 - :func:`fault_lives`: coherent streams, a fault followed by a technician's arrival and a
   repair just before, exactly at or just after their deadlines, late, or never.
 """
 
 from __future__ import annotations
 
-import sys
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
     from policykit import EventBase
     from policykit.testing import Stream
 
-__all__ = ["DEADLINES", "ELEVATORS", "SITES", "TECHNICIANS", "fault_lives", "setup"]
+__all__ = ["DEADLINES", "ELEVATORS", "SITES", "TECHNICIANS", "fault_lives", "register_pools"]
 
 #: Elevator id -> the site it stands in.
 ELEVATORS = {"EL-101": "S-NORTH", "EL-102": "S-NORTH", "EL-201": "S-HARBOUR"}
@@ -34,15 +33,10 @@ DEADLINES = ("PT1H", "PT4H", "PT24H")
 _TYPES = ("elevator.fault", "elevator.technician_arrived", "elevator.repaired")
 
 
-_registered = False
-
-
-def _register_pools() -> None:
-    global _registered
-    if _registered:
-        return
-    _registered = True
-    from policykit.testing import register_field
+def register_pools() -> None:
+    """Draw the company's ids (elevators, sites, faults, technicians) for its event types.
+    Importing this module does it (the package's hypothesis hook imports it)."""
+    from policykit.testing.strategies import register_field
 
     for type_ in _TYPES:
         register_field("elevator_id", st.sampled_from(tuple(ELEVATORS)), event_type=type_)
@@ -50,16 +44,6 @@ def _register_pools() -> None:
     register_field("site_id", st.sampled_from(SITES), event_type="elevator.fault")
     for type_ in _TYPES[1:]:
         register_field("technician_id", st.sampled_from(TECHNICIANS), event_type=type_)
-
-
-def setup() -> None:
-    """Hypothesis's plugin hook: register the id pools with policykit's strategies."""
-    importing = sys.modules.get("policykit.testing.strategies")
-    if importing is not None and not hasattr(importing, "register_field"):
-        # policykit's strategies are importing hypothesis right now and are half built;
-        # importing this module (fault_lives) registers the pools later.
-        return
-    _register_pools()
 
 
 @st.composite
@@ -72,7 +56,6 @@ def fault_lives(draw: st.DrawFn, *, max_faults: int = 3, start: date = date(2026
 
     from .events import ElevatorFault, ElevatorRepaired, TechnicianArrived
 
-    _register_pools()
     out: list[EventBase] = []
 
     def add(model: type[EventBase], **fields: Any) -> None:
@@ -103,4 +86,5 @@ def fault_lives(draw: st.DrawFn, *, max_faults: int = 3, start: date = date(2026
     return Stream(tuple(events), until=events[-1].at + timedelta(days=1))
 
 
-setup()
+register_pools()
+
