@@ -1,47 +1,32 @@
-"""Generate the event reference (docs/events.md) from the event models themselves.
+"""The event reference: every event type's fields, the policies that read it and a valid
+example, in Markdown, read off the event models themselves.
 
-Every event type of ``policykit.EVENT_TYPES``, grouped by area (the part of the type before
-the dot), with each field's name, type, whether it is required and its default — all read
-off the pydantic models — the policies of the standard pack whose rules read the type (each
-rule's ``event_types()``), and a JSON example built by ``policykit.testing.EventFactory``
-and validated with ``policykit.parse_event`` (a broken example fails the build). So the
-reference cannot drift from the code:
-
-    python docs/gen_events.py           # write the page
-    python docs/gen_events.py --check   # exit 1 if the committed page is stale (CI)
-
-It is also an mkdocs hook (``hooks:`` in mkdocs.yml): ``mkdocs build`` regenerates the page
-first.
+One renderer for both readers of it, so they cannot drift: ``docs/gen_events.py`` writes
+the built-in types to docs/events.md, and ``policykit events`` prints every type this
+process knows (built-in and registered, e.g. by an installed plugin) with the packs
+installed.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-DOCS = Path(__file__).resolve().parent
-ROOT = DOCS.parent
-OUT = DOCS / "events.md"
+from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
-try:
-    import policykit  # noqa: F401
-except ImportError:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+from .models.events import MAX_META_BYTES, EventBase
+from .models.parsing import parse_event
+from .policy import PolicySet
+from .testing import EventFactory
 
-from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError  # noqa: E402
-from pydantic.fields import FieldInfo  # noqa: E402
-from pydantic_core import PydanticUndefined  # noqa: E402
-
-from policykit import EVENT_TYPES, EventBase, parse_event, standard_pack  # noqa: E402
-from policykit.testing import EventFactory  # noqa: E402
+__all__ = ["describe", "field_rows", "page"]
 
 #: When every example happens: a Monday morning, local time of the standard calendar.
 EXAMPLE_AT = "2026-03-02 09:00"
@@ -191,16 +176,18 @@ def field_rows(model: type[BaseModel], skip: frozenset[str] = frozenset(),
 # --- what reads each type, and an example -----------------------------------------------------
 
 
-def readers() -> dict[str, list[tuple[str, list[str]]]]:
-    """Per event type, the standard policies whose rules read it: [(policy id, rule ids)]."""
-    out: dict[str, list[tuple[str, list[str]]]] = {}
-    for policy in standard_pack():
-        per_type: dict[str, list[str]] = {}
-        for spec in policy.specs:
-            for type_ in spec.event_types():
-                per_type.setdefault(type_, []).append(spec.id)
-        for type_, rules in per_type.items():
-            out.setdefault(type_, []).append((policy.id, rules))
+def readers(packs: Mapping[str, PolicySet]) -> dict[str, list[tuple[str, str, list[str]]]]:
+    """Per event type, the policies of ``packs`` (name -> pack) whose rules read it:
+    [(pack name, policy id, rule ids)]."""
+    out: dict[str, list[tuple[str, str, list[str]]]] = {}
+    for name, pack in packs.items():
+        for policy in pack:
+            per_type: dict[str, list[str]] = {}
+            for spec in policy.specs:
+                for type_ in spec.event_types():
+                    per_type.setdefault(type_, []).append(spec.id)
+            for type_, rules in per_type.items():
+                out.setdefault(type_, []).append((name, policy.id, rules))
     return out
 
 
@@ -232,28 +219,52 @@ def anchor(heading: str) -> str:
 # --- the page ---------------------------------------------------------------------------------
 
 
-def areas() -> dict[str, list[str]]:
+def areas(models: Mapping[str, type[EventBase]]) -> dict[str, list[str]]:
     """Event types per area, areas in the order the models define them."""
     out: dict[str, list[str]] = {}
-    for type_ in EVENT_TYPES:
+    for type_ in models:
         out.setdefault(type_.split(".", 1)[0], []).append(type_)
     return out
 
 
-def page() -> str:
-    grouped = areas()
-    read_by = readers()
+def _read_by(read: list[tuple[str, str, list[str]]], links: bool, names: list[str]) -> str:
+    if not read:
+        return "no policy of " + (f"the {names[0]} pack" if len(names) == 1 else
+                                  "the packs " + ", ".join(names))
+    if links:  # the site's policy pages: the standard pack's
+        return "; ".join(f"[{pid}](policies/{pid}.md) {', '.join(rules)}"
+                         for _pack, pid, rules in read)
+    return "; ".join(f"`{pid}` {', '.join(rules)} (pack {pack})" for pack, pid, rules in read)
+
+
+def page(models: Mapping[str, type[EventBase]], packs: Mapping[str, PolicySet], *,
+         links: bool = True, generated_by: str = "docs/gen_events.py",
+         registered: frozenset[str] = frozenset(), selected: bool = False) -> str:
+    """The reference of ``models`` (type name -> model) and which policies of ``packs``
+    read them. ``links``: link the standard policies' pages of the documentation site;
+    ``registered``: the names of the application's own types, marked as such;
+    ``selected``: ``models`` are some of the types, not all."""
+    grouped = areas(models)
+    read_by = readers(packs)
+    pack_names = list(packs)
     envelope = set(EventBase.model_fields)
+    source = "policykit.EVENT_TYPES and the " + (
+        "standard pack" if pack_names == ["standard"] else "packs " + ", ".join(pack_names))
+    count = f"{len(models)} types"
+    if registered:
+        count += f" ({len(models) - len(registered)} built in, {len(registered)} registered)"
     out = [
-        "<!-- Generated by docs/gen_events.py from policykit.EVENT_TYPES and the standard "
-        "pack; do not edit by hand. -->",
+        f"<!-- Generated by {generated_by} from {source}; do not edit by hand. -->",
         "# Event reference",
         "",
-        f"Every event type policykit accepts: {len(EVENT_TYPES)} types in {len(grouped)} "
-        "areas (the part of the type before the dot), generated from the event models "
-        "(`policykit.EVENT_TYPES`) and the standard pack, so it cannot drift from the code. "
-        "`policykit schema` prints the same contract as JSON Schema; "
-        "[Events, time and decisions](concepts.md) explains how the engine orders them.",
+        ("The event types asked for" if selected else "Every event type policykit accepts")
+        + f": {count} in {len(grouped)} area{'s' if len(grouped) != 1 else ''} "
+        "(the part of the type before the dot), generated from the event models "
+        f"(`policykit.EVENT_TYPES`) and the {source.split(' and the ', 1)[1]}, so it cannot "
+        "drift from the code. `policykit schema` prints the same contract as JSON Schema; "
+        + ("[Events, time and decisions](concepts.md)" if links
+           else "the documentation's *Events, time and decisions*")
+        + " explains how the engine orders them.",
         "",
         "Each type lists its own fields (name, type, whether required, default), the "
         "policies whose rules read it, and a valid example with the required fields only.",
@@ -269,8 +280,6 @@ def page() -> str:
     if EventBase.model_config.get("extra") == "forbid":
         out += ["Unknown fields are rejected, so a misspelt field never silently drops a "
                 "rule's input; `meta` is the place for the application's own data.", ""]
-    from policykit.models.events import MAX_META_BYTES
-
     out += ["Types are strict, as JSON has them: a date-time is an ISO-8601 string with its "
             "offset (a number is not read as a Unix time), a boolean is `true` or `false` "
             "(not `\"yes\"`, `1` or `\"true\"`), an integer is a JSON integer. Money is a "
@@ -287,15 +296,13 @@ def page() -> str:
     for area, names in grouped.items():
         out += ["", f"## {area}"]
         for type_ in names:
-            model = EVENT_TYPES[type_]
-            policies = read_by.get(type_, [])
-            used = ("; ".join(f"[{pid}](policies/{pid}.md) {', '.join(rules)}"
-                              for pid, rules in policies)
-                    if policies else "no policy of the standard pack")
+            model = models[type_]
             out += ["", f"### `{type_}`", ""]
             if model.__doc__ and model.__doc__ is not EventBase.__doc__:
                 out += [" ".join(model.__doc__.split()), ""]
-            out += [f"Read by: {used}.", ""]
+            if type_ in registered:
+                out += [f"Registered by `{model.__module__}.{model.__qualname__}`.", ""]
+            out += [f"Read by: {_read_by(read_by.get(type_, []), links, pack_names)}.", ""]
             own = list(field_rows(model, skip=frozenset(envelope)))
             if own:
                 out += ["| field | type | required | default |", "|---|---|---|---|", *own]
@@ -303,37 +310,3 @@ def page() -> str:
                 out.append("No fields besides those of every event.")
             out += ["", "```json", json.dumps(example(type_), ensure_ascii=False), "```"]
     return "\n".join(out) + "\n"
-
-
-def write(check: bool = False, out: Path = OUT) -> bool:
-    """Write the page if it changed; with ``check``, write nothing. True if it was stale."""
-    text = page()
-    stale = not out.exists() or out.read_text(encoding="utf-8") != text
-    if stale and not check:
-        out.write_text(text, encoding="utf-8")
-    return stale
-
-
-# --- mkdocs hook ------------------------------------------------------------------------------
-
-
-def on_pre_build(config: Any) -> None:
-    write()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 if the page is stale instead of writing")
-    args = parser.parse_args(argv)
-    stale = write(check=args.check)
-    if stale:
-        print(("stale: " if args.check else "wrote: ") + str(OUT.relative_to(ROOT)))
-    if args.check and stale:
-        print("run: python docs/gen_events.py", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
