@@ -14,11 +14,14 @@ import inspect
 import itertools
 import textwrap
 from functools import cache
-from typing import Annotated, Any, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 from pydantic_core import core_schema
+
+if TYPE_CHECKING:
+    from .policy import PolicySet
 
 __all__ = ["DRAFT_07", "attribute_docs", "policy_schema", "wire_schema"]
 
@@ -234,13 +237,14 @@ def _policy_schema() -> dict[str, Any]:
     policy["properties"]["rules"] = {
         "type": "array", "minItems": 1, "items": {"$ref": "#/definitions/Rule"},
         "description": "The rules, each in one of the rule shapes."}
-    pack = standard_pack()
+    pack = _pack_policies(standard_pack())
     cal_ref = {"$ref": f"#/definitions/{name_of[BusinessCalendar]}"}
     defs["Use"] = {
         "type": "object", "additionalProperties": False, "required": ["use"],
-        "description": "A standard policy, with some parameters or the calendar changed.",
+        "description": "A standard policy (or one of the file's pack), with some parameters "
+                       "or the calendar changed.",
         "properties": {
-            "use": {"enum": pack.ids, "description": "A standard policy id."},
+            "use": {"enum": pack.ids, "description": "A policy id of an installed pack."},
             "parameters": {"type": "object",
                            "description": "Parameters to change (the others keep their "
                                           "defaults)."},
@@ -266,7 +270,7 @@ def _policy_schema() -> dict[str, Any]:
                      "description": "Start from every policy of an installed pack "
                                     "(standard is built in)."},
             "exclude": {"type": "array", "items": {"enum": pack.ids},
-                        "description": "Standard policies to leave out (only with pack)."},
+                        "description": "Policies of the pack to leave out (only with pack)."},
             "calendar": cal_ref,
             "policies": {"type": "array", "items": {
                 "if": {"type": "object", "required": ["use"]},
@@ -293,6 +297,26 @@ def _policy_schema() -> dict[str, Any]:
     }
     result: dict[str, Any] = _draft07(body)
     return result
+
+
+def _pack_policies(standard: PolicySet) -> PolicySet:
+    """The standard pack's policies, then those of the other installed packs (``use:`` and
+    ``exclude:`` take a policy of the file's pack). A pack that fails to load is left out
+    here; loading a file that names it reports why."""
+    from .policy import PolicySet
+    from .policyfile import _pack_loaders
+
+    found = {p.id: p for p in standard}
+    for _name, load in sorted(_pack_loaders().items()):
+        try:
+            obj = load()
+            pack = obj() if callable(obj) and not isinstance(obj, PolicySet) else obj
+        except Exception:  # a plugin's failure: loading a file naming it reports why
+            continue
+        if isinstance(pack, PolicySet):
+            for p in pack:
+                found.setdefault(p.id, p)
+    return PolicySet(list(found.values()))
 
 
 def _pack_names() -> list[str]:

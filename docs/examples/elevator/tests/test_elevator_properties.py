@@ -15,7 +15,7 @@ from policykit.testing import events
 
 DUE = {"entrapment": timedelta(hours=1), "major": timedelta(hours=4),
        "minor": timedelta(hours=4)}
-FAST = settings(max_examples=40, deadline=None)
+FAST = settings(max_examples=25, deadline=None)
 
 
 @FAST
