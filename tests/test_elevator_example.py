@@ -246,3 +246,27 @@ def test_the_standard_packs_decisions_are_unchanged_beside_the_plugin(elevator: 
     assert without.returncode == with_plugin.returncode == 1, without.stderr
     assert with_plugin.stdout == without.stdout
     assert len(_decisions(without.stdout)) > 50
+
+
+PAGE = ROOT / "docs" / "examples" / "elevator.md"
+
+
+def test_the_page_quotes_the_example_s_files_as_they_are() -> None:
+    import re
+
+    text = PAGE.read_text(encoding="utf-8")
+    quotes = re.findall(r"<!-- file: (\S+) -->\n```\w+\n(.*?)```", text, flags=re.DOTALL)
+    assert len(quotes) >= 7
+    for path, block in quotes:
+        source = (ROOT / path).read_text(encoding="utf-8")
+        assert block in source, f"docs/examples/elevator.md quotes {path} as it no longer is"
+
+
+def test_the_page_shows_the_decisions_the_sample_month_gives() -> None:
+    text = PAGE.read_text(encoding="utf-8")
+    rows = [line.split("|")[1:-1] for line in text.splitlines()
+            if line.startswith("| elevator-")]
+    shown = [(p.strip(), r.strip(), k.strip(), s.strip(), at.strip(), a.strip() or None)
+             for p, r, k, s, at, a in rows]
+    expected = [(p, r, k, s, at[:16].replace("T", " "), a) for p, r, k, s, at, a in EXPECTED]
+    assert shown == expected
