@@ -196,7 +196,8 @@ def _shape_classes() -> dict[str, type[BaseModel]]:
 
 
 @cache
-def _policy_schema() -> dict[str, Any]:
+def _policy_schema(_packs: tuple[str, ...]) -> dict[str, Any]:
+    # Keyed by the installed packs' names: the schema lists them and their policies.
     from .calendar import BusinessCalendar
     from .policy import Policy
     from .rules.standard import standard_pack
@@ -329,7 +330,7 @@ def policy_schema() -> dict[str, Any]:
     """The JSON Schema (draft-07) of a policy file, as YAML, TOML or JSON data."""
     import copy
 
-    return copy.deepcopy(_policy_schema())
+    return copy.deepcopy(_policy_schema(tuple(_pack_names())))
 
 
 def wire_schema(part: str = "all") -> dict[str, Any]:
