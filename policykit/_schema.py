@@ -305,18 +305,12 @@ def _pack_policies(standard: PolicySet) -> PolicySet:
     ``exclude:`` take a policy of the file's pack). A pack that fails to load is left out
     here; loading a file that names it reports why."""
     from .policy import PolicySet
-    from .policyfile import _pack_loaders
+    from .policyfile import _installed_packs
 
     found = {p.id: p for p in standard}
-    for _name, load in sorted(_pack_loaders().items()):
-        try:
-            obj = load()
-            pack = obj() if callable(obj) and not isinstance(obj, PolicySet) else obj
-        except Exception:  # a plugin's failure: loading a file naming it reports why
-            continue
-        if isinstance(pack, PolicySet):
-            for p in pack:
-                found.setdefault(p.id, p)
+    for pack in _installed_packs()[0].values():
+        for p in pack:
+            found.setdefault(p.id, p)
     return PolicySet(list(found.values()))
 
 

@@ -667,8 +667,7 @@ def events_cmd(types: tuple[str, ...]) -> None:
     from . import _eventdoc
     from .errors import nearest
     from .models import EVENT_TYPES, registered_event_types
-    from .policy import PolicySet
-    from .policyfile import _pack_loaders
+    from .policyfile import _installed_packs
 
     for name in types:
         if name not in EVENT_TYPES:
@@ -677,20 +676,9 @@ def events_cmd(types: tuple[str, ...]) -> None:
                   + (f"; did you mean {hint!r}?" if hint else "")
                   + " (policykit events lists them all)")
     models = {n: m for n, m in EVENT_TYPES.items() if not types or n in types}
-    packs: dict[str, PolicySet] = {}
-    for name, load in sorted(_pack_loaders().items(), key=lambda kv: kv[0] != "standard"):
-        try:
-            obj = load()
-            pack = obj() if callable(obj) and not isinstance(obj, PolicySet) else obj
-        except Exception as exc:  # a plugin's bug: the reference lists the rest
-            pack = f"{type(exc).__name__}: {exc}"
-        if isinstance(pack, PolicySet):
-            packs[name] = pack
-        else:
-            click.echo(f"policykit: pack {name!r} not loaded: "
-                       + (pack if isinstance(pack, str) else
-                          f"its entry point gives {type(pack).__name__}, not a PolicySet"),
-                       err=True)
+    packs, failed = _installed_packs()
+    for name, why in failed.items():  # a plugin's bug: the reference lists the rest
+        click.echo(f"policykit: pack {name!r} not loaded: {why}", err=True)
     click.echo(_eventdoc.page(models, packs, links=False, generated_by="policykit events",
                               registered=frozenset(registered_event_types()) & set(models),
                               selected=bool(types)),

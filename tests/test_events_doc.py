@@ -153,3 +153,27 @@ def test_policykit_events_lists_registered_types_with_their_fields() -> None:
     assert code == 2 and "unknown event type 'parcel.delivered'" in err
     code, _, err = _events_cli("contact.recieved")
     assert code == 2 and "did you mean 'contact.received'" in err
+
+
+def test_policykit_events_reads_every_installed_pack_and_names_a_broken_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from policykit import PolicySet, policyfile
+
+    def broken() -> PolicySet:
+        raise RuntimeError("pack file missing")
+
+    acme = PolicySet([standard_pack().get("site-access")])
+    monkeypatch.setattr(policyfile, "_entry_points", lambda: {
+        "acme": SimpleNamespace(load=lambda: acme),
+        "broken": SimpleNamespace(load=lambda: broken),
+        "odd": SimpleNamespace(load=lambda: 42)})
+    code, out, err = _events_cli("visitor.arrived")
+    assert code == 0
+    assert "and the packs standard, acme" in out  # standard (built in) first
+    read_line = next(line for line in out.splitlines() if line.startswith("Read by:"))
+    assert "`site-access` R" in read_line and "(pack acme)" in read_line \
+        and "(pack standard)" in read_line
+    assert "pack 'broken' not loaded: RuntimeError: pack file missing" in err
+    assert "pack 'odd' not loaded: its entry point gives int, not a PolicySet" in err
