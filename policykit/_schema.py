@@ -15,11 +15,14 @@ import inspect
 import itertools
 import textwrap
 from functools import cache
-from typing import Annotated, Any, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 from pydantic_core import core_schema
+
+if TYPE_CHECKING:
+    from .policy import PolicySet
 
 __all__ = ["DRAFT_07", "attribute_docs", "policy_schema", "wire_schema"]
 
@@ -199,7 +202,8 @@ DATE_OR_TIME_PATTERN = (r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?"
 
 
 @cache
-def _policy_schema(packs: tuple[str, ...]) -> dict[str, Any]:
+def _policy_schema(_packs: tuple[str, ...]) -> dict[str, Any]:
+    # Keyed by the installed packs' names: the schema lists them and their policies.
     from .calendar import BusinessCalendar
     from .models.declared import events_schema
     from .policy import Policy
@@ -248,14 +252,15 @@ def _policy_schema(packs: tuple[str, ...]) -> dict[str, Any]:
         policy["properties"][key] = {
             "type": "string", "pattern": DATE_OR_TIME_PATTERN,
             "description": policy["properties"][key].get("description", "")}
-    pack = standard_pack()
+    pack = _pack_policies(standard_pack())
     cal_ref = {"$ref": f"#/definitions/{name_of[BusinessCalendar]}"}
     defs["Use"] = {
         "type": "object", "additionalProperties": False, "required": ["use"],
-        "description": "A standard policy, with some parameters or the calendar changed, "
-                       "or one version of it in force by date (docs/versions.md).",
+        "description": "A policy of an installed pack (standard or the file's pack), with "
+                       "some parameters or the calendar changed, or one version of it in "
+                       "force by date (docs/versions.md).",
         "properties": {
-            "use": {"enum": pack.ids, "description": "A standard policy id."},
+            "use": {"enum": pack.ids, "description": "A policy id of an installed pack."},
             "parameters": {"type": "object",
                            "description": "Parameters to change (the others keep their "
                                           "defaults)."},
@@ -280,11 +285,11 @@ def _policy_schema(packs: tuple[str, ...]) -> dict[str, Any]:
                                   {"type": "array", "items": {"type": "string"}}],
                         "description": "Other policy files (paths relative to this one) "
                                        "whose policies come first."},
-            "pack": {"enum": list(packs),
+            "pack": {"enum": list(_packs),
                      "description": "Start from every policy of an installed pack "
                                     "(standard is built in)."},
             "exclude": {"type": "array", "items": {"enum": pack.ids},
-                        "description": "Standard policies to leave out (only with pack)."},
+                        "description": "Policies of the pack to leave out (only with pack)."},
             "calendar": cal_ref,
             "events": {"$ref": "#/definitions/EventTypes"},
             "policies": {"type": "array", "items": {
@@ -318,6 +323,20 @@ def _policy_schema(packs: tuple[str, ...]) -> dict[str, Any]:
     }
     result: dict[str, Any] = _draft07(body)
     return result
+
+
+def _pack_policies(standard: PolicySet) -> PolicySet:
+    """The standard pack's policies, then those of the other installed packs (``use:`` and
+    ``exclude:`` take a policy of the file's pack). A pack that fails to load is left out
+    here; loading a file that names it reports why."""
+    from .policy import PolicySet
+    from .policyfile import _installed_packs
+
+    found = {p.id: p for p in standard}
+    for pack in _installed_packs()[0].values():
+        for p in pack:
+            found.setdefault(p.id, p)
+    return PolicySet(list(found.values()))
 
 
 def _pack_names() -> list[str]:

@@ -793,6 +793,41 @@ def schema(what: str | None, part: str | None, policy: tuple[str, ...]) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+@cli.command("events")
+@click.argument("types", metavar="[TYPE...]", nargs=-1)
+def events_cmd(types: tuple[str, ...]) -> None:
+    """Print the event reference in Markdown: every event type this process accepts, the
+    built-in ones and those installed plugins (or the application) registered, with their
+    fields, the policies of the installed packs that read them and a valid example. TYPE
+    names the types to show (default: all). docs/events.md is the same page for the built-in
+    types.
+
+    \b
+    Examples:
+      policykit events > events.md
+      policykit events elevator.fault elevator.repaired
+    """
+    from . import _eventdoc
+    from .errors import nearest
+    from .models import EVENT_TYPES, registered_event_types
+    from .policyfile import _installed_packs
+
+    for name in types:
+        if name not in EVENT_TYPES:
+            hint = nearest(name, sorted(EVENT_TYPES))
+            _fail(f"events: unknown event type {name!r}"
+                  + (f"; did you mean {hint!r}?" if hint else "")
+                  + " (policykit events lists them all)")
+    models = {n: m for n, m in EVENT_TYPES.items() if not types or n in types}
+    packs, failed = _installed_packs()
+    for name, why in failed.items():  # a plugin's bug: the reference lists the rest
+        click.echo(f"policykit: pack {name!r} not loaded: {why}", err=True)
+    click.echo(_eventdoc.page(models, packs, links=False, generated_by="policykit events",
+                              registered=frozenset(registered_event_types()) & set(models),
+                              selected=bool(types)),
+               nl=False)
+
+
 @cli.command()
 @click.argument("events", metavar="EVENTS")
 @click.argument("decision_id", metavar="DECISION_ID")

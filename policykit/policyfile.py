@@ -332,6 +332,26 @@ def _pack_loaders() -> dict[str, Callable[[], Any]]:
     return found
 
 
+def _installed_packs() -> tuple[dict[str, PolicySet], dict[str, str]]:
+    """Every installed pack by name (the standard pack first), and why those that failed
+    to load did (listings show the rest; loading a file that names one raises)."""
+    packs: dict[str, PolicySet] = {}
+    failed: dict[str, str] = {}
+    for name, load in sorted(_pack_loaders().items(), key=lambda kv: (kv[0] != "standard",
+                                                                        kv[0])):
+        try:
+            obj = load()
+            pack = obj() if callable(obj) and not isinstance(obj, PolicySet) else obj
+        except Exception as exc:  # a third-party plugin's failure
+            failed[name] = _short_text(f"{type(exc).__name__}: {exc}")
+            continue
+        if isinstance(pack, PolicySet):
+            packs[name] = pack
+        else:
+            failed[name] = f"its entry point gives {type(pack).__name__}, not a PolicySet"
+    return packs, failed
+
+
 def _named_pack(name: Any, source: str, path: str, lines: LineMap) -> PolicySet:
     """The pack installed under ``name``, or a PolicyFileError naming the nearest one."""
     loaders = _pack_loaders()

@@ -15,6 +15,11 @@ A property test of a policy in a few lines::
 See docs/testing.md.
 """
 
+# Hypothesis first: it runs its plugins' hooks (other packages' field strategies among them)
+# when imported, and those may import this package's strategies module. Imported here, before
+# that module, a hook finds the module unimported (and imports it whole), never half built.
+import hypothesis  # noqa: F401
+
 from .factory import EventFactory
 from .scenarios import (
     Coverage,

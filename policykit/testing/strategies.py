@@ -363,7 +363,8 @@ _REL_TIME = st.one_of(delays("PT1H", "P1D"),
 def _value(shape: FieldShape, event_type: str) -> st.SearchStrategy[Any]:
     """Values for one field (date and date-time fields as :class:`_Rel`). Cached: building
     and validating strategies anew for every draw costs more than drawing from them."""
-    override = _OVERRIDES.get((event_type, shape.name)) or _OVERRIDES.get((None, shape.name))
+    # Not `a or b`: bool() of a strategy warns (HypothesisWarning).
+    override = _OVERRIDES.get((event_type, shape.name), _OVERRIDES.get((None, shape.name)))
     if override is not None:
         strat: st.SearchStrategy[Any] = override
     elif shape.kind == "literal":
