@@ -332,7 +332,7 @@ class _TariffRuntime(RuleRuntime):
         value = (event_value(decision, self.spec.amount_by.field)  # type: ignore[arg-type]
                  if self.spec.amount_by else None)
         self._item(decision.subject.kind, decision.subject.id, decision.id, decision.at,
-                   f"{decision.rule}:{decision.details.get('outcome', decision.kind)}",
+                   f"{decision.spec_rule}:{decision.details.get('outcome', decision.kind)}",
                    None if value is None else str(value), list(decision.evidence), ctx, {})
 
     def _item(self, kind: SubjectKind, sid: str, item_id: str, at: datetime, item_type: str,

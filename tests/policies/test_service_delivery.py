@@ -38,7 +38,7 @@ def onsite(kind: str, at: str, site: str = "S1") -> dict[str, Any]:
 
 
 def of(out: list[Decision], rule: str) -> list[Decision]:
-    return [d for d in out if d.rule == rule]
+    return [d for d in out if d.spec_rule == rule]
 
 
 # -- R1 remote access needs authorization ----------------------------------------------------
@@ -115,7 +115,7 @@ def test_r2_remote_without_hotline_is_a_warning(evaluate: Evaluate) -> None:
 def test_r2b_onsite_skipping_remote_is_a_warning(evaluate: Evaluate) -> None:
     out = evaluate([step("2026-03-02 09:00", "hotline"),
                     step("2026-03-02 11:00", "onsite", "solved")], until=UNTIL, policy=POLICY)
-    assert [(d.rule, d.kind) for d in out] == [("R2b", "warning")]
+    assert [(d.spec_rule, d.kind) for d in out] == [("R2b", "warning")]
 
 
 # -- R3 departure and arrival ----------------------------------------------------------------
@@ -137,7 +137,7 @@ def test_r3b_arrival_within_the_default_sla(evaluate: Evaluate) -> None:
     late = [onsite("dispatched", "2026-03-02 09:00"), onsite("departed", "2026-03-02 09:30"),
             onsite("arrived", "2026-03-02 13:00:01")]
     (d,) = evaluate(late, until=UNTIL, policy=POLICY)
-    assert (d.rule, d.at, d.details["deadline"]) == ("R3b", t("2026-03-02 13:00"), "PT4H")
+    assert (d.spec_rule, d.at, d.details["deadline"]) == ("R3b", t("2026-03-02 13:00"), "PT4H")
 
 
 def test_r3b_arrival_sla_looked_up_per_site(evaluate: Evaluate) -> None:
@@ -150,7 +150,7 @@ def test_r3b_arrival_sla_looked_up_per_site(evaluate: Evaluate) -> None:
             onsite("departed", "2026-03-02 09:30", "S-core"),
             onsite("arrived", "2026-03-02 11:30", "S-core")]
     (d,) = evaluate(core, until=UNTIL, policy=POLICY, arrival_sla=sla)
-    assert (d.rule, d.at) == ("R3b", t("2026-03-02 11:00"))
+    assert (d.spec_rule, d.at) == ("R3b", t("2026-03-02 11:00"))
 
 
 def test_r3_a_second_dispatch_is_judged_again(evaluate: Evaluate) -> None:
@@ -158,5 +158,5 @@ def test_r3_a_second_dispatch_is_judged_again(evaluate: Evaluate) -> None:
               onsite("arrived", "2026-03-02 12:00"),
               onsite("dispatched", "2026-03-05 09:00")]
     out = evaluate(events, until=UNTIL, policy=POLICY)
-    assert sorted((d.rule, d.at) for d in out) == [("R3", t("2026-03-05 10:00")),
+    assert sorted((d.spec_rule, d.at) for d in out) == [("R3", t("2026-03-05 10:00")),
                                                   ("R3b", t("2026-03-05 13:00"))]
