@@ -194,8 +194,8 @@ class AuditReport:
 
     # -- tables ----------------------------------------------------------------------------
 
-    _COLUMNS = ("id", "at", "policy", "rule", "part", "kind", "subject_kind", "subject_id", "severity",
-                "status", "amount", "currency", "clause", "message", "message_zh", "evidence",
+    _COLUMNS = ("id", "at", "policy", "rule", "part", "kind", "subject_kind", "subject_id",
+                "severity", "status", "amount", "currency", "clause", "message", "message_zh", "evidence",
                 "details", "supersedes", "superseded", "policy_fingerprint",
                 "policykit_version")
 
@@ -313,8 +313,9 @@ class AuditReport:
         """Decisions that stand (all with ``trail=True``) counted per group: ``decisions``,
         ``final`` (standing), distinct ``subjects``, the money of the standing decisions
         (``amount``, Decimal) and the time span. ``by`` from: policy, rule, part (the
-        part of a split rule, empty for others), kind, severity, status, subject, subject_kind, subject_id, currency, date, month (``status`` is the
-        status in this report: final, provisional or superseded)."""
+        part of a split rule, empty for others), kind, severity, status, subject,
+        subject_kind, subject_id, currency, date, month (``status`` is the status in this
+        report: final, provisional or superseded)."""
         with optional_import("audit", "AuditReport.summary()"):
             import pandas as pd
 

@@ -857,7 +857,8 @@ class Session:
             details["original_amount"] = str(c.amount)
             details["original_currency"] = c.currency
         revocation = Decision(
-            id=vid, policy=c.policy, rule=c.rule, part=c.part, kind=c.kind, subject=c.subject, at=at,
+            id=vid, policy=c.policy, rule=c.rule, part=c.part, kind=c.kind, subject=c.subject,
+            at=at,
             evidence=tuple(dict.fromkeys((*c.evidence, part_value(cause)))), severity=c.severity,
             clause=c.clause,
             message=f"Revoked ({reason}): {c.message}",
