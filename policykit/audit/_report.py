@@ -195,8 +195,8 @@ class AuditReport:
     # -- tables ----------------------------------------------------------------------------
 
     _COLUMNS = ("id", "at", "policy", "rule", "part", "kind", "subject_kind", "subject_id",
-                "severity", "status", "amount", "currency", "clause", "message", "message_zh", "evidence",
-                "details", "supersedes", "superseded", "policy_fingerprint",
+                "severity", "status", "amount", "currency", "clause", "message", "message_zh",
+                "evidence", "details", "supersedes", "superseded", "policy_fingerprint",
                 "policykit_version")
 
     def _row(self, d: Decision) -> dict[str, Any]:
