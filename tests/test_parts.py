@@ -7,13 +7,22 @@ import csv
 import io
 import json
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from conftest import BACKENDS, Evaluate
 from helpers import ev, t
 
-from policykit import Decision, ParameterError, Policy, PolicyFileError, audit, standard_pack
+from policykit import (
+    Decision,
+    Engine,
+    ParameterError,
+    Policy,
+    PolicyFileError,
+    audit,
+    standard_pack,
+)
 from policykit.testing import load_scenarios
 
 POLICY = "service-delivery"
@@ -134,3 +143,15 @@ def test_every_lettered_rule_of_the_pack_is_a_part_of_its_number() -> None:
         for spec in policy.specs:
             lettered = re.fullmatch(r"(R\d+)[a-z]", spec.id)
             assert spec.part_of == (lettered[1] if lettered else None), (policy.id, spec.id)
+
+
+def test_a_revoked_part_decision_keeps_its_part() -> None:
+    # On site without a remote step (R2b); the remote step then arrives late, dated before.
+    session = Engine(standard_pack().get(POLICY)).session(allowed_lateness=timedelta(days=1))
+    (warning,) = session.feed(step("2026-03-02 10:00", "onsite"))
+    assert (warning.rule, warning.part) == ("R2", "R2b")
+    session.feed(ev("service.step", "2026-03-02 11:00", request_id="Q9", step="hotline",
+                    outcome="solved", employee_id="E1"))
+    out = session.feed(step("2026-03-02 09:00", "remote"))
+    revocation = next(d for d in out if d.supersedes == (warning.id,))
+    assert (revocation.rule, revocation.part, revocation.spec_rule) == ("R2", "R2b", "R2b")
