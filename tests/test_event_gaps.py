@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import Evaluate
 from helpers import ev, profile, t
-from hypothesis import find, given, settings
+from hypothesis import given, settings
 
 from policykit import EventError, parse_events, standard_pack
 from policykit.testing import attendance_months
@@ -81,18 +81,20 @@ def test_bad_values_of_the_new_fields_are_named(record: dict[str, Any], field: s
         parse_events([{"id": "x", "at": "2026-03-02T12:00:00+08:00", **record}])
 
 
-@pytest.mark.parametrize(("type_", "field", "wanted"), [
-    ("attendance.leave", "approved", False),
-    ("attendance.leave", "approved", None),
-    ("report.submitted", "period", "set"),
-    ("staff.complaint", "complaint_id", "set"),
-])
-def test_strategies_draw_the_new_fields(type_: str, field: str, wanted: Any) -> None:
-    def fits(e: Any) -> bool:
-        value = getattr(e, field)
-        return value is not None if wanted == "set" else value is wanted
+def test_strategies_draw_the_new_fields() -> None:
+    seen: dict[str, set[Any]] = {"approved": set(), "period": set(), "complaint_id": set()}
 
-    assert fits(find(any_event(type_), fits))
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None)
+    @given(any_event("attendance.leave"), any_event("report.submitted"),
+           any_event("staff.complaint"))
+    def draw(leave: Any, report: Any, complaint: Any) -> None:
+        seen["approved"].add(leave.approved)
+        seen["period"].add(report.period is not None)
+        seen["complaint_id"].add(complaint.complaint_id is not None)
+
+    draw()
+    assert seen == {"approved": {None, False, True}, "period": {False, True},
+                    "complaint_id": {False, True}}
 
 
 def test_strategies_draw_a_session_end_after_its_start() -> None:
@@ -102,5 +104,12 @@ def test_strategies_draw_a_session_end_after_its_start() -> None:
         assert e.started_at <= e.at
 
     check()
-    find(attendance_months(), lambda s: any(
-        getattr(e, "approved", None) is False for e in s.events))
+    refused: list[bool] = []
+
+    @settings(max_examples=100, deadline=None, derandomize=True, database=None)
+    @given(attendance_months())
+    def months(s: Any) -> None:
+        refused.extend(getattr(e, "approved", None) is False for e in s.events)
+
+    months()
+    assert any(refused)
