@@ -21,7 +21,7 @@ enough opportunities gets at least one plant, so even a one-month example breaks
 rule that can be judged within a month.
 
     python bench/generate.py --employees 200 --months 3 --seed 1 --out /tmp/log.jsonl \
-        [--start 2026-03-01] [--planted /tmp/log.planted.json]
+        [--start 2026-03-01] [--planted /tmp/log.planted.json] [--session-ends]
 """
 
 from __future__ import annotations
@@ -161,6 +161,7 @@ RATES: dict[str, tuple[float, int]] = {
     "site-access/R1": (0.015, 30),
     "site-access/R2": (0.02, 20),
     "service-delivery/R1": (0.05, 3),
+    "service-delivery/R1b": (0.05, 3),
     "service-delivery/R2": (0.05, 6),
     "service-delivery/R3": (0.06, 3),
 }
@@ -231,12 +232,16 @@ class Plant:
 class LogGenerator:
     """Generates one company's event log; iterate ``events()``, then read ``planted()``."""
 
-    def __init__(self, employees: int, months: int, seed: int, start: date = date(2026, 3, 1)):
+    def __init__(self, employees: int, months: int, seed: int, start: date = date(2026, 3, 1),
+                 *, session_ends: bool = False):
         if employees < 12:
             raise ValueError("employees must be at least 12 (one of every role, guards in 3s)")
         if months < 1:
             raise ValueError("months must be at least 1")
         self.employees, self.months, self.seed, self.start = employees, months, seed, start
+        # remote.session_ended is optional in the wire format: off, the log is the one made
+        # before the event existed (the bundled example), seed for seed.
+        self.session_ends = session_ends
         self.end = add_months(start, months)
         self.ndays = (self.end - start).days
         self.end_t = self.ndays * DAY
@@ -847,6 +852,18 @@ class LogGenerator:
                     "request_id": req, "customer_id": customer, "employee_id": tech.id})
             if auth:
                 self._push(t, "remote.authorized", auth)
+            ended = None
+            if self.session_ends and auth.get("valid_until") == self.fmt(valid_until):
+                ended = session + self._u(20 * MIN, 60 * MIN)
+                overrun = self._chance("service-delivery/R1b")
+                if overrun:
+                    ended = valid_until + self._u(5 * MIN, HOUR)
+                e_seq = self._push(ended, "remote.session_ended", {
+                    "request_id": req, "customer_id": customer, "employee_id": tech.id,
+                    "started_at": self.fmt(session)})
+                if overrun:
+                    self._plant("service-delivery/R1b", ended, [e_seq], subj,
+                                f"{req}: remote session ran on after its authorization expired")
             t = session + self._u(20 * MIN, 60 * MIN)
             solved = rng.random() < 0.6
             seq = self._push(t, "service.step", {"request_id": req, "step": "remote",
@@ -1765,7 +1782,8 @@ class LogGenerator:
             rules[r["rule"]] = rules.get(r["rule"], 0) + 1
         return {
             "generator": {"employees": self.employees, "months": self.months, "seed": self.seed,
-                          "start": self.start.isoformat(), "end": self.fmt(self.end_t)},
+                          "start": self.start.isoformat(), "end": self.fmt(self.end_t),
+                          **({"session_ends": True} if self.session_ends else {})},
             "events": self._emitted,
             "by_type": dict(sorted(self._counts.items())),
             "counts": {p: dict(sorted(r.items())) for p, r in sorted(counts.items())},
@@ -1804,8 +1822,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="first day, YYYY-MM-DD (default 2026-03-01)")
     ap.add_argument("--out", type=Path, required=True, help="JSONL file to write ('-': stdout)")
     ap.add_argument("--planted", type=Path, help="also write the planted-violation books (JSON)")
+    ap.add_argument("--session-ends", action="store_true",
+                    help="also record the end of each remote session (remote.session_ended)")
     args = ap.parse_args(argv)
-    gen = LogGenerator(args.employees, args.months, args.seed, args.start)
+    gen = LogGenerator(args.employees, args.months, args.seed, args.start,
+                       session_ends=args.session_ends)
     began = time.perf_counter()  # only to report throughput, never part of the output
     if str(args.out) == "-":
         n = write_jsonl(gen.events(), sys.stdout)

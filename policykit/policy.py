@@ -194,7 +194,13 @@ class Policy(BaseModel):
                                       "a rule id unique in the policy")
             seen.add(spec.id)
             specs.append(spec)
+        parts = {s.id: s.part_of for s in specs if s.part_of is not None}
         for spec in specs:
+            if spec.part_of is not None and (spec.part_of == spec.id
+                                             or spec.part_of in parts):
+                raise PolicyFileError("<policy>", f"rules.{spec.id}.part_of", spec.part_of,
+                                      "the id of the rulebook rule this rule is a part of, "
+                                      "not its own id nor the id of another part")
             for dep in spec.consumes():
                 if dep not in seen:
                     raise PolicyFileError("<policy>", f"rules.{spec.id}", dep,
@@ -258,9 +264,17 @@ class Policy(BaseModel):
                           calendar=self.calendar, fingerprint=self.fingerprint())
 
     def rule(self, rule_id: str) -> RuleSpec:
+        """The rule ``rule_id`` (a part's own id, such as ``R2b``). A rulebook rule the policy
+        only splits into parts (``R7`` as ``R7a``-``R7d``) is not one rule: the error names
+        its parts."""
         for spec in self._specs:
             if spec.id == rule_id:
                 return spec
+        parts = [s.id for s in self._specs if s.part_of == rule_id]
+        if parts:
+            raise ParameterError("rule", rule_id,
+                                 f"one rule of {self.id}: {rule_id} is split into the parts "
+                                 f"{', '.join(parts)}; name one of them", suggestion=parts[0])
         raise ParameterError("rule", rule_id, f"a rule of {self.id}",
                              suggestion=nearest(rule_id, [s.id for s in self._specs]))
 

@@ -34,8 +34,9 @@ def test_every_event_type_of_the_spec_is_modelled() -> None:
         "inspection.done", "inspection.findings_forwarded", "duty.check",
         "duty.problem_found", "duty.problem_escalated", "complaint.benefit_received",
         "service_research.visited", "service_research.plan_made", "visitor.arrived",
-        "vehicle.arrived", "remote.authorized", "remote.session_started", "service.step",
-        "onsite.dispatched", "onsite.departed", "onsite.arrived",
+        "vehicle.arrived", "remote.authorized", "remote.session_started",
+        "remote.session_ended", "service.step", "onsite.dispatched", "onsite.departed",
+        "onsite.arrived",
     }
     assert set(EVENT_TYPES) == spec_types
 

@@ -121,7 +121,7 @@ class Explanation:
         parts.append("<h5>Evidence</h5>" + table(
             ["at", "id", "what", "fields"],
             [[fmt_at(e.at), e.id,
-              e.type if isinstance(e, EventBase) else f"decision {e.rule}",
+              e.type if isinstance(e, EventBase) else f"decision {e.spec_rule}",
               _event_fields(e) if isinstance(e, EventBase) else e.message]
              for e in self.evidence]))
         if self.missing_evidence:
@@ -134,7 +134,7 @@ def explain(d: Decision, policies: PolicySet, events: Mapping[str, EventBase],
             decisions: Mapping[str, Decision], superseded_by: list[str]) -> Explanation:
     """The explanation of ``d``, its evidence looked up among the audit's ``events`` and
     ``decisions`` (by id); ``superseded_by`` are the ids of the decisions replacing it."""
-    policy, rule = find_rule(policies, d.policy, d.rule)
+    policy, rule = find_rule(policies, d.policy, d.spec_rule)
     evidence: list[EventBase | Decision] = []
     missing = []
     for ref in d.evidence:
@@ -193,7 +193,7 @@ def rule_parameters(policy: Policy, rule_id: str) -> dict[str, Any]:
 def event_line(event: EventBase | Decision) -> str:
     """One line for an event or decision: time, id, type (or rule) and fields (or message)."""
     if isinstance(event, Decision):
-        return (f"{fmt_at(event.at)}  {event.id}  decision {event.policy} {event.rule} "
+        return (f"{fmt_at(event.at)}  {event.id}  decision {event.policy} {event.spec_rule} "
                 f"({event.kind}): {event.message}")
     return f"{fmt_at(event.at)}  {event.id}  {event.type}  {_event_fields(event)}"
 

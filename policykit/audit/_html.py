@@ -196,7 +196,8 @@ def _decision_table(report: AuditReport, decisions: Sequence[Decision],
         evidence = ", ".join(d.evidence[:6]) + ("…" if len(d.evidence) > 6 else "")
         out.append(
             f"<tr id='{escape(d.id)}'><td class='when'>{escape(when)}</td>"
-            f"<td>{escape(d.policy)}<div class='zh'>{escape(d.rule)} · "
+            f"<td>{escape(d.policy)}<div class='zh'>{escape(d.rule)}"
+            f"{escape(f' ({d.part})' if d.part else '')} · "
             f"{escape(d.clause)}</div></td>"
             f"<td>{_badge('k', d.kind)}<div>{_badge('s', d.severity)}</div></td>"
             f"<td class='nowrap'>{escape(d.subject.kind)} <b>{escape(d.subject.id)}</b></td>"

@@ -194,15 +194,16 @@ class AuditReport:
 
     # -- tables ----------------------------------------------------------------------------
 
-    _COLUMNS = ("id", "at", "policy", "rule", "kind", "subject_kind", "subject_id", "severity",
-                "status", "amount", "currency", "clause", "message", "message_zh", "evidence",
-                "details", "supersedes", "superseded", "policy_fingerprint",
+    _COLUMNS = ("id", "at", "policy", "rule", "part", "kind", "subject_kind", "subject_id",
+                "severity", "status", "amount", "currency", "clause", "message", "message_zh",
+                "evidence", "details", "supersedes", "superseded", "policy_fingerprint",
                 "policykit_version")
 
     def _row(self, d: Decision) -> dict[str, Any]:
         from .. import __version__
 
-        return {"id": d.id, "at": d.at, "policy": d.policy, "rule": d.rule, "kind": d.kind,
+        return {"id": d.id, "at": d.at, "policy": d.policy, "rule": d.rule, "part": d.part,
+                "kind": d.kind,
                 "subject_kind": d.subject.kind, "subject_id": d.subject.id,
                 "severity": d.severity, "status": self.status(d), "amount": d.amount,
                 "currency": d.currency, "clause": d.clause, "message": d.message,
@@ -311,9 +312,10 @@ class AuditReport:
                 trail: bool = False) -> pd.DataFrame:
         """Decisions that stand (all with ``trail=True``) counted per group: ``decisions``,
         ``final`` (standing), distinct ``subjects``, the money of the standing decisions
-        (``amount``, Decimal) and the time span. ``by`` from: policy, rule, kind, severity,
-        status, subject, subject_kind, subject_id, currency, date, month (``status`` is the
-        status in this report: final, provisional or superseded)."""
+        (``amount``, Decimal) and the time span. ``by`` from: policy, rule, part (the
+        part of a split rule, empty for others), kind, severity, status, subject,
+        subject_kind, subject_id, currency, date, month (``status`` is the status in this
+        report: final, provisional or superseded)."""
         with optional_import("audit", "AuditReport.summary()"):
             import pandas as pd
 
@@ -397,6 +399,7 @@ class AuditReport:
             row["at"] = d.at.isoformat()
             row["amount"] = "" if d.amount is None else str(d.amount)
             row["currency"] = d.currency or ""
+            row["part"] = d.part or ""
             row["policy_fingerprint"] = d.policy_fingerprint or ""
             for key in ("evidence", "supersedes"):
                 row[key] = json.dumps(row[key], ensure_ascii=False)

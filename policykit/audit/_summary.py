@@ -15,7 +15,7 @@ from ._payroll import money, month_of
 if TYPE_CHECKING:
     from ._report import AuditReport
 
-SUMMARY_KEYS = ("policy", "rule", "kind", "severity", "status", "subject", "subject_kind",
+SUMMARY_KEYS = ("policy", "rule", "part", "kind", "severity", "status", "subject", "subject_kind",
                 "subject_id", "currency", "date", "month")
 
 
@@ -53,6 +53,8 @@ def summary_rows(report: AuditReport, by: Sequence[str],
 def _key(d: Decision, key: str, tz: Any, report: AuditReport) -> Any:
     if key == "status":
         return report.status(d)
+    if key == "part":
+        return d.part or ""
     if key == "subject":
         return f"{d.subject.kind}:{d.subject.id}"
     if key == "subject_kind":

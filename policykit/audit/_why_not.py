@@ -92,7 +92,7 @@ def why_not(report: AuditReport, subject: str | Subject | Mapping[str, str] | tu
     kind, sid = _subject_parts(subject)
     pol, spec = find_rule(report.policies, policy, rule)
     types = spec.event_types()
-    fired = [d for d in report.trail if d.policy == pol.id and d.rule == spec.id
+    fired = [d for d in report.trail if d.policy == pol.id and d.spec_rule == spec.id
              and d.subject.id == sid and (kind is None or d.subject.kind == kind)]
     checked = _subject_events(report.events, spec, types, sid)
     findings: list[str] = []

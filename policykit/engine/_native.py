@@ -88,7 +88,7 @@ class _NativeSession(EvaluatorSession):
     def _emitter(self, pi: int) -> Any:
         def emit(decision: Decision) -> None:
             self._out.append(decision)
-            if (pi, decision.rule) in self._consumers:
+            if (pi, decision.spec_rule) in self._consumers:
                 self._queue.append((pi, decision))
         return emit
 
@@ -105,7 +105,7 @@ class _NativeSession(EvaluatorSession):
         # days) see them in emission order, within the same step.
         while self._queue:
             pi, decision = self._queue.popleft()
-            for ri in self._consumers[(pi, decision.rule)]:
+            for ri in self._consumers[(pi, decision.spec_rule)]:
                 ctx = self._contexts[pi][ri]
                 ctx.now = now
                 self._runtimes[pi][ri].on_decision(decision, ctx)

@@ -858,7 +858,8 @@ class Session:
             details["original_amount"] = str(c.amount)
             details["original_currency"] = c.currency
         revocation = Decision(
-            id=vid, policy=c.policy, rule=c.rule, kind=c.kind, subject=c.subject, at=at,
+            id=vid, policy=c.policy, rule=c.rule, part=c.part, kind=c.kind, subject=c.subject,
+            at=at,
             evidence=tuple(dict.fromkeys((*c.evidence, part_value(cause)))), severity=c.severity,
             clause=c.clause,
             message=f"Revoked ({reason}): {c.message}",
@@ -982,5 +983,5 @@ def _identity(d: Decision) -> tuple[Any, ...] | None:
     key = d.details.get("key")
     if not isinstance(key, str):
         return None
-    return (d.policy, d.rule, d.kind, d.status, d.subject.kind, d.subject.id, key,
+    return (d.policy, d.spec_rule, d.kind, d.status, d.subject.kind, d.subject.id, key,
             d.details.get("outcome"))

@@ -39,6 +39,10 @@ class Decision(BaseModel):
     id: str
     policy: str
     rule: str
+    part: str | None = None
+    """Where the policy splits a rulebook rule into parts (``R2b`` beside ``R2``), the part
+    that made the decision; ``rule`` is then the rulebook's rule (``R2``), so reports group
+    by the rulebook's numbering. Absent for a rule that is not split."""
     kind: DecisionKind
     subject: Subject
     at: AwareDatetime
@@ -64,9 +68,15 @@ class Decision(BaseModel):
             raise ValueError("amount and currency go together")
         return self
 
+    @property
+    def spec_rule(self) -> str:
+        """The id of the policy rule that made the decision: its ``part`` where the rule is
+        split, else ``rule`` (what ``Policy.rule`` looks up)."""
+        return self.part or self.rule
+
     def __repr__(self) -> str:
         money = f" {self.amount} {self.currency}" if self.amount is not None else ""
-        return (f"<Decision {self.id} {self.kind} {self.policy}/{self.rule} "
+        return (f"<Decision {self.id} {self.kind} {self.policy}/{self.spec_rule} "
                 f"{self.subject.kind}:{self.subject.id}{money} {self.status} "
                 f"at {self.at.isoformat(timespec='seconds')}>")
 
@@ -76,7 +86,8 @@ class Decision(BaseModel):
     def _repr_html_(self) -> str:
         from html import escape
 
-        rows = [("id", self.id), ("policy · rule", f"{self.policy} · {self.rule}"),
+        rows = [("id", self.id), ("policy · rule", f"{self.policy} · {self.rule}"
+                                   + (f" ({self.part})" if self.part else "")),
                 ("kind", f"{self.kind} ({self.severity})"),
                 ("subject", f"{self.subject.kind} {self.subject.id}"),
                 ("at", self.at.isoformat(timespec="seconds")),

@@ -273,21 +273,31 @@ class ClockOut(EventBase):
 
 
 class Leave(EventBase):
+    """Leave of an employee from ``start`` to ``end`` (dates, both included). ``approved``
+    false records leave that was asked for and not granted: it excuses nothing. Without
+    ``approved`` the leave counts as approved, as it did before the field existed."""
+
     type: Literal["attendance.leave"] = "attendance.leave"
     employee_id: Id
     start: Day
     end: Day
     kind: Id = "leave"
+    approved: Bool | None = None
 
 
 # --- staff penalties -------------------------------------------------------------------
 
 
 class StaffComplaint(EventBase):
+    """A complaint against an employee. ``complaint_id`` names the complaint itself, so two
+    records of one complaint (taken by the desk and relayed by sales) are one complaint;
+    without it every record is a complaint of its own."""
+
     type: Literal["staff.complaint"] = "staff.complaint"
     employee_id: Id
     source: Literal["customer", "sales"]
     severity: Literal["minor", "moderate", "serious"]
+    complaint_id: Id | None = None
 
 
 class PrivateCall(EventBase):
@@ -489,10 +499,15 @@ class ComplaintBenefitReceived(EventBase):
 
 
 class ReportSubmitted(EventBase):
+    """A report handed in. ``period`` is a day of the period the report covers (the day of
+    a daily report, any day of the week or month of a weekly or monthly one): a report
+    counts for that period only. Without it a report counts for the period it arrives in."""
+
     type: Literal["report.submitted"] = "report.submitted"
     report: Literal["weekly", "daily", "supervision"]
     employee_id: Id
     department: Id | None = None
+    period: Day | None = None
 
 
 # --- customer care ---------------------------------------------------------------------
@@ -616,6 +631,18 @@ class RemoteSessionStarted(EventBase):
     employee_id: Id
 
 
+class RemoteSessionEnded(EventBase):
+    """The end of a remote session; ``started_at`` is when it began (the ``at`` of its
+    ``remote.session_started``), so one authorization can be checked over the whole
+    session."""
+
+    type: Literal["remote.session_ended"] = "remote.session_ended"
+    request_id: Id
+    customer_id: Id
+    employee_id: Id
+    started_at: DateTime
+
+
 class ServiceStep(EventBase):
     type: Literal["service.step"] = "service.step"
     request_id: Id
@@ -658,7 +685,7 @@ _ALL: tuple[type[EventBase], ...] = (
     DemandSurveyDone, SatisfactionSurveyDone, InspectionDone, InspectionFindingsForwarded,
     ServiceResearchVisited, ServiceResearchPlanMade, DutyCheck, DutyProblemFound,
     DutyProblemEscalated, VisitorArrived, VehicleArrived, RemoteAuthorized, RemoteSessionStarted,
-    ServiceStep, OnsiteDispatched, OnsiteDeparted, OnsiteArrived,
+    RemoteSessionEnded, ServiceStep, OnsiteDispatched, OnsiteDeparted, OnsiteArrived,
 )
 
 #: Every event type name, mapped to its model.
@@ -688,8 +715,8 @@ Event = Annotated[
         GiftSent, DemandSurveyDone, SatisfactionSurveyDone, InspectionDone,
         InspectionFindingsForwarded, ServiceResearchVisited, ServiceResearchPlanMade, DutyCheck,
         DutyProblemFound, DutyProblemEscalated, VisitorArrived, VehicleArrived,
-        RemoteAuthorized, RemoteSessionStarted, ServiceStep, OnsiteDispatched, OnsiteDeparted,
-        OnsiteArrived,
+        RemoteAuthorized, RemoteSessionStarted, RemoteSessionEnded, ServiceStep,
+        OnsiteDispatched, OnsiteDeparted, OnsiteArrived,
     ],
     Field(discriminator="type"),
 ]

@@ -820,6 +820,10 @@ class RuleSpec(BaseModel):
     """The rule shape: which model validates the rule and which evaluator runs it."""
     id: str = Field(min_length=1, max_length=32)
     """The rule's id, unique in its policy (``R1``); decisions name it."""
+    part_of: str | None = Field(default=None, min_length=1, max_length=32)
+    """The rulebook rule this one is a part of, where the policy splits one rule into several
+    (``R2b`` with ``part_of: R2``): its decisions say ``rule: R2`` and ``part: R2b``. Ids,
+    messages and policy files keep naming the part by ``id``."""
     title: str = ""
     """A short name for the rule, used in messages and listings."""
     title_zh: str = ""
@@ -1034,7 +1038,10 @@ class RuleContext:
             id=decision_id(pol.id, pol.version, spec.id, outcome, subject, key, at, status,
                            pol.fingerprint),
             policy=pol.id,
-            rule=spec.id,
+            # A split rule's decisions name the rulebook's rule and the part; the id keeps
+            # hashing the part, so ids stay unique per part and unchanged by the split.
+            rule=spec.part_of or spec.id,
+            part=spec.id if spec.part_of else None,
             kind=kind,
             subject=subject,
             at=local_at,

@@ -183,7 +183,7 @@ class _LadderRuntime(RuleRuntime):
         sid = decision.subject.id
         start = window_start(ctx.calendar, decision.at, s.window)
         kept = [v for v in self.state["seen"].get(sid, []) if v[0] > start]
-        kept.append([decision.at, decision.id, decision.rule,
+        kept.append([decision.at, decision.id, decision.spec_rule,
                      decision.details.get("outcome", decision.kind), list(decision.evidence)])
         self.state["seen"][sid] = kept
         # When this violation has surely left the window: the subject's list is pruned

@@ -78,6 +78,12 @@ class Prior(Match):
     """The prior's field holding when its validity starts (it must not be after the action)."""
     valid_until: str | None = None
     """The prior's field holding when its validity ends (it must not be before the action)."""
+    covers_from: str | None = None
+    """An action field holding the start of a span the prior must cover, the action's time
+    being its end (a session's end names its start): the prior must have been recorded at or
+    before that start and be valid from it through the action. Its reasons: ``granted_late``,
+    ``not_yet_valid`` or ``expired`` at the start, ``outlasted`` (valid at the start, expired
+    before the action). An action without the field is checked at its own time only."""
     max_age: str | None = None
     """The prior may be at most this old at the action (an ISO-8601 duration); an older one is
     reported as too old."""
@@ -111,9 +117,14 @@ _REASON_ZH = {
     "expired": "已過期",
     "too_old": "記錄過舊",
     "unsigned": "未經雙方簽名",
+    "granted_late": "開始後才授權",
+    "outlasted": "中途已過期",
 }
 # When several earlier events exist but none qualifies, the most telling reason is shown.
-_REASON_RANK = ("unsigned", "too_old", "expired", "not_yet_valid", "missing")
+_REASON_RANK = ("unsigned", "too_old", "outlasted", "expired", "not_yet_valid",
+                "granted_late", "missing")
+Reason = Literal["missing", "not_yet_valid", "expired", "too_old", "unsigned", "granted_late",
+                 "outlasted"]
 
 
 class PreconditionSpec(RuleSpec):
@@ -168,6 +179,9 @@ class PreconditionSpec(RuleSpec):
     """Who the decisions are about: an action field, or a fixed subject."""
     kind: DecisionKind = "violation"
     """The kind of the ``unmet``, ``late`` and ``incomplete`` decisions."""
+    only_reasons: tuple[Reason, ...] = ()
+    """Report ``unmet`` only for these reasons, leaving the others to another rule (a
+    session's end reports only ``outlasted``: the rest was judged at its start); empty: all."""
 
     message_fields: ClassVar[frozenset[str]] = frozenset({
         "at", "candidates", "event", "grace", "key", "missing", "prior_at", "prior_event",
@@ -234,6 +248,8 @@ class PreconditionSpec(RuleSpec):
         for bound in (p.valid_from, p.valid_until):
             if bound is not None:
                 _check_field(p.type, bound, what="prior.valid_from/valid_until")
+        if p.covers_from is not None:
+            _check_field(ev_types, p.covers_from, what="prior.covers_from")
         for r in p.revoke:
             for f in r.key or p.key or self.key:
                 _check_field(r.type, f, what="prior.revoke.key")
@@ -336,7 +352,9 @@ class _PreconditionRuntime(RuleRuntime):
             for r in p.revoke:
                 needed.update(r.same.values())
         self._prior_fields = tuple(sorted(needed))
-        self._action_fields = tuple(sorted({*p.same, *p.differ})) if p else ()
+        self._cover = p.covers_from if p else None
+        self._action_fields = tuple(sorted({*p.same, *p.differ, *(
+            (self._cover,) if self._cover else ())})) if p else ()
         g = spec.only_if if spec.only_if is not None and spec.only_if.required else None
         self._gate = g
         if g is not None:
@@ -368,6 +386,17 @@ class _PreconditionRuntime(RuleRuntime):
             return "mismatch"
         if not rec["signed"]:
             return "unsigned"
+        span = fields.get(self._cover) if self._cover else None
+        if isinstance(span, datetime):
+            if rec["at"] > span:
+                return "granted_late"
+            if rec["from"] is not None and span < rec["from"]:
+                return "not_yet_valid"
+            if rec["until"] is not None and span > rec["until"]:
+                return "expired"
+            if rec["until"] is not None and t > rec["until"]:
+                return "outlasted"
+            return None
         if rec["from"] is not None and t < rec["from"]:
             return "not_yet_valid"
         if rec["until"] is not None and t > rec["until"]:
@@ -413,8 +442,11 @@ class _PreconditionRuntime(RuleRuntime):
     def _prune(self, records: list[dict[str, Any]], now: datetime, ctx: RuleContext) -> None:
         """Drop records no later action can rely on (expired, or older than max_age)."""
         max_age = self._max_age
+        # Covering a span, an expired record still explains an action whose span began
+        # before it expired (a session that outlasted its authorization).
+        lapse = self._cover is None
         keep = [r for r in records
-                if not (r["until"] is not None and r["until"] < now)
+                if not (lapse and r["until"] is not None and r["until"] < now)
                 and not (max_age is not None and after(r["at"], max_age) < now)]
         if len(keep) != len(records):
             records[:] = keep
@@ -521,6 +553,8 @@ class _PreconditionRuntime(RuleRuntime):
         if stored:
             self._prune(stored, event.at, ctx)
         reason = next((r for r in _REASON_RANK if r in reasons), "missing")
+        if s.only_reasons and reason not in s.only_reasons:
+            return
         gated = True
         if self._gate is not None:
             held = self.state["gates"].get(key, ())

@@ -296,6 +296,11 @@ class RecurrenceSpec(RuleSpec):
     """Emit a ``warning`` this long before ``due`` while still short of ``min_count``."""
     exempt: tuple[Exemption, ...] = ()
     """Events exempting a subject for a span of dates (approved leave)."""
+    period_field: str | None = None
+    """An occurrence field holding a day of the window it is for (a report's ``period``):
+    an occurrence counts only in the window holding that day, so a late report for last
+    week does not stand for this week's. An occurrence without the field counts in the
+    window it arrives in."""
     profile_where: dict[str, Condition] = Field(default_factory=dict)
     """Conditions on an employee subject's latest ``employee.profile`` (e.g. ``{role:
     {not_in: [guard]}}``): occurrences of an employee whose profile fails them are ignored;
@@ -353,6 +358,9 @@ class RecurrenceSpec(RuleSpec):
             field = pop.field or self.subject.field
             for m in (pop.start, *pop.end):
                 _check_field(m.type, field, what="population.field")
+        if self.period_field is not None:
+            for m in self.occurrence:
+                _check_field(m.type, self.period_field, what="period_field")
         for ex in self.exempt:
             _check_field(ex.type, ex.key[0] if ex.key else self.subject.field, what="exempt.key")
             _check_field(ex.type, ex.start_field, what="exempt.start_field")
@@ -504,6 +512,7 @@ class _RecurrenceRuntime(RuleRuntime):
             self._only = (self._only or Only()).model_copy(update={"working_days": True})
         self._warn = parse_duration(spec.warn_before) if spec.warn_before else None
         self._what = spec.title or spec.id
+        self._period = _getter(spec.period_field) if spec.period_field else None
         self._n = len(spec.occurrence) if spec.require == "each" else 1
         self._profile_ok = (Match(type=("employee.profile",), where=spec.profile_where)
                             .predicate() if spec.profile_where else None)
@@ -932,6 +941,12 @@ class _RecurrenceRuntime(RuleRuntime):
                 self._book("end", _utc(win["end"]), sid, win["label"], ctx)
         if at < win["start"]:
             return
+        if self._period is not None:
+            day = self._period(event)
+            cal = ctx.calendar
+            if isinstance(day, date) and not (
+                    cal.local_date(win["start"]) <= day <= cal.local_date(win["end"])):
+                return  # for another window: not this one's
         counts = win["counts"]
         slot = index if self._n > 1 else 0
         if (self._late and counts[slot] < self.spec.min_count and win["due"] is not None

@@ -48,6 +48,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..calendar import parse_duration
 from ..models.decisions import Decision, DecisionKind, Subject, SubjectKind
 from ..models.events import EventBase
 from ._base import (
@@ -65,8 +66,10 @@ from ._base import (
     _check_field,
     check_model_path,
     event_value,
+    key_part,
     keyed_by,
 )
+from ._scope import after
 
 __all__ = ["AmountBy", "TariffSpec", "Tier", "cents"]
 
@@ -170,6 +173,12 @@ class TariffSpec(RuleSpec):
     show: tuple[str, ...] = ()
     """With ``events``: event fields copied into per-item decisions' details (and so
     usable in their messages), e.g. the kind of misconduct."""
+    distinct: str | None = None
+    """With ``events``: a field naming the thing an item is about (a complaint's id). Later
+    records of one subject with the same value are the same item and count nothing more;
+    records without the field each count, as without this setting."""
+    distinct_for: str = "P366D"
+    """How long a ``distinct`` value is remembered after its first record."""
 
     message_fields: ClassVar[frozenset[str]] = frozenset({
         "amount", "base_salary", "cap", "capped", "count", "currency", "item", "item_at",
@@ -246,9 +255,12 @@ class TariffSpec(RuleSpec):
                 _check_field(self.events.type, self.amount_by.field, what="amount_by.field")
             for f in self.show:
                 _check_field(self.events.type, f, what="show")
-        elif self.subject is not None or self.show:
-            raise ValueError("subject and show go with events; decisions keep their own "
-                             "subject and details")
+            if self.distinct is not None:
+                _check_field(self.events.type, self.distinct, what="distinct")
+                parse_duration(self.distinct_for)
+        elif self.subject is not None or self.show or self.distinct is not None:
+            raise ValueError("subject, show and distinct go with events; decisions keep "
+                             "their own subject and details")
         elif self.amount_by is not None:
             check_model_path(Decision, self.amount_by.field, what="amount_by.field")
         if self.tiers and self.amount_by is not None:
@@ -322,6 +334,10 @@ class _TariffRuntime(RuleRuntime):
     def __init__(self, spec: TariffSpec, policy: PolicyInfo) -> None:
         super().__init__(spec, policy)
         self.state = {"periods": {}}
+        if spec.distinct is not None:
+            # distinct value key -> when first recorded; forgotten after distinct_for.
+            self.state["seen"] = {}
+            self._remember = parse_duration(spec.distinct_for)
         self._subject = spec.subject or SubjectRef(kind="employee", field="employee_id")
         self._pred = spec.events.predicate() if spec.events is not None else None
         self._outcomes = frozenset(spec.outcomes)
@@ -336,6 +352,15 @@ class _TariffRuntime(RuleRuntime):
         sid = event_value(event, self._subject.field)
         if sid is None:
             return
+        if self.spec.distinct is not None:
+            same = event_value(event, self.spec.distinct)
+            if same is not None:
+                seen_key = KEY_SEP.join((key_part(self._subject.kind), key_part(str(sid)),
+                                         key_part(str(same))))
+                if seen_key in self.state["seen"]:
+                    return  # another record of an item already counted
+                self.state["seen"][seen_key] = event.at
+                ctx.schedule(after(event.at, self._remember), _SEEN + KEY_SEP + seen_key)
         value = event_value(event, self.spec.amount_by.field) if self.spec.amount_by else None
         shown = {f: _plain(event_value(event, f)) for f in self.spec.show}
         self._item(self._subject.kind, str(sid), event.id, event.at, event.type,
@@ -349,7 +374,7 @@ class _TariffRuntime(RuleRuntime):
         value = (event_value(decision, self.spec.amount_by.field)  # type: ignore[arg-type]
                  if self.spec.amount_by else None)
         self._item(decision.subject.kind, decision.subject.id, decision.id, decision.at,
-                   f"{decision.rule}:{decision.details.get('outcome', decision.kind)}",
+                   f"{decision.spec_rule}:{decision.details.get('outcome', decision.kind)}",
                    None if value is None else str(value), list(decision.evidence), ctx, {})
 
     def _item(self, kind: SubjectKind, sid: str, item_id: str, at: datetime, item_type: str,
@@ -564,12 +589,18 @@ class _TariffRuntime(RuleRuntime):
     # -- time ------------------------------------------------------------------------
 
     def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
+        if key.startswith(_SEEN + KEY_SEP):
+            self.state["seen"].pop(key[len(_SEEN) + 1:], None)
+            return
         book = self.state["periods"].pop(key, None)
         if book is None or not self._charges or self.spec.settle != "period":
             return
         for entry in book["subjects"].values():
             self._charge_period(Subject(kind=entry["kind"], id=entry["id"]), entry, key, book,
                                 due, "final", ctx)
+
+
+_SEEN = "seen"  # timer keys forgetting a distinct value; period labels never start so
 
 
 def _iso(ctx: RuleContext, t: datetime) -> str:

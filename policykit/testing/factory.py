@@ -191,7 +191,10 @@ def _default(shape: FieldShape, type_: str, at: datetime) -> Any:
     if shape.kind == "date":
         return at.date()
     if shape.kind == "datetime":
-        # promised_by, valid_until: a day ahead; valid_from: the event's own time.
+        # promised_by, valid_until: a day ahead; valid_from: the event's own time;
+        # started_at (a session's end names its start): an hour before.
+        if shape.name == "started_at":
+            return at - timedelta(hours=1)
         return at if shape.name.endswith("from") else at + timedelta(days=1)
     if shape.kind == "list":
         assert shape.item is not None

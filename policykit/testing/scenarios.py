@@ -184,9 +184,12 @@ class Expectation:
         """(field, expected, got) for each criterion ``d`` fails."""
         out: list[tuple[str, str, str]] = []
         c = self.criteria
-        for key in ("policy", "rule", "kind", "currency", "status", "severity"):
+        for key in ("policy", "kind", "currency", "status", "severity"):
             if key in c and getattr(d, key) != c[key]:
                 out.append((key, str(c[key]), str(getattr(d, key))))
+        # A rule names the rulebook's rule (R2: all its parts) or one part (R2b).
+        if "rule" in c and c["rule"] not in (d.rule, d.part):
+            out.append(("rule", str(c["rule"]), d.spec_rule))
         if "subject" in c:
             kind, ident = c["subject"]
             if d.subject.id != ident or (kind is not None and d.subject.kind != kind):
@@ -236,7 +239,7 @@ def _subj(kind: str | None, ident: str) -> str:
 
 def describe_decision(d: Decision) -> str:
     """One line: policy, rule, kind, subject, outcome, amount, time, status."""
-    text = f"{d.policy} {d.rule} {d.kind} {d.subject.kind}/{d.subject.id}"
+    text = f"{d.policy} {d.spec_rule} {d.kind} {d.subject.kind}/{d.subject.id}"
     outcome = d.details.get("outcome")
     if outcome:
         text += f" ({outcome})"
@@ -262,7 +265,7 @@ def _matcher(raw: Any, path: str, ctx: _Ctx, tz: ZoneInfo, policies: PolicySet) 
     if "rule" in data:
         rule = str(data["rule"])
         scope = [policies.get(c["policy"])] if "policy" in c else list(policies)
-        rules = sorted({s.id for p in scope for s in p.specs})
+        rules = sorted({r for p in scope for s in p.specs for r in (s.id, s.part_of) if r})
         if rule not in rules:
             raise ctx.error(f"{path}.rule", rule, "a rule id of " + ", ".join(p.id for p in scope)
                             + ": " + ", ".join(rules), suggestion=nearest(rule, rules))
@@ -465,11 +468,11 @@ class Coverage:
                     index[(p.id, spec.id)] = new
         label = f"{result.file}::{result.name}"
         for d in result.decisions:
-            rc = index.get((d.policy, d.rule))
+            rc = index.get((d.policy, d.spec_rule))
             if rc is not None and label not in rc.fired_in:
                 rc.fired_in.append(label)
         for _, d in result.matched:
-            rc = index.get((d.policy, d.rule))
+            rc = index.get((d.policy, d.spec_rule))
             if rc is not None and label not in rc.asserted_in:
                 rc.asserted_in.append(label)
 

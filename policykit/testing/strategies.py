@@ -357,6 +357,12 @@ _REL_DATE = st.integers(-3, 10).map(lambda n: _Rel(days=n))
 _REL_TIME = st.one_of(delays("PT1H", "P1D"),
                       st.sampled_from((-timedelta(hours=1), timedelta(0)))).map(
     lambda d: _Rel(delta=d))
+# Fields whose value the model's type alone does not pin down: a session's end names its
+# start, which lies before it (up to two days, leaning on an hour and four).
+_BUILTIN: dict[tuple[str, str], st.SearchStrategy[Any]] = {
+    ("remote.session_ended", "started_at"): delays("PT1H", "PT4H").map(
+        lambda d: _Rel(delta=-d)),
+}
 
 
 @lru_cache(maxsize=1024)
@@ -365,8 +371,11 @@ def _value(shape: FieldShape, event_type: str) -> st.SearchStrategy[Any]:
     and validating strategies anew for every draw costs more than drawing from them."""
     # Not `a or b`: bool() of a strategy warns (HypothesisWarning).
     override = _OVERRIDES.get((event_type, shape.name), _OVERRIDES.get((None, shape.name)))
+    builtin = _BUILTIN.get((event_type, shape.name))
     if override is not None:
         strat: st.SearchStrategy[Any] = override
+    elif builtin is not None:
+        strat = builtin
     elif shape.kind == "literal":
         strat = st.sampled_from(shape.choices)
     elif shape.kind == "bool":
@@ -783,8 +792,12 @@ def attendance_months(draw: st.DrawFn, calendar: BusinessCalendar = DEFAULT_CALE
         if _sometimes(draw):
             a = first + timedelta(days=draw(st.integers(0, (last - first).days)))
             b = min(last, a + timedelta(days=draw(st.integers(0, 4))))
+            # Mostly without the flag (approved, as older logs have it), now and then
+            # asked for and refused, or approved explicitly.
+            flag = draw(st.sampled_from((None, None, False, True)))
             log.add("attendance.leave", calendar.start_of_day(a) - timedelta(days=1),
-                    employee_id=person, start=a, end=b)
+                    employee_id=person, start=a, end=b,
+                    **({} if flag is None else {"approved": flag}))
         day = first
         while day <= last:
             if calendar.is_working_day(day):

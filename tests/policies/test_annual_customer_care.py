@@ -27,7 +27,7 @@ def done(type_: str, at: str, cid: str = "K1", employee: str = "E1") -> dict[str
 
 
 def of(out: list[Decision], rule: str) -> list[Decision]:
-    return [d for d in out if d.rule == rule]
+    return [d for d in out if d.spec_rule == rule]
 
 
 # -- R1 December gift and demand survey -----------------------------------------------------

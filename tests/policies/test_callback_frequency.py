@@ -29,7 +29,7 @@ def callback(at: str | datetime, project: str = "J1", channel: str = "phone") ->
 
 
 def of(out: list[Decision], rule: str, kind: str | None = None) -> list[Decision]:
-    return [d for d in out if d.rule == rule and (kind is None or d.kind == kind)]
+    return [d for d in out if d.spec_rule == rule and (kind is None or d.kind == kind)]
 
 
 # -- R1 project callbacks ---------------------------------------------------------------

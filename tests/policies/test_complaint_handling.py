@@ -37,7 +37,7 @@ def replied(at: str, recipients: list[str] | None = None, cid: str = "K1") -> di
 
 
 def of(out: list[Decision], rule: str) -> list[Decision]:
-    return [d for d in out if d.rule == rule]
+    return [d for d in out if d.spec_rule == rule]
 
 
 def handled(received_at: str = "2026-03-02 10:00", **over: Any) -> list[dict[str, Any]]:

@@ -162,3 +162,56 @@ def test_r3_no_business_department_no_report(evaluate: Evaluate) -> None:
     out = evaluate([profile("E1", role="customer_service", at="2026-10-01 00:00")],
                    until=t("2026-11-01 00:00"), policy=POLICY)
     assert of(out, "R3") == []
+
+
+# -- the period a report covers (report.submitted period) and leave approval ----------------
+
+
+def covering(at: str, kind: str, period: str, employee: str = "E1") -> dict[str, Any]:
+    return ev("report.submitted", at, employee_id=employee, report=kind, period=period)
+
+
+def test_a_late_weekly_report_for_last_week_does_not_stand_for_this_week(
+        evaluate: Evaluate) -> None:
+    # W10's report handed in on Monday of W11, naming W10: W10 missed, and W11 too.
+    events = [tech(), covering("2026-03-09 09:00", "weekly", "2026-03-02")]
+    out = evaluate(events, until=t("2026-03-16 00:00"), policy=POLICY)
+    assert windows(out, "R1") == ["2026-W10", "2026-W11"]
+    # Without the period the same report counts for the week it arrives in, as before.
+    old = evaluate([tech(), report("2026-03-09 09:00", "weekly")],
+                   until=t("2026-03-16 00:00"), policy=POLICY)
+    assert windows(old, "R1") == ["2026-W10"]
+
+
+def test_a_report_naming_its_own_period_counts(evaluate: Evaluate) -> None:
+    daily = evaluate([cs(), covering("2026-03-02 17:00", "daily", "2026-03-02")],
+                     until=t("2026-03-03 00:00"), policy=POLICY)
+    weekly = evaluate([tech(), covering("2026-03-04 09:00", "weekly", "2026-03-06")],
+                      until=t("2026-03-09 00:00"), policy=POLICY)
+    assert daily == [] and weekly == []
+
+
+def test_a_daily_report_for_yesterday_does_not_count_today(evaluate: Evaluate) -> None:
+    out = evaluate([cs(), covering("2026-03-03 09:00", "daily", "2026-03-02")],
+                   until=t("2026-03-04 00:00"), policy=POLICY)
+    assert windows(out, "R2") == ["2026-03-02", "2026-03-03"]
+
+
+def test_a_supervision_report_for_last_month_does_not_count_for_this_one(
+        evaluate: Evaluate) -> None:
+    out = evaluate([business(), covering("2026-11-02 10:00", "supervision", "2026-10-31")],
+                   until=t("2026-12-01 00:00"), policy=POLICY)
+    assert windows(out, "R3") == ["2026-10", "2026-11"]
+
+
+def test_leave_not_approved_excuses_no_report(evaluate: Evaluate) -> None:
+    def leave(**flag: Any) -> dict[str, Any]:
+        return ev("attendance.leave", "2026-03-01 10:00", employee_id="E1",
+                  start="2026-03-02", end="2026-03-02", **flag)
+
+    until = t("2026-03-03 00:00")
+    assert windows(evaluate([cs(), leave(approved=False)], until=until, policy=POLICY),
+                   "R2") == ["2026-03-02"]
+    assert windows(evaluate([cs(), leave(approved=True)], until=until, policy=POLICY),
+                   "R2") == []
+    assert windows(evaluate([cs(), leave()], until=until, policy=POLICY), "R2") == []

@@ -28,6 +28,11 @@ def session(at: str, request: str = "Q1", customer: str = "C1") -> dict[str, Any
               employee_id="E1")
 
 
+def ended(at: str, started: str, request: str = "Q1", customer: str = "C1") -> dict[str, Any]:
+    return ev("remote.session_ended", at, request_id=request, customer_id=customer,
+              employee_id="E1", started_at=t(started).isoformat())
+
+
 def step(at: str, name: str, outcome: str = "unsolved") -> dict[str, Any]:
     return ev("service.step", at, request_id="Q1", step=name, outcome=outcome,
               employee_id="E1")
@@ -38,7 +43,7 @@ def onsite(kind: str, at: str, site: str = "S1") -> dict[str, Any]:
 
 
 def of(out: list[Decision], rule: str) -> list[Decision]:
-    return [d for d in out if d.rule == rule]
+    return [d for d in out if d.spec_rule == rule]
 
 
 # -- R1 remote access needs authorization ----------------------------------------------------
@@ -96,6 +101,57 @@ def test_r1_authorization_scope_is_a_parameter(evaluate: Evaluate) -> None:
               "R1") == []
 
 
+# -- R1b the authorization covers the whole session (remote.session_ended) -------------------
+
+
+def test_r1b_a_session_outlasting_its_authorization_is_a_violation_at_its_end(
+        evaluate: Evaluate) -> None:
+    # Valid at the start (R1 is met), expired at 12:00 while the session ran until 12:30.
+    events = [authorized("2026-03-02 09:00", "2026-03-02 09:00", "2026-03-02 12:00"),
+              session("2026-03-02 10:00"), ended("2026-03-02 12:30", "2026-03-02 10:00")]
+    out = evaluate(events, until=UNTIL, policy=POLICY)
+    (d,) = out
+    assert (d.rule, d.part, d.kind, d.severity, d.at) == (
+        "R1", "R1b", "violation", "high", t("2026-03-02 12:30"))
+    assert d.details["reason"] == "outlasted"
+    assert d.evidence == (events[2]["id"], events[0]["id"])
+
+
+def test_r1b_a_session_ending_exactly_at_the_expiry_is_covered(evaluate: Evaluate) -> None:
+    events = [authorized("2026-03-02 09:00", "2026-03-02 09:00", "2026-03-02 12:00"),
+              session("2026-03-02 10:00"), ended("2026-03-02 12:00", "2026-03-02 10:00")]
+    assert evaluate(events, until=UNTIL, policy=POLICY) == []
+
+
+def test_r1b_a_later_authorization_does_not_cover_the_session(evaluate: Evaluate) -> None:
+    # A second authorization granted mid-session does not cover it: one authorization
+    # granted before the start must cover the whole session.
+    events = [authorized("2026-03-02 09:00", "2026-03-02 09:00", "2026-03-02 11:00"),
+              session("2026-03-02 10:00"),
+              authorized("2026-03-02 10:30", "2026-03-02 10:30", "2026-03-02 18:00"),
+              ended("2026-03-02 12:00", "2026-03-02 10:00")]
+    (d,) = evaluate(events, until=UNTIL, policy=POLICY)
+    assert (d.part, d.details["reason"]) == ("R1b", "outlasted")
+
+
+def test_r1b_an_unauthorized_session_is_reported_once_at_its_start(
+        evaluate: Evaluate) -> None:
+    # No authorization, or one granted after the start: R1 at the start, not again at the end.
+    for events in ([session("2026-03-02 10:00"), ended("2026-03-02 11:00", "2026-03-02 10:00")],
+                   [session("2026-03-02 10:00"),
+                    authorized("2026-03-02 10:05", "2026-03-02 09:00", "2026-03-02 10:30"),
+                    ended("2026-03-02 11:00", "2026-03-02 10:00")]):
+        out = evaluate(events, until=UNTIL, policy=POLICY)
+        assert [(d.rule, d.part, d.at) for d in out] == [("R1", None, t("2026-03-02 10:00"))]
+
+
+def test_r1b_without_session_ends_the_old_result_stands(evaluate: Evaluate) -> None:
+    # The same session without its end: judged at the start only, as before the event existed.
+    events = [authorized("2026-03-02 09:00", "2026-03-02 09:00", "2026-03-02 12:00"),
+              session("2026-03-02 10:00")]
+    assert evaluate(events, until=UNTIL, policy=POLICY) == []
+
+
 # -- R2 hotline, then remote, then on site ---------------------------------------------------
 
 
@@ -115,7 +171,7 @@ def test_r2_remote_without_hotline_is_a_warning(evaluate: Evaluate) -> None:
 def test_r2b_onsite_skipping_remote_is_a_warning(evaluate: Evaluate) -> None:
     out = evaluate([step("2026-03-02 09:00", "hotline"),
                     step("2026-03-02 11:00", "onsite", "solved")], until=UNTIL, policy=POLICY)
-    assert [(d.rule, d.kind) for d in out] == [("R2b", "warning")]
+    assert [(d.spec_rule, d.kind) for d in out] == [("R2b", "warning")]
 
 
 # -- R3 departure and arrival ----------------------------------------------------------------
@@ -137,7 +193,7 @@ def test_r3b_arrival_within_the_default_sla(evaluate: Evaluate) -> None:
     late = [onsite("dispatched", "2026-03-02 09:00"), onsite("departed", "2026-03-02 09:30"),
             onsite("arrived", "2026-03-02 13:00:01")]
     (d,) = evaluate(late, until=UNTIL, policy=POLICY)
-    assert (d.rule, d.at, d.details["deadline"]) == ("R3b", t("2026-03-02 13:00"), "PT4H")
+    assert (d.spec_rule, d.at, d.details["deadline"]) == ("R3b", t("2026-03-02 13:00"), "PT4H")
 
 
 def test_r3b_arrival_sla_looked_up_per_site(evaluate: Evaluate) -> None:
@@ -150,7 +206,7 @@ def test_r3b_arrival_sla_looked_up_per_site(evaluate: Evaluate) -> None:
             onsite("departed", "2026-03-02 09:30", "S-core"),
             onsite("arrived", "2026-03-02 11:30", "S-core")]
     (d,) = evaluate(core, until=UNTIL, policy=POLICY, arrival_sla=sla)
-    assert (d.rule, d.at) == ("R3b", t("2026-03-02 11:00"))
+    assert (d.spec_rule, d.at) == ("R3b", t("2026-03-02 11:00"))
 
 
 def test_r3_a_second_dispatch_is_judged_again(evaluate: Evaluate) -> None:
@@ -158,5 +214,5 @@ def test_r3_a_second_dispatch_is_judged_again(evaluate: Evaluate) -> None:
               onsite("arrived", "2026-03-02 12:00"),
               onsite("dispatched", "2026-03-05 09:00")]
     out = evaluate(events, until=UNTIL, policy=POLICY)
-    assert sorted((d.rule, d.at) for d in out) == [("R3", t("2026-03-05 10:00")),
+    assert sorted((d.spec_rule, d.at) for d in out) == [("R3", t("2026-03-05 10:00")),
                                                   ("R3b", t("2026-03-05 13:00"))]

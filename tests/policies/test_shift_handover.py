@@ -44,7 +44,7 @@ def handover(at_relief: str, at_leave: str, frm: str, to: str, post: str = "P1",
 
 
 def rules(out: list[Decision]) -> list[str]:
-    return sorted(d.rule for d in out)
+    return sorted(d.spec_rule for d in out)
 
 
 def only(out: list[Decision], rule: str) -> list[Decision]:

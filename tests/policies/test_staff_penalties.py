@@ -39,6 +39,34 @@ def of(out: list[Decision], rule: str, kind: str | None = None) -> list[Decision
 # -- R1 complaint fine ------------------------------------------------------------------
 
 
+def test_r1_two_records_of_one_complaint_are_one_fine(evaluate: Evaluate) -> None:
+    # The desk records the customer's complaint; sales relays the same one (complaint_id).
+    desk = {**complaint("2026-03-02 10:00", "moderate", id="c-desk"), "complaint_id": "K1"}
+    sales = {**complaint("2026-03-02 11:00", "serious", "sales", id="c-sales"),
+             "complaint_id": "K1"}
+    other = {**complaint("2026-03-03 10:00", id="c-other"), "complaint_id": "K2"}
+    out = of(evaluate([desk, sales, other], policy="staff-penalties"), "R1")
+    assert [(d.evidence, d.amount) for d in out] == [
+        (("c-desk",), Decimal("50.00")), (("c-other",), Decimal("10.00"))]
+    # Another employee named in a record of the same complaint is fined on their own.
+    peer = {**complaint("2026-03-02 11:00", employee="E2", id="c-peer"), "complaint_id": "K1"}
+    assert len(of(evaluate([desk, peer], policy="staff-penalties"), "R1")) == 2
+
+
+def test_r1_records_without_a_complaint_id_are_each_a_complaint(evaluate: Evaluate) -> None:
+    events = [complaint("2026-03-02 10:00", id="a"), complaint("2026-03-02 10:00", id="b")]
+    assert len(of(evaluate(events, policy="staff-penalties"), "R1")) == 2
+
+
+def test_r1_a_complaint_id_is_forgotten_after_366_days(evaluate: Evaluate) -> None:
+    first = {**complaint("2025-01-02 10:00", id="a"), "complaint_id": "K1"}
+    within = {**complaint("2026-01-03 10:00", id="b"), "complaint_id": "K1"}
+    again = {**complaint("2026-01-03 10:00:01", id="c"), "complaint_id": "K1"}
+    assert len(of(evaluate([first, within], policy="staff-penalties"), "R1")) == 1
+    assert len(of(evaluate([first, again], policy="staff-penalties"), "R1")) == 2
+
+
+
 @pytest.mark.parametrize(("severity", "amount"),
                          [("minor", "10.00"), ("moderate", "50.00"), ("serious", "200.00")])
 def test_r1_complaint_fine_by_severity(evaluate: Evaluate, severity: str, amount: str) -> None:
