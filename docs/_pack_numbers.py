@@ -17,7 +17,9 @@ RULEBOOK: dict[str, frozenset[str]] = {
     "first-responder": frozenset({
         "resolve_at_once_within", "handover_within", "handover_basis", "gm_report_within",
         "contact_form_within", "contact_form_basis", "repeat_window", "ladder_rules",
-        "ladder_window", "ladder_steps", "transfer_at"}),
+        "ladder_window", "ladder_steps", "transfer_at",
+        # a reading switch: its default is the rulebook's reading (repeat contacts report too)
+        "gm_report_repeats"}),
     "callback-frequency": frozenset({
         "window_alignment", "first_year_months", "first_year_every", "later_every",
         "callback_channel", "warn_before", "min_per_year", "per", "director_role",
@@ -31,9 +33,14 @@ RULEBOOK: dict[str, frozenset[str]] = {
         "private_call_fine", "misconduct_fine", "currency"}),
     "shift-handover": frozenset({
         "require_signatures", "check_within", "max_patrol_gap", "police_handover_within",
-        "report_within"}),
+        "report_within",
+        # reading switches: their defaults are the rulebook's reading (no cap on a late
+        # relief; a record only where a change of guard happens)
+        "late_relief_cap", "record_only_with_relief"}),
     "incident-escalation": frozenset({
-        "notify_within", "relay_within", "track_every", "report_within", "report_basis"}),
+        "notify_within", "relay_within", "track_every", "report_within", "report_basis",
+        # the rulebook's recipients besides salesperson and manager: the departments
+        "notify_also"}),
     "complaint-handling": frozenset({
         "investigate_within", "report_within", "reply_within", "suggestion_report_within"}),
     "reporting-duties": frozenset({
@@ -57,9 +64,10 @@ ADDED: dict[tuple[str, str], str] = {
         "shift-handover policy's shift events. Judging guards by office hours would make "
         "every night shift a late day and every day off a missing sign-in.",
     ("shift-handover", "max_uncovered"):
-        "How long a post left empty waits for its relief before the gap is reported as "
-        "nobody taking the post (R4) rather than as leaving before the relief (R1). The "
-        "rulebook sets no figure; an hour separates a late relief from an abandoned post.",
+        "How long a post left empty waits for its relief before the empty post is reported "
+        "(R4). The rulebook sets no figure; an hour separates a late relief from an "
+        "abandoned post. It does not limit R1: the guard who left is R1's however late the "
+        "relief comes.",
     ("shift-handover", "record_within"):
         "The rulebook asks for a handover record (認真做好交接記錄) without a time; the "
         "reading gives 15 minutes after the change of guard. The pack also accepts a "
