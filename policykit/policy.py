@@ -133,9 +133,16 @@ class Policy(BaseModel):
         specs: list[RuleSpec] = []
         seen: set[str] = set()
         used: set[str] = set()
+        # id -> the values its disabled variants' enabled_if accept, and how many there are
+        unchosen: dict[Any, dict[str, list[Any]]] = {}
+        variants: dict[Any, int] = {}
         for i, raw in enumerate(self.rules):
             where = f"rules[{i}]"
+            variants[raw.get("id")] = variants.get(raw.get("id"), 0) + 1
             if not self._enabled(raw.get("enabled_if"), where):
+                for name, wanted in raw["enabled_if"].items():
+                    unchosen.setdefault(raw.get("id"), {}).setdefault(name, []).extend(
+                        wanted if isinstance(wanted, list) else [wanted])
                 continue
             raw = {k: v for k, v in raw.items() if k != "enabled_if"}
             filled = _substitute(raw, self.parameters, where, used)
@@ -182,6 +189,18 @@ class Policy(BaseModel):
                                       "a rule id unique in the policy")
             seen.add(spec.id)
             specs.append(spec)
+        for rule_id, choices in unchosen.items():
+            if rule_id in seen or variants[rule_id] < 2:
+                continue  # a variant is chosen, or a lone rule a parameter switches off
+            # Alternative readings of a rule: a value none accepts would drop it unsaid.
+            for name, values in choices.items():
+                if self.parameters[name] not in values:
+                    raise PolicyFileError("<policy>", f"parameters.{name}",
+                                          self.parameters[name],
+                                          f"one of {', '.join(map(str, values))} (rule "
+                                          f"{rule_id} has a variant for each)",
+                                          suggestion=nearest(str(self.parameters[name]),
+                                                             [str(v) for v in values]))
         for spec in specs:
             for dep in spec.consumes():
                 if dep not in seen:

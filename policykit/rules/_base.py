@@ -947,9 +947,11 @@ class RuleContext:
         severity: Severity | None = None,
         status: Literal["final", "provisional"] = "final",
         supersedes: Iterable[str] = (),
+        message: Message | None = None,
     ) -> Decision:
-        """Build, record and return one decision. ``outcome`` names the message template and
-        enters the id, so two outcomes of one rule for one case never collide."""
+        """Build, record and return one decision. ``outcome`` names the message template
+        (unless ``message`` gives another) and enters the id, so two outcomes of one rule for
+        one case never collide."""
         details = details or {}
         pol = self.policy
         local_at = self.calendar.local(at)
@@ -959,7 +961,7 @@ class RuleContext:
         if amount is not None:
             fmt.setdefault("amount", amount)
             fmt.setdefault("currency", currency)
-        msg = spec.message(outcome)
+        msg = message or spec.message(outcome)
         decision = Decision(
             id=decision_id(pol.id, pol.version, spec.id, outcome, subject, key, at, status,
                            pol.fingerprint),
