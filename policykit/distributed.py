@@ -262,10 +262,20 @@ def _policy_set(policies: PolicySet | Iterable[Policy] | None) -> PolicySet:
     if policies is None:
         from .rules.standard import standard_pack
 
-        return standard_pack()
-    if isinstance(policies, Policy):
-        return PolicySet([policies])
-    return policies if isinstance(policies, PolicySet) else PolicySet(policies)
+        pset = standard_pack()
+    elif isinstance(policies, Policy):
+        pset = PolicySet([policies])
+    else:
+        pset = policies if isinstance(policies, PolicySet) else PolicySet(policies)
+    for policy in pset:
+        for spec in policy.specs:
+            if spec.reads_money():
+                # It adds up the money of every policy, which the shards run apart.
+                raise ParameterError(
+                    "policies", f"{policy.id} {spec.id}",
+                    "no rule reading every policy's money (an active monthly cap): run "
+                    "such a set with Engine.evaluate or audit(), or switch the cap off")
+    return pset
 
 
 # ------------------------------------------------------------------------------ routing

@@ -5,6 +5,7 @@ evaluator. ``SHAPES`` maps the ``shape`` name used in policy files to its model.
 """
 
 from ._base import Match, Message, RuleSpec, SubjectRef
+from .cap import CapSpec
 from .deadline import DeadlineSpec
 from .forbidden import ForbiddenSpec
 from .gap import GapSpec
@@ -17,6 +18,7 @@ from .tariff import TariffSpec
 SHAPES: dict[str, type[RuleSpec]] = {
     cls.model_fields["shape"].default: cls
     for cls in (
+        CapSpec,
         DeadlineSpec,
         GapSpec,
         PreconditionSpec,
@@ -30,6 +32,7 @@ SHAPES: dict[str, type[RuleSpec]] = {
 
 __all__ = [
     "SHAPES",
+    "CapSpec",
     "DeadlineSpec",
     "ForbiddenSpec",
     "GapSpec",

@@ -875,6 +875,11 @@ class RuleSpec(BaseModel):
         """Ids of rules in the same policy whose decisions this rule reads."""
         return frozenset()
 
+    def reads_money(self) -> bool:
+        """True for a rule reading every money decision (an amount) of every policy in the
+        set, its own excepted: a cap on all of a month's deductions and fines."""
+        return False
+
     @abstractmethod
     def runtime(self, policy: PolicyInfo) -> RuleRuntime:
         """The native evaluator of this rule."""
