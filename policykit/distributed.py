@@ -6,7 +6,8 @@ How the work is split, and why the result is exact
 Rules interact only in two ways: a rule may read the decisions of other rules *of the same
 policy* (``consumes``: a tariff over late days, a discipline ladder over violations), and
 every rule may read the employee directory (the latest ``employee.profile`` per employee).
-So:
+(A third, a rule reading every policy's money — the monthly cap of lateness-deduction R6 —
+crosses policies; a set where one is active is refused.) So:
 
 1. **By rule group.** Each policy is cut into groups of rules connected by ``consumes``;
    groups never influence each other. A group runs as a policy with the same id, version
