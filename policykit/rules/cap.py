@@ -82,8 +82,9 @@ class CapSpec(RuleSpec):
     """Only money of these policies; empty (default): every policy in the set."""
 
     message_fields: ClassVar[frozenset[str]] = frozenset({
-        "base_salary", "cap", "count", "limit", "period", "period_end", "period_start",
-        "reduced", "reduction", "total", "total_before", "wage_floor",
+        "base_salary", "cap", "cap_rate", "count", "currency", "limit", "period",
+        "period_end", "period_start", "reduced", "reduction", "total", "total_before",
+        "wage_floor",
     })
 
     default_messages: ClassVar[dict[str, Message]] = {
@@ -99,9 +100,6 @@ class CapSpec(RuleSpec):
         if not self.kinds:
             raise ValueError("kinds is empty: name deduction, fine or both")
         return self
-
-    def placeholders(self) -> frozenset[str]:
-        return super().placeholders() | {"currency"}
 
     @property
     def active(self) -> bool:
