@@ -134,14 +134,16 @@ class Policy(BaseModel):
         seen: set[str] = set()
         used: set[str] = set()
         # id -> the values its disabled variants' enabled_if accept, and how many there are
-        unchosen: dict[Any, dict[str, list[Any]]] = {}
-        variants: dict[Any, int] = {}
+        unchosen: dict[str, dict[str, list[Any]]] = {}
+        variants: dict[str, int] = {}
         for i, raw in enumerate(self.rules):
             where = f"rules[{i}]"
-            variants[raw.get("id")] = variants.get(raw.get("id"), 0) + 1
+            found = raw.get("id")
+            rid = found if isinstance(found, str) else repr(found)
+            variants[rid] = variants.get(rid, 0) + 1
             if not self._enabled(raw.get("enabled_if"), where):
                 for name, wanted in raw["enabled_if"].items():
-                    unchosen.setdefault(raw.get("id"), {}).setdefault(name, []).extend(
+                    unchosen.setdefault(rid, {}).setdefault(name, []).extend(
                         wanted if isinstance(wanted, list) else [wanted])
                 continue
             raw = {k: v for k, v in raw.items() if k != "enabled_if"}
