@@ -79,7 +79,8 @@ class CapSpec(RuleSpec):
     kinds: tuple[Literal["deduction", "fine"], ...] = ("deduction", "fine")
     """The decision kinds that count as money taken from the wage."""
     policies: tuple[str, ...] = ()
-    """Only money of these policies; empty (default): every policy in the set."""
+    """Only money of these policies; empty (default): every policy in the set. An id no
+    policy of the set has matches nothing."""
 
     message_fields: ClassVar[frozenset[str]] = frozenset({
         "base_salary", "cap", "cap_rate", "count", "currency", "limit", "period",
