@@ -196,6 +196,8 @@ def rule_kinds(spec: RuleSpec, seen: set[str]) -> list[str]:
         kinds.add("sanction")
     if spec.shape == "rate":
         kinds.add("kpi")
+    if spec.shape == "cap":
+        kinds.add("deduction")  # a negative one: the excess over the cap
     if spec.shape == "tariff":
         # A tariff's kind is what it charges; a limit-only tariff charges nothing.
         charges = (getattr(spec, "tiers", ()) or getattr(spec, "amount_by", None)
@@ -257,7 +259,9 @@ def policy_page(policy: Policy) -> str:
             "|---|---|---|---|---|",
             f"| `{spec.shape}` | {spec.severity} | {_cell(spec.clause or policy.clause)} | "
             + ", ".join([f"`{t}`" for t in sorted(spec.event_types())]
-                        + [f"decisions of {r}" for r in sorted(spec.consumes())]) + " | "
+                        + [f"decisions of {r}" for r in sorted(spec.consumes())]
+                        + (["deductions and fines of every policy"]
+                           if spec.shape == "cap" else [])) + " | "
             + ", ".join(kinds) + " |",
             "",
         ]

@@ -6,7 +6,8 @@ How the work is split, and why the result is exact
 Rules interact only in two ways: a rule may read the decisions of other rules *of the same
 policy* (``consumes``: a tariff over late days, a discipline ladder over violations), and
 every rule may read the employee directory (the latest ``employee.profile`` per employee).
-So:
+(A third, a rule reading every policy's money — the monthly cap of lateness-deduction R6 —
+crosses policies; a set where one is active is refused.) So:
 
 1. **By rule group.** Each policy is cut into groups of rules connected by ``consumes``;
    groups never influence each other. A group runs as a policy with the same id, version
@@ -197,10 +198,20 @@ def _policy_set(policies: PolicySet | Iterable[Policy] | None) -> PolicySet:
     if policies is None:
         from .rules.standard import standard_pack
 
-        return standard_pack()
-    if isinstance(policies, Policy):
-        return PolicySet([policies])
-    return policies if isinstance(policies, PolicySet) else PolicySet(policies)
+        pset = standard_pack()
+    elif isinstance(policies, Policy):
+        pset = PolicySet([policies])
+    else:
+        pset = policies if isinstance(policies, PolicySet) else PolicySet(policies)
+    for policy in pset:
+        for spec in policy.specs:
+            if spec.reads_money():
+                # It adds up the money of every policy, which the shards run apart.
+                raise ParameterError(
+                    "policies", f"{policy.id} {spec.id}",
+                    "no rule reading every policy's money (an active monthly cap): run "
+                    "such a set with Engine.evaluate or audit(), or switch the cap off")
+    return pset
 
 
 # ------------------------------------------------------------------------------ routing

@@ -145,9 +145,18 @@ class Policy(BaseModel):
         specs: list[RuleSpec] = []
         seen: set[str] = set()
         used: set[str] = set()
+        # id -> the values its disabled variants' enabled_if accept, and how many there are
+        unchosen: dict[str, dict[str, list[Any]]] = {}
+        variants: dict[str, int] = {}
         for i, raw in enumerate(self.rules):
             where = f"rules[{i}]"
+            found = raw.get("id")
+            rid = found if isinstance(found, str) else repr(found)
+            variants[rid] = variants.get(rid, 0) + 1
             if not self._enabled(raw.get("enabled_if"), where):
+                for name, wanted in raw["enabled_if"].items():
+                    unchosen.setdefault(rid, {}).setdefault(name, []).extend(
+                        wanted if isinstance(wanted, list) else [wanted])
                 continue
             raw = {k: v for k, v in raw.items() if k != "enabled_if"}
             filled = _substitute(raw, self.parameters, where, used)
@@ -194,6 +203,18 @@ class Policy(BaseModel):
                                       "a rule id unique in the policy")
             seen.add(spec.id)
             specs.append(spec)
+        for rule_id, choices in unchosen.items():
+            if rule_id in seen or variants[rule_id] < 2:
+                continue  # a variant is chosen, or a lone rule a parameter switches off
+            # Alternative readings of a rule: a value none accepts would drop it unsaid.
+            for name, values in choices.items():
+                if self.parameters[name] not in values:
+                    raise PolicyFileError("<policy>", f"parameters.{name}",
+                                          self.parameters[name],
+                                          f"one of {', '.join(map(str, values))} (rule "
+                                          f"{rule_id} has a variant for each)",
+                                          suggestion=nearest(str(self.parameters[name]),
+                                                             [str(v) for v in values]))
         parts = {s.id: s.part_of for s in specs if s.part_of is not None}
         for spec in specs:
             if spec.part_of is not None and (spec.part_of == spec.id

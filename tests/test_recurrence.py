@@ -391,3 +391,51 @@ def test_a_due_time_past_the_window_s_end_is_its_end(evaluate: Evaluate) -> None
     out = evaluate([delivered("2026-01-31 10:00")], until=t("2026-02-28 12:00"), policy=rule)
     assert [(d.at, d.details["due"]) for d in out] == [
         (t("2026-02-28 09:59:59.999999"), "2026-02-28T09:59:59+08:00")]
+
+
+# -- per_item: one duty per item of a list on the start event (callback-frequency R3) --------
+
+OFFICERS = {"start": {"type": "employee.profile", "where": {"role": "property_officer"}}}
+
+
+def officer_rule(**per: Any) -> Policy:
+    return Policy.model_validate({
+        "id": "visits", "version": "1", "title": "visits", "clause": "x",
+        "rules": [{"shape": "recurrence", "id": "R1", "population": OFFICERS,
+                   "subject": {"kind": "employee", "field": "employee_id"},
+                   "occurrence": {"type": "area_visit.made"}, "window": {"unit": "quarter"},
+                   "per_item": {"start_field": "areas", "occurrence_field": "area_id",
+                                **per}}]})
+
+
+@pytest.mark.parametrize(("per", "needle"), [
+    ({"start_field": "area"}, "areas"),                  # the nearest field is suggested
+    ({"occurrence_field": "areas"}, "area_id"),
+    ({"name": "Area Id"}, "name"),
+    ({"without_items": "all"}, "without_items"),
+])
+def test_bad_per_item_is_refused_naming_the_field(per: dict[str, Any], needle: str) -> None:
+    with pytest.raises(PolicyFileError) as err:
+        officer_rule(**per)
+    assert needle in str(err.value)
+
+
+def test_per_item_needs_a_population_of_the_subjects_themselves() -> None:
+    with pytest.raises(PolicyFileError, match="per_item needs a population"):
+        Policy.model_validate({
+            "id": "visits", "version": "1", "title": "visits", "clause": "x",
+            "rules": [{"shape": "recurrence", "id": "R1",
+                       "population": {**OFFICERS, "value": "site"},
+                       "subject": {"kind": "site", "field": "employee_id"},
+                       "occurrence": {"type": "area_visit.made"},
+                       "window": {"unit": "quarter"},
+                       "per_item": {"start_field": "areas", "occurrence_field": "area_id"}}]})
+
+
+def test_per_item_repeated_items_are_one_duty_with_the_default_message(evaluate: Evaluate) -> None:
+    log = [profile("O1", role="property_officer", areas=["A1", "A1", "A2"]),
+           ev("area_visit.made", "2026-02-01 10:00", area_id="A2", employee_id="O1")]
+    out = evaluate(log, until=t("2026-03-31 23:59:59.999999"), policy=officer_rule())
+    # A repeated item is one duty; without a *_per_item message the shape's own is used.
+    assert [(d.subject.id, d.details["item"]) for d in out] == [("O1", "A1")]
+    assert out[0].message.startswith("R1 missed: O1 had 0 of 1")

@@ -110,11 +110,11 @@ def test_subjects_known_only_by_occurrences_end_with_their_day() -> None:
         session.feed(ev("attendance.clock_in", "2026-03-02 09:00", employee_id=f"X{i}"))
     for i in range(20):
         session.feed(ev("attendance.clock_out", "2026-03-02 12:00", employee_id=f"X{i}"))
-    r1, _r2, _r3, _r4, r5 = _rules(session)
+    r1, _r2, _r3, _r4, r5, _r6 = _rules(session)
     assert len(r1["subjects"]) == 20 and len(r5["subjects"]) == 20
     out = session.advance_to(t("2026-03-03 00:00"))
     assert len([d for d in out if d.rule == "R5"]) == 20  # early departures still judged
-    r1, _r2, _r3, _r4, r5 = _rules(session)
+    r1, _r2, _r3, _r4, r5, _r6 = _rules(session)
     assert r1["subjects"] == {} and r5["subjects"] == {}
 
 

@@ -406,9 +406,9 @@ def test_coverage_lists_the_rules_no_scenario_reached() -> None:
     results = run_text(WRONG.replace('"50.00"', '"60.00"'), source="one.yaml")
     assert results.ok, results.render()
     unreached = {r.rule for r in results.coverage.unreached}
-    assert unreached == {"R3", "R4", "R5"}
+    assert unreached == {"R3", "R4", "R5", "R6"}
     text = results.coverage.render()
-    assert "rule coverage: 2 of 5 rules fired (40%)" in text
+    assert "rule coverage: 2 of 6 rules fired (33%)" in text
     assert "never reached:" in text and "✗ lateness-deduction  R4" in text
 
 

@@ -60,6 +60,8 @@ class _NativeSession(EvaluatorSession):
         # (policy index, rule id) -> indexes of rules consuming that rule's decisions
         self._consumers: dict[tuple[int, str], list[int]] = defaultdict(list)
         self._queue: deque[tuple[int, Decision]] = deque()
+        # rules reading every policy's money (a cap on a month's deductions and fines)
+        self._money_readers: list[tuple[int, int]] = []
         for pi, policy in enumerate(policies):
             runtimes: list[RuleRuntime] = []
             contexts: list[RuleContext] = []
@@ -71,6 +73,8 @@ class _NativeSession(EvaluatorSession):
                     self._routes[t].append((pi, ri))
                 for dep in sorted(spec.consumes()):
                     self._consumers[(pi, dep)].append(ri)
+                if spec.reads_money():
+                    self._money_readers.append((pi, ri))
             self._runtimes.append(runtimes)
             self._contexts.append(contexts)
         # The routes resolved to (runtime, context) pairs: the per-event loop then does no
@@ -88,7 +92,8 @@ class _NativeSession(EvaluatorSession):
     def _emitter(self, pi: int) -> Any:
         def emit(decision: Decision) -> None:
             self._out.append(decision)
-            if (pi, decision.spec_rule) in self._consumers:
+            if (pi, decision.spec_rule) in self._consumers or (
+                    self._money_readers and decision.amount is not None):
                 self._queue.append((pi, decision))
         return emit
 
@@ -105,10 +110,18 @@ class _NativeSession(EvaluatorSession):
         # days) see them in emission order, within the same step.
         while self._queue:
             pi, decision = self._queue.popleft()
-            for ri in self._consumers[(pi, decision.spec_rule)]:
+            for ri in self._consumers.get((pi, decision.spec_rule), ()):
                 ctx = self._contexts[pi][ri]
                 ctx.now = now
                 self._runtimes[pi][ri].on_decision(decision, ctx)
+            if decision.amount is not None:
+                for pj, rj in self._money_readers:
+                    runtime = self._runtimes[pj][rj]
+                    if pj == pi and runtime.spec.id == decision.rule:
+                        continue  # not its own decisions
+                    ctx = self._contexts[pj][rj]
+                    ctx.now = now
+                    runtime.on_decision(decision, ctx)
 
     def _take(self) -> list[Decision]:
         out = self._out

@@ -65,6 +65,7 @@ from ._registry import (
     registered_shapes,
     unregister_shape,
 )
+from .cap import CapSpec
 from .deadline import DeadlineSpec
 from .forbidden import ForbiddenSpec
 from .gap import GapSpec
@@ -78,6 +79,7 @@ __all__ = [
     "SHAPES",
     "SHAPES_GROUP",
     "Amount",
+    "CapSpec",
     "Condition",
     "Count",
     "DeadlineSpec",

@@ -883,6 +883,11 @@ class RuleSpec(BaseModel):
         """Ids of rules in the same policy whose decisions this rule reads."""
         return frozenset()
 
+    def reads_money(self) -> bool:
+        """True for a rule reading every money decision (an amount) of every policy in the
+        set, its own excepted: a cap on all of a month's deductions and fines."""
+        return False
+
     @abstractmethod
     def runtime(self, policy: PolicyInfo) -> RuleRuntime:
         """The native evaluator of this rule."""
@@ -1021,9 +1026,11 @@ class RuleContext:
         severity: Severity | None = None,
         status: Literal["final", "provisional"] = "final",
         supersedes: Iterable[str] = (),
+        message: Message | None = None,
     ) -> Decision:
-        """Build, record and return one decision. ``outcome`` names the message template and
-        enters the id, so two outcomes of one rule for one case never collide."""
+        """Build, record and return one decision. ``outcome`` names the message template
+        (unless ``message`` gives another) and enters the id, so two outcomes of one rule for
+        one case never collide."""
         details = details or {}
         pol = self.policy
         local_at = self.calendar.local(at)
@@ -1033,7 +1040,7 @@ class RuleContext:
         if amount is not None:
             fmt.setdefault("amount", amount)
             fmt.setdefault("currency", currency)
-        msg = spec.message(outcome)
+        msg = message or spec.message(outcome)
         decision = Decision(
             id=decision_id(pol.id, pol.version, spec.id, outcome, subject, key, at, status,
                            pol.fingerprint),

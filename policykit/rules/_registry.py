@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from ..errors import RegistrationError, _suggest, nearest
 from ._base import RuleSpec
+from .cap import CapSpec
 from .deadline import DeadlineSpec
 from .forbidden import ForbiddenSpec
 from .gap import GapSpec
@@ -37,6 +38,7 @@ __all__ = [
 _BUILTIN: dict[str, type[RuleSpec]] = {
     cls.model_fields["shape"].default: cls
     for cls in (
+        CapSpec,
         DeadlineSpec,
         GapSpec,
         PreconditionSpec,

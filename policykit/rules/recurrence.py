@@ -98,8 +98,8 @@ from ._base import (
     keyed_by,
 )
 
-__all__ = ["Exemption", "Only", "Phase", "Population", "RecurrenceSpec", "TimeOfWindow",
-           "WindowSpec"]
+__all__ = ["Exemption", "Only", "PerItem", "Phase", "Population", "RecurrenceSpec",
+           "TimeOfWindow", "WindowSpec"]
 
 Unit = Literal["day", "working_day", "week", "month", "quarter", "half", "year"]
 Outcome = Literal["missed", "late", "early"]
@@ -132,6 +132,26 @@ class Population(BaseModel):
     @classmethod
     def _one_or_many(cls, v: Any) -> Any:
         return (v,) if isinstance(v, dict | Match) else v
+
+
+class PerItem(BaseModel):
+    """One duty per item of a list on the population's start event (a property officer's
+    ``areas``): the subject owes ``min_count`` occurrences per window for each item, and an
+    occurrence counts only for the item its ``occurrence_field`` names (a visit to an area
+    not on the list counts for nothing). Decisions keep the subject (the officer), name the
+    item in ``details[name]`` and use the ``<outcome>_per_item`` message when the rule gives
+    one. A member whose list is absent or empty owes one duty that any occurrence meets
+    (``without_items: any``, decided as without ``per_item``) or nothing (``none``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    start_field: str
+    """The list (or single id) field of the population's start event: the member's items."""
+    occurrence_field: str
+    """The occurrence's field naming the item it is for."""
+    name: str = Field(default="item", pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    """The details key (and message field) holding the item."""
+    without_items: Literal["any", "none"] = "any"
+    """A member listing no items owes one duty any occurrence meets (``any``) or none."""
 
 
 class Phase(BaseModel):
@@ -301,6 +321,8 @@ class RecurrenceSpec(RuleSpec):
     an occurrence counts only in the window holding that day, so a late report for last
     week does not stand for this week's. An occurrence without the field counts in the
     window it arrives in."""
+    per_item: PerItem | None = None
+    """One duty per item of a list on the start event (a property officer's areas)."""
     profile_where: dict[str, Condition] = Field(default_factory=dict)
     """Conditions on an employee subject's latest ``employee.profile`` (e.g. ``{role:
     {not_in: [guard]}}``): occurrences of an employee whose profile fails them are ignored;
@@ -361,6 +383,18 @@ class RecurrenceSpec(RuleSpec):
         if self.period_field is not None:
             for m in self.occurrence:
                 _check_field(m.type, self.period_field, what="period_field")
+        if self.per_item is not None:
+            per = self.per_item
+            if pop is None or pop.value is not None:
+                raise ValueError("per_item needs a population whose members are the subjects "
+                                 "(no population.value)")
+            if self.exempt or ({"late", "early"} & set(self.outcomes)):
+                raise ValueError("per_item supports only missed (and warnings), without exempt")
+            _check_field(pop.start.type, per.start_field, what="per_item.start_field")
+            for m in self.occurrence:
+                _check_field(m.type, per.occurrence_field, what="per_item.occurrence_field")
+        if self.per_item is not None and self.period_field is not None:
+            raise ValueError("per_item and period_field cannot be combined")
         for ex in self.exempt:
             _check_field(ex.type, ex.key[0] if ex.key else self.subject.field, what="exempt.key")
             _check_field(ex.type, ex.start_field, what="exempt.start_field")
@@ -405,6 +439,10 @@ class RecurrenceSpec(RuleSpec):
             for m in (self.population.start, *self.population.end):
                 types.update(m.type)
         return frozenset(types)
+
+    def placeholders(self) -> frozenset[str]:
+        names = super().placeholders()
+        return names | {self.per_item.name} if self.per_item is not None else names
 
     def message(self, outcome: str) -> Message:
         canonical = next((k for k, v in self.rename.items() if v == outcome), outcome)
@@ -468,9 +506,12 @@ _KEEP_EXEMPT = timedelta(days=366)
 class _RecurrenceRuntime(RuleRuntime):
     """State (plain data):
 
-    - ``members``: member id -> subject id (closed populations);
+    - ``members``: member id -> subject id (closed populations); with ``per_item``: member
+      id -> the ids of its duties;
     - ``subjects``: subject id -> ``{anchor, origin, win}`` where ``win`` is the current
-      window ``{label, start, end, due, not_before, counts, ids, last}`` or None;
+      window ``{label, start, end, due, not_before, counts, ids, last}`` or None; with
+      ``per_item`` one per duty, keyed ``member SEP item`` (``member SEP`` for the duty any
+      item meets), holding also ``who`` (the member) and ``item``;
     - ``agenda``: ``action|due`` -> {subject id: window label}: one engine timer per
       instant and action, however many subjects share it;
     - ``exempt``: subject id -> ``[[first date, last date], ...]``.
@@ -516,6 +557,10 @@ class _RecurrenceRuntime(RuleRuntime):
         self._n = len(spec.occurrence) if spec.require == "each" else 1
         self._profile_ok = (Match(type=("employee.profile",), where=spec.profile_where)
                             .predicate() if spec.profile_where else None)
+        per = spec.per_item
+        self._per = per
+        self._items = _getter(per.start_field) if per is not None else None
+        self._item_of = _getter(per.occurrence_field) if per is not None else None
         # Anchor-free windows are the same for every subject: derived, not state.
         self._cache: dict[date, tuple[Window, datetime | None, datetime | None, bool]] = {}
 
@@ -784,8 +829,19 @@ class _RecurrenceRuntime(RuleRuntime):
         out.update(extra)
         return out
 
-    def _subject(self, sid: str) -> Subject:
-        return Subject(kind=self.spec.subject.kind, id=sid)
+    def _subject(self, sid: str, subj: dict[str, Any] | None = None) -> Subject:
+        who = subj.get("who", sid) if subj is not None else sid
+        return Subject(kind=self.spec.subject.kind, id=who)
+
+    def _itemised(self, subj: dict[str, Any], outcome: str, key: str,
+                  details: dict[str, Any]) -> tuple[str, Message | None]:
+        """``per_item``: the item in the details, the key and the message of its duty."""
+        if self._per is None or subj.get("item") is None:
+            return key, None
+        item = subj["item"]
+        details[self._per.name] = item
+        msg = self.spec.messages.get(f"{outcome}_per_item")
+        return key + KEY_SEP + key_part(item), msg
 
     def _emit_missed(self, sid: str, subj: dict[str, Any], win: dict[str, Any], at: datetime,
                      outcome: str, ctx: RuleContext) -> None:
@@ -796,9 +852,12 @@ class _RecurrenceRuntime(RuleRuntime):
             extra["missing"] = [k for k, c in extra["counts"].items() if c < self.spec.min_count]
         evidence = [subj["origin"], *win["ids"]] if subj["origin"] else list(win["ids"])
         kind: DecisionKind = "warning" if outcome == "warning" else self.spec.outcomes["missed"]
-        ctx.emit(self.spec, self._name(outcome), kind=kind, subject=self._subject(sid), at=at,
-                 evidence=evidence, key=win["label"], details=self._details(win, ctx, **extra),
-                 severity="low" if outcome == "warning" else None)
+        name = self._name(outcome)
+        details = self._details(win, ctx, **extra)
+        key, msg = self._itemised(subj, name, win["label"], details)
+        ctx.emit(self.spec, name, kind=kind, subject=self._subject(sid, subj), at=at,
+                 evidence=evidence, key=key, details=details,
+                 severity="low" if outcome == "warning" else None, message=msg)
 
     def _judge_early(self, sid: str, subj: dict[str, Any], win: dict[str, Any], at: datetime,
                      ctx: RuleContext) -> None:
@@ -840,6 +899,9 @@ class _RecurrenceRuntime(RuleRuntime):
         joins = not ends and event.type in self._start_types and self._start(event)
         members = self.state["members"]
         subjects = self.state["subjects"]
+        if self._per is not None:
+            self._on_duties(event, member, joins, ctx)
+            return
         if joins:
             if member in members:
                 return
@@ -857,6 +919,39 @@ class _RecurrenceRuntime(RuleRuntime):
             if sid is not None and sid not in members.values():
                 subjects.pop(sid, None)
                 self.state["exempt"].pop(sid, None)
+
+    def _duty(self, member: str, item: str | None) -> str:
+        return key_part(member) + KEY_SEP + ("" if item is None else key_part(item))
+
+    def _on_duties(self, event: EventBase, member: str, joins: bool, ctx: RuleContext) -> None:
+        """``per_item``: the member's duties follow its latest start event's items; a duty
+        kept from an earlier one keeps its anchor."""
+        assert self._per is not None and self._items is not None
+        members = self.state["members"]
+        subjects = self.state["subjects"]
+        wanted: dict[str, str | None] = {}
+        if joins:
+            found = self._items(event)
+            listed = [] if found is None else [found] if isinstance(found, str) else found
+            items = list(dict.fromkeys(str(x) for x in listed))
+            if not items and self._per.without_items == "any":
+                wanted[self._duty(member, None)] = None
+            for item in items:
+                wanted[self._duty(member, item)] = item
+        for duty in members.pop(member, []):
+            if duty not in wanted:
+                subjects.pop(duty, None)
+        if not wanted:
+            return
+        members[member] = list(wanted)
+        anchor = event.at.astimezone(UTC)
+        for duty, listed_item in wanted.items():
+            if duty not in subjects:
+                subj = {"anchor": anchor, "origin": event.id, "win": None, "who": member,
+                        "item": listed_item}
+                subjects[duty] = subj
+                if self._tracking:
+                    self._open_next(duty, subj, anchor, ctx)
 
     def _on_exempt(self, event: EventBase, field: Callable[[EventBase], Any],
                    sf: Callable[[EventBase], Any], ef: Callable[[EventBase], Any],
@@ -909,6 +1004,12 @@ class _RecurrenceRuntime(RuleRuntime):
             sid = None if raw is None else str(raw)
         if sid is None:
             return
+        if self._item_of is not None:
+            # per_item: the duty for the item the occurrence names, else the member's duty
+            # any item meets (when it has one); a visit to another's area counts for nothing.
+            item = self._item_of(event)
+            duty = self._duty(sid, str(item)) if item is not None else ""
+            sid = duty if duty in subjects else self._duty(sid, None)
         subj = subjects.get(sid)
         if self._profile_ok is not None:
             profile = ctx.directory.get(sid)

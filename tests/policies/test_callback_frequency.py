@@ -119,7 +119,69 @@ def test_r3_property_officer_visits_the_area_each_quarter(evaluate: Evaluate) ->
     officer = profile("O1", role="property_officer", at="2026-01-01 00:00", areas=["A1"])
     visit = ev("area_visit.made", "2026-02-01 10:00", area_id="A1", employee_id="O1")
     out = evaluate([officer, visit], until=t(f"2026-06-30 23:59:59{US}"), policy=POLICY)
-    assert [(d.subject.id, d.details["window"]) for d in of(out, "R3")] == [("O1", "2026-Q2")]
+    assert [(d.subject.id, d.details["window"], d.details["area"]) for d in of(out, "R3")] \
+        == [("O1", "2026-Q2", "A1")]
+
+
+Q1_END = t(f"2026-03-31 23:59:59{US}")
+
+
+def _r3(out: list[Decision]) -> list[tuple[str, str | None]]:
+    return sorted((d.subject.id, d.details.get("area")) for d in of(out, "R3"))
+
+
+def test_r3_a_visit_counts_only_for_the_officers_own_area(evaluate: Evaluate) -> None:
+    # Issue 16: the duty is per officer and per own area. O1 owns A1 and A2 and visits A1
+    # and B1 (O2's area); O2 visits nothing. Before, any visit counted for any officer.
+    log = [profile("O1", role="property_officer", areas=["A1", "A2"]),
+           profile("O2", role="property_officer", areas=["B1"]),
+           ev("area_visit.made", "2026-02-01 10:00", id="v-a1", area_id="A1", employee_id="O1"),
+           ev("area_visit.made", "2026-02-02 10:00", id="v-b1", area_id="B1", employee_id="O1")]
+    out = evaluate(log, until=Q1_END, policy=POLICY)
+    # A2 was never visited; O1's visit to B1 counts neither for O1 nor for B1's officer O2.
+    assert _r3(out) == [("O1", "A2"), ("O2", "B1")]
+    d = next(x for x in of(out, "R3") if x.subject.id == "O1")
+    assert d.kind == "violation" and d.details["count"] == 0 and d.evidence == ("p-O1",)
+    assert "their area A2" in d.message and "A2" in d.message_zh
+    # The earlier reading stays a company's choice: any visit counts, one duty per officer.
+    anyarea = evaluate(log, until=Q1_END, policy=POLICY, area_visits_count_for="any_area")
+    assert _r3(anyarea) == [("O2", None)]
+
+
+def test_r3_an_officer_without_areas_owes_a_visit_to_any_area(evaluate: Evaluate) -> None:
+    log = [profile("O1", role="property_officer"), profile("O2", role="property_officer",
+                                                           areas=[]),
+           ev("area_visit.made", "2026-02-01 10:00", area_id="Z9", employee_id="O1")]
+    out = evaluate(log, until=Q1_END, policy=POLICY)
+    assert _r3(out) == [("O2", None)]  # O1's visit anywhere meets O1's duty
+    assert "area" not in of(out, "R3")[0].details
+    none = evaluate(log, until=Q1_END, policy=POLICY, officer_without_areas="none")
+    assert of(none, "R3") == []
+
+
+def test_r3_a_new_profile_moves_the_duties_to_its_areas(evaluate: Evaluate) -> None:
+    log = [profile("O1", role="property_officer", areas=["A1", "A2"]),
+           ev("employee.profile", "2026-04-15 00:00", id="p-O1b", employee_id="O1",
+              role="property_officer", base_salary="6000.00", areas=["A2", "A3"]),
+           ev("area_visit.made", "2026-05-01 10:00", area_id="A1", employee_id="O1")]
+    out = evaluate(log, until=t(f"2026-06-30 23:59:59{US}"), policy=POLICY)
+    q2 = sorted((d.details["area"], d.evidence[0]) for d in of(out, "R3")
+                if d.details["window"] == "2026-Q2")
+    # A1 left the list: its visit counts for nothing; A2 kept its duty, A3 owes from April 15
+    assert q2 == [("A2", "p-O1"), ("A3", "p-O1b")]
+    assert len({d.id for d in of(out, "R3")}) == len(of(out, "R3"))
+
+
+def test_r3_a_parameter_value_no_variant_accepts_is_refused() -> None:
+    import pytest
+
+    from policykit import PolicyFileError, standard_pack
+
+    with pytest.raises(PolicyFileError, match=r"area_visits_count_for.*own_areas, any_area"
+                       r".*did you mean 'own_areas'"):
+        standard_pack().get(POLICY).with_parameters(area_visits_count_for="own_area")
+    with pytest.raises(PolicyFileError, match="officer_without_areas"):
+        standard_pack().get(POLICY).with_parameters(officer_without_areas="all")
 
 
 def test_r4_residents_forum_every_half_year(evaluate: Evaluate) -> None:

@@ -312,23 +312,154 @@ def test_r5_clock_out_on_a_holiday_is_not_early(evaluate: Evaluate) -> None:
 
 
 # -- R6 cap and floor (off by default) -------------------------------------------------------
+# Issue 16: the cap is on all of a month's deductions and fines together (the PRC limit is on
+# everything taken from one month's wage), not on the lateness deduction alone: R6 reads the
+# money of every policy and books the excess as one negative deduction.
 
 
-def test_r6_cap_limits_the_month_s_deduction(evaluate: Evaluate) -> None:
+def _standing(out: list[Decision], employee: str = "E1") -> Decimal:
+    """What the month takes from the wage: the final money not superseded."""
+    gone = {i for d in out for i in d.supersedes}
+    return sum((d.amount for d in out if d.amount is not None and d.status == "final"
+                and d.id not in gone and d.subject.id == employee), Decimal(0))
+
+
+def test_r6_is_off_by_default_and_cap_limits_the_month(evaluate: Evaluate) -> None:
     events = [staff(), *late_days(5)]  # 5 x 300 = 1500 under the defaults
-    assert final_deduction(evaluate(events, until=MARCH_END, policy=POLICY)).amount == \
-        Decimal("1500.00")
-    capped = final_deduction(evaluate(events, until=MARCH_END, policy=POLICY,
-                                      monthly_cap_rate="0.2"))
-    assert capped.amount == Decimal("1200.00")
-    assert capped.details["capped"] is True
-    assert capped.details["uncapped_total"] == "1500.00"
+    out = evaluate(events, until=MARCH_END, policy=POLICY)
+    assert of(out, "R6") == [] and _standing(out) == Decimal("1500.00")
+    capped = evaluate(events, until=MARCH_END, policy=POLICY, monthly_cap_rate="0.2")
+    assert final_deduction(capped).amount == Decimal("1500.00")  # R2 states what was owed
+    (cap,) = of(capped, "R6")
+    assert (cap.kind, cap.amount, cap.currency, cap.status) == \
+        ("deduction", Decimal("-300.00"), "CNY", "final")
+    assert cap.at == t("2026-03-31 23:59:59.999999")
+    assert cap.details["cap"] == cap.details["limit"] == cap.details["total"] == "1200.00"
+    assert (cap.details["total_before"], cap.details["reduction"]) == ("1500.00", "300.00")
+    assert _standing(capped) == Decimal("1200.00")
 
 
 def test_r6_wage_floor_keeps_pay_above_it(evaluate: Evaluate) -> None:
     events = [staff(salary="2000.00"), *late_days(6)]  # 6 x 100 = 600
     out = evaluate(events, until=MARCH_END, policy=POLICY, wage_floor="1800.00")
-    assert final_deduction(out).amount == Decimal("200.00")
+    assert [d.amount for d in of(out, "R6")] == [Decimal("-400.00")]
+    assert _standing(out) == Decimal("200.00")
+    # Both set: the lower limit holds (cap 20% = 400, room above the floor 200).
+    both = evaluate(events, until=MARCH_END, policy=POLICY, wage_floor="1800.00",
+                    monthly_cap_rate="0.2")
+    assert _standing(both) == Decimal("200.00") and of(both, "R6")[0].details["cap"] == "400.00"
+
+
+def _month_with_fines() -> list[dict[str, Any]]:
+    # 4 late days at 5% of 6000 = 1200.00, a serious complaint 200.00 and a moderate one
+    # 50.00: 1450.00 in March against a cap of 20% = 1200.00.
+    return [staff(), *late_days(4),
+            ev("staff.complaint", "2026-03-10 10:00", id="k-serious", employee_id="E1",
+               source="customer", severity="serious"),
+            ev("staff.complaint", "2026-03-20 10:00", id="k-moderate", employee_id="E1",
+               source="customer", severity="moderate")]
+
+
+def _money_pack(**parameters: Any) -> Any:
+    return standard_pack().with_parameters(POLICY, **parameters).select(
+        POLICY, "staff-penalties")
+
+
+def test_r6_caps_deductions_and_fines_together_across_policies(evaluate: Evaluate) -> None:
+    out = evaluate(_month_with_fines(), until=MARCH_END,
+                   policy=_money_pack(monthly_cap_rate="0.2"))
+    fines = [d for d in out if d.policy == "staff-penalties" and d.kind == "fine"]
+    assert sorted(d.amount for d in fines) == [Decimal("50.00"), Decimal("200.00")]
+    assert final_deduction(out).amount == Decimal("1200.00")  # under the cap on its own
+    (cap,) = [d for d in out if d.policy == POLICY and d.rule == "R6"]
+    assert cap.amount == Decimal("-250.00") and _standing(out) == Decimal("1200.00")
+    assert (cap.details["total_before"], cap.details["count"]) == ("1450.00", 3)
+    # Latest first: the month's lateness total, decided at the month's close, is cut.
+    r2 = final_deduction(out)
+    assert cap.details["reduced"] == [
+        {"decision": r2.id, "policy": POLICY, "rule": "R2", "amount": "1200.00",
+         "reduced_by": "250.00", "charged": "950.00"}]
+    assert {"k-serious", "k-moderate", "p-E1"} <= set(cap.evidence)
+    assert "reduced by 250.00 CNY to the limit of 1200.00" in cap.message
+    # The earlier reading: the cap on lateness deductions alone leaves the fines whole.
+    old = evaluate(_month_with_fines(), until=MARCH_END,
+                   policy=_money_pack(monthly_cap_rate="0.2", cap_scope="lateness"))
+    assert [d for d in old if d.rule == "R6" and d.policy == POLICY] == []
+    assert _standing(old) == Decimal("1450.00")
+
+
+def test_r6_takes_the_excess_from_the_latest_money_first(evaluate: Evaluate) -> None:
+    # 1 late day (60.00) and three serious complaints (3 x 200) against a cap of 10% = 600:
+    # 660 in all; the excess 60 comes off the month-end lateness total, then nothing else.
+    log = [staff(), *late_days(1)] + [
+        ev("staff.complaint", f"2026-03-{d} 10:00", id=f"k{d}", employee_id="E1",
+           source="customer", severity="serious") for d in (10, 11, 12)]
+    out = evaluate(log, until=MARCH_END, policy=_money_pack(monthly_cap_rate="0.1"))
+    (cap,) = [d for d in out if d.rule == "R6" and d.policy == POLICY]
+    assert [(r["rule"], r["reduced_by"], r["charged"]) for r in cap.details["reduced"]] == \
+        [("R2", "60.00", "0.00")]
+    # A cap of 5% = 300: 360 over; R2's 60 goes, then 300 of the latest fine (k12) entirely.
+    out = evaluate(log, until=MARCH_END, policy=_money_pack(monthly_cap_rate="0.05"))
+    (cap,) = [d for d in out if d.rule == "R6" and d.policy == POLICY]
+    assert [(r["policy"], r["reduced_by"], r["charged"]) for r in cap.details["reduced"]] == \
+        [(POLICY, "60.00", "0.00"), ("staff-penalties", "200.00", "0.00"),
+         ("staff-penalties", "100.00", "100.00")]
+    assert _standing(out) == Decimal("300.00")
+
+
+def test_r6_under_the_cap_and_without_a_profile_decides_nothing(evaluate: Evaluate) -> None:
+    log = _month_with_fines()
+    assert [d for d in evaluate(log, until=MARCH_END, policy=_money_pack(
+        monthly_cap_rate="0.25")) if d.rule == "R6" and d.policy == POLICY] == []
+    nobody = [e for e in log if e["type"] != "employee.profile"]
+    out = evaluate(nobody, until=MARCH_END, policy=_money_pack(monthly_cap_rate="0.01"))
+    assert [d for d in out if d.rule == "R6" and d.policy == POLICY] == []
+
+
+def test_r6_every_door_and_export_agrees_on_the_capped_month(tmp_path: Any) -> None:
+    import json
+
+    from policykit import audit
+    from policykit.cli import main
+
+    pack = _money_pack(monthly_cap_rate="0.2")
+    log = _month_with_fines()
+    report = audit(log, pack, until="2026-04-01T00:00:00+08:00")
+    payroll = report.payroll("2026-03")
+    row = payroll[payroll["employee_id"] == "E1"].iloc[0] if hasattr(payroll, "iloc") \
+        else next(r for r in payroll if r["employee_id"] == "E1")
+    assert Decimal(str(row["total"])) == Decimal("1200.00")
+    assert Decimal(str(row[f"{POLICY} R6"])) == Decimal("-250.00")
+    assert Decimal(str(row["net"])) == Decimal("4800.00")
+    frame = report.to_pandas()
+    assert sum((Decimal(str(a)) for a in frame["amount"] if a == a and a is not None),
+               Decimal(0)) == Decimal("1200.00")
+    ids = {d.id for d in report.decisions}
+    for backend in ("native", "durable"):
+        streamed = Engine(pack, backend=backend).evaluate(
+            log, until=t("2026-04-01 00:00"))
+        assert {d.id for d in streamed if d.status == "final"} >= ids
+        assert _standing(streamed) == Decimal("1200.00")
+    path = tmp_path / "log.jsonl"
+    path.write_text("\n".join(json.dumps(e, default=str) for e in log), encoding="utf-8")
+    files = []
+    for p in pack:
+        files += ["--policy", str(tmp_path / f"{p.id}.json")]
+        (tmp_path / f"{p.id}.json").write_text(p.model_dump_json(), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert main(["audit", str(path), "--until", "2026-04-01T00:00:00+08:00", *files,
+                 "--format", "jsonl", "-o", str(out), "--quiet"]) == 1  # decisions found
+    cli = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert {x["id"] for x in cli} == ids
+
+
+def test_r6_an_active_cap_is_refused_by_the_distributed_audit() -> None:
+    from policykit import ParameterError
+    from policykit.distributed import plan
+
+    with pytest.raises(ParameterError, match="lateness-deduction R6"):
+        plan(_money_pack(monthly_cap_rate="0.2"))
+    assert plan(_money_pack())  # off: nothing to refuse
 
 
 def test_year_end_at_the_edge_of_the_holiday_data_closes_cleanly(evaluate: Evaluate) -> None:
