@@ -24,10 +24,14 @@ RULEBOOK: dict[str, frozenset[str]] = {
         "window_alignment", "first_year_months", "first_year_every", "later_every",
         "callback_channel", "warn_before", "min_per_year", "per", "director_role",
         "officer_role", "area_visits_per_quarter", "forums_per_half_year", "kpi_period",
-        "processing_rate_target", "valid_complaint_rate_max"}),
+        "processing_rate_target", "valid_complaint_rate_max",
+        # a reading switch: its default is the rulebook's reading (own areas only)
+        "area_visits_count_for"}),
     "lateness-deduction": frozenset({
         "grace", "base_rate", "tier_threshold", "tier_rate", "tier_mode", "monthly_limit",
-        "limit_fine", "monthly_cap_rate", "wage_floor"}),
+        "limit_fine", "monthly_cap_rate", "wage_floor",
+        # a reading switch: its default is the rulebook's reading (all of a month's money)
+        "cap_scope"}),
     "staff-penalties": frozenset({
         "severity_fines", "minimum_fine", "complaint_sources", "private_call_max",
         "private_call_fine", "misconduct_fine", "currency"}),
@@ -63,6 +67,11 @@ ADDED: dict[tuple[str, str], str] = {
         "12-hour shifts, nights and weekends included, and their presence is the "
         "shift-handover policy's shift events. Judging guards by office hours would make "
         "every night shift a late day and every day off a missing sign-in.",
+    ("callback-frequency", "officer_without_areas"):
+        "The rulebook gives each property officer an area (負責區域) and does not say what "
+        "an officer without one owes. The default (any) keeps the quarterly visit owed, to "
+        "any area, so a profile that omits the areas does not quietly end the duty; none "
+        "owes nothing until a profile lists the areas.",
     ("shift-handover", "max_uncovered"):
         "How long a post left empty waits for its relief before the empty post is reported "
         "(R4). The rulebook sets no figure; an hour separates a late relief from an "
