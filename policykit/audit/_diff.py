@@ -48,8 +48,8 @@ Change = Literal["removed", "added", "changed"]
 
 #: Details that name the case a decision is about (see the module docstring), in the order
 #: they are shown. Parameters (a deadline's length, a ladder's window) never enter a case.
-CASE_FIELDS = ("key", "opened_at", "period", "window", "occurrence", "item", "event",
-               "since", "breach_event")
+CASE_FIELDS = ("key", "opened_at", "period", "window", "area", "occurrence", "item",
+               "event", "since", "breach_event")
 
 #: Columns of :meth:`DiffReport.rows` (JSON Lines and CSV), decisions and money alike.
 COLUMNS = ("record", "change", "policy", "rule", "subject_kind", "subject_id", "case",
@@ -270,7 +270,8 @@ class _Cases:
         return " ".join(parts)
 
     def key(self, d: Decision) -> _MatchKey:
-        return (d.policy, d.rule, d.subject.kind, d.subject.id, self.of(d))
+        # The part, not the rulebook rule: R2a's and R2b's decisions are different cases.
+        return (d.policy, d.spec_rule, d.subject.kind, d.subject.id, self.of(d))
 
 
 class DiffReport:
