@@ -64,6 +64,9 @@ class _VersionedRule:
     def consumes(self) -> frozenset[str]:
         return frozenset().union(*(m.spec.consumes() for m in self.members if m.spec))
 
+    def reads_money(self) -> bool:
+        return any(m.spec.reads_money() for m in self.members if m.spec)
+
     def state_types(self) -> frozenset[str]:
         return frozenset().union(*(m.spec.state_types() for m in self.members if m.spec))
 
