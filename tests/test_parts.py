@@ -92,7 +92,11 @@ def test_explain_and_why_not_take_the_part() -> None:
     report = audit(LADDER, POLICY, until=UNTIL)
     (part,) = [d for d in report.decisions if d.part == "R2b"]
     assert report.explain(part.id).rule.id == "R2b"
-    assert report.why_not("employee/E1", POLICY, "R2b").render()
+    # The part's own decision is found by its part id (subjects are written kind:id).
+    who = f"{part.subject.kind}:{part.subject.id}"
+    assert [d.id for d in report.why_not(who, POLICY, "R2b").fired] == [part.id]
+    assert report.why_not(who, POLICY, "R2").fired == [
+        d for d in report.decisions if d.part is None]
     shift = audit([], "shift-handover", until=UNTIL)
     with pytest.raises(ParameterError, match=r"R7 is split into the parts R7a, R7b, R7c, "
                                              r"R7d; name one of them"):

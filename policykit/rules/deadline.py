@@ -168,6 +168,11 @@ class DeadlineSpec(RuleSpec):
     reassign: tuple[Reassign, ...] = ()
     """Events that move the case to a new owner: decisions then name the owner at that
     moment as subject (the trigger's ``subject`` field names the first owner)."""
+    continues: str | None = None
+    """A field of the trigger naming the key of an earlier case this trigger continues (a
+    repeat contact's ``repeat_of``): while that case is open, or once it was judged (with
+    ``once``, for as long as its key is remembered), the trigger opens no case of its own;
+    the matter is that case's. Without such a case the trigger opens its own."""
     once: bool = True
     """Judge each key once: a later trigger for a case already judged is ignored."""
     forget_after: ExactDuration | None = "P365D"
@@ -272,6 +277,8 @@ class DeadlineSpec(RuleSpec):
         for f in self.key:
             _check_field(self.trigger.type, f, what="key")
         _check_field(self.trigger.type, self.subject.field, what="subject.field")
+        if self.continues is not None:
+            _check_field(self.trigger.type, self.continues, what="continues")
         if self.within_field:
             _check_field(self.trigger.type, self.within_field, what="within_field")
         if self.within_by:
@@ -314,7 +321,7 @@ class DeadlineSpec(RuleSpec):
     def partition(self) -> Partition | str:
         steps = (*self.fulfil, *self.cancel, *self.breach, *self.start, *self.restart,
                  *self.reassign)
-        if any(s.correlate or s.alias for s in steps):
+        if self.continues or any(s.correlate or s.alias for s in steps):
             return "correlates or aliases cases across keys"
         return keyed_by([(self.trigger.type, self.key[0]),
                          *((s.type, first_key(s.key, self.key)) for s in steps)])
@@ -394,6 +401,7 @@ class _DeadlineRuntime(RuleRuntime):
         self._needed_get = [(f, field_getter(f)) for f in self._needed]
         self._key = key_getter(spec.key)
         self._subject_get = field_getter(spec.subject.field)
+        self._continues = field_getter(spec.continues) if spec.continues else None
         self._carry = [(f, field_getter(f)) for f in spec.carry]
         # Per event type, its plan: the steps of each kind it can be (in declaration order;
         # most events of a rule's types are one kind of step only, so the others are never
@@ -589,6 +597,11 @@ class _DeadlineRuntime(RuleRuntime):
         state = self.state
         if key in state["open"] or key in state["alias"] or (s.once and self._done(key, ctx)):
             return
+        if self._continues is not None and (earlier := self._continues(event)) is not None:
+            prior = key_part(str(earlier))
+            if prior in state["open"] or prior in state["alias"] or (
+                    s.once and self._done(prior, ctx)):
+                return  # the matter is the earlier case's (open, or already judged)
         clock = self._clock(event)
         if clock is None and not s.open_ended:
             return

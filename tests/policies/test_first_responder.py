@@ -224,6 +224,30 @@ def test_r4_the_same_request_id_again_is_not_judged_twice(evaluate: Evaluate) ->
     assert [(d.details["outcome"], d.subject.id) for d in out] == [("obligation", "E1")]
 
 
+def test_r4_a_repeat_of_a_major_request_already_reported_owes_no_second_report(
+        evaluate: Evaluate) -> None:
+    # The report is owed per request: a major repeat (own request id, repeat_of the first)
+    # of a matter already reported to the general manager is not a new duty for its taker.
+    c = contact("Q1", "2026-03-02 09:00", major=True)
+    gm = ev("request.reported_to_gm", "2026-03-02 09:10", request_id="Q1", employee_id="E1")
+    again = contact("Q2", "2026-03-02 11:00", employee="E3", repeat_of="Q1", major=True)
+    out = of(evaluate([c, gm, again], until=UNTIL, policy=POLICY), "R4")
+    assert [(d.details["outcome"], d.subject.id) for d in out] == [("obligation", "E1")]
+    # A repeat while the first one's report is still due joins it: E1 owes it, E3 nothing.
+    early = contact("Q2", "2026-03-02 09:05", employee="E3", repeat_of="Q1", major=True)
+    out = of(evaluate([c, early], until=UNTIL, policy=POLICY), "R4")
+    assert {d.subject.id for d in out} == {"E1"} and len(out) == 3
+
+
+def test_r4_a_report_naming_the_request_a_repeat_continues_fulfils_it(
+        evaluate: Evaluate) -> None:
+    first = contact("Q1", "2026-03-02 09:00")  # ordinary: no report owed yet
+    again = contact("Q2", "2026-03-03 10:00", employee="E3", repeat_of="Q1", major=True)
+    gm = ev("request.reported_to_gm", "2026-03-03 10:30", request_id="Q1", employee_id="E3")
+    out = of(evaluate([first, again, gm], until=UNTIL, policy=POLICY), "R4")
+    assert [(d.details["outcome"], d.subject.id) for d in out] == [("obligation", "E3")]
+
+
 def test_r4_not_for_ordinary_requests(evaluate: Evaluate) -> None:
     assert of(evaluate([contact("Q1", "2026-03-02 09:00")], until=UNTIL, policy=POLICY),
               "R4") == []

@@ -49,7 +49,8 @@ def report(at: str, sections: list[str] | None = None,
 
 
 def of(out: list[Decision], rule: str, kind: str | None = None) -> list[Decision]:
-    return [d for d in out if d.rule == rule and (kind is None or d.kind == kind)]
+    """Decisions of one rule or part: ``R1`` is R1's own, ``R1b`` its departments part."""
+    return [d for d in out if (d.part or d.rule) == rule and (kind is None or d.kind == kind)]
 
 
 def happy(**overrides: Any) -> list[dict[str, Any]]:
@@ -95,6 +96,10 @@ def test_r1_one_second_late_violation_and_escalation_to_the_manager(evaluate: Ev
     assert esc.details["to"] == "manager"
     assert esc.subject.id == "E1"
     assert esc.evidence == (det["id"],)
+    # The departments were told in that late notification too: late for R1b as well.
+    (dep,) = of(out, "R1b")
+    assert (dep.rule, dep.part, dep.kind, dep.at) == ("R1", "R1b", "violation",
+                                                      t("2026-03-02 09:15"))
 
 
 def test_r1_notification_missing_plan_is_incomplete(evaluate: Evaluate) -> None:
@@ -127,19 +132,32 @@ def test_r1_telling_only_other_departments_is_not_enough(evaluate: Evaluate) -> 
     assert [d.details["outcome"] for d in of(out, "R1", "violation")] == ["missed"]
 
 
-def test_r1_a_notification_that_does_not_reach_the_departments_is_incomplete(
+def test_r1b_the_departments_may_be_told_in_a_separate_notification(
         evaluate: Evaluate) -> None:
-    # 通知相關部門和人員: the departments are part of the duty, not only the salesperson and
-    # the manager; a later notification naming them does not undo the first one.
+    # 及時通知相關部門和人員: the departments are part of the duty; they need only be told,
+    # in the notification to the salesperson and the manager or in another one.
     n = notified("2026-03-02 09:05", ["sales_owner", "manager"])
-    events = [*happy(notified=n), notified("2026-03-02 09:08", ["departments"])]
-    (d,) = of(evaluate(events, until=UNTIL, policy=POLICY), "R1")
-    assert (d.kind, d.details["outcome"], d.details["missing"]) == (
-        "violation", "incomplete", "recipients: departments")
-    assert d.at == t("2026-03-02 09:05") and d.evidence[-1] == n["id"]
-    assert "departments" in d.message
-    # notify_also: [] is the reading that checks the salesperson and the manager only.
-    assert of(evaluate(events, until=UNTIL, policy=POLICY, notify_also=[]), "R1") == []
+    events = [*happy(notified=n), notified("2026-03-02 09:08", ["departments"], details={})]
+    assert [d for d in evaluate(events, until=UNTIL, policy=POLICY) if d.rule == "R1"] == []
+    # Told exactly at the deadline: in time; a second later: R1b's violation, at the deadline.
+    at_due = [*happy(notified=n), notified("2026-03-02 09:15", ["departments"], details={})]
+    assert [d for d in evaluate(at_due, until=UNTIL, policy=POLICY) if d.rule == "R1"] == []
+    late = [*happy(notified=n), notified("2026-03-02 09:15:01", ["departments"], details={})]
+    (d,) = [d for d in evaluate(late, until=UNTIL, policy=POLICY) if d.rule == "R1"]
+    assert (d.part, d.kind, d.details["outcome"], d.at) == (
+        "R1b", "violation", "missed", t("2026-03-02 09:15"))
+    assert d.subject.id == "E1" and "departments" in d.message
+
+
+def test_r1b_departments_never_told_is_a_violation_of_r1(evaluate: Evaluate) -> None:
+    n = notified("2026-03-02 09:05", ["sales_owner", "manager"])
+    out = evaluate(happy(notified=n), until=UNTIL, policy=POLICY)
+    (d,) = [d for d in out if d.rule == "R1"]
+    assert (d.rule, d.part, d.kind, d.details["outcome"]) == ("R1", "R1b", "violation", "missed")
+    assert of(out, "R1") == []  # the salesperson and the manager were told in full
+    # notify_also: [] asks no one else: the notification to the two is enough.
+    assert [d for d in evaluate(happy(notified=n), until=UNTIL, policy=POLICY, notify_also=[])
+            if d.rule == "R1"] == []
 
 
 def test_r1_decisions_carry_the_manager_named_on_the_incident(evaluate: Evaluate) -> None:
