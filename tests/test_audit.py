@@ -351,6 +351,9 @@ def test_why_not_says_how_close_a_deadline_came(reference: AuditReport) -> None:
     assert "fulfilled by g1" in text and "12 min before due" in text
     assert "c3 (contact.received) does not open a case: major is False" in text
     assert reference.why_not("employee:E1", "test-gm", "R4").fired  # it did fire there
+    # The scenario files' spelling names the subject too; an unknown prefix stays an id.
+    assert reference.why_not("employee/E1", "test-gm", "R4").fired
+    assert not reference.why_not("nokind/E1", "test-gm", "R4").fired
 
 
 def test_why_not_an_open_case_before_its_deadline() -> None:

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as clock
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
-from ..models.decisions import Decision, Subject
+from ..models.decisions import Decision, Subject, SubjectKind
 from ..models.events import EventBase
 from ..policy import Policy
 from ..rules._base import Match, RuleSpec, _compile_condition, event_value, key_of
@@ -125,7 +125,14 @@ def _subject_parts(subject: Any) -> tuple[str | None, str]:
     if ":" in text:
         kind, _, sid = text.partition(":")
         return kind, sid
+    # The scenario files' ``request/R3``; a plain id may hold a slash, so only a kind counts.
+    kind, slash, sid = text.partition("/")
+    if slash and kind in _KINDS:
+        return kind, sid
     return None, text
+
+
+_KINDS = frozenset(get_args(SubjectKind))
 
 
 def _mentions(event: EventBase, value: str) -> bool:
