@@ -306,3 +306,41 @@ def test_many_versions_are_joined_once() -> None:
     assert [v.effective_from for v in versions] == days
     assert PolicySet(versions).get("site-access").fingerprint() == \
         loads_policy(text).get("site-access").fingerprint()
+
+
+# The monthly cap (R6, a cap rule reading every policy's money) across a change.
+CAPPED = """
+policies:
+  - use: lateness-deduction
+    version: "A"
+    parameters: {monthly_cap_rate: "0.03"}
+  - use: lateness-deduction
+    version: "B"
+    effective_from: 2026-03-16
+    parameters: {monthly_cap_rate: %s}
+"""
+
+
+@pytest.mark.parametrize(("cap", "reduction"), [('"0.10"', "-1000.00"), ("null", None)])
+def test_the_cap_in_force_at_the_months_end_limits_the_whole_month(
+        backend: str, cap: str, reduction: str | None) -> None:
+    # Four late days, two before the change: 4 × 5% = 2,000.00 for the month. B's cap (10%)
+    # limits it to 1,000.00, counting A's days too; a B without a cap (null) reduces
+    # nothing, where it once crashed on the timer A's cap had set for the month's end.
+    ps = loads_policy(CAPPED % cap)
+    events = [profile("E1", salary="10000.00"),
+              *(_late(d) for d in ("2026-03-02", "2026-03-03", "2026-03-16", "2026-03-17"))]
+    out = Engine(ps, backend=backend).evaluate(events, until=END)
+    assert [d.amount for d in _r2(out)] == [Decimal("2000.00")]
+    r6 = [d for d in out if d.rule == "R6"]
+    assert [str(d.amount) for d in r6] == ([reduction] if reduction else [])
+    if r6:
+        assert r6[0].policy_fingerprint == ps.get(LD).versions[1].fingerprint()
+
+
+def test_a_distributed_audit_refuses_a_cap_of_an_earlier_version() -> None:
+    # The latest version has no cap, an earlier one has: the set still reads every
+    # policy's money, which shards run apart (it once ran, silently without the cap).
+    ps = loads_policy(CAPPED % "null")
+    with pytest.raises(ParameterError, match="lateness-deduction R6"):
+        distributed_audit([profile("E1")], ps, until=END, partitions=2)
