@@ -344,3 +344,16 @@ def test_a_distributed_audit_refuses_a_cap_of_an_earlier_version() -> None:
     ps = loads_policy(CAPPED % "null")
     with pytest.raises(ParameterError, match="lateness-deduction R6"):
         distributed_audit([profile("E1")], ps, until=END, partitions=2)
+
+
+@pytest.mark.parametrize("value", ["20260401", "'20260401'", "20260401.5", "true"])
+def test_a_number_is_no_date(value: str) -> None:
+    # Read as seconds since 1970 it was a version in force from 23 August 1970; the schema
+    # refuses it too.
+    text = f"policies:\n  - use: lateness-deduction\n    effective_from: {value}\n"
+    with pytest.raises(PolicyFileError) as info:
+        loads_policy(text, source="v.yaml")
+    assert info.value.path == "policies[0].effective_from" and info.value.line == 3
+    assert "2026-04-01T08:00:00" in str(info.value)
+    validator = jsonschema.Draft7Validator(policy_schema())
+    assert list(validator.iter_errors(yaml.safe_load(text)))
