@@ -357,3 +357,15 @@ def test_a_number_is_no_date(value: str) -> None:
     assert "2026-04-01T08:00:00" in str(info.value)
     validator = jsonschema.Draft7Validator(policy_schema())
     assert list(validator.iter_errors(yaml.safe_load(text)))
+
+
+def test_check_lists_the_versions_of_files_given_together(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # One version per file (-p a.yaml -p b.yaml, or check a.yaml b.yaml): they join.
+    first, second = TWO.split("  - use: lateness-deduction\n    version: \"2026.2\"")
+    (tmp_path / "a.yaml").write_text(first, encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(
+        "policies:\n  - use: lateness-deduction\n    version: \"2026.2\"" + second,
+        encoding="utf-8")
+    assert main(["check", str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")]) == 0
+    assert "versions: 2026.1 from 2026-01-01, 2026.2 from 2026-03-16" in capsys.readouterr().out
