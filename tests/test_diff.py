@@ -417,3 +417,25 @@ def test_the_pages_one_parameter_figures_are_a_real_run(
     _old, new, diff = d.totals()["CNY"]
     by_emp = {m.employee_id: f"{m.new:,}" for m in d.money}
     assert quoted.format(n=d.unchanged, new=f"{new:,}", saved=f"{-diff:,}", **by_emp) in DOC
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_dated_change_of_the_cap_and_of_fines_is_the_payroll_difference(
+        tmp_path: Path, backend: str) -> None:
+    # The new side: the pack until 16 March, then a 3% monthly cap over all money (read
+    # at the month's end, so it limits all of March) and dearer complaint fines.
+    new = tmp_path / "new.yaml"
+    new.write_text(yaml.safe_dump({"pack": "standard", "policies": [
+        {"use": LATENESS, "effective_from": "2026-03-16",
+         "parameters": {"monthly_cap_rate": "0.03"}},
+        {"use": "staff-penalties", "parameters": {"minimum_fine": "15"}}]}),
+        encoding="utf-8")
+    d = policykit.diff(EXAMPLE, None, new, until=UNTIL, backend=backend)
+    assert_money_is_payroll_difference(d)
+    caps = [c for c in d.changes if c.rule == "R6"]
+    assert caps and all(c.change == "added" and c.case == "period=2026-03" for c in caps)
+    assert all(c.new is not None and c.new.policy_fingerprint
+               == d.new.policies.get(LATENESS).versions[1].fingerprint() for c in caps)
+    assert any(c.policy == "staff-penalties" and c.change == "changed" for c in d.changes)
+    assert sum(c.difference or Decimal(0) for c in d.changes) == \
+        sum(m.difference for m in d.money) < 0

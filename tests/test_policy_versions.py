@@ -369,3 +369,25 @@ def test_check_lists_the_versions_of_files_given_together(
         encoding="utf-8")
     assert main(["check", str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")]) == 0
     assert "versions: 2026.1 from 2026-01-01, 2026.2 from 2026-03-16" in capsys.readouterr().out
+
+
+def test_dates_without_offset_are_in_the_policy_calendars_zone(backend: str) -> None:
+    # A Berlin calendar: the change at 09:00 Berlin wall time (08:00 UTC in winter), and
+    # a change given with another zone's offset is that instant.
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    cal = "\n    calendar: {timezone: Europe/Berlin, holiday_source: none}"
+    for start in ("2026-03-16T09:00:00", "2026-03-16T16:00:00+08:00"):
+        ps = loads_policy(TWO.replace('version: "2026.1"', 'version: "2026.1"' + cal)
+                          .replace('version: "2026.2"', 'version: "2026.2"' + cal)
+                          .replace("2026-03-16", start))
+        old, new = _fp(ps)
+        at = datetime(2026, 3, 16, 9, tzinfo=berlin)
+        events = [profile("E1"), profile("E2"),
+                  ev("attendance.clock_in", at, employee_id="E1"),
+                  ev("attendance.clock_in", at - timedelta(microseconds=1), employee_id="E2")]
+        r1 = {d.subject.id: d.policy_fingerprint for d in Engine(ps, backend=backend)
+              .evaluate(events, until=END) if d.rule == "R1"}
+        assert r1 == {"E1": new, "E2": old}, start
