@@ -391,3 +391,27 @@ def test_dates_without_offset_are_in_the_policy_calendars_zone(backend: str) -> 
         r1 = {d.subject.id: d.policy_fingerprint for d in Engine(ps, backend=backend)
               .evaluate(events, until=END) if d.rule == "R1"}
         assert r1 == {"E1": new, "E2": old}, start
+
+
+def test_a_deadline_opened_before_a_change_keeps_its_due_and_the_new_version_judges(
+        backend: str) -> None:
+    ps = loads_policy("policies:\n  - use: complaint-handling\n    version: A\n"
+                      "    parameters: {report_within: P1D}\n"
+                      "  - use: complaint-handling\n    version: B\n"
+                      "    effective_from: 2026-03-16\n    parameters: {report_within: PT4H}\n")
+    old, new = (v.fingerprint() for v in ps.get("complaint-handling").versions)
+
+    def complaint(cid: str, received: str, investigated: str) -> list[dict[str, Any]]:
+        return [ev("complaint.received", received, complaint_id=cid, household_id="H1",
+                   employee_id="E1", kind="complaint"),
+                ev("complaint.investigated", investigated, complaint_id=cid,
+                   employee_id="E2", outcome="solved")]
+
+    events = [profile("E1"), profile("E2"),
+              *complaint("C1", "2026-03-15 19:00", "2026-03-15 20:00"),  # due +1 day
+              *complaint("C2", "2026-03-16 08:00", "2026-03-16 09:00")]  # due +4 hours
+    missed = {d.details["key"]: (d.at, d.policy_fingerprint) for d in
+              Engine(ps, backend=backend).evaluate(events, until=t("2026-03-20 00:00"))
+              if d.spec_rule == "R2b"}
+    assert missed == {"C1": (t("2026-03-16 20:00"), new), "C2": (t("2026-03-16 13:00"), new)}
+    assert old != new
