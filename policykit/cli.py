@@ -693,6 +693,10 @@ def check(policy_files: tuple[str, ...]) -> None:
     for p in policies:
         rules = ", ".join(f"{s.id} {s.shape}" for s in p.specs)
         click.echo(f"  {p.id} v{p.version} ({p.clause}): {len(p.specs)} rules: {rules}")
+        if len(p.versions) > 1:  # versions in force by date (docs/versions.md)
+            from .policy import _version_text
+
+            click.echo(f"    versions: {_version_text(p)}")
     sys.exit(EXIT_OK)
 
 

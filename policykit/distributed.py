@@ -204,7 +204,8 @@ def _policy_set(policies: PolicySet | Iterable[Policy] | None) -> PolicySet:
     else:
         pset = policies if isinstance(policies, PolicySet) else PolicySet(policies)
     for policy in pset:
-        for spec in policy.specs:
+        # Every version: a cap in force only in an earlier one reads money all the same.
+        for spec in (s for v in policy.versions for s in v.specs):
             if spec.reads_money():
                 # It adds up the money of every policy, which the shards run apart.
                 raise ParameterError(

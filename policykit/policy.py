@@ -10,7 +10,15 @@ from functools import cached_property
 from itertools import pairwise
 from typing import Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .calendar import DEFAULT_CALENDAR, BusinessCalendar
 from .errors import ParameterError, PolicyFileError, PolicyKitError, format_loc, nearest
@@ -18,6 +26,9 @@ from .rules import SHAPES
 from .rules._base import PolicyInfo, RuleSpec
 
 __all__ = ["Policy", "PolicySet"]
+
+#: How ``effective_from``/``effective_until`` text starts: a day, then maybe a time.
+_DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d|$)")
 
 _PARAM = re.compile(r"^\$([a-z_][a-z0-9_]*)$")
 
@@ -139,6 +150,17 @@ class Policy(BaseModel):
     _versions: tuple[Policy, ...] = PrivateAttr(default=())
     # Where each version came from ("acme.yaml:12"), for errors naming both of two entries.
     _version_origins: tuple[str, ...] = PrivateAttr(default=())
+
+    @field_validator("effective_from", "effective_until", mode="before")
+    @classmethod
+    def _a_date(cls, value: Any) -> Any:
+        # Not a number: pydantic would read 20260401 as seconds since 1970, a version in
+        # force from 23 August 1970 instead of 1 April 2026.
+        if value is None or isinstance(value, date):
+            return value
+        if isinstance(value, str) and _DATE_TEXT.match(value):
+            return value
+        raise ValueError("a date (2026-04-01) or a date-time (2026-04-01T08:00:00)")
 
     @model_validator(mode="after")
     def _compile_rules(self) -> Policy:

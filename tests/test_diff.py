@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import re
 import sys
 from collections import defaultdict
 from decimal import Decimal
@@ -369,3 +370,72 @@ def test_a_date_horizon_needs_both_calendars_to_start_the_day_together(tmp_path:
     # With an offset there is nothing to disagree about.
     d = policykit.diff(lateness_log(), lateness(), berlin, until=UNTIL)
     assert d.old.until == d.new.until
+
+
+# ------------------------------------------------------------------ docs/diff.md's figures
+
+DOC = (ROOT / "docs" / "diff.md").read_text(encoding="utf-8")
+_ID = r"d-[0-9a-f]{20}"
+
+
+def _console(command: str) -> list[str]:
+    """The lines docs/diff.md shows after ``$ <command>``, up to the end of the block."""
+    start = DOC.index(f"$ {command}\n") + len(command) + 3
+    return DOC[start:DOC.index("```", start)].rstrip("\n").split("\n")
+
+
+def test_the_pages_table_and_csv_are_a_real_run(example: DiffReport) -> None:
+    # The page quotes a run on the bundled month: its figures are measured, not typed.
+    shown = _console("policykit diff acme-2026-03.jsonl --new strict.yaml --until 2026-04-01 "
+                     "--format table")
+    assert shown[:-1] == example.render().rstrip("\n").split("\n")
+    assert shown[-1] == (f"policykit: {example.old.counts.read} records read; old: "
+                         f"{len(example.old.decisions)} decisions, new: "
+                         f"{len(example.new.decisions)}; {example.summary()}")
+    assert f"The other {example.unchanged} decisions that stand" in DOC
+    csv_shown = _console("policykit diff acme-2026-03.jsonl --new strict.yaml --until "
+                         "2026-04-01 --format csv | head -3")
+    out = io.StringIO()
+    example.write_csv(out)
+    # Ids follow the pack's fingerprints; every other column is the run's.
+    assert [re.sub(_ID, "d-…", x) for x in csv_shown] == \
+        [re.sub(_ID, "d-…", x) for x in out.getvalue().splitlines()[:3]]
+
+
+@pytest.mark.parametrize(("parameters", "quoted"), [
+    ({"tier_threshold": 4}, "`tier_threshold: 4` alone changes nothing (`0 changed, {n} "
+                            "unchanged`"),
+    ({"tier_mode": "marginal"}, "`tier_mode: marginal` alone brings the total to {new} "
+                                "(−{saved}: E0022 to\n{E0022}, E0024 to {E0024})"),
+], ids=["threshold", "marginal"])
+def test_the_pages_one_parameter_figures_are_a_real_run(
+        tmp_path: Path, parameters: dict[str, Any], quoted: str) -> None:
+    path = tmp_path / "one.yaml"
+    path.write_text(yaml.safe_dump({"pack": "standard", "policies": [
+        {"use": LATENESS, "parameters": parameters}]}), encoding="utf-8")
+    d = policykit.diff(EXAMPLE, None, path, until=UNTIL)
+    _old, new, diff = d.totals()["CNY"]
+    by_emp = {m.employee_id: f"{m.new:,}" for m in d.money}
+    assert quoted.format(n=d.unchanged, new=f"{new:,}", saved=f"{-diff:,}", **by_emp) in DOC
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_dated_change_of_the_cap_and_of_fines_is_the_payroll_difference(
+        tmp_path: Path, backend: str) -> None:
+    # The new side: the pack until 16 March, then a 3% monthly cap over all money (read
+    # at the month's end, so it limits all of March) and dearer complaint fines.
+    new = tmp_path / "new.yaml"
+    new.write_text(yaml.safe_dump({"pack": "standard", "policies": [
+        {"use": LATENESS, "effective_from": "2026-03-16",
+         "parameters": {"monthly_cap_rate": "0.03"}},
+        {"use": "staff-penalties", "parameters": {"minimum_fine": "15"}}]}),
+        encoding="utf-8")
+    d = policykit.diff(EXAMPLE, None, new, until=UNTIL, backend=backend)
+    assert_money_is_payroll_difference(d)
+    caps = [c for c in d.changes if c.rule == "R6"]
+    assert caps and all(c.change == "added" and c.case == "period=2026-03" for c in caps)
+    assert all(c.new is not None and c.new.policy_fingerprint
+               == d.new.policies.get(LATENESS).versions[1].fingerprint() for c in caps)
+    assert any(c.policy == "staff-penalties" and c.change == "changed" for c in d.changes)
+    assert sum(c.difference or Decimal(0) for c in d.changes) == \
+        sum(m.difference for m in d.money) < 0

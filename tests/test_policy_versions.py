@@ -306,3 +306,112 @@ def test_many_versions_are_joined_once() -> None:
     assert [v.effective_from for v in versions] == days
     assert PolicySet(versions).get("site-access").fingerprint() == \
         loads_policy(text).get("site-access").fingerprint()
+
+
+# The monthly cap (R6, a cap rule reading every policy's money) across a change.
+CAPPED = """
+policies:
+  - use: lateness-deduction
+    version: "A"
+    parameters: {monthly_cap_rate: "0.03"}
+  - use: lateness-deduction
+    version: "B"
+    effective_from: 2026-03-16
+    parameters: {monthly_cap_rate: %s}
+"""
+
+
+@pytest.mark.parametrize(("cap", "reduction"), [('"0.10"', "-1000.00"), ("null", None)])
+def test_the_cap_in_force_at_the_months_end_limits_the_whole_month(
+        backend: str, cap: str, reduction: str | None) -> None:
+    # Four late days, two before the change: 4 × 5% = 2,000.00 for the month. B's cap (10%)
+    # limits it to 1,000.00, counting A's days too; a B without a cap (null) reduces
+    # nothing, where it once crashed on the timer A's cap had set for the month's end.
+    ps = loads_policy(CAPPED % cap)
+    events = [profile("E1", salary="10000.00"),
+              *(_late(d) for d in ("2026-03-02", "2026-03-03", "2026-03-16", "2026-03-17"))]
+    out = Engine(ps, backend=backend).evaluate(events, until=END)
+    assert [d.amount for d in _r2(out)] == [Decimal("2000.00")]
+    r6 = [d for d in out if d.rule == "R6"]
+    assert [str(d.amount) for d in r6] == ([reduction] if reduction else [])
+    if r6:
+        assert r6[0].policy_fingerprint == ps.get(LD).versions[1].fingerprint()
+
+
+def test_a_distributed_audit_refuses_a_cap_of_an_earlier_version() -> None:
+    # The latest version has no cap, an earlier one has: the set still reads every
+    # policy's money, which shards run apart (it once ran, silently without the cap).
+    ps = loads_policy(CAPPED % "null")
+    with pytest.raises(ParameterError, match="lateness-deduction R6"):
+        distributed_audit([profile("E1")], ps, until=END, partitions=2)
+
+
+@pytest.mark.parametrize("value", ["20260401", "'20260401'", "20260401.5", "true"])
+def test_a_number_is_no_date(value: str) -> None:
+    # Read as seconds since 1970 it was a version in force from 23 August 1970; the schema
+    # refuses it too.
+    text = f"policies:\n  - use: lateness-deduction\n    effective_from: {value}\n"
+    with pytest.raises(PolicyFileError) as info:
+        loads_policy(text, source="v.yaml")
+    assert info.value.path == "policies[0].effective_from" and info.value.line == 3
+    assert "2026-04-01T08:00:00" in str(info.value)
+    validator = jsonschema.Draft7Validator(policy_schema())
+    assert list(validator.iter_errors(yaml.safe_load(text)))
+
+
+def test_check_lists_the_versions_of_files_given_together(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # One version per file (-p a.yaml -p b.yaml, or check a.yaml b.yaml): they join.
+    first, second = TWO.split("  - use: lateness-deduction\n    version: \"2026.2\"")
+    (tmp_path / "a.yaml").write_text(first, encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(
+        "policies:\n  - use: lateness-deduction\n    version: \"2026.2\"" + second,
+        encoding="utf-8")
+    assert main(["check", str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")]) == 0
+    assert "versions: 2026.1 from 2026-01-01, 2026.2 from 2026-03-16" in capsys.readouterr().out
+
+
+def test_dates_without_offset_are_in_the_policy_calendars_zone(backend: str) -> None:
+    # A Berlin calendar: the change at 09:00 Berlin wall time (08:00 UTC in winter), and
+    # a change given with another zone's offset is that instant.
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    cal = "\n    calendar: {timezone: Europe/Berlin, holiday_source: none}"
+    for start in ("2026-03-16T09:00:00", "2026-03-16T16:00:00+08:00"):
+        ps = loads_policy(TWO.replace('version: "2026.1"', 'version: "2026.1"' + cal)
+                          .replace('version: "2026.2"', 'version: "2026.2"' + cal)
+                          .replace("2026-03-16", start))
+        old, new = _fp(ps)
+        at = datetime(2026, 3, 16, 9, tzinfo=berlin)
+        events = [profile("E1"), profile("E2"),
+                  ev("attendance.clock_in", at, employee_id="E1"),
+                  ev("attendance.clock_in", at - timedelta(microseconds=1), employee_id="E2")]
+        r1 = {d.subject.id: d.policy_fingerprint for d in Engine(ps, backend=backend)
+              .evaluate(events, until=END) if d.rule == "R1"}
+        assert r1 == {"E1": new, "E2": old}, start
+
+
+def test_a_deadline_opened_before_a_change_keeps_its_due_and_the_new_version_judges(
+        backend: str) -> None:
+    ps = loads_policy("policies:\n  - use: complaint-handling\n    version: A\n"
+                      "    parameters: {report_within: P1D}\n"
+                      "  - use: complaint-handling\n    version: B\n"
+                      "    effective_from: 2026-03-16\n    parameters: {report_within: PT4H}\n")
+    old, new = (v.fingerprint() for v in ps.get("complaint-handling").versions)
+
+    def complaint(cid: str, received: str, investigated: str) -> list[dict[str, Any]]:
+        return [ev("complaint.received", received, complaint_id=cid, household_id="H1",
+                   employee_id="E1", kind="complaint"),
+                ev("complaint.investigated", investigated, complaint_id=cid,
+                   employee_id="E2", outcome="solved")]
+
+    events = [profile("E1"), profile("E2"),
+              *complaint("C1", "2026-03-15 19:00", "2026-03-15 20:00"),  # due +1 day
+              *complaint("C2", "2026-03-16 08:00", "2026-03-16 09:00")]  # due +4 hours
+    missed = {d.details["key"]: (d.at, d.policy_fingerprint) for d in
+              Engine(ps, backend=backend).evaluate(events, until=t("2026-03-20 00:00"))
+              if d.spec_rule == "R2b"}
+    assert missed == {"C1": (t("2026-03-16 20:00"), new), "C2": (t("2026-03-16 13:00"), new)}
+    assert old != new

@@ -156,7 +156,9 @@ class _CapRuntime(RuleRuntime):
 
     def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
         book = self.state["periods"].pop(key, None)
-        if book is None:
+        if book is None or not self.spec.active:
+            # Inactive: a policy with versions whose version in force at the period's end
+            # has no cap (docs/versions.md); the earlier one booked the money.
             return
         for sid, money in book["employees"].items():
             if money:
