@@ -250,7 +250,7 @@ def _policy_schema(_packs: tuple[str, ...]) -> dict[str, Any]:
     # need not check and which would refuse a date-time without offset.
     for key in ("effective_from", "effective_until"):
         policy["properties"][key] = {
-            "type": "string", "pattern": DATE_OR_TIME_PATTERN,
+            "type": ["string", "null"], "pattern": DATE_OR_TIME_PATTERN,
             "description": policy["properties"][key].get("description", "")}
     pack = _pack_policies(standard_pack())
     cal_ref = {"$ref": f"#/definitions/{name_of[BusinessCalendar]}"}

@@ -256,6 +256,10 @@ def test_the_schema_takes_the_dates() -> None:
     assert errors(TWO.replace("2026-03-16", "2026-03-16T08:30:00")) == []
     assert errors(TWO.replace("2026-03-16", "mid-March"))
     assert errors(TWO.replace("effective_from", "effective_form"))
+    # null is "no date" to the loader, so the schema takes it too
+    open_ended = TWO.replace('version: "2026.2"', 'version: "2026.2"\n    effective_until: null')
+    assert errors(open_ended) == []
+    assert loads_policy(open_ended).get(LD).versions[-1].effective_until is None
 
 
 def test_an_audit_reports_each_versions_fingerprint_and_dates() -> None:
