@@ -114,7 +114,7 @@ def test_a_deadline_with_and_without_its_fulfilment(notified: bool) -> None:
                  severity="major", employee_id="E1")]
     if notified:
         events.append(ev("incident.notified", "2026-03-02 10:05", id="n1", incident_id="I1",
-                         employee_id="E1", recipients=["sales_owner", "manager"]))
+                         employee_id="E1", recipients=["sales_owner", "manager", "departments"]))
     out = both(events, "incident-escalation", until=t("2026-03-03 00:00"))
     assert (("E1", "missed") in outcomes(out, "R1")) is not notified
 
