@@ -167,8 +167,6 @@ class _Durable:
     engine: Any  # the durable.engine module
     native: Any  # the durable_rules_engine C module
     host_cls: Any  # durable.engine.Host without timer threads
-    not_handled: type[BaseException]
-    observed: type[BaseException]
 
 
 _IMPORT_LOCK = threading.Lock()
@@ -216,8 +214,6 @@ def _import_durable() -> _Durable:
             engine=engine,
             native=native,
             host_cls=host_cls,
-            not_handled=engine.MessageNotHandledException,
-            observed=engine.MessageObservedException,
         )
         return _durable
 
@@ -723,32 +719,12 @@ class DurableRuleset:
         """Assert a fact; returns its id. Every rule it completes fires once; :meth:`drain`
         collects the firings. Facts are a set: asserting one equal to a live fact returns
         that fact's id and fires nothing."""
-        message = self._prepare(fact, "assert_fact")
-        content = tuple(sorted(message.items()))
-        with _ENGINE_LOCK:
-            self._check_open()
-            live = self._fact_ids.get(content)
-            if live is not None:
-                return live
-            self._commit_types([message])
-            stored = self._with_id(message)
-            fact_id = str(stored["id"])
-            if self._send("assert_fact", stored):
-                self._facts[fact_id] = stored
-                self._fact_ids[content] = fact_id
-            return fact_id
+        return self._assert((fact,), "assert_fact")[0]
 
     def retract_fact(self, fact_id: str) -> bool:
         """Retract a live fact by the id :meth:`assert_fact` returned; False if it is not
         live."""
-        with _ENGINE_LOCK:
-            self._check_open()
-            stored = self._facts.pop(fact_id, None)
-            if stored is None:
-                return False
-            self._fact_ids.pop(tuple(sorted(_strip(stored).items())), None)
-            self._send("retract_fact", stored)
-            return True
+        return self._retract((fact_id,), "retract_fact") == 1
 
     def assert_facts(self, facts: Iterable[Mapping[str, object]]) -> list[str]:
         """Assert many facts in one engine call; returns their ids, in order.
@@ -762,7 +738,10 @@ class DurableRuleset:
         once (O(live facts)) to learn which ones were stored. Per fact, batches of 32-256
         cost about half of :meth:`assert_fact` plus :meth:`retract_fact`; much larger ones
         cost more again (measured on the standard pack, issue 8)."""
-        prepared = [self._prepare(f, "assert_facts") for f in facts]
+        return self._assert(facts, "assert_facts")
+
+    def _assert(self, facts: Iterable[Mapping[str, object]], op: str) -> list[str]:
+        prepared = [self._prepare(f, op) for f in facts]
         with _ENGINE_LOCK:
             self._check_open()
             self._commit_types(prepared)
@@ -801,10 +780,13 @@ class DurableRuleset:
         """Retract live facts by the ids :meth:`assert_fact`/:meth:`assert_facts` returned,
         in one engine call; returns how many were live (the rest are skipped, as
         :meth:`retract_fact` returns False for them)."""
+        return self._retract(facts, "retract_facts")
+
+    def _retract(self, facts: Iterable[str], op: str) -> int:
         ids = list(facts)
         for fact_id in ids:  # validation first: on a bad one, nothing is retracted
             if not isinstance(fact_id, str):
-                raise MessageError(f"retract_facts takes fact ids (str), got {fact_id!r}")
+                raise MessageError(f"{op} takes fact ids (str), got {fact_id!r}")
         with _ENGINE_LOCK:
             self._check_open()
             messages: list[dict[str, JSONScalar]] = []
@@ -899,31 +881,10 @@ class DurableRuleset:
         if not self._core.opened:
             # durable's delete_state crashes on a sid where no action ever ran: make one run
             # before anything else, and only then count the sid as one to delete.
-            opener: dict[str, JSONScalar] = {KIND: _OPEN_KIND, "id": _OPEN_KIND, "sid": _SID}
-            self._call("post", opener)
+            opener = {KIND: _OPEN_KIND, "id": _OPEN_KIND, "sid": _SID}
+            with _engine_call("opening the session"):
+                self._core.host.post(self._core.name, opener)
             self._core.opened = True
-
-    def _send(self, op: str, message: dict[str, JSONScalar]) -> bool:
-        """One call into durable_rules; False if the engine matched the message to nothing
-        (it is then not stored). Opens the sid first if needed."""
-        self._open()
-        return self._call(op, message)
-
-    def _call(self, op: str, message: dict[str, JSONScalar]) -> bool:
-        core = self._core
-        try:
-            getattr(core.host, op)(core.name, message)
-        except core.durable.not_handled:
-            self.unhandled += 1
-            return False
-        except core.durable.observed as exc:
-            raise DurableEngineError(
-                f"{op}: durable_rules saw message id {message['id']!r} twice"
-            ) from exc
-        except Exception as exc:  # MemoryError and the engine's own errors
-            with _engine_call(f"{op} of {message.get(KIND)!r}"):
-                raise exc
-        return True
 
     def _batch(
         self, op: Literal["assert_facts", "retract_facts"], messages: list[dict[str, JSONScalar]]
