@@ -37,14 +37,11 @@ module gives the durable backend (``engine/_durable.py``) exactly what it uses, 
 
 Example (how the backend matches one event)::
 
-    spec = RulesetSpec(
-        rules=(Rule("m0", (Match("e", "attendance.clock_in", (FieldEq("c0", 1),)),)),),
-        kinds=("attendance.clock_in",),
-    )
+    spec = RulesetSpec(rules=(Rule("m0", (Match("e", "clock_in", (FieldEq("c0", 1),)),)),),
+                       kinds=("clock_in",))
     with DurableRuleset("policykit", spec) as rs:
-        fact = rs.assert_fact({"kind": "attendance.clock_in", "c0": 1})
-        rs.retract_fact(fact)
-        rs.drain()   # [{'rule': 'm0', 'matched': {'e': {'kind': ..., 'c0': 1}}}]
+        rs.retract_fact(rs.assert_fact({"kind": "clock_in", "c0": 1}))
+        rs.drain()   # [{'rule': 'm0', 'matched': {'e': {'kind': 'clock_in', 'c0': 1}}}]
 
 No durable_rules timer, lease or wall-clock feature is ever used. (durable still reads the
 wall clock for one thing: an action taking over 10 s is treated as abandoned. Adapter
@@ -69,27 +66,10 @@ from typing import Any, Final, Literal, TypeAlias, TypedDict
 from ..errors import BackendUnavailableError, ParameterError, PolicyKitError
 
 __all__ = [
-    "KIND",
-    "MAX_FIELDS",
-    "DurableActionError",
-    "DurableAdapterError",
-    "DurableCapacityError",
-    "DurableEngineError",
-    "DurableRuleset",
-    "DurableUnavailable",
-    "FieldEq",
-    "FieldType",
-    "Firing",
-    "JSONScalar",
-    "Match",
-    "MessageError",
-    "Rule",
-    "RulesetClosedError",
-    "RulesetSpec",
-    "RulesetSpecError",
-    "durable_available",
-    "normalise",
-    "normalise_message",
+    "KIND", "MAX_FIELDS", "DurableActionError", "DurableAdapterError", "DurableCapacityError",
+    "DurableEngineError", "DurableRuleset", "DurableUnavailable", "FieldEq", "FieldType",
+    "Firing", "JSONScalar", "Match", "MessageError", "Rule", "RulesetClosedError",
+    "RulesetSpec", "RulesetSpecError", "durable_available", "normalise", "normalise_message",
     "reap_abandoned",
 ]
 
@@ -149,9 +129,7 @@ class DurableActionError(DurableEngineError):
     def __init__(self, errors: list[str], firings: list[Firing]) -> None:
         self.errors = errors
         self.firings = firings
-        super().__init__(
-            f"{len(errors)} durable_rules action(s) failed; first: {errors[0]}"
-        )
+        super().__init__(f"{len(errors)} durable_rules action(s) failed; first: {errors[0]}")
 
 
 class RulesetClosedError(DurableAdapterError, RuntimeError):
@@ -241,14 +219,14 @@ def normalise(value: object) -> JSONScalar | None:
     JSON-encodes values (``datetime`` and ``Decimal`` fail), orders every string above every
     number and chokes on ``1e-07``-style floats, so the caller decides comparisons in Python
     and sends their outcome."""
-    if type(value) is str:  # the common cases first
+    if type(value) is str:  # the common case first
         return value
-    if type(value) is int:
-        return _check_int(value)
     if value is None:
         return None
-    if isinstance(value, int):  # bool and IntEnum
-        return _check_int(int(value))
+    if isinstance(value, int):  # bool and IntEnum too
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise MessageError(f"{value!r} is outside the 64-bit integer range of the engine")
+        return int(value)
     if isinstance(value, str):
         return str.__str__(value)
     raise MessageError(
@@ -256,12 +234,6 @@ def normalise(value: object) -> JSONScalar | None:
         "take None, bool, int and str only; decide a comparison in Python and send its "
         "outcome (late: 1)"
     )
-
-
-def _check_int(number: int) -> int:
-    if not _INT64_MIN <= number <= _INT64_MAX:
-        raise MessageError(f"{number!r} is outside the 64-bit integer range of the engine")
-    return number
 
 
 _GOOD_NAMES: set[str] = set()
@@ -330,13 +302,6 @@ def _name(value: object, where: str, what: str) -> str:
     return value
 
 
-_EQUALITY_ONLY: Final = (
-    "only equality ('==') reaches durable_rules: it orders every string above every number "
-    "and compares ISO timestamps as text. Decide the comparison in Python before posting and "
-    "send its outcome as a discrete field (late: 1, window: 'P1#3')"
-)
-
-
 @dataclass(frozen=True, slots=True)
 class FieldEq:
     """``m.<field> == <value>``: a message field equals a literal (normalised like messages)."""
@@ -353,7 +318,12 @@ class FieldEq:
         if self.field == KIND:
             raise _spec_error(where, f"the kind field {KIND!r} is set by Match's kind")
         if self.op != "==":
-            raise _spec_error(where, f"operator {self.op!r} rejected: {_EQUALITY_ONLY}")
+            raise _spec_error(
+                where,
+                f"operator {self.op!r} rejected: only equality ('==') reaches durable_rules "
+                "(it orders every string above every number); decide the comparison in "
+                "Python and send its outcome as a discrete field (late: 1)",
+            )
         if self.value is None:
             raise _spec_error(where, "cannot test for None: None fields are dropped")
 
@@ -369,16 +339,13 @@ class Match:
     def __post_init__(self) -> None:
         where = f"Match({self.alias!r}, {self.kind!r})"
         _name(self.alias, where, "alias")
-        tests = (self.tests,) if isinstance(self.tests, FieldEq) else self.tests
-        if not isinstance(tests, tuple | list) or not all(
-            isinstance(t, FieldEq) for t in tests
-        ):
+        tests = self.tests
+        if not isinstance(tests, tuple) or not all(isinstance(t, FieldEq) for t in tests):
             raise _spec_error(where, f"tests must be a tuple of FieldEq, got {tests!r}")
         fields = [t.field for t in tests]
         for name in fields:
             if fields.count(name) > 1:
                 raise _spec_error(where, f"field {name!r} is tested twice")
-        object.__setattr__(self, "tests", tuple(tests))
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,17 +365,12 @@ class Rule:
         if len(self.name) > 200:
             raise _spec_error(where, "rule names are at most 200 characters")
         conditions = self.conditions
-        if isinstance(conditions, Match):
-            conditions = (conditions,)
-        if not isinstance(conditions, tuple | list) or len(conditions) != 1 or not isinstance(
-            conditions[0], Match
-        ):
+        if not isinstance(conditions, tuple) or [type(c) for c in conditions] != [Match]:
             raise _spec_error(
                 where,
                 f"needs exactly one Match, got {conditions!r}: joins are not offered (a "
                 "comparison inside one crashes durable_rules with SIGSEGV when false)",
             )
-        object.__setattr__(self, "conditions", tuple(conditions))
         if isinstance(self.priority, bool) or not isinstance(self.priority, int) or not (
             0 <= self.priority <= _MAX_PRIORITY
         ):
@@ -486,12 +448,10 @@ class RulesetSpec:
     _compiled: _Compiled = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        rules = (self.rules,) if isinstance(self.rules, Rule) else self.rules
-        if not isinstance(rules, tuple | list) or not rules:
-            raise _spec_error("RulesetSpec", f"rules must be a non-empty tuple, got {rules!r}")
-        object.__setattr__(self, "rules", tuple(rules))
-        kinds = (self.kinds,) if isinstance(self.kinds, str) else self.kinds
-        object.__setattr__(self, "kinds", tuple(kinds))
+        if not isinstance(self.rules, tuple) or not self.rules:
+            raise _spec_error("RulesetSpec", f"rules must be a non-empty tuple, got {self.rules!r}")
+        if not isinstance(self.kinds, tuple):
+            raise _spec_error("RulesetSpec", f"kinds must be a tuple, got {self.kinds!r}")
         object.__setattr__(self, "_compiled", self._compile())
 
     def definition(self) -> dict[str, dict[str, Any]]:
@@ -676,13 +636,10 @@ class DurableRuleset:
         self._fact_ids: dict[_Content, str] = {}  # content → live fact id
         self.unhandled = 0
         """Facts no rule matched (durable does not store them; nor does the adapter)."""
-        rules: dict[str, dict[str, Any]] = {}
-        for rule_name, rule_json in spec.definition().items():
-            rule_json["run"] = _make_action(
-                self._core.sink, rule_name, self._compiled.aliases[rule_name]
-            )
-            rules[rule_name] = rule_json
         core = self._core
+        rules = spec.definition()
+        for rule_name, rule_json in rules.items():
+            rule_json["run"] = _make_action(core.sink, rule_name, self._compiled.aliases[rule_name])
         with _ENGINE_LOCK, _engine_call(f"creating ruleset {self._name!r}"):
             core.host = durable.host_cls()
             core.host.register_rulesets({self._name: rules})
@@ -722,22 +679,15 @@ class DurableRuleset:
         return self._assert((fact,), "assert_fact")[0]
 
     def retract_fact(self, fact_id: str) -> bool:
-        """Retract a live fact by the id :meth:`assert_fact` returned; False if it is not
-        live."""
+        """Retract a live fact by the id :meth:`assert_fact` returned; False if not live."""
         return self._retract((fact_id,), "retract_fact") == 1
 
     def assert_facts(self, facts: Iterable[Mapping[str, object]]) -> list[str]:
-        """Assert many facts in one engine call; returns their ids, in order.
-
-        Each fact is treated as :meth:`assert_fact` would: all are validated first (on a bad
-        one, none is asserted); a fact equal to a live one, or to an earlier one of the same
-        batch, gets that fact's id and fires nothing; a fact no rule matches is not stored
-        (and counted in :attr:`unhandled`). One difference: the firings of a batch come in
-        the engine's order, not the facts' order, so give each fact a field to map its
-        firings back by. A batch where some fact matches nothing also reads the live facts
-        once (O(live facts)) to learn which ones were stored. Per fact, batches of 32-256
-        cost about half of :meth:`assert_fact` plus :meth:`retract_fact`; much larger ones
-        cost more again (measured on the standard pack, issue 8)."""
+        """Assert many facts in one engine call; returns their ids, in order. All are
+        validated first (on a bad one, none is asserted); each is then treated as by
+        :meth:`assert_fact`, a fact no rule matches is not stored (counted in
+        :attr:`unhandled`), and the firings come in the engine's order, so give each fact
+        a field to map its firings back by. Batches of 32-256 cost the least per fact."""
         return self._assert(facts, "assert_facts")
 
     def _assert(self, facts: Iterable[Mapping[str, object]], op: str) -> list[str]:
@@ -800,8 +750,7 @@ class DurableRuleset:
             return len(messages)
 
     def retract_all(self) -> int:
-        """Retract every live fact (after a failure, so none is left behind); returns how
-        many."""
+        """Retract every live fact (after a failure, so none is left behind); how many."""
         with _ENGINE_LOCK:
             return self.retract_facts(list(self._facts))
 
@@ -889,14 +838,11 @@ class DurableRuleset:
     def _batch(
         self, op: Literal["assert_facts", "retract_facts"], messages: list[dict[str, JSONScalar]]
     ) -> int:
-        """One batch call into durable_rules, then the actions it started; returns the
-        engine's result code (0: every message handled, 1: some matched nothing, 2: an id
-        seen before). Opens the sid first if needed.
-
-        durable's ``post_batch`` and ``Host.assert_facts`` are not atomic: on code 1 they
-        raise *without* running the actions of the messages that were stored (they would
-        fire on some later call), so this goes one level down: the C call, then
-        :meth:`_run_actions` on the state it returns."""
+        """One C call, then the actions it started; returns the engine's result code (0: all
+        handled, 1: some matched nothing, 2: an id seen before). durable's ``post_batch``
+        and ``Host.assert_facts`` are not atomic: on code 1 they raise *without* running the
+        actions of the messages that were stored (they would fire on some later call), so
+        this goes one level down: the C call, then :meth:`_run_actions`."""
         self._open()
         native = self._core.durable.native
         with _engine_call(f"{op} of {len(messages)} message(s)"):
