@@ -62,7 +62,6 @@ from ._durable_adapter import (
     DurableRuleset,
     DurableUnavailable,
     FieldEq,
-    Lifetime,
     Match,
     Rule,
     RulesetSpec,
@@ -180,7 +179,7 @@ def compile_pack(policies: PolicySet) -> CompiledPack:
     flag_tests: dict[str, Callable[[EventBase], bool]] = {}
     field_paths: dict[str, str] = {}
     uses: dict[str, set[str]] = {}  # event type -> field names its messages carry
-    kinds: dict[str, Lifetime] = {}
+    kinds: set[str] = set()  # the event types some Rete rule reads
 
     for pi, policy in enumerate(policies):
         # A rule of a policy with versions is no spec: no filters, every event of its
@@ -199,7 +198,7 @@ def compile_pack(policies: PolicySet) -> CompiledPack:
             always = (rule_types - filtered) | (state_types & rule_types)
             for t in sorted(always):
                 _add(matchers, (t, ()), (pi, ri))
-                kinds[t] = "fact"
+                kinds.add(t)
             for m in filters:
                 tests: list[FieldEq] = []
                 for path, cond in m.where.items():
@@ -224,7 +223,7 @@ def compile_pack(policies: PolicySet) -> CompiledPack:
                     signature = tuple(sorted((x.field, x.value) for x in tests))
                     _add(matchers, (t, signature), (pi, ri))
                     gated.add((pi, ri, t))
-                    kinds[t] = "fact"
+                    kinds.add(t)
                     uses.setdefault(t, set()).update(x.field for x in tests)
 
     attributes: dict[str, tuple[_Attribute, ...]] = {}
@@ -245,7 +244,7 @@ def compile_pack(policies: PolicySet) -> CompiledPack:
         name = f"m{index}:{t}"
         rules.append(Rule(name, (Match("e", t, tuple(FieldEq(f, v) for f, v in signature)),)))
         targets[name] = tuple(pairs)
-    ruleset = RulesetSpec(rules=tuple(rules), kinds=kinds, kind_field="kind") if rules else None
+    ruleset = RulesetSpec(rules=tuple(rules), kinds=tuple(sorted(kinds))) if rules else None
     return CompiledPack(ruleset, targets, attributes, frozenset(gated))
 
 
@@ -336,7 +335,7 @@ class _DurableSession(_NativeSession):
             # Leave no fact behind (the network holds none between events), and let the
             # one-event path meet the failure at its event.
             with contextlib.suppress(DurableAdapterError):
-                ruleset.purge()
+                ruleset.retract_all()
                 ruleset.drain()
             return
         targets = self._compiled.targets
