@@ -3,6 +3,7 @@ the library exports them, reduced to one digest per log.
 
     python bench/identical.py --save /tmp/before.json   # on the commit before a change
     python bench/identical.py --check /tmp/before.json  # after it: exits 1 on any difference
+    ... [--log LOG.jsonl]...                            # bench logs too (full pack, native)
 
 Logs: the bundled example month (full pack, native and durable), a generated quarter
 (bench/generate.py, 60 people), the same quarter with every clock-in moved to 08:45 local
@@ -80,8 +81,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--save", type=Path)
     ap.add_argument("--check", type=Path)
+    ap.add_argument("--log", type=Path, action="append", default=[],
+                    help="also a JSONL file (full pack, native; e.g. a bench/generate.py log)")
     args = ap.parse_args()
-    result = {name: digest(*spec) for name, spec in logs().items()}
+    specs = logs()
+    for path in args.log:
+        specs[path.name] = (path.read_text(encoding="utf-8"), None, "native")
+    result = {name: digest(*spec) for name, spec in specs.items()}
     for name, r in result.items():
         print(f"{name}: {r['decisions']} decisions {r['sha256'][:16]}")
     if args.save:

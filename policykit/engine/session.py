@@ -637,44 +637,64 @@ class Session:
         stats = self.stats
         seen = self._seen
         ids = seen.ids
+        plain = seen.window is None  # every id kept: nothing to forget
         ledger = self._ledger
         by, refused = ledger.by, ledger.refused
         pending: datetime | None = None  # an event skipped since the evaluator last fired
+        # The clock and the count of skipped events live in locals between calls of _feed
+        # (written back before each, and at the end whatever happens).
+        clock, closed, skipped = self._clock, self._closed, 0
+        if self._failed is not None:
+            reads = frozenset()  # every event to _feed, which refuses it
         try:
             for ev in events:
                 x = ev.id
                 at = ev.at
-                clock = self._clock
                 if (ev.type not in reads and x not in ids and x not in by
-                        and x not in refused and self._failed is None
-                        and (clock is None or at > clock
-                             or (at == clock and not self._closed))
+                        and x not in refused
+                        and (clock is None or at > clock or (at == clock and not closed))
                         and not (ev.meta and CORRECTS in ev.meta)
                         and not isinstance(ev, EmployeeProfile)):
-                    seen.add(x, at)
-                    stats.events += 1
-                    self._clock = at
-                    self._closed = False
-                    forget = seen.forget_after
-                    if forget is not None and at > forget:
-                        seen.forget_before(at)
-                    pending = at
+                    if plain:
+                        ids[x] = None
+                    else:
+                        seen.add(x, at)
+                        forget = seen.forget_after
+                        if forget is not None and at > forget:
+                            seen.forget_before(at)
+                    skipped += 1
+                    clock, closed, pending = at, False, at
                     continue
+                self._clock, self._closed = clock, closed
+                stats.events += skipped
+                skipped = 0
                 applied = stats.events
                 got = self._feed(ev)
+                clock, closed = self._clock, self._closed
                 if stats.events != applied:
                     pending = None  # it fired all that is due before it, so before `pending`
                 if got:
                     stats.decisions += len(got)
                     out += got
         except EventError:
+            self._settle(clock, closed, skipped)
             # An event refused (the session goes on): what is due before the events skipped
             # until then fires now, as it would have when they were fed.
             if pending is not None and self._failed is None:
                 self._fire_pending(pending, out)
             raise
+        except BaseException:
+            self._settle(clock, closed, skipped)
+            raise
+        self._settle(clock, closed, skipped)
         if pending is not None:
             self._fire_pending(pending, out)
+
+    def _settle(self, clock: datetime | None, closed: bool, skipped: int) -> None:
+        """Write back what :meth:`_feed_run` kept in locals since its last call of _feed."""
+        if skipped:
+            self._clock, self._closed = clock, closed
+            self.stats.events += skipped
 
     def _fire_pending(self, before: datetime, out: list[Decision]) -> None:
         try:
