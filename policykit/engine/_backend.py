@@ -62,6 +62,12 @@ class EvaluatorSession(ABC):
         """The state of checkpoint ``token`` as :meth:`export_state` gives it."""
         return pickle.loads(token)
 
+    reads: frozenset[str] | None = None
+    """The event types :meth:`apply` and :meth:`check` do anything with (None: all). An event
+    of any other type changes nothing but the clock: a session may then count it and keep
+    its id without applying it, provided what is due before it fires before the next event
+    is applied (the batch pipeline does, see Session._feed_run)."""
+
     prepares: bool = False
     """True when :meth:`prepare` does something: callers then pass events ahead in chunks."""
 

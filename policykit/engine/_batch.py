@@ -463,26 +463,32 @@ def prepare(
     newest: datetime | None = None
     first: EventBase | None = None
     last: EventBase | None = None
+    # A model is taken as it is (what parse_event does with one), without two calls.
+    as_is = EventBase if parse is _parse and assume_tz is None else ()
     for line, raw in records:
         read += 1
-        try:
-            rec = _assume(raw, assume_tz, source, line) if assume_tz is not None else raw
-            event = parse(rec, source, line)
-        except EventError as exc:
-            tracker.add(_hinted(exc) if assume_tz is None else exc, line, raw)
-            continue
+        if isinstance(raw, as_is):
+            event = raw
+        else:
+            try:
+                rec = _assume(raw, assume_tz, source, line) if assume_tz is not None else raw
+                event = parse(rec, source, line)
+            except EventError as exc:
+                tracker.add(_hinted(exc) if assume_tz is None else exc, line, raw)
+                continue
         at = event.at
         if newest is None or at > newest:
             newest = at
+            last = event  # the first event of the latest time
+            if first is None:
+                first = event
         elif at < newest:
             late += 1
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s: event %r (%s) came after later events; applied at its time",
                           source, event.id, at.isoformat())
-        if first is None or at < first.at:
-            first = event
-        if last is None or at > last.at:
-            last = event
+            if first is not None and at < first.at:
+                first = event
         events.append(event)
         if track_lines:
             lines.append(line)

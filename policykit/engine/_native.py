@@ -12,7 +12,7 @@ from typing import Any
 from .._timezones import shared_offset
 from ..errors import SnapshotError
 from ..models.decisions import Decision
-from ..models.events import EmployeeProfile, EventBase
+from ..models.events import EVENT_TYPES, EmployeeProfile, EventBase
 from ..policy import PolicySet
 from ..rules._base import RuleContext, RuleRuntime, check_subjects, subject_paths
 from ._backend import Backend, EvaluatorSession
@@ -84,6 +84,10 @@ class _NativeSession(EvaluatorSession):
             for t, pairs in self._routes.items()}
         self._subject_paths = subject_paths(s for p in policies for v in p.versions
                                             for s in v.specs)
+        # apply() reads profiles whatever the rules read (the employee directory).
+        self.reads = frozenset({*self._targets, *self._subject_paths,
+                                *(t for t, m in EVENT_TYPES.items()
+                                  if issubclass(m, EmployeeProfile))})
         # What a fresh rule's state looks like: import_state checks a snapshot against it.
         self._shapes = [[{k: type(v) for k, v in rt.state.items() if v is not None}
                          for rt in runtimes]

@@ -34,7 +34,7 @@ from ..errors import (
     SnapshotError,
 )
 from ..models.decisions import Decision
-from ..models.events import EventBase
+from ..models.events import EmployeeProfile, EventBase
 from ..models.parsing import CORRECTS, parse_event
 from ..policy import _version_text
 from ..rules._base import key_part, part_value
@@ -578,9 +578,13 @@ class Session:
     def _feed_all(self, events: Iterable[EventBase | Mapping[str, Any] | str | bytes],
                   out: list[Decision]) -> None:
         stats = self.stats
+        reads = self._skips()
         if not self._ev.prepares or not isinstance(events, Sequence):
             # Parsed and fed one at a time: an error leaves the rest of a one-shot iterator
             # unread, for the caller to go on with.
+            if reads is not None:
+                self._feed_run(map(parse_event, events), out, reads)
+                return
             for e in events:
                 got = self._feed(parse_event(e))
                 if got:
@@ -601,13 +605,108 @@ class Session:
                 failure = exc
             if chunk:
                 self._ev.prepare(chunk)
-            for ev in chunk:
+            if reads is not None:
+                self._feed_run(chunk, out, reads)
+            else:
+                for ev in chunk:
+                    got = self._feed(ev)
+                    if got:
+                        stats.decisions += len(got)
+                        out += got
+            if failure is not None:
+                raise failure
+
+    def _skips(self) -> frozenset[str] | None:
+        """The event types the evaluator reads, when this session may leave the others
+        unapplied (:meth:`_feed_run`); else None. Only a session whose ledger keeps no
+        payload digests (the batch pipeline's, which resolved repeated ids and conflicts
+        before feeding it) and has no lateness window: for any other an unread event still
+        owes a digest or a place in the window's log."""
+        if self._window is not None or self._ledger.digests:
+            return None
+        return self._ev.reads
+
+    def _feed_run(self, events: Iterable[EventBase], out: list[Decision],
+                  reads: frozenset[str]) -> None:
+        """:meth:`_feed` each event, except that an event no rule reads (its type is not in
+        ``reads``), new, in time and correcting nothing is only counted, its id kept and
+        the clock moved: exactly what :meth:`_feed` would do with it, less the evaluator
+        calls, which do nothing for it but fire what is due before it. That firing is put
+        off to the next event applied (which fires all that is due before itself), or to
+        the end of the run: the rules see the same calls in the same order."""
+        stats = self.stats
+        seen = self._seen
+        ids = seen.ids
+        plain = seen.window is None  # every id kept: nothing to forget
+        ledger = self._ledger
+        by, refused = ledger.by, ledger.refused
+        pending: datetime | None = None  # an event skipped since the evaluator last fired
+        # The clock and the count of skipped events live in locals between calls of _feed
+        # (written back before each, and at the end whatever happens).
+        clock, closed, skipped = self._clock, self._closed, 0
+        if self._failed is not None:
+            reads = frozenset()  # every event to _feed, which refuses it
+        try:
+            for ev in events:
+                x = ev.id
+                at = ev.at
+                if (ev.type not in reads and x not in ids and x not in by
+                        and x not in refused
+                        and (clock is None or at > clock or (at == clock and not closed))
+                        and not (ev.meta and CORRECTS in ev.meta)
+                        and not isinstance(ev, EmployeeProfile)):
+                    if plain:
+                        ids[x] = None
+                    else:
+                        seen.add(x, at)
+                        forget = seen.forget_after
+                        if forget is not None and at > forget:
+                            seen.forget_before(at)
+                    skipped += 1
+                    clock, closed, pending = at, False, at
+                    continue
+                self._clock, self._closed = clock, closed
+                stats.events += skipped
+                skipped = 0
+                applied = stats.events
                 got = self._feed(ev)
+                clock, closed = self._clock, self._closed
+                if stats.events != applied:
+                    pending = None  # it fired all that is due before it, so before `pending`
                 if got:
                     stats.decisions += len(got)
                     out += got
-            if failure is not None:
-                raise failure
+        except EventError:
+            self._settle(clock, closed, skipped)
+            # An event refused (the session goes on): what is due before the events skipped
+            # until then fires now, as it would have when they were fed.
+            if pending is not None and self._failed is None:
+                self._fire_pending(pending, out)
+            raise
+        except BaseException:
+            self._settle(clock, closed, skipped)
+            raise
+        self._settle(clock, closed, skipped)
+        if pending is not None:
+            self._fire_pending(pending, out)
+
+    def _settle(self, clock: datetime | None, closed: bool, skipped: int) -> None:
+        """Write back what :meth:`_feed_run` kept in locals since its last call of _feed."""
+        if skipped:
+            self._clock, self._closed = clock, closed
+            self.stats.events += skipped
+
+    def _fire_pending(self, before: datetime, out: list[Decision]) -> None:
+        try:
+            got = self._ev.fire_due(before, inclusive=False)
+        except BaseException as exc:
+            failure = self._fail(exc, f"the deadlines due before {before.isoformat()}")
+            if failure is None:
+                raise
+            raise failure from exc
+        if got:
+            self.stats.decisions += len(got)
+            out += got
 
     def advance_to(self, instant: datetime | date | str) -> list[Decision]:
         """Move event time to ``instant``: every deadline due at or before it fires.
