@@ -14,9 +14,12 @@ import logging as _logging
 from .audit import AuditReport, DiffReport, audit, diff
 from .calendar import BusinessCalendar
 from .checkpoint import CheckpointStore
-from .engine import DEFAULT_DEDUPE_WINDOW, Engine, Session, SessionFailedError, SessionStats
+from .engine import DEFAULT_DEDUPE_WINDOW, Engine, Session, SessionStats
 from .errors import (
+    AuditSourceError,
     BackendUnavailableError,
+    CalendarError,
+    CheckpointError,
     EventConflictError,
     EventError,
     EventOrderError,
@@ -25,6 +28,8 @@ from .errors import (
     PolicyFileError,
     PolicyKitError,
     RegistrationError,
+    SessionFailedError,
+    ShapeRegistrationError,
     SnapshotError,
 )
 from .models import (
@@ -50,8 +55,11 @@ __all__ = [
     "DEFAULT_DEDUPE_WINDOW",
     "EVENT_TYPES",
     "AuditReport",
+    "AuditSourceError",
     "BackendUnavailableError",
     "BusinessCalendar",
+    "CalendarError",
+    "CheckpointError",
     "CheckpointStore",
     "Decision",
     "DiffReport",
@@ -71,6 +79,7 @@ __all__ = [
     "Session",
     "SessionFailedError",
     "SessionStats",
+    "ShapeRegistrationError",
     "SnapshotError",
     "Subject",
     "audit",
