@@ -48,7 +48,7 @@ from .models import (
 )
 from .policy import Policy, PolicySet
 from .policyfile import load_policy, loads_policy, resolve_policies
-from .rules._registry import register_shape, registered_shapes, unregister_shape
+from .rules import register_shape, registered_shapes, unregister_shape
 from .rules.standard import standard_pack
 
 __all__ = [
@@ -111,6 +111,6 @@ _load_event_plugins()
 
 # Rule shapes installed packages declare (entry point group ``policykit.shapes``), after the
 # event types: a shape's matchers may name them.
-from .rules._registry import load_shape_plugins as _load_shape_plugins  # noqa: E402
+from .rules import load_shape_plugins as _load_shape_plugins  # noqa: E402
 
 _load_shape_plugins()

@@ -37,8 +37,8 @@ from ..errors import (
 from ..models.decisions import Decision
 from ..models.events import EventBase
 from ..models.parsing import CORRECTS, parse_event
-from ..policy import _version_text
-from ..rules._base import key_part, part_value
+from ..policy import version_text as _version_text
+from ..rules.internal import key_part, part_value
 from ._backend import EvaluatorSession
 from ._corrections import Ledger, Outcome, corrected_id, split_corrections
 from ._dedupe import ForgottenIds
