@@ -35,6 +35,10 @@ these into :class:`SessionFailedError`. The names in ``policykit.__all__`` are t
 ones; ``MissingBackendError`` and the ``Durable*`` errors are caught through their public
 bases (:class:`BackendUnavailableError`, :class:`MissingDependencyError`,
 :class:`PolicyKitError`).
+
+Not here, as none is raised by the library's API: the command line's ``BadInput`` (a
+``click`` exception, cli.py), the pytest plugin's ``ScenarioFailed`` (a test failure,
+testing/plugin.py) and private control flow (``_RowTooLong`` in audit/_readers.py).
 """
 
 from __future__ import annotations
