@@ -37,7 +37,7 @@ from _pack_numbers import added_rows, rule_settings  # noqa: E402
 
 from policykit import Decision, Engine, Policy, standard_pack  # noqa: E402
 from policykit.models.decisions import DECISION_KINDS  # noqa: E402
-from policykit.rules._base import RuleSpec  # noqa: E402
+from policykit.rules import RuleSpec  # noqa: E402
 
 # --- the tiny example logs ------------------------------------------------------------------
 

@@ -39,8 +39,7 @@ from pydantic import BaseModel  # noqa: E402
 
 from policykit import standard_pack  # noqa: E402
 from policykit._schema import attribute_docs, policy_schema  # noqa: E402
-from policykit.rules import SHAPES  # noqa: E402
-from policykit.rules._base import RuleSpec  # noqa: E402
+from policykit.rules import SHAPES, RuleSpec  # noqa: E402
 
 _PARAM_REF = {"$ref": "#/definitions/ParameterRef"}
 _COMMON = set(RuleSpec.model_fields)

@@ -14,9 +14,12 @@ import logging as _logging
 from .audit import AuditReport, DiffReport, audit, diff
 from .calendar import BusinessCalendar
 from .checkpoint import CheckpointStore
-from .engine import DEFAULT_DEDUPE_WINDOW, Engine, Session, SessionFailedError, SessionStats
+from .engine import DEFAULT_DEDUPE_WINDOW, Engine, Session, SessionStats
 from .errors import (
+    AuditSourceError,
     BackendUnavailableError,
+    CalendarError,
+    CheckpointError,
     EventConflictError,
     EventError,
     EventOrderError,
@@ -25,6 +28,8 @@ from .errors import (
     PolicyFileError,
     PolicyKitError,
     RegistrationError,
+    SessionFailedError,
+    ShapeRegistrationError,
     SnapshotError,
 )
 from .models import (
@@ -43,15 +48,18 @@ from .models import (
 )
 from .policy import Policy, PolicySet
 from .policyfile import load_policy, loads_policy, resolve_policies
-from .rules._registry import register_shape, registered_shapes, unregister_shape
+from .rules import register_shape, registered_shapes, unregister_shape
 from .rules.standard import standard_pack
 
 __all__ = [
     "DEFAULT_DEDUPE_WINDOW",
     "EVENT_TYPES",
     "AuditReport",
+    "AuditSourceError",
     "BackendUnavailableError",
     "BusinessCalendar",
+    "CalendarError",
+    "CheckpointError",
     "CheckpointStore",
     "Decision",
     "DiffReport",
@@ -71,6 +79,7 @@ __all__ = [
     "Session",
     "SessionFailedError",
     "SessionStats",
+    "ShapeRegistrationError",
     "SnapshotError",
     "Subject",
     "audit",
@@ -102,6 +111,6 @@ _load_event_plugins()
 
 # Rule shapes installed packages declare (entry point group ``policykit.shapes``), after the
 # event types: a shape's matchers may name them.
-from .rules._registry import load_shape_plugins as _load_shape_plugins  # noqa: E402
+from .rules import load_shape_plugins as _load_shape_plugins  # noqa: E402
 
 _load_shape_plugins()

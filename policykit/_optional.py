@@ -13,14 +13,11 @@ import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .errors import BackendUnavailableError, MissingDependencyError
+from .errors import MissingBackendError, MissingDependencyError
 
 __all__ = ["MissingBackendError", "is_missing", "optional_import"]
 
 
-class MissingBackendError(MissingDependencyError, BackendUnavailableError):
-    """A backend's package is not installed: both a missing dependency and an unavailable
-    backend, so ``except BackendUnavailableError`` fallbacks keep working."""
 
 
 @contextmanager

@@ -35,7 +35,7 @@ import pendulum
 from chinese_calendar import constants as _cn  # type: ignore[import-untyped, unused-ignore]
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .errors import PolicyKitError
+from .errors import CalendarError, PolicyKitError
 
 __all__ = [
     "BOUNDARIES",
@@ -78,31 +78,6 @@ _ZERO: Final = timedelta(0)
 _MAX_IDLE_DAYS: Final = 366
 
 
-class CalendarError(PolicyKitError, ValueError):
-    """A bad calendar parameter or argument, or a date outside the holiday data.
-
-    The message names the parameter, the bad value and the expected form, plus the nearest
-    valid name where there is one.
-    """
-
-    def __init__(
-        self, name: str, value: object, expected: str, suggestion: str | None = None
-    ) -> None:
-        self.name = name
-        self.value = value
-        self.expected = expected
-        self.suggestion = suggestion
-        hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
-        super().__init__(f"{name}: got {_short(value)}, expected {expected}{hint}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Exceptions pickle through their args; ours has four, so say so (multiprocess audits).
-        return (type(self), (self.name, self.value, self.expected, self.suggestion))
-
-
-def _short(value: object, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _nearest(value: str, choices: list[str] | tuple[str, ...]) -> str | None:

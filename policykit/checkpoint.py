@@ -28,7 +28,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from .errors import ParameterError, PolicyKitError
+from .errors import CheckpointError, ParameterError
 
 if TYPE_CHECKING:
     from .engine import Engine, Session
@@ -48,8 +48,6 @@ CREATE TABLE IF NOT EXISTS policykit_checkpoints (
 """
 
 
-class CheckpointError(PolicyKitError):
-    """The checkpoint database cannot be opened, read or written."""
 
 
 class CheckpointStore:

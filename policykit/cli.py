@@ -330,11 +330,9 @@ def _money(value: Decimal) -> str:
 def _summary_table(report: Any) -> str:
     """Decisions by policy, rule and kind with the money that stands (final, not superseded),
     as an aligned plain-text table for a terminal."""
-    from .audit._summary import summary_rows
-
     # Every decision made is counted (``decisions``), those that stand in ``final``, and
     # only the money that stands is added up: the table shows the trail and its result.
-    rows = summary_rows(report, ("policy", "rule", "kind"), report.trail)
+    rows = report.summary_rows(("policy", "rule", "kind"), trail=True)
     if not rows:
         return f"No decisions ({report.counts.evaluated} events evaluated).\n"
     totals: dict[str, Decimal] = {}
@@ -694,9 +692,9 @@ def check(policy_files: tuple[str, ...]) -> None:
         rules = ", ".join(f"{s.id} {s.shape}" for s in p.specs)
         click.echo(f"  {p.id} v{p.version} ({p.clause}): {len(p.specs)} rules: {rules}")
         if len(p.versions) > 1:  # versions in force by date (docs/versions.md)
-            from .policy import _version_text
+            from .policy import version_text
 
-            click.echo(f"    versions: {_version_text(p)}")
+            click.echo(f"    versions: {version_text(p)}")
     sys.exit(EXIT_OK)
 
 

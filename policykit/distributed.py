@@ -77,11 +77,11 @@ from datetime import date, datetime, tzinfo
 from typing import Any
 
 from .errors import ParameterError
+from .models import raw_records
 from .models.decisions import Decision
 from .models.events import EventBase
-from .models.parsing import _records
 from .policy import Policy, PolicySet
-from .rules._base import RuleSpec
+from .rules import RuleSpec
 
 __all__ = ["Shard", "distributed_audit", "plan"]
 
@@ -233,9 +233,9 @@ def _prepare(events: Any, pset: PolicySet, until: datetime | None,
     """What a session applies, in the order it applies it: the batch pipeline's first half
     (validated, placed, corrections resolved, ordered by (time, id)), then repeated ids
     dropped (the first wins) so that a copy cannot reach another shard than its first."""
-    from .engine._batch import prepare
+    from .engine import prepare
 
-    ordered = prepare(_records(events), pset, horizon=until, assume_tz=assume_tz).events
+    ordered = prepare(raw_records(events), pset, horizon=until, assume_tz=assume_tz).events
     seen: set[str] = set()
     out: list[EventBase] = []
     for ev in ordered:
@@ -287,8 +287,7 @@ def _run_shard(policy: Policy, events: list[EventBase], stop: datetime | None,
     """Evaluate one shard with the single process's pipeline: its events in order, then its
     deadlines up to ``stop`` (inclusive: ``until``) or up to just before ``last`` (the whole
     log's last event: without ``until`` nothing at or after it fires)."""
-    from .engine import Engine
-    from .engine._batch import numbered, run_batch
+    from .engine import Engine, numbered, run_batch
 
     return run_batch(Engine(PolicySet([policy]), backend=backend), numbered(events),
                      until=stop, fire_before=last).decisions
@@ -309,8 +308,7 @@ def distributed_audit(
     (``distributed.Client``; None runs the shards here, one after the other).
     ``partitions``: shards per splittable rule group (default: twice the cluster's worker
     threads, 4 without a client). See the module docstring for how it stays exact."""
-    from .engine import BACKENDS
-    from .engine._batch import parse_instant, zone
+    from .engine import BACKENDS, parse_instant, zone
 
     pset = _policy_set(policies)
     if backend not in BACKENDS:

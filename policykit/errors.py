@@ -1,5 +1,45 @@
 """The errors policykit raises: every one names the input, where in it, the bad value and
-what was expected, with the nearest valid name where there is one."""
+what was expected, with the nearest valid name where there is one.
+
+Every error class is defined here (the modules that raise them re-import them, and
+tests/test_layout.py keeps it so). The hierarchy, with the builtin each also is::
+
+    PolicyKitError                          base of every error raised on purpose
+    ├── EventError (ValueError)             an event record that does not fit the wire format
+    │   └── EventConflictError              an event id again with another payload
+    ├── EventOrderError (ValueError)        an event older than the session clock
+    ├── PolicyFileError                     a policy file or definition that does not validate
+    ├── ParameterError (ValueError)         a bad argument to a function or policy parameter
+    ├── CalendarError (ValueError)          a bad calendar parameter, a date past holiday data
+    ├── RegistrationError (ValueError)      an event type that cannot join the vocabulary
+    │   └── ShapeRegistrationError          a rule shape that cannot be registered
+    ├── SnapshotError (ValueError)          a snapshot this engine cannot restore
+    ├── CheckpointError                     the checkpoint database cannot be used
+    ├── AuditSourceError (ValueError)       an events source that cannot be read at all
+    ├── SessionFailedError (RuntimeError)   rule code failed; raised ``from`` its error
+    ├── BackendUnavailableError (RuntimeError)  the evaluator cannot run here
+    │   ├── MissingBackendError             ... because its package is not installed
+    │   └── DurableUnavailable              ... because durable_rules cannot be imported
+    ├── MissingDependencyError (ImportError)    an optional package is not installed
+    │   └── MissingBackendError             (both: ``except`` either one catches it)
+    └── DurableAdapterError                 the durable backend's adapter (internal)
+        ├── RulesetSpecError (ValueError), MessageError (ValueError)
+        ├── DurableCapacityError (RuntimeError), RulesetClosedError (RuntimeError)
+        └── DurableEngineError (RuntimeError)
+            └── DurableActionError
+
+The backend boundary maps what a backend library raises into this tree: the durable
+adapter (policykit/engine/_durable_adapter.py) turns durable_rules' bare exceptions into
+``DurableAdapterError`` errors, and a session turns an error of rule code that is not one of
+these into :class:`SessionFailedError`. The names in ``policykit.__all__`` are the public
+ones; ``MissingBackendError`` and the ``Durable*`` errors are caught through their public
+bases (:class:`BackendUnavailableError`, :class:`MissingDependencyError`,
+:class:`PolicyKitError`).
+
+Not here, as none is raised by the library's API: the command line's ``BadInput`` (a
+``click`` exception, cli.py), the pytest plugin's ``ScenarioFailed`` (a test failure,
+testing/plugin.py) and private control flow (``_RowTooLong`` in audit/_readers.py).
+"""
 
 from __future__ import annotations
 
@@ -9,15 +49,29 @@ from datetime import date, time, timedelta
 from typing import Any
 
 __all__ = [
+    "AuditSourceError",
     "BackendUnavailableError",
+    "CalendarError",
+    "CheckpointError",
+    "DurableActionError",
+    "DurableAdapterError",
+    "DurableCapacityError",
+    "DurableEngineError",
+    "DurableUnavailable",
     "EventConflictError",
     "EventError",
     "EventOrderError",
+    "MessageError",
+    "MissingBackendError",
     "MissingDependencyError",
     "ParameterError",
     "PolicyFileError",
     "PolicyKitError",
     "RegistrationError",
+    "RulesetClosedError",
+    "RulesetSpecError",
+    "SessionFailedError",
+    "ShapeRegistrationError",
     "SnapshotError",
     "format_loc",
     "nearest",
@@ -213,8 +267,117 @@ class RegistrationError(PolicyKitError, ValueError):
         super().__init__(f"register_event_types: {name}: {problem}" + _suggest(suggestion))
 
 
+class ShapeRegistrationError(RegistrationError):
+    """A rule shape that cannot be registered: ``name`` is the class (or shape name)
+    refused, ``problem`` what is wrong with it."""
+
+    def __init__(self, name: str, problem: str, *, suggestion: str | None = None) -> None:
+        super().__init__(name, problem, suggestion=suggestion)
+        self.args = (f"register_shape: {name}: {problem}" + _suggest(suggestion),)
+
+
 class SnapshotError(PolicyKitError, ValueError):
     """A snapshot that cannot be restored into this engine."""
+
+
+class CalendarError(PolicyKitError, ValueError):
+    """A bad calendar parameter or argument, or a date outside the holiday data.
+
+    The message names the parameter, the bad value and the expected form, plus the nearest
+    valid name where there is one.
+    """
+
+    def __init__(
+        self, name: str, value: object, expected: str, suggestion: str | None = None
+    ) -> None:
+        self.name = name
+        self.value = value
+        self.expected = expected
+        self.suggestion = suggestion
+        super().__init__(f"{name}: got {_clip(repr(value))}, expected {expected}"
+                         + _suggest(suggestion))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions pickle through their args; ours has four, so say so (multiprocess audits).
+        return (type(self), (self.name, self.value, self.expected, self.suggestion))
+
+
+class CheckpointError(PolicyKitError):
+    """The checkpoint database cannot be opened, read or written."""
+
+
+class AuditSourceError(PolicyKitError, ValueError):
+    """An events source that cannot be read at all (missing file, unknown format, a JSON
+    array that is not JSON). Single bad records are quarantined instead."""
+
+    def __init__(self, source: str, reason: str, *, line: int | None = None) -> None:
+        self.source = source
+        self.reason = reason
+        self.line = line
+        where = source + (f":{line}" if line is not None else "")
+        super().__init__(f"{where}: {reason}")
+
+
+class SessionFailedError(PolicyKitError, RuntimeError):
+    """A step the session's rules could not complete, raised ``from`` what they raised.
+
+    Raised for the step itself when a rule raises an error that is not policykit's (a
+    ``KeyError``, ``OverflowError``...: rule state that is inconsistent, from a forged or
+    corrupt snapshot, or a bug), and from then on by a session that cannot go on: without
+    ``allowed_lateness`` a session whose rules raised mid-step (whatever the error) has a
+    state that may be partial, so it refuses further use. With ``allowed_lateness`` the
+    step is rolled back and the session goes on, unless the rollback failed too."""
+
+
+class MissingBackendError(MissingDependencyError, BackendUnavailableError):
+    """A backend's package is not installed: both a missing dependency and an unavailable
+    backend, so ``except BackendUnavailableError`` fallbacks keep working."""
+
+
+# The durable backend's adapter (policykit/engine/_durable_adapter.py): what durable_rules
+# raises is mapped to these there, so none of its bare exceptions reaches a caller.
+
+
+class DurableAdapterError(PolicyKitError):
+    """Base of every error the durable_rules adapter raises."""
+
+
+class DurableUnavailable(DurableAdapterError, BackendUnavailableError):
+    """durable_rules cannot be imported in this interpreter; the message says why."""
+
+
+class RulesetSpecError(DurableAdapterError, ValueError):
+    """A ruleset description that would be unsafe or meaningless in durable_rules."""
+
+
+class MessageError(DurableAdapterError, ValueError):
+    """A message (or value) that cannot be sent to durable_rules as it is."""
+
+
+class DurableCapacityError(DurableAdapterError, RuntimeError):
+    """durable_rules ran out of memory or session slots (it raises a bare ``MemoryError``)."""
+
+
+class DurableEngineError(DurableAdapterError, RuntimeError):
+    """durable_rules failed in a way the adapter did not prevent."""
+
+
+class DurableActionError(DurableEngineError):
+    """An adapter action failed inside durable_rules (a bug: actions are not meant to fail).
+
+    ``firings`` holds the results (the adapter's ``Firing`` dicts) drained along with the
+    failure; ``errors`` the failures."""
+
+    def __init__(self, errors: list[str], firings: list[Any]) -> None:
+        self.errors = errors
+        self.firings = firings
+        super().__init__(
+            f"{len(errors)} durable_rules action(s) failed; first: {errors[0]}"
+        )
+
+
+class RulesetClosedError(DurableAdapterError, RuntimeError):
+    """The ruleset was closed; its engine state is gone."""
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -224,4 +387,8 @@ def _short(value: Any, limit: int = 80) -> str:
         text = repr(value)
     except (ValueError, RecursionError):  # an int past Python's digit limit, deep nesting
         text = f"<a value that cannot be shown ({type(value).__name__})>"
+    return _clip(text, limit)
+
+
+def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."

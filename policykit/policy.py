@@ -22,8 +22,7 @@ from pydantic import (
 
 from .calendar import DEFAULT_CALENDAR, BusinessCalendar
 from .errors import ParameterError, PolicyFileError, PolicyKitError, format_loc, nearest
-from .rules import SHAPES
-from .rules._base import PolicyInfo, RuleSpec
+from .rules import SHAPES, PolicyInfo, RuleSpec
 
 __all__ = ["Policy", "PolicySet"]
 
@@ -550,7 +549,7 @@ def _instant(value: date | datetime | None, calendar: BusinessCalendar) -> datet
     return value
 
 
-def _version_text(policy: Policy) -> str:
+def version_text(policy: Policy) -> str:
     """The version, or for a policy with versions each with the date it is in force from
     (``1 until ..., 2 from 2026-04-01``): what a snapshot records and its errors name."""
     if not policy._versions:

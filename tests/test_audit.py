@@ -281,6 +281,16 @@ def test_summary_counts_and_sums_final_money(reference: AuditReport) -> None:
         reference.summary(by=("polcy",))
 
 
+def test_summary_rows_are_the_summary_without_pandas(reference: AuditReport) -> None:
+    for trail in (False, True):
+        rows = reference.summary_rows(trail=trail)
+        assert rows == reference.summary(trail=trail).to_dict("records")
+    by_subject = reference.summary_rows("subject")
+    assert [r["subject"] for r in by_subject] == ["employee:E1"]
+    with pytest.raises(ParameterError, match="did you mean 'policy'"):
+        reference.summary_rows(by=("polcy",))
+
+
 def test_payroll_is_final_decimal_money_per_employee(reference: AuditReport) -> None:
     table = reference.payroll("2026-03")
     assert list(table.columns) == ["employee_id", "role", "department", "currency",

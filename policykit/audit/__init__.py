@@ -16,12 +16,13 @@ and bad records), ``_audit`` (the run), ``_report`` (:class:`AuditReport`), ``_s
 two policy sets) and ``_format`` (values as people and JSON files read them).
 """
 
+from ..errors import AuditSourceError
 from ._audit import audit, parse_instant
 from ._charts import Chart
 from ._diff import DecisionChange, DiffReport, MoneyChange, diff
 from ._explain import Explanation
 from ._quarantine import QuarantinedRecord
-from ._readers import AuditSourceError, read_records
+from ._readers import read_records
 from ._report import AuditCounts, AuditReport
 from ._why_not import WhyNot
 

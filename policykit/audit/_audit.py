@@ -9,8 +9,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime, tzinfo
 from typing import Any
 
-from ..engine import Engine
-from ..engine._batch import Parse, parse_instant, progress_bar, run_batch, zone
+from ..engine import Engine, Parse, parse_instant, progress_bar, run_batch, zone
 from ..errors import EventError
 from ..models.events import EventBase
 from ..policyfile import PolicyLike, resolve_policies

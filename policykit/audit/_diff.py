@@ -23,8 +23,7 @@ from html import escape
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from .._optional import optional_import
-from ..engine import Engine
-from ..engine._batch import parse_instant, zone
+from ..engine import Engine, parse_instant, zone
 from ..errors import EventError, ParameterError
 from ..models.decisions import Decision, Subject
 from ..models.events import EventBase

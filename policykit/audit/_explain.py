@@ -12,7 +12,7 @@ from typing import Any
 from ..models.decisions import Decision
 from ..models.events import EventBase
 from ..policy import Policy, PolicySet
-from ..rules._base import RuleSpec
+from ..rules import RuleSpec
 from ._format import clip, fmt_at, json_value
 from ._html import escape, kv_table, table
 

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 
-from ..errors import MissingDependencyError, ParameterError, PolicyKitError, nearest
+from ..errors import AuditSourceError, MissingDependencyError, ParameterError, nearest
 from ..models.events import EVENT_TYPES, EventBase
 
 Unit = Literal["line", "row", "item"]
@@ -33,16 +33,6 @@ _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonlines": "jsonl", ".jso
              ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
-class AuditSourceError(PolicyKitError, ValueError):
-    """An events source that cannot be read at all (missing file, unknown format, a JSON
-    array that is not JSON). Single bad records are quarantined instead."""
-
-    def __init__(self, source: str, reason: str, *, line: int | None = None) -> None:
-        self.source = source
-        self.reason = reason
-        self.line = line
-        where = source + (f":{line}" if line is not None else "")
-        super().__init__(f"{where}: {reason}")
 
 
 @dataclass

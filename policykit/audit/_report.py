@@ -321,9 +321,15 @@ class AuditReport:
 
         keys = (by,) if isinstance(by, str) else tuple(by)
         columns = [*keys, "decisions", "final", "subjects", "amount", "first_at", "last_at"]
-        frame = pd.DataFrame(summary_rows(self, keys, self._view(trail)), columns=columns)
+        frame = pd.DataFrame(self.summary_rows(keys, trail=trail), columns=columns)
         frame["amount"] = frame["amount"].astype(object)
         return frame
+
+    def summary_rows(self, by: Sequence[str] | str = ("policy", "rule", "kind"), *,
+                     trail: bool = False) -> list[dict[str, Any]]:
+        """The :meth:`summary` table as one dict per group, without pandas."""
+        keys = (by,) if isinstance(by, str) else tuple(by)
+        return summary_rows(self, keys, self._view(trail))
 
     # -- payroll ---------------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, get_args
 from ..models.decisions import Decision, Subject, SubjectKind
 from ..models.events import EventBase
 from ..policy import Policy
-from ..rules._base import Match, RuleSpec, _compile_condition, event_value, key_of
+from ..rules import Match, RuleSpec, event_value, key_of
+from ..rules.internal import compile_condition
 from ._explain import event_line, find_rule, rule_parameters
 from ._format import fmt_at, human
 from ._html import escape
@@ -190,7 +191,7 @@ def _failed_conditions(match: Match, event: EventBase) -> list[str]:
     """Which ``where`` conditions of a matcher an event fails, as readable text."""
     out = []
     for path, cond in match.where.items():
-        if not _compile_condition(path, cond)(event):
+        if not compile_condition(path, cond)(event):
             out.append(f"{path} is {event_value(event, path)!r}, the rule needs {cond!r}")
     return out
 
@@ -241,7 +242,7 @@ def _deadline_closeness(pol: Policy, spec: Any, checked: list[EventBase], findin
                             f"{fmt_at(event.at, tz)}, {human(margin)} {side} due "
                             f"{fmt_at(due, tz)}")
             missing = [p for p, c in spec.require.items()
-                       if not _compile_condition(p, c)(event)]
+                       if not compile_condition(p, c)(event)]
             if missing:
                 findings.append(f"{label}: but {event.id} lacks {', '.join(missing)}")
             margins.append(margin)

@@ -1,7 +1,25 @@
-"""Evaluation: compile policies for a backend, stream or batch events through them."""
+"""Evaluation: compile policies for a backend, stream or batch events through them.
 
+The batch pipeline's names (``Parse``, ``numbered``, ``parse_instant``, ``prepare``,
+``progress_bar``, ``run_batch``, ``zone``) are exported for the audit and distributed
+audits: library-internal, not user API (docs/architecture.md, Stability)."""
+
+from ._batch import Parse, numbered, parse_instant, prepare, progress_bar, run_batch, zone
 from .engine import BACKENDS, DEFAULT_DEDUPE_WINDOW, Engine
 from .session import Session, SessionFailedError, SessionStats
 
-__all__ = ["BACKENDS", "DEFAULT_DEDUPE_WINDOW", "Engine", "Session", "SessionFailedError",
-           "SessionStats"]
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_DEDUPE_WINDOW",
+    "Engine",
+    "Parse",
+    "Session",
+    "SessionFailedError",
+    "SessionStats",
+    "numbered",
+    "parse_instant",
+    "prepare",
+    "progress_bar",
+    "run_batch",
+    "zone",
+]

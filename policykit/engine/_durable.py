@@ -54,8 +54,10 @@ from pydantic import BaseModel
 from ..models.decisions import Decision
 from ..models.events import EmployeeProfile, EventBase
 from ..policy import PolicySet
-from ..rules._base import Match as EventMatch
-from ..rules._base import RuleContext, RuleRuntime, _compile_condition, field_getter
+from ..rules import Match as EventMatch
+from ..rules import RuleContext, RuleRuntime
+from ..rules.internal import compile_condition as _compile_condition
+from ..rules.internal import field_getter
 from ._backend import Backend, EvaluatorSession
 from ._durable_adapter import (
     DurableAdapterError,

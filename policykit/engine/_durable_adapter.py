@@ -63,7 +63,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeAlias, TypedDict
 
-from ..errors import BackendUnavailableError, ParameterError, PolicyKitError
+from ..errors import (
+    DurableActionError,
+    DurableAdapterError,
+    DurableCapacityError,
+    DurableEngineError,
+    DurableUnavailable,
+    MessageError,
+    ParameterError,
+    RulesetClosedError,
+    RulesetSpecError,
+)
 
 __all__ = [
     "KIND", "MAX_FIELDS", "DurableActionError", "DurableAdapterError", "DurableCapacityError",
@@ -91,49 +101,6 @@ _RESERVED_FIELDS: Final = frozenset({"id", "sid"})
 _NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _PREFIX_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _OPEN_KIND: Final = "$open"
-
-
-# --------------------------------------------------------------------------------------------
-# Errors
-
-
-class DurableAdapterError(PolicyKitError):
-    """Base of every error this adapter raises."""
-
-
-class DurableUnavailable(DurableAdapterError, BackendUnavailableError):
-    """durable_rules cannot be imported in this interpreter; the message says why."""
-
-
-class RulesetSpecError(DurableAdapterError, ValueError):
-    """A ruleset description that would be unsafe or meaningless in durable_rules."""
-
-
-class MessageError(DurableAdapterError, ValueError):
-    """A message (or value) that cannot be sent to durable_rules as it is."""
-
-
-class DurableCapacityError(DurableAdapterError, RuntimeError):
-    """durable_rules ran out of memory or session slots (it raises a bare ``MemoryError``)."""
-
-
-class DurableEngineError(DurableAdapterError, RuntimeError):
-    """durable_rules failed in a way the adapter did not prevent."""
-
-
-class DurableActionError(DurableEngineError):
-    """An adapter action failed inside durable_rules (a bug: actions are not meant to fail).
-
-    ``firings`` holds the results drained along with the failure; ``errors`` the failures."""
-
-    def __init__(self, errors: list[str], firings: list[Firing]) -> None:
-        self.errors = errors
-        self.firings = firings
-        super().__init__(f"{len(errors)} durable_rules action(s) failed; first: {errors[0]}")
-
-
-class RulesetClosedError(DurableAdapterError, RuntimeError):
-    """The ruleset was closed; its engine state is gone."""
 
 
 # --------------------------------------------------------------------------------------------

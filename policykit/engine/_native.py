@@ -14,7 +14,8 @@ from ..errors import SnapshotError
 from ..models.decisions import Decision
 from ..models.events import EVENT_TYPES, EmployeeProfile, EventBase
 from ..policy import PolicySet
-from ..rules._base import RuleContext, RuleRuntime, check_subjects, subject_paths
+from ..rules import RuleContext, RuleRuntime
+from ..rules.internal import check_subjects, subject_paths
 from ._backend import Backend, EvaluatorSession
 from ._journal import Journal, Tracked, first_notes, plain
 from ._versions import engine_specs

@@ -21,7 +21,7 @@ from typing import Any
 from ..models.decisions import Decision
 from ..models.events import EventBase
 from ..policy import Policy
-from ..rules._base import PolicyInfo, RuleContext, RuleRuntime, RuleSpec
+from ..rules import PolicyInfo, RuleContext, RuleRuntime, RuleSpec
 
 __all__ = ["engine_specs", "windows"]
 

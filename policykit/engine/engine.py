@@ -8,10 +8,10 @@ from functools import cached_property
 from typing import Any
 
 from ..errors import BackendUnavailableError, ParameterError, PolicyKitError, SnapshotError, nearest
+from ..models import raw_records
 from ..models.decisions import Decision
 from ..models.events import EventBase
-from ..models.parsing import _records
-from ..policy import Policy, PolicySet, _version_text
+from ..policy import Policy, PolicySet, version_text
 from ._backend import Backend
 from ._batch import parse_instant, run_batch, zone
 from ._native import NativeBackend
@@ -166,7 +166,7 @@ class Engine:
             raise SnapshotError("not a policykit session snapshot (unexpected layout)")
         theirs = payload["policies"]
         if payload["fingerprint"] != self.fingerprint:
-            mine = [[p.id, _version_text(p)] for p in self.policies]
+            mine = [[p.id, version_text(p)] for p in self.policies]
             raise SnapshotError(
                 f"snapshot was taken with another policy set (fingerprint "
                 f"{payload['fingerprint']!r}, policies {_listed(theirs)}); this engine runs "
@@ -236,7 +236,7 @@ class Engine:
         tz = zone(assume_tz)
         horizon = None if until is None else parse_instant(
             until, policies=self.policies, assume_tz=tz)
-        return run_batch(self, _records(events), until=horizon, assume_tz=tz).decisions
+        return run_batch(self, raw_records(events), until=horizon, assume_tz=tz).decisions
 
 
 def _listed(policies: Any) -> str:

@@ -31,13 +31,14 @@ from ..errors import (
     EventOrderError,
     ParameterError,
     PolicyKitError,
+    SessionFailedError,
     SnapshotError,
 )
 from ..models.decisions import Decision
 from ..models.events import EmployeeProfile, EventBase
 from ..models.parsing import CORRECTS, parse_event
-from ..policy import _version_text
-from ..rules._base import key_part, part_value
+from ..policy import version_text as _version_text
+from ..rules.internal import key_part, part_value
 from ._backend import EvaluatorSession
 from ._corrections import Ledger, Outcome, corrected_id, split_corrections
 from ._dedupe import ForgottenIds
@@ -51,17 +52,6 @@ __all__ = ["CORRECTS", "Session", "SessionFailedError", "SessionStats", "correct
 
 _KEY_SEP = "\x1f"
 _SNAPSHOT_KIND = "policykit.session"
-
-
-class SessionFailedError(PolicyKitError, RuntimeError):
-    """A step the session's rules could not complete, raised ``from`` what they raised.
-
-    Raised for the step itself when a rule raises an error that is not policykit's (a
-    ``KeyError``, ``OverflowError``...: rule state that is inconsistent, from a forged or
-    corrupt snapshot, or a bug), and from then on by a session that cannot go on: without
-    ``allowed_lateness`` a session whose rules raised mid-step (whatever the error) has a
-    state that may be partial, so it refuses further use. With ``allowed_lateness`` the
-    step is rolled back and the session goes on, unless the rollback failed too."""
 
 
 def _unexpected(exc: BaseException) -> bool:

@@ -26,7 +26,8 @@ defaults, so existing shapes keep working), new keyword arguments of
 :meth:`RuleContext.emit`, the set of ``why_not_strategy`` values, and the built-in shapes'
 own classes and fields (``DeadlineSpec`` ...), which are documented as policy-file syntax
 (docs/shapes/) rather than as Python API. Anything imported from a private module
-(``policykit.rules._base``, ``_scope`` ...) is not covered.
+(``policykit.rules._base``, ``_scope`` ...) or from ``policykit.rules.internal`` (what
+policykit's own engine and audit use) is not covered.
 
 A runtime keeps all its mutable state in ``self.state`` as plain data (dicts, lists,
 tuples, str, int, Decimal, datetime), so sessions snapshot and restore it; it must do

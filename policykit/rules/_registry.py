@@ -13,7 +13,7 @@ import re
 import sys
 from typing import Any, Literal, get_args, get_origin
 
-from ..errors import RegistrationError, _suggest, nearest
+from ..errors import ShapeRegistrationError, nearest
 from ._base import RuleSpec
 from .cap import CapSpec
 from .deadline import DeadlineSpec
@@ -63,13 +63,6 @@ SHAPES_GROUP = "policykit.shapes"
 _NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 
 
-class ShapeRegistrationError(RegistrationError):
-    """A rule shape that cannot be registered: ``name`` is the class (or shape name)
-    refused, ``problem`` what is wrong with it."""
-
-    def __init__(self, name: str, problem: str, *, suggestion: str | None = None) -> None:
-        super().__init__(name, problem, suggestion=suggestion)
-        self.args = (f"register_shape: {name}: {problem}" + _suggest(suggestion),)
 
 
 def _label(cls: Any) -> str:
