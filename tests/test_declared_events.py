@@ -4,7 +4,10 @@ of their own events without Python, with the validation the built-in types get."
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import subprocess
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -212,6 +215,38 @@ def test_declared_events_pickle_and_snapshot() -> None:
     restored = engine.restore(first.snapshot())
     got += [d for ev in log[3:] for d in restored.feed(ev)] + restored.advance_to(UNTIL)
     assert sorted(_seen(got)) == sorted(EXPECTED)
+
+
+def test_declared_events_unpickle_in_a_process_that_never_loaded_the_file() -> None:
+    # A Dask worker (distributed_audit) or a session restored elsewhere: the pickle carries
+    # the declaration, so the type is declared there and the event keeps its model.
+    loads_policy(FILE)
+    payload = pickle.dumps([parse_event(LOG[0]), parse_event(LOG[4])])
+    script = (
+        "import pickle, sys\n"
+        "import policykit\n"
+        "assert 'elevator.fault' not in policykit.EVENT_TYPES\n"
+        "events = pickle.loads(sys.stdin.buffer.read())\n"
+        "models = policykit.registered_event_types()\n"
+        "assert [type(e) for e in events] == [models['elevator.fault'], "
+        "models['elevator.repaired']]\n"
+        "assert policykit.parse_event(events[0].model_dump_json()) == events[0]\n"
+        "print(events[1].cost, events[0].severity)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", script], input=payload, capture_output=True,
+                          env=env, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().split() == ["120.50", "major"]
+
+
+def test_unpickling_a_declared_event_against_another_declaration_is_refused() -> None:
+    loads_policy(FILE)
+    payload = pickle.dumps(parse_event(LOG[0]))
+    unregister_event_types()
+    loads_policy("events: {elevator.fault: {fields: {elevator_id: id}}}\n"
+                 "policies: [{use: lateness-deduction}]")
+    with pytest.raises(PolicyFileError, match="fault_id"):
+        pickle.loads(payload)
 
 
 # --------------------------------------------------------------- policies checked at load
