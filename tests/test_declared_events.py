@@ -280,6 +280,26 @@ def test_a_where_value_is_checked_against_the_declared_field_type() -> None:
         loads_policy(FILE.replace("[major, entrapment]", "[major, huge]"))
 
 
+@pytest.mark.parametrize(("where", "message"), [
+    ("{urgent: {gt: 0}}", "'gt' compares numbers; elevator.fault declares 'urgent' as true or "
+     "false"),
+    ("{severity: {le: 2}}", "'le' compares numbers; elevator.fault declares 'severity' as one "
+     "of 'minor', 'major', 'entrapment'"),
+    ("{fault_id: {lt: 5}}", "'lt' compares numbers"),
+])
+def test_a_comparison_on_a_field_that_is_not_a_number_is_refused(where: str,
+                                                                   message: str) -> None:
+    # It would never match (comparisons hold for numbers only): a rule that never fires.
+    text = FILE.replace("fault_id: id\n      severity", "fault_id: id\n      urgent: bool\n"
+                        "      n: {type: int, required: false}\n      severity", 1)
+    assert loads_policy(text.replace("{severity: {in: [major, entrapment]}}",
+                                     "{n: {ge: 2}}")).ids == ["elevator-response"]
+    unregister_event_types()
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(text.replace("{severity: {in: [major, entrapment]}}", where))
+    assert message in str(err.value)
+
+
 # --------------------------------------------------------------- idempotence and clashes
 
 

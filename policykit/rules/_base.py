@@ -531,7 +531,7 @@ def _check_value_types(types: tuple[str, ...], path: str, cond: Condition) -> No
         (op, arg), = cond.items()
     else:
         op, arg = "eq", cond
-    if op in ("exists", "gt", "ge", "lt", "le"):
+    if op == "exists":
         return
     for t in types:
         model = EVENT_TYPES.get(t)
@@ -539,6 +539,13 @@ def _check_value_types(types: tuple[str, ...], path: str, cond: Condition) -> No
             continue
         annotation = _leaf_annotation(model, path)
         if annotation is None:
+            continue
+        if op in ("gt", "ge", "lt", "le"):
+            # A comparison holds only for a number (see _compile_condition): on any other
+            # field it would never match, silently.
+            if not _fits(annotation, 0):
+                raise ValueError(f"where.{path}: {op!r} compares numbers; {t} declares "
+                                 f"{path!r} as {_describe(annotation)}")
             continue
         expect = annotation
         values: list[Any] = [arg]
