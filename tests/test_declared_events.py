@@ -156,6 +156,29 @@ def test_the_cli_quarantines_a_bad_declared_event_naming_the_field(tmp_path: Pat
     assert len(result.stdout.splitlines()) == 2  # the good records around it still decided
 
 
+def test_a_csv_log_of_declared_types_reads_optional_bool_and_int_cells(
+        tmp_path: Path) -> None:
+    # A CSV cell is text: "true" and "3" become the JSON values of bool and int fields,
+    # optional ones (Bool | None, Int | None) included; other text is still quarantined.
+    text = FILE.replace("fault_id: id\n      severity", "fault_id: id\n      urgent: "
+                        "{type: bool, required: false}\n      floors: {type: int, required: "
+                        "false}\n      severity", 1)
+    policy = loads_policy(text.replace("{severity: {in: [major, entrapment]}}",
+                                       "{urgent: true, floors: {ge: 2}}"))
+    rows = ["id,type,at,elevator_id,fault_id,urgent,floors",
+            "a,elevator.fault,2026-03-02T08:00:00+08:00,E1,F1,true,3",
+            "b,elevator.fault,2026-03-02T08:00:00+08:00,E2,F2,false,3",
+            "c,elevator.fault,2026-03-02T08:00:00+08:00,E3,F3,true,",
+            "d,elevator.fault,2026-03-02T08:00:00+08:00,E4,F4,yes,3",
+            "e,elevator.fault,2026-03-02T08:00:00+08:00,E5,F5,true,three"]
+    path = _write(tmp_path, "log.csv", "\n".join(rows) + "\n")
+    report = policykit.audit(path, policy, UNTIL)
+    assert [(d.subject.id, d.evidence) for d in report.decisions] == [("E1", ("a",))]
+    assert [(q.event_id, q.problems[0][0]) for q in report.quarantine] == [
+        ("d", "urgent"), ("e", "floors")]
+    assert report.events["c"].floors is None  # type: ignore[attr-defined]
+
+
 def test_a_bad_declared_event_is_quarantined_by_audit(tmp_path: Path) -> None:
     records = [*LOG, _ev("t9", "technician_arrived", "12:00", elevator_id="E9",
                          fault_id="F9"),
