@@ -169,7 +169,10 @@ class Policy(BaseModel):
             try:
                 spec = cls.model_validate(filled)
             except ValidationError as exc:
-                err = exc.errors(include_url=False)[0]
+                errors = exc.errors(include_url=False)
+                # An unknown key first: a misspelt required key is also a missing one, and
+                # "did you mean" names the fix where "Field required" does not.
+                err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
                 msg = err["msg"].removeprefix("Value error, ")
                 loc = tuple(err["loc"])
                 value = err.get("input") if loc else filled.get("id")
@@ -191,7 +194,8 @@ class Policy(BaseModel):
                         loc, value, msg = (*loc, *found), cause.value, cause.expected
                 loc = _walk(cls, loc)[1]
                 at = format_loc(loc, where)
-                param = _parameter_at(raw, loc)
+                # (An unknown key is the key's error, wherever its value came from.)
+                param = None if err["type"] == "extra_forbidden" else _parameter_at(raw, loc)
                 if param is not None:
                     # The value came from a parameter: point at the parameter.
                     raise PolicyFileError("<policy>", f"parameters.{param}", value,

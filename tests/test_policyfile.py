@@ -183,3 +183,19 @@ def test_a_where_value_deep_in_a_rule_names_the_rule_and_its_path() -> None:
         loads_policy(text)
     assert ("rule R3: fulfil[0].where.registered: 'yes' is not a value of "
             "request.handed_over.registered (expected true or false)") in str(err.value)
+
+
+@pytest.mark.parametrize(("old", "new", "path", "hint"), [
+    # A misspelt required key: the unknown key, not "key: Field required".
+    ("key: request_id", "kye: request_id", "policies[0].rules[0].kye", "did you mean 'key'"),
+    # An unknown key whose value is a parameter: the key is wrong, not the parameter.
+    ("within: $handover_within", "withn: $handover_within", "policies[0].rules[0].withn",
+     "did you mean 'within'"),
+])
+def test_a_misspelt_key_is_named_with_the_allowed_keys(old: str, new: str, path: str,
+                                                       hint: str) -> None:
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(YAML.replace(old, new))
+    assert err.value.path == path and err.value.value == new.split(":")[0]
+    assert "a field of the deadline shape: shape, id" in str(err.value)
+    assert hint in str(err.value)
