@@ -795,7 +795,10 @@ def schema(what: str | None, part: str | None, policy: tuple[str, ...]) -> None:
 
 @cli.command("events")
 @click.argument("types", metavar="[TYPE...]", nargs=-1)
-def events_cmd(types: tuple[str, ...]) -> None:
+@click.option("--policy", "-p", metavar="FILE", multiple=True,
+              help="Policy files whose declared event types (their events: section) the "
+                   "reference includes, and whose policies it lists as readers.")
+def events_cmd(types: tuple[str, ...], policy: tuple[str, ...]) -> None:
     """Print the event reference in Markdown: every event type this process accepts, the
     built-in ones and those installed plugins (or the application) registered, with their
     fields, the policies of the installed packs that read them and a valid example. TYPE
@@ -806,11 +809,21 @@ def events_cmd(types: tuple[str, ...]) -> None:
     Examples:
       policykit events > events.md
       policykit events elevator.fault elevator.repaired
+      policykit events -p elevator.yaml
     """
     from . import _eventdoc
     from .errors import nearest
     from .models import EVENT_TYPES, registered_event_types
     from .policyfile import _installed_packs
+
+    files = None
+    if policy:  # loading a file registers the event types it declares
+        from .policyfile import resolve_policies
+
+        try:
+            files = resolve_policies(_combined_policies(policy))
+        except PolicyKitError as exc:
+            _fail(str(exc))
 
     for name in types:
         if name not in EVENT_TYPES:
@@ -822,6 +835,8 @@ def events_cmd(types: tuple[str, ...]) -> None:
     packs, failed = _installed_packs()
     for name, why in failed.items():  # a plugin's bug: the reference lists the rest
         click.echo(f"policykit: pack {name!r} not loaded: {why}", err=True)
+    if files is not None:
+        packs[", ".join(policy)] = files
     click.echo(_eventdoc.page(models, packs, links=False, generated_by="policykit events",
                               registered=frozenset(registered_event_types()) & set(models),
                               selected=bool(types)),

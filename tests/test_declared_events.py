@@ -567,6 +567,22 @@ def test_the_cli_schema_includes_the_types_a_policy_file_declares(tmp_path: Path
     assert result.exit_code == 2 and "did you mean 'bool'" in result.output
 
 
+def test_the_cli_event_reference_includes_the_types_a_policy_file_declares(
+        tmp_path: Path) -> None:
+    policy = _write(tmp_path, "elevator.yaml", FILE)
+    without = CliRunner().invoke(cli, ["events", "elevator.fault"])
+    assert without.exit_code == 2 and "unknown event type 'elevator.fault'" in without.output
+    result = CliRunner().invoke(cli, ["events", "-p", str(policy), "elevator.fault"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "### `elevator.fault`" in result.stdout and "A lift reported out of service." \
+        in result.stdout
+    assert f"Read by: `elevator-response` R1 (pack {policy})" in result.stdout
+    bad = _write(tmp_path, "bad.yaml", FILE.replace("fault_id: id", "fault_id: bolean", 1))
+    result = CliRunner().invoke(cli, ["events", "-p", str(bad)])
+    assert result.exit_code == 2 and "did you mean 'bool'" in result.output
+
+
 def test_class_names_stay_unique_and_events_pickle() -> None:
     # "clock.in" would be ClockIn, the built-in model's name; "clock_in2" its numbered one.
     loads_policy("events: {clock.in: {fields: {x: id}}, clock_in2: {}}\n"
