@@ -94,6 +94,11 @@ def test_a_field_type_nobody_knows_is_named() -> None:
         field_shapes(Odd)
 
 
+def test_an_unknown_event_type_names_the_nearest_one() -> None:
+    with pytest.raises(ParameterError, match=r"did you mean 'contact\.received'"):
+        find(events("contact.recieved"), lambda _: True)
+
+
 @FAST
 @given(st.lists(events(("request.resolved", "contact.received")), min_size=20, max_size=20))
 def test_ids_come_from_small_pools_so_events_join(evs: list[EventBase]) -> None:
