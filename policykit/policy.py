@@ -189,7 +189,8 @@ class Policy(BaseModel):
                         and hasattr(cause, "expected"):
                     # A check of a whole rule (or part) refused one of its values: find
                     # where that value was written, to point there and not at the rule.
-                    found = _locate(err.get("input") if loc else filled, cause.value)
+                    found = getattr(cause, "loc", None) or _locate(
+                        err.get("input") if loc else filled, cause.value)
                     if found is not None:
                         loc, value, msg = (*loc, *found), cause.value, cause.expected
                 loc = _walk(cls, loc)[1]

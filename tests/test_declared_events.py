@@ -323,6 +323,25 @@ def test_a_comparison_on_a_field_that_is_not_a_number_is_refused(where: str,
     assert message in str(err.value)
 
 
+@pytest.mark.parametrize(("old", "new", "path", "value"), [
+    ("where: {severity: {in: [major, entrapment]}}", "where: {severity: {in: [major, huge]}}",
+     "policies[0].rules[0].trigger.where.severity.in", "huge"),
+    ("where: {severity: {in: [major, entrapment]}}", "where: {severity: major2}",
+     "policies[0].rules[0].trigger.where.severity", "major2"),
+    ("where: {severity: {in: [major, entrapment]}}", "where: {severty: major}",
+     "policies[0].rules[0].trigger.where.severty", "severty"),
+    ("key: fault_id", "key: faultid", "policies[0].rules[0].key", "faultid"),
+])
+def test_a_refused_field_or_where_value_is_named_at_its_path(old: str, new: str, path: str,
+                                                             value: str) -> None:
+    # Not at the whole rule (policies[0].rules[0], its first line): at the value itself.
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(FILE.replace(old, new))
+    assert (err.value.path, err.value.value) == (path, value)
+    line = FILE.replace(old, new).splitlines()[err.value.line - 1]
+    assert value in line
+
+
 # --------------------------------------------------------------- idempotence and clashes
 
 

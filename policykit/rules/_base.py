@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..errors import EventError, nearest
+from ..errors import EventError, PolicyKitError, format_loc, nearest
 from ..models.decisions import Decision, DecisionKind, Severity, Subject, SubjectKind
 from ..models.events import EVENT_TYPES, EventBase
 
@@ -396,6 +396,16 @@ def _check_types(types: tuple[str, ...]) -> None:
             )
 
 
+class _RefusedValue(PolicyKitError, ValueError):
+    """A rule's check refusing one value written in the rule (a field path, a ``where``
+    value): ``value`` is that value and ``loc``, when known, where it is inside the model
+    validated, so a policy file's error points at it rather than at the whole rule."""
+
+    def __init__(self, message: str, value: Any, loc: tuple[Any, ...] | None = None) -> None:
+        super().__init__(message)
+        self.value, self.expected, self.loc = value, message, loc
+
+
 def _check_field(types: tuple[str, ...], path: str, what: str = "") -> None:
     """``path`` must name a declared field of one of the event ``types`` (and below it only
     declared fields of nested models, or keys of a free-form mapping such as ``meta``).
@@ -404,13 +414,12 @@ def _check_field(types: tuple[str, ...], path: str, what: str = "") -> None:
     if not _field_exists(types, path):
         fields = {f for t in types for f in EVENT_TYPES[t].model_fields}
         hint = nearest(path.split(".")[0], fields)
-        raise ValueError(
+        raise _RefusedValue(
             f"{label}event type {', '.join(types)} has no field {path!r}"
-            + (f" (did you mean {hint!r}?)" if hint else "")
-        )
+            + (f" (did you mean {hint!r}?)" if hint else ""), path)
     problems = [_path_problem(EVENT_TYPES[t], path) for t in types if t in EVENT_TYPES]
     if all(problems):
-        raise ValueError(f"{label}event type {', '.join(types)}: {problems[0]}")
+        raise _RefusedValue(f"{label}event type {', '.join(types)}: {problems[0]}", path)
 
 
 def check_model_path(model: type[BaseModel], path: str, what: str = "") -> None:
@@ -544,8 +553,8 @@ def _check_value_types(types: tuple[str, ...], path: str, cond: Condition) -> No
             # A comparison holds only for a number (see _compile_condition): on any other
             # field it would never match, silently.
             if not _fits(annotation, 0):
-                raise ValueError(f"where.{path}: {op!r} compares numbers; {t} declares "
-                                 f"{path!r} as {_describe(annotation)}")
+                raise _RefusedValue(f"where.{path}: {op!r} compares numbers; {t} declares "
+                                    f"{path!r} as {_describe(annotation)}", arg)
             continue
         expect = annotation
         values: list[Any] = [arg]
@@ -556,8 +565,8 @@ def _check_value_types(types: tuple[str, ...], path: str, cond: Condition) -> No
             if item is None:
                 if op == "contains" and _fits(annotation, ""):
                     continue  # a substring test on a text field
-                raise ValueError(f"where.{path}: {op!r} needs a list field; {t} declares "
-                                 f"{path!r} as {_describe(annotation)}")
+                raise _RefusedValue(f"where.{path}: {op!r} needs a list field; {t} "
+                                    f"declares {path!r} as {_describe(annotation)}", arg)
             expect = item
             values = list(arg) if op == "contains_all" and isinstance(arg, list | tuple) \
                 else [arg]
@@ -568,9 +577,10 @@ def _check_value_types(types: tuple[str, ...], path: str, cond: Condition) -> No
             if isinstance(value, str):
                 choices = _choices(expect)
                 hint = nearest(value, choices) if choices else None
-            raise ValueError(
+            raise _RefusedValue(
                 f"where.{path}: {value!r} is not a value of {t}.{path} (expected "
-                f"{_describe(expect)})" + (f" (did you mean {hint!r}?)" if hint else ""))
+                f"{_describe(expect)})" + (f" (did you mean {hint!r}?)" if hint else ""),
+                value)
 
 
 def _choices(annotation: Any) -> list[str]:
@@ -756,7 +766,11 @@ class Match(BaseModel):
     def _valid(self) -> Match:
         _check_types(self.type)
         for path, cond in self.where.items():
-            _check_field(self.type, path, what="where")
+            try:
+                _check_field(self.type, path, what="where")
+            except _RefusedValue as exc:
+                exc.loc = ("where", path)  # a key of where, not a value: say which
+                raise
             _compile_condition(path, cond)
         for f in self.key or ():
             _check_field(self.type, f, what="key")
@@ -780,19 +794,19 @@ class Match(BaseModel):
         return all_hold
 
 
-def _matches(value: Any, path: str) -> Iterator[tuple[str, Match]]:
-    """Every Match inside a rule's fields, with its path (``trigger``, ``fulfil[0]``)."""
+def _matches(value: Any, loc: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Match]]:
+    """Every Match inside a rule's fields, with its location (``("fulfil", 0)``)."""
     if isinstance(value, Match):
-        yield path, value
+        yield loc, value
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
-            yield from _matches(getattr(value, name), f"{path}.{name}" if path else name)
+            yield from _matches(getattr(value, name), (*loc, name))
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            yield from _matches(item, f"{path}[{i}]")
+            yield from _matches(item, (*loc, i))
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _matches(item, f"{path}.{key}")
+            yield from _matches(item, (*loc, key))
 
 
 class SubjectRef(BaseModel):
@@ -874,12 +888,16 @@ class RuleSpec(BaseModel):
     @model_validator(mode="after")
     def _valid_where_values(self) -> RuleSpec:
         # Here rather than in Match, so the error names the rule as well as the path.
-        for where, match in _matches(self, ""):
+        for loc, match in _matches(self):
             for path, cond in match.where.items():
                 try:
                     _check_value_types(match.type, path, cond)
-                except ValueError as exc:
-                    raise ValueError(f"rule {self.id}: {where}.{exc}") from None
+                except _RefusedValue as exc:
+                    where = (*loc, "where", path)
+                    if isinstance(cond, dict) and len(cond) == 1:
+                        where = (*where, *cond)  # the operator: where.ok.gt
+                    raise _RefusedValue(f"rule {self.id}: {format_loc(loc)}.{exc}",
+                                        exc.value, where) from None
         return self
 
     def event_types(self) -> frozenset[str]:
