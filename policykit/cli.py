@@ -696,7 +696,7 @@ def check(policy_files: tuple[str, ...]) -> None:
     sys.exit(EXIT_OK)
 
 
-def _policy_set(policy: str | None) -> Any:
+def _policy_set(policy: Any) -> Any:
     from .policyfile import resolve_policies
 
     try:
@@ -713,10 +713,11 @@ def _one_line(text: str, limit: int = 110) -> str:
 
 
 @cli.command()
-@click.option("--policy", "-p", metavar="FILE", help="List this file's policies instead.")
+@click.option("--policy", "-p", metavar="FILE", multiple=True,
+              help="List this file's policies instead (repeat to combine files).")
 @click.option("--json", "as_json", is_flag=True, help="Everything as JSON.")
 @click.option("--verbose", "-v", is_flag=True, help="Rules and full parameter docs.")
-def policies(policy: str | None, as_json: bool, verbose: bool) -> None:
+def policies(policy: tuple[str, ...], as_json: bool, verbose: bool) -> None:
     """List the standard pack: policy ids, titles, clauses and parameters with defaults.
 
     \b
@@ -725,7 +726,7 @@ def policies(policy: str | None, as_json: bool, verbose: bool) -> None:
       policykit policies --verbose
       policykit policies --json | jq '.[].id'
     """
-    chosen = _policy_set(policy)
+    chosen = _policy_set(_combined_policies(policy))
     if as_json:
         data = [{
             "id": p.id, "version": p.version, "title": p.title, "title_zh": p.title_zh,
@@ -918,16 +919,17 @@ def why_not(events: str, subject: str, policy_id: str, rule: str,
 
 @cli.command("test")
 @click.argument("path", metavar="PATH")
-@click.option("--policy", "-p", "policy", metavar="FILE",
+@click.option("--policy", "-p", "policy", metavar="FILE", multiple=True,
               help="Run the scenarios against this policy file instead of the policies they "
-                   "name (named ids the file holds select among its policies).")
+                   "name (named ids the file holds select among its policies); repeat to "
+                   "combine files.")
 @click.option("--junit-xml", "junit_xml", metavar="PATH",
               help="Also write a JUnit XML report (one testcase per scenario) to PATH.")
 @click.option("--min-coverage", "min_coverage", metavar="PCT",
               type=click.FloatRange(0, 100),
               help="Exit 1 when fewer than PCT percent of the rules run fired in some "
                    "scenario (the rule-coverage report).")
-def test_cmd(path: str, policy: str | None, junit_xml: str | None,
+def test_cmd(path: str, policy: tuple[str, ...], junit_xml: str | None,
              min_coverage: float | None) -> None:
     """Run scenario files (given these events, expect these decisions) under PATH.
 
@@ -953,10 +955,12 @@ def test_cmd(path: str, policy: str | None, junit_xml: str | None,
               "incomplete in this installation")
     if not Path(path).exists():
         _fail(f"{path}: no such file or directory")
-    if policy is not None and not Path(policy).is_file():
-        _fail(f"--policy {policy}: no such policy file")
+    for file in policy:
+        if not Path(file).is_file():
+            _fail(f"--policy {file}: no such policy file")
     try:
-        result = run_path(path, override=policy) if policy is not None else run_path(path)
+        result = run_path(path, override=_combined_policies(policy)) if policy \
+            else run_path(path)
     except PolicyKitError as exc:
         _fail(str(exc))
     click.echo(result.render())
