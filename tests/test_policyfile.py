@@ -199,3 +199,17 @@ def test_a_misspelt_key_is_named_with_the_allowed_keys(old: str, new: str, path:
     assert err.value.path == path and err.value.value == new.split(":")[0]
     assert "a field of the deadline shape: shape, id" in str(err.value)
     assert hint in str(err.value)
+
+
+@pytest.mark.parametrize(("text", "path", "value"), [
+    # A scalar where a list parameter is expected: the parameter, not "parameters: got 'R1'".
+    ("policies: [{use: lateness-deduction, parameters: {exempt_roles: guard}}]",
+     "policies[0].parameters.exempt_roles", "guard"),
+    (YAML.replace("where: {in_remit: false}", "where: {in_remit: {in: false}}"),
+     "policies[0].rules[0].trigger.where.in_remit.in", False),
+])
+def test_a_bad_where_operand_is_named_at_its_path(text: str, path: str, value: object) -> None:
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(text)
+    assert (err.value.path, err.value.value) == (path, value)
+    assert "takes a list of plain values" in str(err.value)

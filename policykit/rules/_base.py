@@ -614,7 +614,8 @@ def _compile_condition(path: str, cond: Condition) -> Callable[[EventBase], bool
     if op in ("in", "not_in", "contains_all"):
         if not isinstance(arg, list | tuple) or not all(
                 isinstance(a, str | int | bool) or a is None for a in arg):
-            raise ValueError(f"{op!r} on {path!r} takes a list of plain values, got {arg!r}")
+            raise _RefusedValue(f"{op!r} on {path!r} takes a list of plain values, got "
+                                f"{arg!r}", arg)
         values = frozenset(arg)
     if op in ("in", "not_in"):
         if op == "in":
@@ -622,7 +623,8 @@ def _compile_condition(path: str, cond: Condition) -> Callable[[EventBase], bool
         return lambda ev: get(ev) not in values
     if op == "contains":
         if not (isinstance(arg, str | int | bool) or arg is None):
-            raise ValueError(f"'contains' on {path!r} takes a plain value, got {arg!r}")
+            raise _RefusedValue(f"'contains' on {path!r} takes a plain value, got {arg!r}",
+                                arg)
         return lambda ev: arg in (get(ev) or ())
     if op == "contains_all":
         return lambda ev: values.issubset(get(ev) or ())
@@ -630,7 +632,7 @@ def _compile_condition(path: str, cond: Condition) -> Callable[[EventBase], bool
         want = bool(arg)
         return lambda ev: (get(ev) not in (None, "")) is want
     if not isinstance(arg, int | float | Decimal) or isinstance(arg, bool):
-        raise ValueError(f"{op!r} on {path!r} takes a number, got {arg!r}")
+        raise _RefusedValue(f"{op!r} on {path!r} takes a number, got {arg!r}", arg)
     num = arg
 
     def _cmp(ev: EventBase) -> bool:
@@ -771,7 +773,11 @@ class Match(BaseModel):
             except _RefusedValue as exc:
                 exc.loc = ("where", path)  # a key of where, not a value: say which
                 raise
-            _compile_condition(path, cond)
+            try:
+                _compile_condition(path, cond)
+            except _RefusedValue as exc:
+                exc.loc = ("where", path, *cond) if isinstance(cond, dict) else ("where", path)
+                raise
         for f in self.key or ():
             _check_field(self.type, f, what="key")
         return self
