@@ -14,6 +14,7 @@ from typing import Literal
 import pytest
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel, ConfigDict, Field
 
 from policykit import Engine, EventBase, PolicyFileError, event_types, standard_pack
 from policykit.calendar import DEFAULT_CALENDAR
@@ -341,6 +342,23 @@ def test_factory_fills_every_required_field() -> None:
         assert f.make(type_).type == type_
     assert len(f.log) == len(EVENT_TYPES)
     assert len({e.id for e in f.log}) == len(f.log)
+
+
+def test_factory_fills_a_registered_model_s_nested_required_fields() -> None:
+    class Where(BaseModel):
+        model_config = ConfigDict(frozen=True, extra="forbid")
+        building: str
+        floor: int = Field(ge=1)
+        note: str | None = None
+
+    class Alarm(EventBase):
+        type: Literal["bms.alarm"]
+        alarm_id: str
+        where: Where
+
+    with event_types(Alarm):
+        event = EventFactory().make("bms.alarm")
+    assert isinstance(event, Alarm) and event.where.floor == 1 and event.where.note is None
 
 
 def test_factory_moves_time_forward() -> None:
