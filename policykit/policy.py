@@ -180,6 +180,11 @@ class Policy(BaseModel):
                 cause = (err.get("ctx") or {}).get("error")
                 if err["type"] == "missing":
                     value = "<missing>"  # not the mapping it is missing from
+                elif err["type"] in ("literal_error", "enum") and isinstance(value, str):
+                    # One of a fixed list (a subject kind, a basis): name the nearest.
+                    choices = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get(
+                        "expected", "")))
+                    suggestion = nearest(value, choices)
                 elif err["type"] == "extra_forbidden" and loc:
                     # Name the key and list the ones the shape (or the part of it) takes.
                     allowed = _keys_at(cls, loc[:-1], top=shape)
@@ -200,7 +205,8 @@ class Policy(BaseModel):
                 if param is not None:
                     # The value came from a parameter: point at the parameter.
                     raise PolicyFileError("<policy>", f"parameters.{param}", value,
-                                          f"{msg} (at {at}, which uses ${param})") from None
+                                          f"{msg} (at {at}, which uses ${param})",
+                                          suggestion=suggestion) from None
                 raise PolicyFileError("<policy>", at, value, msg,
                                       suggestion=suggestion) from None
             if spec.id in seen:

@@ -213,3 +213,18 @@ def test_a_bad_where_operand_is_named_at_its_path(text: str, path: str, value: o
         loads_policy(text)
     assert (err.value.path, err.value.value) == (path, value)
     assert "takes a list of plain values" in str(err.value)
+
+
+@pytest.mark.parametrize(("text", "path", "hint"), [
+    (YAML.replace("kind: employee", "kind: employe"), "policies[0].rules[0].subject.kind",
+     "(did you mean 'employee'?)"),
+    (YAML.replace("within: $handover_within", "within: $handover_within\n        basis: wal"),
+     "policies[0].rules[0].basis", "(did you mean 'wall'?)"),
+    # Through a pack policy's parameter: the parameter, with the nearest value still.
+    ("policies: [{use: lateness-deduction, parameters: {tier_mode: al}}]",
+     "policies[0].parameters.tier_mode", "(did you mean 'all'?)"),
+])
+def test_a_value_off_a_fixed_list_names_the_nearest(text: str, path: str, hint: str) -> None:
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(text)
+    assert err.value.path == path and str(err.value).endswith(hint)
