@@ -182,9 +182,9 @@ class Policy(BaseModel):
                     value = "<missing>"  # not the mapping it is missing from
                 elif err["type"] in ("literal_error", "enum") and isinstance(value, str):
                     # One of a fixed list (a subject kind, a basis): name the nearest.
-                    choices = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get(
+                    listed = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get(
                         "expected", "")))
-                    suggestion = nearest(value, choices)
+                    suggestion = nearest(value, listed)
                 elif err["type"] == "extra_forbidden" and loc:
                     # Name the key and list the ones the shape (or the part of it) takes.
                     allowed = _keys_at(cls, loc[:-1], top=shape)
