@@ -230,6 +230,7 @@ def test_unregister_by_name_or_model() -> None:
         with pytest.raises(RegistrationError, match="not a registered event type") as err:
             unregister_event_types("elevator.repaird")
         assert err.value.suggestion == "elevator.repaired"
+        assert str(err.value).startswith("unregister_event_types: elevator.repaird: ")
         with pytest.raises(RegistrationError, match="built-in"):
             unregister_event_types("attendance.clock_in")
     finally:
