@@ -94,6 +94,12 @@ def _keys_at(cls: type[BaseModel], loc: tuple[Any, ...], top: str) -> tuple[str,
     return f"{model.__name__} (in the {top} shape)", keys
 
 
+#: A rule's prose: no check refuses a value written there, so a refused value equal to a
+#: title (``title: handover``, ``key: handover``) is looked for elsewhere.
+_PROSE = frozenset({"id", "title", "title_zh", "description", "clause", "messages",
+                    "severity", "part_of"})
+
+
 def _locate(value: Any, wanted: Any, loc: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
     """Where ``wanted`` (a text or number a check refused) was written in a rule."""
     if type(value) is type(wanted) and value == wanted:
@@ -102,6 +108,8 @@ def _locate(value: Any, wanted: Any, loc: tuple[Any, ...] = ()) -> tuple[Any, ..
         value.items() if isinstance(value, Mapping)
         else enumerate(value) if isinstance(value, list | tuple) else ())
     for k, v in items:
+        if not loc and k in _PROSE:
+            continue
         found = _locate(v, wanted, (*loc, k))
         if found is not None:
             return found

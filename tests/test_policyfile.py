@@ -228,3 +228,12 @@ def test_a_value_off_a_fixed_list_names_the_nearest(text: str, path: str, hint: 
     with pytest.raises(PolicyFileError) as err:
         loads_policy(text)
     assert err.value.path == path and str(err.value).endswith(hint)
+
+
+def test_a_refused_field_equal_to_the_rule_s_title_is_named_at_the_field() -> None:
+    text = YAML.replace("key: request_id", "key: handover").replace(
+        "id: R3", "id: R3\n        title: handover")
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(text)
+    assert err.value.path == "policies[0].rules[0].key" and err.value.value == "handover"
+    assert text.splitlines()[err.value.line - 1].strip() == "key: handover"
