@@ -342,6 +342,31 @@ def test_a_refused_field_or_where_value_is_named_at_its_path(old: str, new: str,
     assert value in line
 
 
+@pytest.mark.parametrize(("where", "message"), [
+    ('{day: "2026-03-02"}', "holds a date: an event's value never equals text"),
+    ('{when: {in: ["2026-03-02T08:00:00+08:00"]}}', "holds a date-time"),
+    ('{cost: "120.50"}', "holds a decimal number: an event's value never equals text (write "
+     "it as a number, {eq: 120.5}"),
+])
+def test_text_compared_with_a_date_time_or_money_field_is_refused(where: str,
+                                                                  message: str) -> None:
+    # The value is of the field's type as text, but an event's value is a date, an instant
+    # or a Decimal: the test would never hold (and ne/not_in always), on both backends.
+    text = FILE.replace("fault_id: id\n      severity", "fault_id: id\n      day: {type: "
+                        "date, required: false}\n      when: {type: datetime, required: "
+                        "false}\n      cost: {type: money, required: false}\n      severity", 1)
+    policy = loads_policy(text.replace("{severity: {in: [major, entrapment]}}",
+                                       "{cost: {eq: 120.5}, day: {exists: true}}"))
+    fault = {**LOG[0], "cost": "120.50", "day": "2026-03-02"}
+    for backend in BACKENDS:  # a number does equal the money
+        decisions = policykit.Engine(policy, backend=backend).evaluate([fault], until=UNTIL)
+        assert [d.evidence for d in decisions] == [("f1",)]
+    unregister_event_types()
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(text.replace("{severity: {in: [major, entrapment]}}", where))
+    assert message in str(err.value)
+
+
 # --------------------------------------------------------------- idempotence and clashes
 
 

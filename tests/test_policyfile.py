@@ -158,6 +158,9 @@ def test_enabled_if_chooses_between_readings_and_checks_its_parameter() -> None:
     ("{channel: {in: [phone, emial]}}", "'emial' is not a value of contact.received.channel"),
     ("{at: {eq: notadate}}", "(expected an ISO date-time string)"),
     ("{topic: {contains_all: [a]}}", "'contains_all' needs a list field"),
+    # Text compared with an instant never equals it (ne always holds): refused, not silent.
+    ('{at: {ne: "2024-01-01T00:00:00+08:00"}}', "'2024-01-01T00:00:00+08:00' is text, and "
+     "contact.received.at holds a date-time: an event's value never equals text"),
 ])
 def test_where_values_are_checked_against_the_field_type(where: str, expected: str) -> None:
     with pytest.raises(PolicyFileError) as err:
@@ -169,7 +172,7 @@ def test_where_values_are_checked_against_the_field_type(where: str, expected: s
 
 @pytest.mark.parametrize("where", [
     "{in_remit: true}", "{channel: email}", "{channel: {not_in: [phone, visit]}}",
-    "{meta.anything: 5}", '{at: {ne: "2024-01-01T00:00:00+08:00"}}', "{topic: {contains: x}}",
+    "{meta.anything: 5}", "{at: {exists: true}}", "{topic: {contains: x}}",
     "{request_id: {exists: true}}",
 ])
 def test_where_values_of_the_field_type_load(where: str) -> None:

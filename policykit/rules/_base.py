@@ -514,6 +514,21 @@ def _fits(annotation: Any, value: Any) -> bool:
     return True
 
 
+def _bases(annotation: Any) -> set[Any]:
+    """The scalar types a field holds, through Annotated and unions (None left out)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _bases(get_args(annotation)[0])
+    if origin is Union or origin is UnionType:
+        return {b for a in get_args(annotation) if a is not type(None) for b in _bases(a)}
+    return {annotation}
+
+
+#: Field types whose values are objects an event holds (a date, an instant, a Decimal):
+#: text written in a condition never equals one of them.
+_NOT_TEXT = (date, Decimal, *_DATETIMES)
+
+
 def _item_annotation(annotation: Any) -> Any:
     """The item type of a list field (None when ``annotation`` is not one)."""
     origin = get_origin(annotation)
@@ -581,6 +596,19 @@ def _check_value_types(types: tuple[str, ...], path: str, cond: Condition) -> No
                 f"where.{path}: {value!r} is not a value of {t}.{path} (expected "
                 f"{_describe(expect)})" + (f" (did you mean {hint!r}?)" if hint else ""),
                 value)
+        if op in ("eq", "ne", "in", "not_in") and any(isinstance(v, str) for v in values):
+            held = _bases(expect)
+            if held and all(b in _NOT_TEXT for b in held):
+                # _fits accepts the text ("2026-03-02" is a date), but the test compares the
+                # event's value (a date, a Decimal) with the text itself: it never holds.
+                text = next(v for v in values if isinstance(v, str))
+                hint = ("write it as a number, {eq: 120.5}, or compare with gt/ge/lt/le"
+                        if held <= {Decimal} else "test it with exists, or test another field")
+                kinds = sorted({"a decimal number" if b is Decimal else "a date-time"
+                                if b in _DATETIMES else "a date" for b in held})
+                raise _RefusedValue(
+                    f"where.{path}: {text!r} is text, and {t}.{path} holds "
+                    f"{' or '.join(kinds)}: an event's value never equals text ({hint})", text)
 
 
 def _choices(annotation: Any) -> list[str]:
