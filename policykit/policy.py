@@ -94,6 +94,11 @@ def _keys_at(cls: type[BaseModel], loc: tuple[Any, ...], top: str) -> tuple[str,
     return f"{model.__name__} (in the {top} shape)", keys
 
 
+#: The names pydantic gives a union's scalar members in an error's location, as a file's
+#: reader would say them.
+_UNION_MEMBERS = {"str": "text", "int": "a whole number", "bool": "true or false",
+                  "none": "null", "dict[str,any]": "a mapping {operator: value}"}
+
 #: A rule's prose: no check refuses a value written there, so a refused value equal to a
 #: title (``title: handover``, ``key: handover``) is looked for elsewhere.
 _PROSE = frozenset({"id", "title", "title_zh", "description", "clause", "messages",
@@ -183,6 +188,13 @@ class Policy(BaseModel):
                 err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
                 msg = err["msg"].removeprefix("Value error, ")
                 loc = tuple(err["loc"])
+                members = [e["loc"][-1] for e in errors
+                           if tuple(e["loc"][:-1]) == loc[:-1] and e["loc"]]
+                if len(members) > 1 and set(members) <= set(_UNION_MEMBERS):
+                    # A value none of a union's scalar types takes (a YAML date or a float
+                    # in a where): the choices, not pydantic's name of its first member.
+                    loc = loc[:-1]
+                    msg = "one of: " + ", ".join(_UNION_MEMBERS[str(m)] for m in members)
                 value = err.get("input") if loc else filled.get("id")
                 suggestion = None
                 cause = (err.get("ctx") or {}).get("error")

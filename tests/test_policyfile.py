@@ -240,3 +240,13 @@ def test_a_refused_field_equal_to_the_rule_s_title_is_named_at_the_field() -> No
         loads_policy(text)
     assert err.value.path == "policies[0].rules[0].key" and err.value.value == "handover"
     assert text.splitlines()[err.value.line - 1].strip() == "key: handover"
+
+
+@pytest.mark.parametrize("where", ["{in_remit: 1.5}", "{at: 2026-03-02}"])
+def test_a_where_value_of_no_condition_type_lists_the_choices(where: str) -> None:
+    # Not pydantic's name of the union's first member (where.in_remit.str).
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(YAML.replace("{in_remit: false}", where))
+    assert err.value.path == "policies[0].rules[0].trigger.where." + where[1:].split(":")[0]
+    assert err.value.expected == ("one of: text, a whole number, true or false, a mapping "
+                                  "{operator: value}")
