@@ -446,16 +446,20 @@ class PolicySet:
             self._by_id[pid] = _schedule([p for p, _ in given], [o for _, o in given])
 
     def __add__(self, other: object) -> PolicySet:
-        """The policies of both sets, this set's first; one id in both is a ParameterError
-        naming where each came from."""
+        """The policies of both sets (or of this set and one more policy), this set's
+        first; one id in both is a ParameterError naming where each came from."""
+        if isinstance(other, Policy):
+            other = PolicySet([other])
         if not isinstance(other, PolicySet):
             return NotImplemented
         return _combine([(self, "the left-hand set"), (other, "the right-hand set")])
 
     def __radd__(self, other: object) -> PolicySet:
-        # sum(sets) starts from 0.
+        # sum(sets) starts from 0; a policy + a set is a set too.
         if isinstance(other, int) and other == 0:
             return self
+        if isinstance(other, Policy):
+            return PolicySet([other]) + self
         return NotImplemented
 
     def __iter__(self) -> Iterator[Policy]:
