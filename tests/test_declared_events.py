@@ -622,6 +622,7 @@ def test_the_cli_event_reference_includes_the_types_a_policy_file_declares(
     assert "### `elevator.fault`" in result.stdout and "A lift reported out of service." \
         in result.stdout
     assert f"Read by: `elevator-response` R1 (pack {policy})" in result.stdout
+    assert f"Declared in `{policy}`." in result.stdout
     bad = _write(tmp_path, "bad.yaml", FILE.replace("fault_id: id", "fault_id: bolean", 1))
     result = CliRunner().invoke(cli, ["events", "-p", str(bad)])
     assert result.exit_code == 2 and "did you mean 'bool'" in result.output
