@@ -300,7 +300,10 @@ def page(models: Mapping[str, type[EventBase]], packs: Mapping[str, PolicySet], 
             out += ["", f"### `{type_}`", ""]
             if model.__doc__ and model.__doc__ is not EventBase.__doc__:
                 out += [" ".join(model.__doc__.split()), ""]
-            if type_ in registered:
+            declared_in = getattr(model, "__policykit_source__", None)
+            if type_ in registered and declared_in is not None:  # an events: section's type
+                out += [f"Declared in `{declared_in}`.", ""]
+            elif type_ in registered:
                 out += [f"Registered by `{model.__module__}.{model.__qualname__}`.", ""]
             out += [f"Read by: {_read_by(read_by.get(type_, []), links, pack_names)}.", ""]
             own = list(field_rows(model, skip=frozenset(envelope)))

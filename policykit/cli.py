@@ -698,7 +698,7 @@ def check(policy_files: tuple[str, ...]) -> None:
     sys.exit(EXIT_OK)
 
 
-def _policy_set(policy: str | None) -> Any:
+def _policy_set(policy: Any) -> Any:
     from .policyfile import resolve_policies
 
     try:
@@ -715,10 +715,11 @@ def _one_line(text: str, limit: int = 110) -> str:
 
 
 @cli.command()
-@click.option("--policy", "-p", metavar="FILE", help="List this file's policies instead.")
+@click.option("--policy", "-p", metavar="FILE", multiple=True,
+              help="List this file's policies instead (repeat to combine files).")
 @click.option("--json", "as_json", is_flag=True, help="Everything as JSON.")
 @click.option("--verbose", "-v", is_flag=True, help="Rules and full parameter docs.")
-def policies(policy: str | None, as_json: bool, verbose: bool) -> None:
+def policies(policy: tuple[str, ...], as_json: bool, verbose: bool) -> None:
     """List the standard pack: policy ids, titles, clauses and parameters with defaults.
 
     \b
@@ -727,7 +728,7 @@ def policies(policy: str | None, as_json: bool, verbose: bool) -> None:
       policykit policies --verbose
       policykit policies --json | jq '.[].id'
     """
-    chosen = _policy_set(policy)
+    chosen = _policy_set(_combined_policies(policy))
     if as_json:
         data = [{
             "id": p.id, "version": p.version, "title": p.title, "title_zh": p.title_zh,
@@ -797,7 +798,10 @@ def schema(what: str | None, part: str | None, policy: tuple[str, ...]) -> None:
 
 @cli.command("events")
 @click.argument("types", metavar="[TYPE...]", nargs=-1)
-def events_cmd(types: tuple[str, ...]) -> None:
+@click.option("--policy", "-p", metavar="FILE", multiple=True,
+              help="Policy files whose declared event types (their events: section) the "
+                   "reference includes, and whose policies it lists as readers.")
+def events_cmd(types: tuple[str, ...], policy: tuple[str, ...]) -> None:
     """Print the event reference in Markdown: every event type this process accepts, the
     built-in ones and those installed plugins (or the application) registered, with their
     fields, the policies of the installed packs that read them and a valid example. TYPE
@@ -808,11 +812,21 @@ def events_cmd(types: tuple[str, ...]) -> None:
     Examples:
       policykit events > events.md
       policykit events elevator.fault elevator.repaired
+      policykit events -p elevator.yaml
     """
     from . import _eventdoc
     from .errors import nearest
     from .models import EVENT_TYPES, registered_event_types
     from .policyfile import _installed_packs
+
+    files = None
+    if policy:  # loading a file registers the event types it declares
+        from .policyfile import resolve_policies
+
+        try:
+            files = resolve_policies(_combined_policies(policy))
+        except PolicyKitError as exc:
+            _fail(str(exc))
 
     for name in types:
         if name not in EVENT_TYPES:
@@ -824,6 +838,8 @@ def events_cmd(types: tuple[str, ...]) -> None:
     packs, failed = _installed_packs()
     for name, why in failed.items():  # a plugin's bug: the reference lists the rest
         click.echo(f"policykit: pack {name!r} not loaded: {why}", err=True)
+    if files is not None:
+        packs[", ".join(policy)] = files
     click.echo(_eventdoc.page(models, packs, links=False, generated_by="policykit events",
                               registered=frozenset(registered_event_types()) & set(models),
                               selected=bool(types)),
@@ -905,16 +921,17 @@ def why_not(events: str, subject: str, policy_id: str, rule: str,
 
 @cli.command("test")
 @click.argument("path", metavar="PATH")
-@click.option("--policy", "-p", "policy", metavar="FILE",
+@click.option("--policy", "-p", "policy", metavar="FILE", multiple=True,
               help="Run the scenarios against this policy file instead of the policies they "
-                   "name (named ids the file holds select among its policies).")
+                   "name (named ids the file holds select among its policies); repeat to "
+                   "combine files.")
 @click.option("--junit-xml", "junit_xml", metavar="PATH",
               help="Also write a JUnit XML report (one testcase per scenario) to PATH.")
 @click.option("--min-coverage", "min_coverage", metavar="PCT",
               type=click.FloatRange(0, 100),
               help="Exit 1 when fewer than PCT percent of the rules run fired in some "
                    "scenario (the rule-coverage report).")
-def test_cmd(path: str, policy: str | None, junit_xml: str | None,
+def test_cmd(path: str, policy: tuple[str, ...], junit_xml: str | None,
              min_coverage: float | None) -> None:
     """Run scenario files (given these events, expect these decisions) under PATH.
 
@@ -940,10 +957,12 @@ def test_cmd(path: str, policy: str | None, junit_xml: str | None,
               "incomplete in this installation")
     if not Path(path).exists():
         _fail(f"{path}: no such file or directory")
-    if policy is not None and not Path(policy).is_file():
-        _fail(f"--policy {policy}: no such policy file")
+    for file in policy:
+        if not Path(file).is_file():
+            _fail(f"--policy {file}: no such policy file")
     try:
-        result = run_path(path, override=policy) if policy is not None else run_path(path)
+        result = run_path(path, override=_combined_policies(policy)) if policy \
+            else run_path(path)
     except PolicyKitError as exc:
         _fail(str(exc))
     click.echo(result.render())

@@ -104,6 +104,17 @@ def _keys_at(cls: type[BaseModel], loc: tuple[Any, ...], top: str) -> tuple[str,
     return f"{model.__name__} (in the {top} shape)", keys
 
 
+#: The names pydantic gives a union's scalar members in an error's location, as a file's
+#: reader would say them.
+_UNION_MEMBERS = {"str": "text", "int": "a whole number", "bool": "true or false",
+                  "none": "null", "dict[str,any]": "a mapping {operator: value}"}
+
+#: A rule's prose: no check refuses a value written there, so a refused value equal to a
+#: title (``title: handover``, ``key: handover``) is looked for elsewhere.
+_PROSE = frozenset({"id", "title", "title_zh", "description", "clause", "messages",
+                    "severity", "part_of"})
+
+
 def _locate(value: Any, wanted: Any, loc: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
     """Where ``wanted`` (a text or number a check refused) was written in a rule."""
     if type(value) is type(wanted) and value == wanted:
@@ -112,6 +123,8 @@ def _locate(value: Any, wanted: Any, loc: tuple[Any, ...] = ()) -> tuple[Any, ..
         value.items() if isinstance(value, Mapping)
         else enumerate(value) if isinstance(value, list | tuple) else ())
     for k, v in items:
+        if not loc and k in _PROSE:
+            continue
         found = _locate(v, wanted, (*loc, k))
         if found is not None:
             return found
@@ -190,14 +203,29 @@ class Policy(BaseModel):
             try:
                 spec = cls.model_validate(filled)
             except ValidationError as exc:
-                err = exc.errors(include_url=False)[0]
+                errors = exc.errors(include_url=False)
+                # An unknown key first: a misspelt required key is also a missing one, and
+                # "did you mean" names the fix where "Field required" does not.
+                err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
                 msg = err["msg"].removeprefix("Value error, ")
                 loc = tuple(err["loc"])
+                members = [e["loc"][-1] for e in errors
+                           if tuple(e["loc"][:-1]) == loc[:-1] and e["loc"]]
+                if len(members) > 1 and set(members) <= set(_UNION_MEMBERS):
+                    # A value none of a union's scalar types takes (a YAML date or a float
+                    # in a where): the choices, not pydantic's name of its first member.
+                    loc = loc[:-1]
+                    msg = "one of: " + ", ".join(_UNION_MEMBERS[str(m)] for m in members)
                 value = err.get("input") if loc else filled.get("id")
                 suggestion = None
                 cause = (err.get("ctx") or {}).get("error")
                 if err["type"] == "missing":
                     value = "<missing>"  # not the mapping it is missing from
+                elif err["type"] in ("literal_error", "enum") and isinstance(value, str):
+                    # One of a fixed list (a subject kind, a basis): name the nearest.
+                    listed = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get(
+                        "expected", "")))
+                    suggestion = nearest(value, listed)
                 elif err["type"] == "extra_forbidden" and loc:
                     # Name the key and list the ones the shape (or the part of it) takes.
                     allowed = _keys_at(cls, loc[:-1], top=shape)
@@ -207,16 +235,19 @@ class Policy(BaseModel):
                         and hasattr(cause, "expected"):
                     # A check of a whole rule (or part) refused one of its values: find
                     # where that value was written, to point there and not at the rule.
-                    found = _locate(err.get("input") if loc else filled, cause.value)
+                    found = getattr(cause, "loc", None) or _locate(
+                        err.get("input") if loc else filled, cause.value)
                     if found is not None:
                         loc, value, msg = (*loc, *found), cause.value, cause.expected
                 loc = _walk(cls, loc)[1]
                 at = format_loc(loc, where)
-                param = _parameter_at(raw, loc)
+                # (An unknown key is the key's error, wherever its value came from.)
+                param = None if err["type"] == "extra_forbidden" else _parameter_at(raw, loc)
                 if param is not None:
                     # The value came from a parameter: point at the parameter.
                     raise PolicyFileError("<policy>", f"parameters.{param}", value,
-                                          f"{msg} (at {at}, which uses ${param})") from None
+                                          f"{msg} (at {at}, which uses ${param})",
+                                          suggestion=suggestion) from None
                 raise PolicyFileError("<policy>", at, value, msg,
                                       suggestion=suggestion) from None
             if spec.id in seen:
@@ -436,16 +467,20 @@ class PolicySet:
             self._by_id[pid] = _schedule([p for p, _ in given], [o for _, o in given])
 
     def __add__(self, other: object) -> PolicySet:
-        """The policies of both sets, this set's first; one id in both is a ParameterError
-        naming where each came from."""
+        """The policies of both sets (or of this set and one more policy), this set's
+        first; one id in both is a ParameterError naming where each came from."""
+        if isinstance(other, Policy):
+            other = PolicySet([other])
         if not isinstance(other, PolicySet):
             return NotImplemented
         return _combine([(self, "the left-hand set"), (other, "the right-hand set")])
 
     def __radd__(self, other: object) -> PolicySet:
-        # sum(sets) starts from 0.
+        # sum(sets) starts from 0; a policy + a set is a set too.
         if isinstance(other, int) and other == 0:
             return self
+        if isinstance(other, Policy):
+            return PolicySet([other]) + self
         return NotImplemented
 
     def __iter__(self) -> Iterator[Policy]:

@@ -404,7 +404,7 @@ def _use(entry: Mapping[str, Any], source: str, path: str, lines: LineMap,
         sub = f"{path}.{exc.path}" if exc.path.startswith("parameters.") \
             else f"{path}.parameters"
         raise PolicyFileError(source, sub, exc.value, exc.expected,
-                              line=lines.line(sub)) from None
+                              line=lines.line(sub), suggestion=exc.suggestion) from None
     except _UNEXPECTED as exc:
         raise _unexpected(exc, source, f"{path}.parameters", lines) from None
     cal = entry.get("calendar")

@@ -398,6 +398,17 @@ def test_why_not_other_shapes_lists_what_was_checked(reference: AuditReport) -> 
 # --- exports --------------------------------------------------------------------------------
 
 
+def test_csv_optional_bool_cells_are_booleans(tmp_path: Path) -> None:
+    # attendance.leave's approved is Bool | None: "false" in a CSV cell is false, not text.
+    path = tmp_path / "log.csv"
+    path.write_text("id,type,at,employee_id,start,end,approved\n"
+                    "l1,attendance.leave,2026-03-02T08:00:00+08:00,E1,2026-03-02,2026-03-02,"
+                    "false\n", encoding="utf-8")
+    report = audit(path, policies(), UNTIL)
+    assert report.quarantine == []
+    assert report.events["l1"].approved is False  # type: ignore[attr-defined]
+
+
 def test_csv_export_round_trips(tmp_path: Path, reference: AuditReport) -> None:
     path = reference.to_csv(tmp_path / "decisions.csv")
     with path.open(encoding="utf-8", newline="") as fh:

@@ -505,6 +505,26 @@ def test_test_policy_runs_the_scenarios_against_another_policy_file(tmp_path: Pa
     assert missing.exit_code == EXIT_BAD_INPUT and "nope.yaml" in missing.stderr
 
 
+def test_repeated_policy_options_combine_files_or_name_the_clash(tmp_path: Path) -> None:
+    # policykit policies / policykit test: -p a -p b is both files, never silently the last.
+    pack = (ROOT / "policykit" / "rules" / "pack" / "lateness-deduction.yaml").read_text(
+        encoding="utf-8")
+    lateness, other = tmp_path / "lateness.yaml", tmp_path / "other.yaml"
+    lateness.write_text(pack.replace("  grace: PT0M\n", "  grace: PT5M\n"), encoding="utf-8")
+    other.write_text("policies:\n  - use: first-responder\n", encoding="utf-8")
+    listed = json.loads(run("policies", "--json", "-p", str(lateness), "-p", str(other)).stdout)
+    assert [p["id"] for p in listed] == ["lateness-deduction", "first-responder"]
+    clash = run("policies", "-p", str(lateness), "-p", str(lateness))
+    assert clash.exit_code == EXIT_BAD_INPUT and "each policy id once" in clash.stderr
+    scenario = tmp_path / "late.yaml"
+    scenario.write_text(ONE_LATE_DAY.split("  - name: a wrong figure")[0], encoding="utf-8")
+    # The lenient lateness file given first: still the one that runs (five minutes' grace).
+    result = run("test", str(scenario), "-p", str(lateness), "-p", str(other))
+    assert result.exit_code == EXIT_DECISIONS and "FAIL  one late day costs 1%" in result.stdout
+    missing = run("test", str(scenario), "-p", str(other), "-p", str(tmp_path / "nope.yaml"))
+    assert missing.exit_code == EXIT_BAD_INPUT and "nope.yaml" in missing.stderr
+
+
 def test_test_junit_xml_has_one_testcase_per_scenario(tmp_path: Path) -> None:
     import xml.etree.ElementTree as ET
 

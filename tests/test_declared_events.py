@@ -4,7 +4,10 @@ of their own events without Python, with the validation the built-in types get."
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import subprocess
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -153,6 +156,29 @@ def test_the_cli_quarantines_a_bad_declared_event_naming_the_field(tmp_path: Pat
     assert len(result.stdout.splitlines()) == 2  # the good records around it still decided
 
 
+def test_a_csv_log_of_declared_types_reads_optional_bool_and_int_cells(
+        tmp_path: Path) -> None:
+    # A CSV cell is text: "true" and "3" become the JSON values of bool and int fields,
+    # optional ones (Bool | None, Int | None) included; other text is still quarantined.
+    text = FILE.replace("fault_id: id\n      severity", "fault_id: id\n      urgent: "
+                        "{type: bool, required: false}\n      floors: {type: int, required: "
+                        "false}\n      severity", 1)
+    policy = loads_policy(text.replace("{severity: {in: [major, entrapment]}}",
+                                       "{urgent: true, floors: {ge: 2}}"))
+    rows = ["id,type,at,elevator_id,fault_id,urgent,floors",
+            "a,elevator.fault,2026-03-02T08:00:00+08:00,E1,F1,true,3",
+            "b,elevator.fault,2026-03-02T08:00:00+08:00,E2,F2,false,3",
+            "c,elevator.fault,2026-03-02T08:00:00+08:00,E3,F3,true,",
+            "d,elevator.fault,2026-03-02T08:00:00+08:00,E4,F4,yes,3",
+            "e,elevator.fault,2026-03-02T08:00:00+08:00,E5,F5,true,three"]
+    path = _write(tmp_path, "log.csv", "\n".join(rows) + "\n")
+    report = policykit.audit(path, policy, UNTIL)
+    assert [(d.subject.id, d.evidence) for d in report.decisions] == [("E1", ("a",))]
+    assert [(q.event_id, q.problems[0][0]) for q in report.quarantine] == [
+        ("d", "urgent"), ("e", "floors")]
+    assert report.events["c"].floors is None  # type: ignore[attr-defined]
+
+
 def test_a_bad_declared_event_is_quarantined_by_audit(tmp_path: Path) -> None:
     records = [*LOG, _ev("t9", "technician_arrived", "12:00", elevator_id="E9",
                          fault_id="F9"),
@@ -214,6 +240,38 @@ def test_declared_events_pickle_and_snapshot() -> None:
     assert sorted(_seen(got)) == sorted(EXPECTED)
 
 
+def test_declared_events_unpickle_in_a_process_that_never_loaded_the_file() -> None:
+    # A Dask worker (distributed_audit) or a session restored elsewhere: the pickle carries
+    # the declaration, so the type is declared there and the event keeps its model.
+    loads_policy(FILE)
+    payload = pickle.dumps([parse_event(LOG[0]), parse_event(LOG[4])])
+    script = (
+        "import pickle, sys\n"
+        "import policykit\n"
+        "assert 'elevator.fault' not in policykit.EVENT_TYPES\n"
+        "events = pickle.loads(sys.stdin.buffer.read())\n"
+        "models = policykit.registered_event_types()\n"
+        "assert [type(e) for e in events] == [models['elevator.fault'], "
+        "models['elevator.repaired']]\n"
+        "assert policykit.parse_event(events[0].model_dump_json()) == events[0]\n"
+        "print(events[1].cost, events[0].severity)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", script], input=payload, capture_output=True,
+                          env=env, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().split() == ["120.50", "major"]
+
+
+def test_unpickling_a_declared_event_against_another_declaration_is_refused() -> None:
+    loads_policy(FILE)
+    payload = pickle.dumps(parse_event(LOG[0]))
+    unregister_event_types()
+    loads_policy("events: {elevator.fault: {fields: {elevator_id: id}}}\n"
+                 "policies: [{use: lateness-deduction}]")
+    with pytest.raises(PolicyFileError, match="fault_id"):
+        pickle.loads(payload)
+
+
 # --------------------------------------------------------------- policies checked at load
 
 
@@ -243,6 +301,70 @@ def test_a_where_value_is_checked_against_the_declared_field_type() -> None:
         loads_policy(ok.replace("{urgent: true}", "{urgent: 'yes'}"))
     with pytest.raises(PolicyFileError, match="'huge'"):
         loads_policy(FILE.replace("[major, entrapment]", "[major, huge]"))
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    ("{urgent: {gt: 0}}", "'gt' compares numbers; elevator.fault declares 'urgent' as true or "
+     "false"),
+    ("{severity: {le: 2}}", "'le' compares numbers; elevator.fault declares 'severity' as one "
+     "of 'minor', 'major', 'entrapment'"),
+    ("{fault_id: {lt: 5}}", "'lt' compares numbers"),
+])
+def test_a_comparison_on_a_field_that_is_not_a_number_is_refused(where: str,
+                                                                   message: str) -> None:
+    # It would never match (comparisons hold for numbers only): a rule that never fires.
+    text = FILE.replace("fault_id: id\n      severity", "fault_id: id\n      urgent: bool\n"
+                        "      n: {type: int, required: false}\n      severity", 1)
+    assert loads_policy(text.replace("{severity: {in: [major, entrapment]}}",
+                                     "{n: {ge: 2}}")).ids == ["elevator-response"]
+    unregister_event_types()
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(text.replace("{severity: {in: [major, entrapment]}}", where))
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(("old", "new", "path", "value"), [
+    ("where: {severity: {in: [major, entrapment]}}", "where: {severity: {in: [major, huge]}}",
+     "policies[0].rules[0].trigger.where.severity.in", "huge"),
+    ("where: {severity: {in: [major, entrapment]}}", "where: {severity: major2}",
+     "policies[0].rules[0].trigger.where.severity", "major2"),
+    ("where: {severity: {in: [major, entrapment]}}", "where: {severty: major}",
+     "policies[0].rules[0].trigger.where.severty", "severty"),
+    ("key: fault_id", "key: faultid", "policies[0].rules[0].key", "faultid"),
+])
+def test_a_refused_field_or_where_value_is_named_at_its_path(old: str, new: str, path: str,
+                                                             value: str) -> None:
+    # Not at the whole rule (policies[0].rules[0], its first line): at the value itself.
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(FILE.replace(old, new))
+    assert (err.value.path, err.value.value) == (path, value)
+    line = FILE.replace(old, new).splitlines()[err.value.line - 1]
+    assert value in line
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    ('{day: "2026-03-02"}', "holds a date: an event's value never equals text"),
+    ('{when: {in: ["2026-03-02T08:00:00+08:00"]}}', "holds a date-time"),
+    ('{cost: "120.50"}', "holds a decimal number: an event's value never equals text (write "
+     "it as a number, {eq: 120.5}"),
+])
+def test_text_compared_with_a_date_time_or_money_field_is_refused(where: str,
+                                                                  message: str) -> None:
+    # The value is of the field's type as text, but an event's value is a date, an instant
+    # or a Decimal: the test would never hold (and ne/not_in always), on both backends.
+    text = FILE.replace("fault_id: id\n      severity", "fault_id: id\n      day: {type: "
+                        "date, required: false}\n      when: {type: datetime, required: "
+                        "false}\n      cost: {type: money, required: false}\n      severity", 1)
+    policy = loads_policy(text.replace("{severity: {in: [major, entrapment]}}",
+                                       "{cost: {eq: 120.5}, day: {exists: true}}"))
+    fault = {**LOG[0], "cost": "120.50", "day": "2026-03-02"}
+    for backend in BACKENDS:  # a number does equal the money
+        decisions = policykit.Engine(policy, backend=backend).evaluate([fault], until=UNTIL)
+        assert [d.evidence for d in decisions] == [("f1",)]
+    unregister_event_types()
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(text.replace("{severity: {in: [major, entrapment]}}", where))
+    assert message in str(err.value)
 
 
 # --------------------------------------------------------------- idempotence and clashes
@@ -486,6 +608,23 @@ def test_the_cli_schema_includes_the_types_a_policy_file_declares(tmp_path: Path
     assert list(validator.iter_errors({**LOG[0], "severity": "huge"}))
     bad = _write(tmp_path, "bad.yaml", FILE.replace("fault_id: id", "fault_id: bolean", 1))
     result = CliRunner().invoke(cli, ["schema", "-p", str(bad)])
+    assert result.exit_code == 2 and "did you mean 'bool'" in result.output
+
+
+def test_the_cli_event_reference_includes_the_types_a_policy_file_declares(
+        tmp_path: Path) -> None:
+    policy = _write(tmp_path, "elevator.yaml", FILE)
+    without = CliRunner().invoke(cli, ["events", "elevator.fault"])
+    assert without.exit_code == 2 and "unknown event type 'elevator.fault'" in without.output
+    result = CliRunner().invoke(cli, ["events", "-p", str(policy), "elevator.fault"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "### `elevator.fault`" in result.stdout and "A lift reported out of service." \
+        in result.stdout
+    assert f"Read by: `elevator-response` R1 (pack {policy})" in result.stdout
+    assert f"Declared in `{policy}`." in result.stdout
+    bad = _write(tmp_path, "bad.yaml", FILE.replace("fault_id: id", "fault_id: bolean", 1))
+    result = CliRunner().invoke(cli, ["events", "-p", str(bad)])
     assert result.exit_code == 2 and "did you mean 'bool'" in result.output
 
 

@@ -228,6 +228,16 @@ def test_policy_sets_add_in_order_and_sum() -> None:
         a + 1  # type: ignore[operator]
 
 
+def test_a_set_and_one_policy_add_either_way() -> None:
+    pack = standard_pack()
+    a = pack.select(pack.ids[0])
+    extra = pack.get(pack.ids[1])
+    assert (a + extra).ids == pack.ids[:2]
+    assert (extra + a).ids == [pack.ids[1], pack.ids[0]]
+    with pytest.raises(ParameterError, match="each policy id once"):
+        a + pack.get(pack.ids[0])
+
+
 def test_adding_one_id_twice_names_both_sources(tmp_path: Path) -> None:
     pack = standard_pack()
     with pytest.raises(ParameterError, match="left-hand set and from the right-hand set"):

@@ -158,6 +158,9 @@ def test_enabled_if_chooses_between_readings_and_checks_its_parameter() -> None:
     ("{channel: {in: [phone, emial]}}", "'emial' is not a value of contact.received.channel"),
     ("{at: {eq: notadate}}", "(expected an ISO date-time string)"),
     ("{topic: {contains_all: [a]}}", "'contains_all' needs a list field"),
+    # Text compared with an instant never equals it (ne always holds): refused, not silent.
+    ('{at: {ne: "2024-01-01T00:00:00+08:00"}}', "'2024-01-01T00:00:00+08:00' is text, and "
+     "contact.received.at holds a date-time: an event's value never equals text"),
 ])
 def test_where_values_are_checked_against_the_field_type(where: str, expected: str) -> None:
     with pytest.raises(PolicyFileError) as err:
@@ -169,7 +172,7 @@ def test_where_values_are_checked_against_the_field_type(where: str, expected: s
 
 @pytest.mark.parametrize("where", [
     "{in_remit: true}", "{channel: email}", "{channel: {not_in: [phone, visit]}}",
-    "{meta.anything: 5}", '{at: {ne: "2024-01-01T00:00:00+08:00"}}', "{topic: {contains: x}}",
+    "{meta.anything: 5}", "{at: {exists: true}}", "{topic: {contains: x}}",
     "{request_id: {exists: true}}",
 ])
 def test_where_values_of_the_field_type_load(where: str) -> None:
@@ -183,3 +186,67 @@ def test_a_where_value_deep_in_a_rule_names_the_rule_and_its_path() -> None:
         loads_policy(text)
     assert ("rule R3: fulfil[0].where.registered: 'yes' is not a value of "
             "request.handed_over.registered (expected true or false)") in str(err.value)
+
+
+@pytest.mark.parametrize(("old", "new", "path", "hint"), [
+    # A misspelt required key: the unknown key, not "key: Field required".
+    ("key: request_id", "kye: request_id", "policies[0].rules[0].kye", "did you mean 'key'"),
+    # An unknown key whose value is a parameter: the key is wrong, not the parameter.
+    ("within: $handover_within", "withn: $handover_within", "policies[0].rules[0].withn",
+     "did you mean 'within'"),
+])
+def test_a_misspelt_key_is_named_with_the_allowed_keys(old: str, new: str, path: str,
+                                                       hint: str) -> None:
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(YAML.replace(old, new))
+    assert err.value.path == path and err.value.value == new.split(":")[0]
+    assert "a field of the deadline shape: shape, id" in str(err.value)
+    assert hint in str(err.value)
+
+
+@pytest.mark.parametrize(("text", "path", "value"), [
+    # A scalar where a list parameter is expected: the parameter, not "parameters: got 'R1'".
+    ("policies: [{use: lateness-deduction, parameters: {exempt_roles: guard}}]",
+     "policies[0].parameters.exempt_roles", "guard"),
+    (YAML.replace("where: {in_remit: false}", "where: {in_remit: {in: false}}"),
+     "policies[0].rules[0].trigger.where.in_remit.in", False),
+])
+def test_a_bad_where_operand_is_named_at_its_path(text: str, path: str, value: object) -> None:
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(text)
+    assert (err.value.path, err.value.value) == (path, value)
+    assert "takes a list of plain values" in str(err.value)
+
+
+@pytest.mark.parametrize(("text", "path", "hint"), [
+    (YAML.replace("kind: employee", "kind: employe"), "policies[0].rules[0].subject.kind",
+     "(did you mean 'employee'?)"),
+    (YAML.replace("within: $handover_within", "within: $handover_within\n        basis: wal"),
+     "policies[0].rules[0].basis", "(did you mean 'wall'?)"),
+    # Through a pack policy's parameter: the parameter, with the nearest value still.
+    ("policies: [{use: lateness-deduction, parameters: {tier_mode: al}}]",
+     "policies[0].parameters.tier_mode", "(did you mean 'all'?)"),
+])
+def test_a_value_off_a_fixed_list_names_the_nearest(text: str, path: str, hint: str) -> None:
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(text)
+    assert err.value.path == path and str(err.value).endswith(hint)
+
+
+def test_a_refused_field_equal_to_the_rule_s_title_is_named_at_the_field() -> None:
+    text = YAML.replace("key: request_id", "key: handover").replace(
+        "id: R3", "id: R3\n        title: handover")
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(text)
+    assert err.value.path == "policies[0].rules[0].key" and err.value.value == "handover"
+    assert text.splitlines()[err.value.line - 1].strip() == "key: handover"
+
+
+@pytest.mark.parametrize("where", ["{in_remit: 1.5}", "{at: 2026-03-02}"])
+def test_a_where_value_of_no_condition_type_lists_the_choices(where: str) -> None:
+    # Not pydantic's name of the union's first member (where.in_remit.str).
+    with pytest.raises(PolicyFileError) as err:
+        loads_policy(YAML.replace("{in_remit: false}", where))
+    assert err.value.path == "policies[0].rules[0].trigger.where." + where[1:].split(":")[0]
+    assert err.value.expected == ("one of: text, a whole number, true or false, a mapping "
+                                  "{operator: value}")

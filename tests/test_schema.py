@@ -18,7 +18,9 @@ from policykit.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_FILES = sorted((ROOT / "policykit" / "rules" / "pack").glob("*.yaml")) + [
-    p for p in sorted((ROOT / "docs" / "examples").glob("*.yaml"))
+    # Every policy of the examples, the elevator plugin's pack included (its policy.yaml
+    # names `pack: elevator`, installed only in tests/test_elevator_example.py's venv).
+    p for p in sorted((ROOT / "docs" / "examples").rglob("*.yaml"))
     if "rules" in (yaml.safe_load(p.read_text(encoding="utf-8")) or {})]
 
 
@@ -70,7 +72,8 @@ def test_disagreeing_parts_are_refused() -> None:
 
 
 def test_all_policy_files_validate(validator: jsonschema.Draft7Validator) -> None:
-    assert len(POLICY_FILES) >= len(standard_pack()) + 1
+    assert len(POLICY_FILES) >= len(standard_pack()) + 4
+    assert "elevator-response.yaml" in {p.name for p in POLICY_FILES}
     for path in POLICY_FILES:
         errors = _errors(validator, _plain(path.read_text(encoding="utf-8")))
         assert not errors, f"{path.name}: {errors[:3]}"
@@ -195,3 +198,16 @@ def test_a_union_member_name_never_shows_in_the_path() -> None:
     with pytest.raises(PolicyFileError) as info:
         loads_policy(gap.replace("SUBJECT", "{kind: department}"))
     assert (info.value.path, info.value.value) == ("rules[0].subject.field", "<missing>")
+
+
+@pytest.mark.parametrize("mistake", ["shape", "key", "value type"])
+def test_every_policy_file_fails_with_a_mistake(validator: jsonschema.Draft7Validator,
+                                                mistake: str) -> None:
+    # Each file's every rule: a misspelt shape, a misspelt key, a title that is a number.
+    for path in POLICY_FILES:
+        data = _plain(path.read_text(encoding="utf-8"))
+        for i, rule in enumerate(data["rules"]):
+            bad = {**rule, "shape": rule["shape"] + "s"} if mistake == "shape" else \
+                {**rule, "titel": "x"} if mistake == "key" else {**rule, "title": 5}
+            broken = {**data, "rules": [*data["rules"][:i], bad, *data["rules"][i + 1:]]}
+            assert _errors(validator, broken), f"{path.name} rule {i}: {mistake} accepted"

@@ -14,8 +14,9 @@ from typing import Literal
 import pytest
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel, ConfigDict, Field
 
-from policykit import Engine, EventBase, PolicyFileError, standard_pack
+from policykit import Engine, EventBase, PolicyFileError, event_types, standard_pack
 from policykit.calendar import DEFAULT_CALENDAR
 from policykit.errors import ParameterError
 from policykit.models.events import EVENT_TYPES
@@ -87,11 +88,29 @@ def test_strategies_follow_a_newly_added_event_type(monkeypatch: pytest.MonkeyPa
 
 def test_a_field_type_nobody_knows_is_named() -> None:
     class Odd(EventBase):
-        type: Literal["odd.thing"] = "odd.thing"
-        tags: set[int]
+        type: Literal["odd.thing"]  # no default: the name is still the event type's
+        tags: complex
 
     with pytest.raises(TypeError, match=r"odd\.thing\.tags"):
         field_shapes(Odd)
+
+
+def test_sets_tuples_and_list_defaults_of_a_registered_model_are_generated() -> None:
+    class Tagged(EventBase):
+        type: Literal["odd.tagged"]
+        tags: frozenset[str]
+        codes: list[int] = []  # noqa: RUF012 - a default that is not hashable
+        pair: tuple[int, ...] = ()
+
+    with event_types(Tagged):
+        for strategy in (events("odd.tagged"), st.from_type(Tagged)):
+            drawn = find(strategy, lambda e: len(e.tags) > 1)  # type: ignore[attr-defined]
+            assert isinstance(drawn, Tagged) and parse_event(drawn.model_dump_json()) == drawn
+
+
+def test_an_unknown_event_type_names_the_nearest_one() -> None:
+    with pytest.raises(ParameterError, match=r"did you mean 'contact\.received'"):
+        find(events("contact.recieved"), lambda _: True)
 
 
 @FAST
@@ -323,6 +342,23 @@ def test_factory_fills_every_required_field() -> None:
         assert f.make(type_).type == type_
     assert len(f.log) == len(EVENT_TYPES)
     assert len({e.id for e in f.log}) == len(f.log)
+
+
+def test_factory_fills_a_registered_model_s_nested_required_fields() -> None:
+    class Where(BaseModel):
+        model_config = ConfigDict(frozen=True, extra="forbid")
+        building: str
+        floor: int = Field(ge=1)
+        note: str | None = None
+
+    class Alarm(EventBase):
+        type: Literal["bms.alarm"]
+        alarm_id: str
+        where: Where
+
+    with event_types(Alarm):
+        event = EventFactory().make("bms.alarm")
+    assert isinstance(event, Alarm) and event.where.floor == 1 and event.where.note is None
 
 
 def test_factory_moves_time_forward() -> None:

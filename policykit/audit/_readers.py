@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, BinaryIO, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -125,10 +126,15 @@ _STRUCTURED = _structured_fields()
 
 
 def _fields_of(kind: type) -> dict[str, frozenset[str]]:
-    """Per event type, the fields whose type (bare or optional) is ``kind``."""
+    """Per event type, the fields whose type (bare or optional, constrained or not) is
+    ``kind``."""
     def holds(annotation: Any) -> bool:
-        return annotation is kind or (get_origin(annotation) is not None and any(
-            a is kind for a in get_args(annotation)))
+        origin = get_origin(annotation)
+        if origin is Annotated:  # Bool, a declared int: Annotated[int, Strict(), ...]
+            return holds(get_args(annotation)[0])
+        if origin is Union or origin is UnionType:
+            return any(holds(a) for a in get_args(annotation) if a is not type(None))
+        return annotation is kind
 
     return {name: frozenset(f for f, info in model.model_fields.items()
                             if holds(info.annotation))

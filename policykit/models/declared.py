@@ -19,12 +19,14 @@ A bad declaration raises :class:`~policykit.PolicyFileError` at its path
 
 from __future__ import annotations
 
+import copyreg
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, Strict, create_model
+from pydantic._internal._model_construction import ModelMetaclass
 
 from ..errors import PolicyFileError, RegistrationError, nearest
 from . import registry
@@ -57,9 +59,32 @@ MAX_FIELDS = 256
 #: The envelope every event has (and the tag): a declaration cannot redefine them.
 _ENVELOPE = tuple(EventBase.model_fields)
 
-#: The models built here by class name, so ``pickle`` (the native backend's rollback
-#: tokens, shards run in this process) finds them as ``policykit.models.declared.<Name>``.
+#: The models built here by class name, so ``policykit.models.declared.<Name>`` names one.
 _MODELS: dict[str, type[EventBase]] = {}
+
+
+class _DeclaredModel(ModelMetaclass):
+    """The metaclass of declared models: ``pickle`` writes such a model as its declaration
+    (see :func:`_pickled_model`), not as a name only the declaring process knows."""
+
+
+def _pickled_model(cls: Any) -> Any:
+    return _declared_model, (_declared_name(cls), cls.__policykit_declaration__,
+                             cls.__policykit_source__)
+
+
+def _declared_model(name: str, decl: Mapping[str, Any], source: str) -> type[EventBase]:
+    """The registered model of the declaration ``name: decl``, declared here first when
+    this process has not (a Dask worker, a session restored in another process): events
+    and snapshots of declared types load wherever policykit is installed."""
+    other = registry.registered_event_types().get(name)
+    old = getattr(other, "__policykit_declaration__", None)
+    if other is not None and old is not None and _contract(old) == _contract(decl):
+        return other
+    return declare_event_types({name: decl}, source)[0]
+
+
+copyreg.pickle(_DeclaredModel, _pickled_model)
 
 
 def __getattr__(name: str) -> type[EventBase]:
@@ -220,6 +245,7 @@ def _build(name: str, decl: Mapping[str, Any], source: str,
         fields[field] = _annotation(spec)
     cls: type[EventBase] = create_model(
         _class_name(name, taken), __base__=EventBase, __module__=__name__,
+        __cls_kwargs__={"metaclass": _DeclaredModel},
         __doc__=decl["description"] or f"The event type {name}, declared in {source}.",
         **fields)
     cls.__policykit_declaration__ = decl  # type: ignore[attr-defined]

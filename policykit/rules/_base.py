@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..errors import EventError, nearest
+from ..errors import EventError, PolicyKitError, format_loc, nearest
 from ..models.decisions import Decision, DecisionKind, Severity, Subject, SubjectKind
 from ..models.events import EVENT_TYPES, EventBase
 
@@ -396,6 +396,16 @@ def _check_types(types: tuple[str, ...]) -> None:
             )
 
 
+class _RefusedValue(PolicyKitError, ValueError):
+    """A rule's check refusing one value written in the rule (a field path, a ``where``
+    value): ``value`` is that value and ``loc``, when known, where it is inside the model
+    validated, so a policy file's error points at it rather than at the whole rule."""
+
+    def __init__(self, message: str, value: Any, loc: tuple[Any, ...] | None = None) -> None:
+        super().__init__(message)
+        self.value, self.expected, self.loc = value, message, loc
+
+
 def _check_field(types: tuple[str, ...], path: str, what: str = "") -> None:
     """``path`` must name a declared field of one of the event ``types`` (and below it only
     declared fields of nested models, or keys of a free-form mapping such as ``meta``).
@@ -404,13 +414,12 @@ def _check_field(types: tuple[str, ...], path: str, what: str = "") -> None:
     if not _field_exists(types, path):
         fields = {f for t in types for f in EVENT_TYPES[t].model_fields}
         hint = nearest(path.split(".")[0], fields)
-        raise ValueError(
+        raise _RefusedValue(
             f"{label}event type {', '.join(types)} has no field {path!r}"
-            + (f" (did you mean {hint!r}?)" if hint else "")
-        )
+            + (f" (did you mean {hint!r}?)" if hint else ""), path)
     problems = [_path_problem(EVENT_TYPES[t], path) for t in types if t in EVENT_TYPES]
     if all(problems):
-        raise ValueError(f"{label}event type {', '.join(types)}: {problems[0]}")
+        raise _RefusedValue(f"{label}event type {', '.join(types)}: {problems[0]}", path)
 
 
 def check_model_path(model: type[BaseModel], path: str, what: str = "") -> None:
@@ -505,6 +514,21 @@ def _fits(annotation: Any, value: Any) -> bool:
     return True
 
 
+def _bases(annotation: Any) -> set[Any]:
+    """The scalar types a field holds, through Annotated and unions (None left out)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _bases(get_args(annotation)[0])
+    if origin is Union or origin is UnionType:
+        return {b for a in get_args(annotation) if a is not type(None) for b in _bases(a)}
+    return {annotation}
+
+
+#: Field types whose values are objects an event holds (a date, an instant, a Decimal):
+#: text written in a condition never equals one of them.
+_NOT_TEXT = (date, Decimal, *_DATETIMES)
+
+
 def _item_annotation(annotation: Any) -> Any:
     """The item type of a list field (None when ``annotation`` is not one)."""
     origin = get_origin(annotation)
@@ -531,7 +555,7 @@ def _check_value_types(types: tuple[str, ...], path: str, cond: Condition) -> No
         (op, arg), = cond.items()
     else:
         op, arg = "eq", cond
-    if op in ("exists", "gt", "ge", "lt", "le"):
+    if op == "exists":
         return
     for t in types:
         model = EVENT_TYPES.get(t)
@@ -539,6 +563,13 @@ def _check_value_types(types: tuple[str, ...], path: str, cond: Condition) -> No
             continue
         annotation = _leaf_annotation(model, path)
         if annotation is None:
+            continue
+        if op in ("gt", "ge", "lt", "le"):
+            # A comparison holds only for a number (see _compile_condition): on any other
+            # field it would never match, silently.
+            if not _fits(annotation, 0):
+                raise _RefusedValue(f"where.{path}: {op!r} compares numbers; {t} declares "
+                                    f"{path!r} as {_describe(annotation)}", arg)
             continue
         expect = annotation
         values: list[Any] = [arg]
@@ -549,8 +580,8 @@ def _check_value_types(types: tuple[str, ...], path: str, cond: Condition) -> No
             if item is None:
                 if op == "contains" and _fits(annotation, ""):
                     continue  # a substring test on a text field
-                raise ValueError(f"where.{path}: {op!r} needs a list field; {t} declares "
-                                 f"{path!r} as {_describe(annotation)}")
+                raise _RefusedValue(f"where.{path}: {op!r} needs a list field; {t} "
+                                    f"declares {path!r} as {_describe(annotation)}", arg)
             expect = item
             values = list(arg) if op == "contains_all" and isinstance(arg, list | tuple) \
                 else [arg]
@@ -561,9 +592,23 @@ def _check_value_types(types: tuple[str, ...], path: str, cond: Condition) -> No
             if isinstance(value, str):
                 choices = _choices(expect)
                 hint = nearest(value, choices) if choices else None
-            raise ValueError(
+            raise _RefusedValue(
                 f"where.{path}: {value!r} is not a value of {t}.{path} (expected "
-                f"{_describe(expect)})" + (f" (did you mean {hint!r}?)" if hint else ""))
+                f"{_describe(expect)})" + (f" (did you mean {hint!r}?)" if hint else ""),
+                value)
+        if op in ("eq", "ne", "in", "not_in") and any(isinstance(v, str) for v in values):
+            held = _bases(expect)
+            if held and all(b in _NOT_TEXT for b in held):
+                # _fits accepts the text ("2026-03-02" is a date), but the test compares the
+                # event's value (a date, a Decimal) with the text itself: it never holds.
+                text = next(v for v in values if isinstance(v, str))
+                hint = ("write it as a number, {eq: 120.5}, or compare with gt/ge/lt/le"
+                        if held <= {Decimal} else "test it with exists, or test another field")
+                kinds = sorted({"a decimal number" if b is Decimal else "a date-time"
+                                if b in _DATETIMES else "a date" for b in held})
+                raise _RefusedValue(
+                    f"where.{path}: {text!r} is text, and {t}.{path} holds "
+                    f"{' or '.join(kinds)}: an event's value never equals text ({hint})", text)
 
 
 def _choices(annotation: Any) -> list[str]:
@@ -597,7 +642,8 @@ def _compile_condition(path: str, cond: Condition) -> Callable[[EventBase], bool
     if op in ("in", "not_in", "contains_all"):
         if not isinstance(arg, list | tuple) or not all(
                 isinstance(a, str | int | bool) or a is None for a in arg):
-            raise ValueError(f"{op!r} on {path!r} takes a list of plain values, got {arg!r}")
+            raise _RefusedValue(f"{op!r} on {path!r} takes a list of plain values, got "
+                                f"{arg!r}", arg)
         values = frozenset(arg)
     if op in ("in", "not_in"):
         if op == "in":
@@ -605,7 +651,8 @@ def _compile_condition(path: str, cond: Condition) -> Callable[[EventBase], bool
         return lambda ev: get(ev) not in values
     if op == "contains":
         if not (isinstance(arg, str | int | bool) or arg is None):
-            raise ValueError(f"'contains' on {path!r} takes a plain value, got {arg!r}")
+            raise _RefusedValue(f"'contains' on {path!r} takes a plain value, got {arg!r}",
+                                arg)
         return lambda ev: arg in (get(ev) or ())
     if op == "contains_all":
         return lambda ev: values.issubset(get(ev) or ())
@@ -613,7 +660,7 @@ def _compile_condition(path: str, cond: Condition) -> Callable[[EventBase], bool
         want = bool(arg)
         return lambda ev: (get(ev) not in (None, "")) is want
     if not isinstance(arg, int | float | Decimal) or isinstance(arg, bool):
-        raise ValueError(f"{op!r} on {path!r} takes a number, got {arg!r}")
+        raise _RefusedValue(f"{op!r} on {path!r} takes a number, got {arg!r}", arg)
     num = arg
 
     def _cmp(ev: EventBase) -> bool:
@@ -749,8 +796,16 @@ class Match(BaseModel):
     def _valid(self) -> Match:
         _check_types(self.type)
         for path, cond in self.where.items():
-            _check_field(self.type, path, what="where")
-            _compile_condition(path, cond)
+            try:
+                _check_field(self.type, path, what="where")
+            except _RefusedValue as exc:
+                exc.loc = ("where", path)  # a key of where, not a value: say which
+                raise
+            try:
+                _compile_condition(path, cond)
+            except _RefusedValue as exc:
+                exc.loc = ("where", path, *cond) if isinstance(cond, dict) else ("where", path)
+                raise
         for f in self.key or ():
             _check_field(self.type, f, what="key")
         return self
@@ -773,19 +828,19 @@ class Match(BaseModel):
         return all_hold
 
 
-def _matches(value: Any, path: str) -> Iterator[tuple[str, Match]]:
-    """Every Match inside a rule's fields, with its path (``trigger``, ``fulfil[0]``)."""
+def _matches(value: Any, loc: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Match]]:
+    """Every Match inside a rule's fields, with its location (``("fulfil", 0)``)."""
     if isinstance(value, Match):
-        yield path, value
+        yield loc, value
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
-            yield from _matches(getattr(value, name), f"{path}.{name}" if path else name)
+            yield from _matches(getattr(value, name), (*loc, name))
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            yield from _matches(item, f"{path}[{i}]")
+            yield from _matches(item, (*loc, i))
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _matches(item, f"{path}.{key}")
+            yield from _matches(item, (*loc, key))
 
 
 class SubjectRef(BaseModel):
@@ -867,12 +922,16 @@ class RuleSpec(BaseModel):
     @model_validator(mode="after")
     def _valid_where_values(self) -> RuleSpec:
         # Here rather than in Match, so the error names the rule as well as the path.
-        for where, match in _matches(self, ""):
+        for loc, match in _matches(self):
             for path, cond in match.where.items():
                 try:
                     _check_value_types(match.type, path, cond)
-                except ValueError as exc:
-                    raise ValueError(f"rule {self.id}: {where}.{exc}") from None
+                except _RefusedValue as exc:
+                    where = (*loc, "where", path)
+                    if isinstance(cond, dict) and len(cond) == 1:
+                        where = (*where, *cond)  # the operator: where.ok.gt
+                    raise _RefusedValue(f"rule {self.id}: {format_loc(loc)}.{exc}",
+                                        exc.value, where) from None
         return self
 
     def event_types(self) -> frozenset[str]:

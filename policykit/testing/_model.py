@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
@@ -39,7 +39,10 @@ class FieldShape:
     kind: Kind
     required: bool
     optional: bool  # None is accepted
-    default: Any = None
+    # A default may be a list or a dict (``codes: list[int] = []``): shapes are hashed (the
+    # strategies are cached per shape), so it is compared by its repr.
+    default: Any = field(default=None, compare=False)
+    default_key: str = "None"
     choices: tuple[Any, ...] = ()
     ge: int | Decimal | None = None
     le: int | Decimal | None = None
@@ -160,11 +163,14 @@ def _shape(name: str, annotation: Any, meta: list[Any], required: bool, default:
     c = _constraints(meta)
     origin = get_origin(ann)
     base: dict[str, Any] = {"name": name, "required": required, "optional": optional,
-                            "default": default}
+                            "default": default, "default_key": repr(default)}
     if origin is Literal:
         return FieldShape(kind="literal", choices=get_args(ann), **base)
-    if origin is list:
-        (item_ann,) = get_args(ann)
+    args = get_args(ann)
+    if origin in (list, set, frozenset) or (origin is tuple and len(args) == 2
+                                             and args[1] is Ellipsis):
+        # A set or a homogeneous tuple is a JSON list too: the model makes it its type.
+        item_ann = args[0] if args else Any
         item = _shape(name, item_ann, [], True, None, owner)
         return FieldShape(kind="list", item=item, max_length=c.get("max_length"), **base)
     if origin is dict:
@@ -193,8 +199,10 @@ def _shape(name: str, annotation: Any, meta: list[Any], required: bool, default:
 @cache
 def field_shapes(model: type[BaseModel]) -> tuple[FieldShape, ...]:
     """The shapes of a model's fields, in declaration order."""
-    owner = str(model.model_fields["type"].default) if "type" in model.model_fields \
-        else model.__name__
+    owner = model.__name__
+    if "type" in model.model_fields:  # the event type, also of a model without a default
+        tag = get_args(model.model_fields["type"].annotation)
+        owner = str(tag[0]) if len(tag) == 1 else owner
     out = []
     for name, info in model.model_fields.items():
         default = None if info.default is PydanticUndefined else info.default

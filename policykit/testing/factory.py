@@ -199,6 +199,8 @@ def _default(shape: FieldShape, type_: str, at: datetime) -> Any:
     if shape.kind == "list":
         assert shape.item is not None
         return list(shape.item.choices) if shape.item.kind == "literal" else []
-    if shape.kind == "model":
-        return {}
+    if shape.kind == "model":  # its required fields filled the same way (a registered
+        assert shape.model is not None  # model's nested location: building, floor)
+        return {s.name: _default(s, type_, at) for s in field_shapes(shape.model)
+                if s.required}
     return None

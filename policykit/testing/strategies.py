@@ -451,7 +451,10 @@ def _type_names(types: str | tuple[str, ...] | None) -> st.SearchStrategy[str]:
         else list(types)
     unknown = [n for n in names if n not in EVENT_TYPES]
     if unknown:
-        raise ValueError(f"unknown event type {unknown[0]!r}")
+        from ..errors import ParameterError, nearest
+
+        raise ParameterError("type", unknown[0], "a built-in or registered event type",
+                             suggestion=nearest(unknown[0], EVENT_TYPES))
     return st.sampled_from(names)
 
 
