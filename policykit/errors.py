@@ -9,6 +9,8 @@ tests/test_layout.py keeps it so). The hierarchy, with the builtin each also is:
     │   └── EventConflictError              an event id again with another payload
     ├── EventOrderError (ValueError)        an event older than the session clock
     ├── PolicyFileError                     a policy file or definition that does not validate
+    ├── RuleValueError (ValueError)         a rule's check refusing one value written in it
+                                            (internal: load turns it into PolicyFileError)
     ├── ParameterError (ValueError)         a bad argument to a function or policy parameter
     ├── CalendarError (ValueError)          a bad calendar parameter, a date past holiday data
     ├── RegistrationError (ValueError)      an event type that cannot join the vocabulary
@@ -68,6 +70,7 @@ __all__ = [
     "PolicyFileError",
     "PolicyKitError",
     "RegistrationError",
+    "RuleValueError",
     "RulesetClosedError",
     "RulesetSpecError",
     "SessionFailedError",
@@ -218,6 +221,17 @@ class PolicyFileError(PolicyKitError):
             f"{where}: {path or '<top>'}: got {_short(value)}, expected {expected}"
             + _suggest(suggestion)
         )
+
+
+class RuleValueError(PolicyKitError, ValueError):
+    """A rule's check refusing one value written in the rule (a field path, a ``where``
+    value): ``value`` is that value and ``loc``, when known, where it is inside the model
+    validated, so a policy file's error points at it rather than at the whole rule. Loading
+    a policy turns it into a :class:`PolicyFileError`."""
+
+    def __init__(self, message: str, value: Any, loc: tuple[Any, ...] | None = None) -> None:
+        super().__init__(message)
+        self.value, self.expected, self.loc = value, message, loc
 
 
 class ParameterError(PolicyKitError, ValueError):

@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..errors import EventError, PolicyKitError, format_loc, nearest
+from ..errors import EventError, RuleValueError, format_loc, nearest
 from ..models.decisions import Decision, DecisionKind, Severity, Subject, SubjectKind
 from ..models.events import EVENT_TYPES, EventBase
 
@@ -396,16 +396,6 @@ def _check_types(types: tuple[str, ...]) -> None:
             )
 
 
-class _RefusedValue(PolicyKitError, ValueError):
-    """A rule's check refusing one value written in the rule (a field path, a ``where``
-    value): ``value`` is that value and ``loc``, when known, where it is inside the model
-    validated, so a policy file's error points at it rather than at the whole rule."""
-
-    def __init__(self, message: str, value: Any, loc: tuple[Any, ...] | None = None) -> None:
-        super().__init__(message)
-        self.value, self.expected, self.loc = value, message, loc
-
-
 def _check_field(types: tuple[str, ...], path: str, what: str = "") -> None:
     """``path`` must name a declared field of one of the event ``types`` (and below it only
     declared fields of nested models, or keys of a free-form mapping such as ``meta``).
@@ -414,12 +404,12 @@ def _check_field(types: tuple[str, ...], path: str, what: str = "") -> None:
     if not _field_exists(types, path):
         fields = {f for t in types for f in EVENT_TYPES[t].model_fields}
         hint = nearest(path.split(".")[0], fields)
-        raise _RefusedValue(
+        raise RuleValueError(
             f"{label}event type {', '.join(types)} has no field {path!r}"
             + (f" (did you mean {hint!r}?)" if hint else ""), path)
     problems = [_path_problem(EVENT_TYPES[t], path) for t in types if t in EVENT_TYPES]
     if all(problems):
-        raise _RefusedValue(f"{label}event type {', '.join(types)}: {problems[0]}", path)
+        raise RuleValueError(f"{label}event type {', '.join(types)}: {problems[0]}", path)
 
 
 def check_model_path(model: type[BaseModel], path: str, what: str = "") -> None:
@@ -568,7 +558,7 @@ def _check_value_types(types: tuple[str, ...], path: str, cond: Condition) -> No
             # A comparison holds only for a number (see _compile_condition): on any other
             # field it would never match, silently.
             if not _fits(annotation, 0):
-                raise _RefusedValue(f"where.{path}: {op!r} compares numbers; {t} declares "
+                raise RuleValueError(f"where.{path}: {op!r} compares numbers; {t} declares "
                                     f"{path!r} as {_describe(annotation)}", arg)
             continue
         expect = annotation
@@ -580,7 +570,7 @@ def _check_value_types(types: tuple[str, ...], path: str, cond: Condition) -> No
             if item is None:
                 if op == "contains" and _fits(annotation, ""):
                     continue  # a substring test on a text field
-                raise _RefusedValue(f"where.{path}: {op!r} needs a list field; {t} "
+                raise RuleValueError(f"where.{path}: {op!r} needs a list field; {t} "
                                     f"declares {path!r} as {_describe(annotation)}", arg)
             expect = item
             values = list(arg) if op == "contains_all" and isinstance(arg, list | tuple) \
@@ -592,7 +582,7 @@ def _check_value_types(types: tuple[str, ...], path: str, cond: Condition) -> No
             if isinstance(value, str):
                 choices = _choices(expect)
                 hint = nearest(value, choices) if choices else None
-            raise _RefusedValue(
+            raise RuleValueError(
                 f"where.{path}: {value!r} is not a value of {t}.{path} (expected "
                 f"{_describe(expect)})" + (f" (did you mean {hint!r}?)" if hint else ""),
                 value)
@@ -606,7 +596,7 @@ def _check_value_types(types: tuple[str, ...], path: str, cond: Condition) -> No
                         if held <= {Decimal} else "test it with exists, or test another field")
                 kinds = sorted({"a decimal number" if b is Decimal else "a date-time"
                                 if b in _DATETIMES else "a date" for b in held})
-                raise _RefusedValue(
+                raise RuleValueError(
                     f"where.{path}: {text!r} is text, and {t}.{path} holds "
                     f"{' or '.join(kinds)}: an event's value never equals text ({hint})", text)
 
@@ -642,7 +632,7 @@ def _compile_condition(path: str, cond: Condition) -> Callable[[EventBase], bool
     if op in ("in", "not_in", "contains_all"):
         if not isinstance(arg, list | tuple) or not all(
                 isinstance(a, str | int | bool) or a is None for a in arg):
-            raise _RefusedValue(f"{op!r} on {path!r} takes a list of plain values, got "
+            raise RuleValueError(f"{op!r} on {path!r} takes a list of plain values, got "
                                 f"{arg!r}", arg)
         values = frozenset(arg)
     if op in ("in", "not_in"):
@@ -651,7 +641,7 @@ def _compile_condition(path: str, cond: Condition) -> Callable[[EventBase], bool
         return lambda ev: get(ev) not in values
     if op == "contains":
         if not (isinstance(arg, str | int | bool) or arg is None):
-            raise _RefusedValue(f"'contains' on {path!r} takes a plain value, got {arg!r}",
+            raise RuleValueError(f"'contains' on {path!r} takes a plain value, got {arg!r}",
                                 arg)
         return lambda ev: arg in (get(ev) or ())
     if op == "contains_all":
@@ -660,7 +650,7 @@ def _compile_condition(path: str, cond: Condition) -> Callable[[EventBase], bool
         want = bool(arg)
         return lambda ev: (get(ev) not in (None, "")) is want
     if not isinstance(arg, int | float | Decimal) or isinstance(arg, bool):
-        raise _RefusedValue(f"{op!r} on {path!r} takes a number, got {arg!r}", arg)
+        raise RuleValueError(f"{op!r} on {path!r} takes a number, got {arg!r}", arg)
     num = arg
 
     def _cmp(ev: EventBase) -> bool:
@@ -798,12 +788,12 @@ class Match(BaseModel):
         for path, cond in self.where.items():
             try:
                 _check_field(self.type, path, what="where")
-            except _RefusedValue as exc:
+            except RuleValueError as exc:
                 exc.loc = ("where", path)  # a key of where, not a value: say which
                 raise
             try:
                 _compile_condition(path, cond)
-            except _RefusedValue as exc:
+            except RuleValueError as exc:
                 exc.loc = ("where", path, *cond) if isinstance(cond, dict) else ("where", path)
                 raise
         for f in self.key or ():
@@ -926,11 +916,11 @@ class RuleSpec(BaseModel):
             for path, cond in match.where.items():
                 try:
                     _check_value_types(match.type, path, cond)
-                except _RefusedValue as exc:
+                except RuleValueError as exc:
                     where = (*loc, "where", path)
                     if isinstance(cond, dict) and len(cond) == 1:
                         where = (*where, *cond)  # the operator: where.ok.gt
-                    raise _RefusedValue(f"rule {self.id}: {format_loc(loc)}.{exc}",
+                    raise RuleValueError(f"rule {self.id}: {format_loc(loc)}.{exc}",
                                         exc.value, where) from None
         return self
 
