@@ -4,7 +4,6 @@ rows (when it is on the machine), and malformed rows counted, not fatal."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 import zipfile
 from datetime import datetime
@@ -79,7 +78,7 @@ def test_the_synthetic_sample_reads_like_the_real_log(tmp_path: Path) -> None:
         read_bpic(SAMPLE, customer="request"))
 
 
-REAL = Path(os.environ.get("POLICYKIT_BPIC") or DEFAULT_PATH)
+REAL = DEFAULT_PATH  # $POLICYKIT_BPIC, else beside the checkout (see bench/bpic.py)
 
 
 @pytest.mark.skipif(not REAL.exists(),
