@@ -13,11 +13,10 @@ from radon.visitors import Function  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 30
-# Being split in their own branches (the durable adapter's rewrite, the session split, the
-# batch and native-session work of the same maintainability pass); remove an entry when its
-# function is split. An entry that no longer needs to be here fails the test too.
+# Being split in their own branches (the session split, the batch and native-session work
+# of the same maintainability pass); remove an entry when its function is split. An entry
+# that no longer needs to be here fails the test too.
 ALLOWED = {
-    ("policykit/engine/_durable_adapter.py", "RulesetSpec._compile"),
     ("policykit/engine/session.py", "Session._feed"),
     ("policykit/engine/session.py", "_Window.load"),
     ("policykit/engine/session.py", "Session._load"),
