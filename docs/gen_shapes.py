@@ -92,13 +92,7 @@ def _type(node: Any, titles: dict[str, str]) -> str:
     if "enum" in node:
         return " | ".join(f"`{json.dumps(v, ensure_ascii=False)}`" for v in node["enum"])
     if "anyOf" in node:
-        alts = [a for a in node["anyOf"] if a != _PARAM_REF]
-        types = {a.get("type") for a in alts if isinstance(a, dict)}
-        if {"number", "string"} <= types and all(
-                a.get("type") != "string" or "pattern" in a for a in alts):
-            rest = [a for a in alts if a.get("type") not in ("number", "string")]
-            return " or ".join(["decimal", *(_type(a, titles) for a in rest)])
-        return " or ".join(dict.fromkeys(_type(a, titles) for a in alts))
+        return _alternatives(node["anyOf"], titles)
     kind = node.get("type")
     if kind == "array":
         items = node.get("items")
@@ -109,6 +103,22 @@ def _type(node: Any, titles: dict[str, str]) -> str:
         value = node.get("additionalProperties")
         return "mapping" + (f" of names to {_type(value, titles)}"
                             if isinstance(value, dict) and value else "")
+    return _scalar(node, kind)
+
+
+def _alternatives(any_of: list[Any], titles: dict[str, str]) -> str:
+    """``anyOf``: a number-or-numeric-text pair reads as "decimal"; a ``$parameter``
+    alternative goes without saying."""
+    alts = [a for a in any_of if a != _PARAM_REF]
+    types = {a.get("type") for a in alts if isinstance(a, dict)}
+    if {"number", "string"} <= types and all(
+            a.get("type") != "string" or "pattern" in a for a in alts):
+        rest = [a for a in alts if a.get("type") not in ("number", "string")]
+        return " or ".join(["decimal", *(_type(a, titles) for a in rest)])
+    return " or ".join(dict.fromkeys(_type(a, titles) for a in alts))
+
+
+def _scalar(node: dict[str, Any], kind: Any) -> str:
     bounds = [f"≥ {node['minimum']:g}" if "minimum" in node else "",
               f"≤ {node['maximum']:g}" if "maximum" in node else ""]
     word = {"string": "text", "integer": "integer", "number": "number", "boolean": "true/false",

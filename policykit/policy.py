@@ -131,6 +131,22 @@ def _locate(value: Any, wanted: Any, loc: tuple[Any, ...] = ()) -> tuple[Any, ..
     return None
 
 
+def _check_references(specs: list[RuleSpec], seen: set[str]) -> None:
+    """``part_of`` names a rulebook rule (not a part), and consumed decisions are this
+    policy's."""
+    parts = {s.id: s.part_of for s in specs if s.part_of is not None}
+    for spec in specs:
+        if spec.part_of is not None and (spec.part_of == spec.id
+                                         or spec.part_of in parts):
+            raise PolicyFileError("<policy>", f"rules.{spec.id}.part_of", spec.part_of,
+                                  "the id of the rulebook rule this rule is a part of, "
+                                  "not its own id nor the id of another part")
+        for dep in spec.consumes():
+            if dep not in seen:
+                raise PolicyFileError("<policy>", f"rules.{spec.id}", dep,
+                                      "a rule id of this policy", suggestion=nearest(dep, seen))
+
+
 class Policy(BaseModel):
     """One policy of the rulebook. ``rules`` hold the rule data as written (with ``$param``
     references); :attr:`specs` are the validated rules with parameters filled in."""
@@ -184,13 +200,7 @@ class Policy(BaseModel):
         variants: dict[str, int] = {}
         for i, raw in enumerate(self.rules):
             where = f"rules[{i}]"
-            found = raw.get("id")
-            rid = found if isinstance(found, str) else repr(found)
-            variants[rid] = variants.get(rid, 0) + 1
-            if not self._enabled(raw.get("enabled_if"), where):
-                for name, wanted in raw["enabled_if"].items():
-                    unchosen.setdefault(rid, {}).setdefault(name, []).extend(
-                        wanted if isinstance(wanted, list) else [wanted])
+            if not self._chosen(raw, where, unchosen, variants):
                 continue
             raw = {k: v for k, v in raw.items() if k != "enabled_if"}
             filled = _substitute(raw, self.parameters, where, used)
@@ -255,6 +265,28 @@ class Policy(BaseModel):
                                       "a rule id unique in the policy")
             seen.add(spec.id)
             specs.append(spec)
+        self._check_variants_chosen(unchosen, variants, seen)
+        _check_references(specs, seen)
+        self._specs = tuple(specs)
+        self._check_in_force()
+        return self
+
+    def _chosen(self, raw: dict[str, Any], where: str,
+                unchosen: dict[str, dict[str, list[Any]]], variants: dict[str, int]) -> bool:
+        """Whether the parameters enable this rule (variant); a rule left out records the
+        values that would have chosen it."""
+        found = raw.get("id")
+        rid = found if isinstance(found, str) else repr(found)
+        variants[rid] = variants.get(rid, 0) + 1
+        if self._enabled(raw.get("enabled_if"), where):
+            return True
+        for name, wanted in raw["enabled_if"].items():
+            unchosen.setdefault(rid, {}).setdefault(name, []).extend(
+                wanted if isinstance(wanted, list) else [wanted])
+        return False
+
+    def _check_variants_chosen(self, unchosen: dict[str, dict[str, list[Any]]],
+                               variants: dict[str, int], seen: set[str]) -> None:
         for rule_id, choices in unchosen.items():
             if rule_id in seen or variants[rule_id] < 2:
                 continue  # a variant is chosen, or a lone rule a parameter switches off
@@ -267,24 +299,13 @@ class Policy(BaseModel):
                                           f"{rule_id} has a variant for each)",
                                           suggestion=nearest(str(self.parameters[name]),
                                                              [str(v) for v in values]))
-        parts = {s.id: s.part_of for s in specs if s.part_of is not None}
-        for spec in specs:
-            if spec.part_of is not None and (spec.part_of == spec.id
-                                             or spec.part_of in parts):
-                raise PolicyFileError("<policy>", f"rules.{spec.id}.part_of", spec.part_of,
-                                      "the id of the rulebook rule this rule is a part of, "
-                                      "not its own id nor the id of another part")
-            for dep in spec.consumes():
-                if dep not in seen:
-                    raise PolicyFileError("<policy>", f"rules.{spec.id}", dep,
-                                          "a rule id of this policy", suggestion=nearest(dep, seen))
-        self._specs = tuple(specs)
+
+    def _check_in_force(self) -> None:
         first, last = self.in_force_from(), self.in_force_until()
         if first is not None and last is not None and first >= last:
             start, end = self.effective_from, self.effective_until
             raise PolicyFileError("<policy>", "effective_until", _date_text(end),
                                   f"a date or date-time after effective_from ({_date_text(start)})")
-        return self
 
     def _enabled(self, condition: Any, where: str) -> bool:
         """A rule's ``enabled_if: {parameter: value or [values]}``: alternative readings of one

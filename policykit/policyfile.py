@@ -445,15 +445,7 @@ _Chain = tuple[tuple[str, str], ...]
 
 
 def _loads(text: str, fmt: str, source: str, base: Path, chain: _Chain) -> PolicySet:
-    if fmt not in ("yaml", "toml", "json"):
-        raise ParameterError("fmt", fmt, "yaml, toml or json",
-                             suggestion=nearest(fmt, ("yaml", "toml", "json")))
-    if not isinstance(text, str):
-        raise PolicyFileError(source, "", type(text).__name__, "the policy file as text")
-    if len(text) > MAX_BYTES or (len(text) * 4 > MAX_BYTES
-                                 and len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES):
-        raise PolicyFileError(source, "", f"{len(text)} characters",
-                              f"at most {MAX_BYTES} bytes of UTF-8")
+    _check_text(text, fmt, source)
     data, lines = _parse(text, fmt, source)
     if not isinstance(data, Mapping):
         raise PolicyFileError(source, "", data, "a mapping at the top of the file",
@@ -469,12 +461,61 @@ def _loads(text: str, fmt: str, source: str, base: Path, chain: _Chain) -> Polic
     included = _includes(data.get("include"), source, base, lines, chain)
     calendar = _calendar(data["calendar"], source, "calendar", lines) \
         if data.get("calendar") is not None else None
-    chosen: dict[str, Policy] = {}
-    origins: dict[str, str] = {}
-    paths: dict[str, str] = {}  # id -> where in this file it was defined
-    pack_name = data.get("pack")
-    pack: PolicySet | None = None
-    if pack_name is not None:
+    read = _Read(source, lines)
+    pack = read.pack(data, calendar)
+    entries = data.get("policies") or []
+    if not isinstance(entries, list):
+        raise PolicyFileError(source, "policies", entries, "a list of policies",
+                              line=lines.line("policies"))
+    if not entries and not read.chosen and len(included) == 0 and not data.get("events"):
+        raise PolicyFileError(source, "policies", entries,
+                              "at least one policy (or pack, include or events)",
+                              line=lines.line("policies"))
+    read.entries(entries, calendar, pack, data.get("pack"))
+    read.once_with(included)
+    own = PolicySet(read.chosen.values())
+    own._origins = read.origins
+    try:
+        return _combine([(included, source), (own, source)])
+    except ParameterError as exc:  # versions of an included file and of this one clash
+        path = read.paths.get(str(exc.value), "policies")
+        raise PolicyFileError(source, path, exc.value, exc.expected,
+                              line=lines.line(path)) from None
+
+
+def _check_text(text: str, fmt: str, source: str) -> None:
+    """A policy file's text, before it is parsed: a known format, text, not too large."""
+    if fmt not in ("yaml", "toml", "json"):
+        raise ParameterError("fmt", fmt, "yaml, toml or json",
+                             suggestion=nearest(fmt, ("yaml", "toml", "json")))
+    if not isinstance(text, str):
+        raise PolicyFileError(source, "", type(text).__name__, "the policy file as text")
+    if len(text) > MAX_BYTES or (len(text) * 4 > MAX_BYTES
+                                 and len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES):
+        raise PolicyFileError(source, "", f"{len(text)} characters",
+                              f"at most {MAX_BYTES} bytes of UTF-8")
+
+
+class _Read:
+    """The policies a policy-set file defines itself (its pack and ``policies:``), by id,
+    with where each was defined."""
+
+    def __init__(self, source: str, lines: LineMap) -> None:
+        self.source, self.lines = source, lines
+        self.chosen: dict[str, Policy] = {}
+        self.origins: dict[str, str] = {}
+        self.paths: dict[str, str] = {}  # id -> where in this file it was defined
+
+    def pack(self, data: Mapping[str, Any], calendar: BusinessCalendar | None,
+             ) -> PolicySet | None:
+        """``pack:`` less ``exclude:``; the pack, for ``use:`` entries (None without one)."""
+        source, lines = self.source, self.lines
+        pack_name = data.get("pack")
+        if pack_name is None:
+            if "exclude" in data:
+                raise PolicyFileError(source, "exclude", data["exclude"],
+                                      "exclude only with pack", line=lines.line("exclude"))
+            return None
         pack = _named_pack(pack_name, source, "pack", lines)
         excluded = data.get("exclude") or []
         if not isinstance(excluded, list):
@@ -489,61 +530,53 @@ def _loads(text: str, fmt: str, source: str, base: Path, chain: _Chain) -> Polic
                                       suggestion=nearest(pid, pack.ids))
         for p in pack:
             if p.id not in excluded:
-                chosen[p.id] = _use({"use": p.id}, source, "pack", lines, calendar, pack) \
+                self.chosen[p.id] = _use({"use": p.id}, source, "pack", lines, calendar, pack) \
                     if calendar is not None else p
-                origins[p.id] = f"{_where(source, lines, 'pack')} (pack {pack_name})"
-                paths[p.id] = "pack"
-    elif "exclude" in data:
-        raise PolicyFileError(source, "exclude", data["exclude"], "exclude only with pack",
-                              line=lines.line("exclude"))
-    entries = data.get("policies") or []
-    if not isinstance(entries, list):
-        raise PolicyFileError(source, "policies", entries, "a list of policies",
-                              line=lines.line("policies"))
-    if not entries and not chosen and len(included) == 0 and not data.get("events"):
-        raise PolicyFileError(source, "policies", entries,
-                              "at least one policy (or pack, include or events)",
-                              line=lines.line("policies"))
-    versions: dict[str, list[tuple[Policy, str]]] = {}  # id -> its versions, if several
-    for i, entry in enumerate(entries):
-        path = f"policies[{i}]"
-        if isinstance(entry, Mapping) and "use" in entry:
-            policy = _use(entry, source, path, lines, calendar, pack)
-        else:
-            policy = _policy(entry, source, path, lines, calendar)
-        here = _where(source, lines, path)
-        if policy.id in chosen and (_dated(policy) or _dated(chosen[policy.id])
-                                    or policy.id in versions):
-            # Versions in force by date (docs/versions.md): joined once all are read.
-            versions.setdefault(policy.id, [(chosen[policy.id], origins[policy.id])])
-            versions[policy.id].append((policy, here))
-        elif policy.id in chosen and not (isinstance(entry, Mapping) and "use" in entry) \
-                and pack_name is None:
-            raise PolicyFileError(source, f"{path}.id", policy.id, "a policy id not used "
-                                  "earlier in the file", line=lines.line(f"{path}.id"))
-        chosen[policy.id] = policy
-        origins[policy.id] = here
-        paths[policy.id] = path
-    for pid, given in versions.items():
-        try:
-            chosen[pid] = _schedule([p for p, _ in given], [o for _, o in given])
-        except ParameterError as exc:
-            raise PolicyFileError(source, paths[pid], exc.value, exc.expected,
-                                  line=lines.line(paths[pid])) from None
-    for pid in chosen:
-        if pid in included and not (_dated(chosen[pid]) or _dated(included.get(pid))):
-            path = paths[pid]
-            raise PolicyFileError(source, path, pid, "each policy id once: "
-                                  f"{pid!r} comes from {included._origins[pid]} and from "
-                                  f"{origins[pid]}", line=lines.line(path))
-    own = PolicySet(chosen.values())
-    own._origins = origins
-    try:
-        return _combine([(included, source), (own, source)])
-    except ParameterError as exc:  # versions of an included file and of this one clash
-        path = paths.get(str(exc.value), "policies")
-        raise PolicyFileError(source, path, exc.value, exc.expected,
-                              line=lines.line(path)) from None
+                self.origins[p.id] = f"{_where(source, lines, 'pack')} (pack {pack_name})"
+                self.paths[p.id] = "pack"
+        return pack
+
+    def entries(self, entries: list[Any], calendar: BusinessCalendar | None,
+                pack: PolicySet | None, pack_name: Any) -> None:
+        """``policies:``, in order: a later entry of an id replaces the pack's, and dated
+        entries of one id are its versions."""
+        source, lines = self.source, self.lines
+        chosen, origins = self.chosen, self.origins
+        versions: dict[str, list[tuple[Policy, str]]] = {}  # id -> its versions, if several
+        for i, entry in enumerate(entries):
+            path = f"policies[{i}]"
+            if isinstance(entry, Mapping) and "use" in entry:
+                policy = _use(entry, source, path, lines, calendar, pack)
+            else:
+                policy = _policy(entry, source, path, lines, calendar)
+            here = _where(source, lines, path)
+            if policy.id in chosen and (_dated(policy) or _dated(chosen[policy.id])
+                                        or policy.id in versions):
+                # Versions in force by date (docs/versions.md): joined once all are read.
+                versions.setdefault(policy.id, [(chosen[policy.id], origins[policy.id])])
+                versions[policy.id].append((policy, here))
+            elif policy.id in chosen and not (isinstance(entry, Mapping) and "use" in entry) \
+                    and pack_name is None:
+                raise PolicyFileError(source, f"{path}.id", policy.id, "a policy id not used "
+                                      "earlier in the file", line=lines.line(f"{path}.id"))
+            chosen[policy.id] = policy
+            origins[policy.id] = here
+            self.paths[policy.id] = path
+        for pid, given in versions.items():
+            try:
+                chosen[pid] = _schedule([p for p, _ in given], [o for _, o in given])
+            except ParameterError as exc:
+                raise PolicyFileError(source, self.paths[pid], exc.value, exc.expected,
+                                      line=lines.line(self.paths[pid])) from None
+
+    def once_with(self, included: PolicySet) -> None:
+        """No id both included and defined here (unless both are dated versions)."""
+        for pid in self.chosen:
+            if pid in included and not (_dated(self.chosen[pid]) or _dated(included.get(pid))):
+                path = self.paths[pid]
+                raise PolicyFileError(self.source, path, pid, "each policy id once: "
+                                      f"{pid!r} comes from {included._origins[pid]} and from "
+                                      f"{self.origins[pid]}", line=self.lines.line(path))
 
 
 def _where(source: str, lines: LineMap, path: str) -> str:

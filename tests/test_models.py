@@ -1,4 +1,4 @@
-"""Event and decision models: the wire format of EVENTS.md."""
+"""Event and decision models: the wire format (docs/events.md)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ CLOCK_IN = {"id": "e1", "type": "attendance.clock_in", "at": "2026-03-02T08:30:0
             "employee_id": "E1"}
 
 
-def test_every_event_type_of_the_spec_is_modelled() -> None:
+def test_every_event_type_of_the_wire_format_is_modelled() -> None:
     spec_types = {
         "employee.profile", "contact.received", "request.handed_over", "request.resolved",
         "request.contact_form", "request.reported_to_gm", "project.delivered", "callback.made",

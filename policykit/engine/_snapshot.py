@@ -135,31 +135,36 @@ class _Encoder:
             return {"$m": [[self.enc(k), self.enc(x)] for k, x in v.items()]}
         if t is tuple:
             return {"$t": [self.enc(x) for x in v]}
-        if t is Decimal:
-            return {"$dec": str(v)}
-        if isinstance(v, datetime):
-            return _enc_datetime(v)
         if t is set:
             return self._ref(v) or {"$s": _sorted([self.enc(x) for x in v])}
         if t is frozenset:
             return {"$fs": _sorted([self.enc(x) for x in v])}
-        if t is float:
-            return v if math.isfinite(v) else {"$f": repr(v)}
-        if t is date:
-            return {"$date": v.isoformat()}
-        if t is timedelta:
-            return {"$td": [v.days, v.seconds, v.microseconds]}
-        if t is time and v.tzinfo is None:
-            return {"$time": v.isoformat()}
-        if isinstance(v, EventBase):
-            return {"$ev": v.model_dump(mode="json")}
-        if isinstance(v, Decision):
-            return {"$decision": v.model_dump(mode="json")}
-        raise SnapshotError(
-            f"cannot snapshot a value of type {t.__qualname__} ({_short(v)}): rule state must "
-            "be plain data (dict, list, set, tuple, str, int, bool, Decimal, datetime, date, "
-            "timedelta, events, decisions)"
-        )
+        return _enc_value(v, t)
+
+
+def _enc_value(v: Any, t: type) -> Any:
+    """A value that holds no other values (an event or a decision is dumped whole)."""
+    if t is Decimal:
+        return {"$dec": str(v)}
+    if isinstance(v, datetime):
+        return _enc_datetime(v)
+    if t is float:
+        return v if math.isfinite(v) else {"$f": repr(v)}
+    if t is date:
+        return {"$date": v.isoformat()}
+    if t is timedelta:
+        return {"$td": [v.days, v.seconds, v.microseconds]}
+    if t is time and v.tzinfo is None:
+        return {"$time": v.isoformat()}
+    if isinstance(v, EventBase):
+        return {"$ev": v.model_dump(mode="json")}
+    if isinstance(v, Decision):
+        return {"$decision": v.model_dump(mode="json")}
+    raise SnapshotError(
+        f"cannot snapshot a value of type {t.__qualname__} ({_short(v)}): rule state must "
+        "be plain data (dict, list, set, tuple, str, int, bool, Decimal, datetime, date, "
+        "timedelta, events, decisions)"
+    )
 
 
 def _sorted(items: list[Any]) -> list[Any]:

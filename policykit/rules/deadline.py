@@ -250,6 +250,23 @@ class DeadlineSpec(RuleSpec):
 
     @model_validator(mode="after")
     def _valid(self) -> DeadlineSpec:
+        # The checks run in this order, so a spec with several faults names the first.
+        self._check_clock()
+        self._check_trigger_fields()
+        self._check_steps()
+        if self.require:
+            if not self.fulfil:
+                raise ValueError("require needs fulfil")
+            for path, cond in self.require.items():
+                for step in self.fulfil:
+                    _check_field(step.type, path, what="require")
+                _compile_condition(path, cond)
+        if not (self.fulfil or self.breach or self.restart):
+            raise ValueError("a deadline needs fulfil, breach or restart steps")
+        return self
+
+    def _check_clock(self) -> None:
+        """One way of giving the time allowed (or none, open-ended), fit for the basis."""
         given = [x for x in (self.within, self.within_field, self.within_by) if x is not None]
         if self.open_ended:
             if given:
@@ -274,6 +291,8 @@ class DeadlineSpec(RuleSpec):
                     raise ValueError(f"within {spec!r} with basis: working: a duration without "
                                      "years or months (they have no fixed amount of working "
                                      "time); use basis: wall")
+
+    def _check_trigger_fields(self) -> None:
         for f in self.key:
             _check_field(self.trigger.type, f, what="key")
         _check_field(self.trigger.type, self.subject.field, what="subject.field")
@@ -285,6 +304,8 @@ class DeadlineSpec(RuleSpec):
             _check_field(self.trigger.type, self.within_by.field, what="within_by.field")
         for f in self.carry:
             _check_field(self.trigger.type, f, what="carry")
+
+    def _check_steps(self) -> None:
         for step in (*self.fulfil, *self.cancel, *self.breach, *self.start, *self.restart,
                      *self.reassign):
             if not step.correlate:
@@ -300,16 +321,6 @@ class DeadlineSpec(RuleSpec):
                 _check_field(step.type, step.alias, what="alias")
         for move in self.reassign:
             _check_field(move.type, move.to, what="reassign.to")
-        if self.require:
-            if not self.fulfil:
-                raise ValueError("require needs fulfil")
-            for path, cond in self.require.items():
-                for step in self.fulfil:
-                    _check_field(step.type, path, what="require")
-                _compile_condition(path, cond)
-        if not (self.fulfil or self.breach or self.restart):
-            raise ValueError("a deadline needs fulfil, breach or restart steps")
-        return self
 
     def event_types(self) -> frozenset[str]:
         types = set(self.trigger.type)

@@ -202,8 +202,7 @@ class PreconditionSpec(RuleSpec):
 
     @model_validator(mode="after")
     def _valid(self) -> PreconditionSpec:
-        from ..calendar import parse_duration
-
+        # The checks run in this order, so a spec with several faults names the first.
         ev_types = self.event.type
         for f in self.key:
             _check_field(ev_types, f, what="key")
@@ -223,21 +222,30 @@ class PreconditionSpec(RuleSpec):
             if f not in p.differ:
                 raise ValueError(f"settle_ignores: {f!r} is not an action field of "
                                  f"prior.differ ({', '.join(p.differ) or 'none'})")
-        g = self.only_if
-        if g is not None:
-            for f in g.key or self.key:
-                _check_field(g.type, f, what="only_if.key")
-            if len(g.key or self.key) != len(self.key):
-                raise ValueError("only_if.key must name as many fields as the rule's key")
-            for mine, theirs in (*g.same.items(), *g.differ.items()):
-                _check_field(ev_types, mine, what="only_if.same/differ")
-                _check_field(g.type, theirs, what="only_if.same/differ")
-            for r in g.revoke:
-                for f in r.key or g.key or self.key:
-                    _check_field(r.type, f, what="only_if.revoke.key")
-                for mine, theirs in r.same.items():
-                    _check_field(r.type, mine, what="only_if.revoke.same")
-                    _check_field(g.type, theirs, what="only_if.revoke.same")
+        if self.only_if is not None:
+            self._check_only_if(self.only_if)
+        self._check_prior(p)
+        self._check_durations(p)
+        return self
+
+    def _check_only_if(self, g: Gate) -> None:
+        ev_types = self.event.type
+        for f in g.key or self.key:
+            _check_field(g.type, f, what="only_if.key")
+        if len(g.key or self.key) != len(self.key):
+            raise ValueError("only_if.key must name as many fields as the rule's key")
+        for mine, theirs in (*g.same.items(), *g.differ.items()):
+            _check_field(ev_types, mine, what="only_if.same/differ")
+            _check_field(g.type, theirs, what="only_if.same/differ")
+        for r in g.revoke:
+            for f in r.key or g.key or self.key:
+                _check_field(r.type, f, what="only_if.revoke.key")
+            for mine, theirs in r.same.items():
+                _check_field(r.type, mine, what="only_if.revoke.same")
+                _check_field(g.type, theirs, what="only_if.revoke.same")
+
+    def _check_prior(self, p: Prior) -> None:
+        ev_types = self.event.type
         for f in p.key or self.key:
             _check_field(p.type, f, what="prior.key")
         if len(p.key or self.key) != len(self.key):
@@ -259,13 +267,16 @@ class PreconditionSpec(RuleSpec):
         if p.cosign is not None:
             for f in (p.cosign.field, *p.cosign.by):
                 _check_field(p.type, f, what="prior.cosign")
+
+    def _check_durations(self, p: Prior) -> None:
+        from ..calendar import parse_duration
+
         for spec in (p.max_age, self.grace, self.settle_within, self.forget_after):
             if spec is not None:
                 parse_duration(spec)
         if (self.grace and self.settle_within
                 and parse_duration(self.settle_within) < parse_duration(self.grace)):
             raise ValueError("settle_within must not be shorter than grace")
-        return self
 
     @property
     def wait(self) -> str | None:

@@ -367,6 +367,16 @@ class RecurrenceSpec(RuleSpec):
 
     @model_validator(mode="after")
     def _valid(self) -> RecurrenceSpec:
+        # The checks run in this order, so a spec with several faults names the first.
+        self._check_matchers()
+        self._check_per_item()
+        self._check_exempt_and_profile()
+        self._check_outcomes()
+        self._check_rename()
+        return self
+
+    def _check_matchers(self) -> None:
+        """Occurrence, population and period fields exist on the events they read."""
         if not self.occurrence:
             raise ValueError("occurrence needs at least one event matcher")
         pop = self.population
@@ -383,6 +393,9 @@ class RecurrenceSpec(RuleSpec):
         if self.period_field is not None:
             for m in self.occurrence:
                 _check_field(m.type, self.period_field, what="period_field")
+
+    def _check_per_item(self) -> None:
+        pop = self.population
         if self.per_item is not None:
             per = self.per_item
             if pop is None or pop.value is not None:
@@ -395,6 +408,8 @@ class RecurrenceSpec(RuleSpec):
                 _check_field(m.type, per.occurrence_field, what="per_item.occurrence_field")
         if self.per_item is not None and self.period_field is not None:
             raise ValueError("per_item and period_field cannot be combined")
+
+    def _check_exempt_and_profile(self) -> None:
         for ex in self.exempt:
             _check_field(ex.type, ex.key[0] if ex.key else self.subject.field, what="exempt.key")
             _check_field(ex.type, ex.start_field, what="exempt.start_field")
@@ -405,6 +420,10 @@ class RecurrenceSpec(RuleSpec):
             for path, cond in self.profile_where.items():
                 _check_field(("employee.profile",), path, what="profile_where")
                 _compile_condition(path, cond)
+
+    def _check_outcomes(self) -> None:
+        """Each enabled outcome has what it is judged by."""
+        pop = self.population
         outs = self.outcomes
         if not outs and not self.warn_before:
             raise ValueError("outcomes is empty: name at least one of missed, late, early")
@@ -424,12 +443,13 @@ class RecurrenceSpec(RuleSpec):
             raise ValueError("windows counted from the subject's creation need a population")
         if self.warn_before:
             parse_duration(self.warn_before)
+
+    def _check_rename(self) -> None:
         for old, new in self.rename.items():
             if old not in ("missed", "late", "early", "warning"):
                 raise ValueError(f"rename: unknown outcome {old!r}")
             if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", new):
                 raise ValueError(f"rename: {new!r} is not a lower_snake_case name")
-        return self
 
     def event_types(self) -> frozenset[str]:
         types: set[str] = set()
@@ -995,6 +1015,26 @@ class _RecurrenceRuntime(RuleRuntime):
 
     def _on_occurrence(self, event: EventBase, index: int, field: Callable[[EventBase], Any],
                        ctx: RuleContext) -> None:
+        found = self._occurrence_subject(event, field, ctx)
+        if found is None:
+            return
+        sid, subj = found
+        at = event.at.astimezone(UTC)
+        win = self._occurrence_window(sid, subj, at, ctx)
+        if win is None or at < win["start"]:
+            return
+        if self._period is not None:
+            day = self._period(event)
+            cal = ctx.calendar
+            if isinstance(day, date) and not (
+                    cal.local_date(win["start"]) <= day <= cal.local_date(win["end"])):
+                return  # for another window: not this one's
+        self._count_occurrence(event, index, sid, subj, win, at, ctx)
+
+    def _occurrence_subject(self, event: EventBase, field: Callable[[EventBase], Any],
+                            ctx: RuleContext) -> tuple[str, dict[str, Any]] | None:
+        """Whose duty the occurrence counts for, and that subject's state (created for a
+        rule without a population); None when it counts for nobody."""
         pop = self.spec.population
         subjects = self.state["subjects"]
         if pop is not None and pop.value is not None:
@@ -1003,7 +1043,7 @@ class _RecurrenceRuntime(RuleRuntime):
             raw = field(event)
             sid = None if raw is None else str(raw)
         if sid is None:
-            return
+            return None
         if self._item_of is not None:
             # per_item: the duty for the item the occurrence names, else the member's duty
             # any item meets (when it has one); a visit to another's area counts for nothing.
@@ -1014,40 +1054,43 @@ class _RecurrenceRuntime(RuleRuntime):
         if self._profile_ok is not None:
             profile = ctx.directory.get(sid)
             if profile is not None and not self._profile_ok(profile):
-                return
+                return None
         if subj is None:
             if pop is not None:
-                return  # not (or no longer) a member: owes nothing
+                return None  # not (or no longer) a member: owes nothing
             subj = {"anchor": None, "origin": None, "win": None}
             subjects[sid] = subj
-        at = event.at.astimezone(UTC)
-        win = subj["win"]
+        return sid, subj
+
+    def _occurrence_window(self, sid: str, subj: dict[str, Any], at: datetime,
+                           ctx: RuleContext) -> dict[str, Any] | None:
+        """The subject's window that ``at`` may count for, opened if need be; None when
+        ``at`` falls in no judged window."""
+        subjects = self.state["subjects"]
+        win: dict[str, Any] | None = subj["win"]
         if win is None and "resume" in subj:
             self._open_next(sid, subj, subj["resume"], ctx)
             win = subj["win"]
         if win is None or at > win["end"]:
             if self._tracking:
-                return  # between judged windows (``only``): counts for none
+                return None  # between judged windows (``only``): counts for none
             found = self._window(subj["anchor"], at, ctx)
             if not found[3]:
                 if subj["anchor"] is None:
                     del subjects[sid]  # judges nothing here: kept for nothing
                 else:
                     subj["win"] = None
-                return
+                return None
             win = self._new_win(found)
             subj["win"] = win
             if subj["anchor"] is None:
                 # Its end drops the subject (see _close).
                 self._book("end", _utc(win["end"]), sid, win["label"], ctx)
-        if at < win["start"]:
-            return
-        if self._period is not None:
-            day = self._period(event)
-            cal = ctx.calendar
-            if isinstance(day, date) and not (
-                    cal.local_date(win["start"]) <= day <= cal.local_date(win["end"])):
-                return  # for another window: not this one's
+        return win
+
+    def _count_occurrence(self, event: EventBase, index: int, sid: str, subj: dict[str, Any],
+                          win: dict[str, Any], at: datetime, ctx: RuleContext) -> None:
+        """Count it in the window (judging it late first, when it is)."""
         counts = win["counts"]
         slot = index if self._n > 1 else 0
         if (self._late and counts[slot] < self.spec.min_count and win["due"] is not None

@@ -244,6 +244,13 @@ class TariffSpec(RuleSpec):
 
     @model_validator(mode="after")
     def _valid(self) -> TariffSpec:
+        # The checks run in this order, so a spec with several faults names the first.
+        self._check_source()
+        self._check_charges()
+        return self
+
+    def _check_source(self) -> None:
+        """What is counted: decisions of other rules, or events (with their fields)."""
         if bool(self.decisions_of) == (self.events is not None):
             raise ValueError("give exactly one of decisions_of (rule ids) or events")
         if self.id in self.decisions_of:
@@ -263,6 +270,9 @@ class TariffSpec(RuleSpec):
                              "their own subject and details")
         elif self.amount_by is not None:
             check_model_path(Decision, self.amount_by.field, what="amount_by.field")
+
+    def _check_charges(self) -> None:
+        """How items are charged and settled: tiers, amounts, limits, periods agree."""
         if self.tiers and self.amount_by is not None:
             raise ValueError("give tiers or amount_by, not both")
         for t in self.tiers:
@@ -287,7 +297,6 @@ class TariffSpec(RuleSpec):
             raise ValueError("limit counts per period: give a period")
         if self.period is None and len(self.tiers) > 1:
             raise ValueError("tiers by item number need a period to count in")
-        return self
 
     def event_types(self) -> frozenset[str]:
         return frozenset(self.events.type) if self.events is not None else frozenset()

@@ -256,6 +256,18 @@ def _matcher(raw: Any, path: str, ctx: _Ctx, tz: ZoneInfo, policies: PolicySet) 
                        "violation, subject: employee/E1}")
     ctx.keys(data, _MATCH_KEYS, path)
     c: dict[str, Any] = {}
+    # Read in this order, so a matcher with several faults names the first.
+    _match_who(data, path, ctx, policies, c)
+    _match_what(data, path, ctx, tz, c)
+    count = data.get("count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise ctx.error(f"{path}.count", count, "a whole number, at least 0")
+    return Expectation(c, count, path, ctx.lines.line(path))
+
+
+def _match_who(data: Mapping[str, Any], path: str, ctx: _Ctx, policies: PolicySet,
+               c: dict[str, Any]) -> None:
+    """Policy, rule, kind and subject of a matcher, into ``c``."""
     if "policy" in data:
         pid = data["policy"]
         if pid not in policies:
@@ -285,6 +297,11 @@ def _matcher(raw: Any, path: str, ctx: _Ctx, tz: ZoneInfo, policies: PolicySet) 
         else:
             raise ctx.error(f"{path}.subject", s, "'kind/id' such as employee/E1, an id, or "
                             "{kind: employee, id: E1}")
+
+
+def _match_what(data: Mapping[str, Any], path: str, ctx: _Ctx, tz: ZoneInfo,
+                c: dict[str, Any]) -> None:
+    """Amount, status, severity, currency, outcome, time, details and evidence, into ``c``."""
     if "amount" in data:
         amount = _decimal(data["amount"])
         if amount is None:
@@ -312,10 +329,6 @@ def _matcher(raw: Any, path: str, ctx: _Ctx, tz: ZoneInfo, policies: PolicySet) 
         ev = data["evidence"]
         c["evidence"] = [str(ev)] if isinstance(ev, str) else \
             [str(e) for e in ctx.listing(ev, f"{path}.evidence", "a list of event ids")]
-    count = data.get("count", 1)
-    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-        raise ctx.error(f"{path}.count", count, "a whole number, at least 0")
-    return Expectation(c, count, path, ctx.lines.line(path))
 
 
 # --------------------------------------------------------------------------- matching
