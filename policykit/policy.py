@@ -95,6 +95,59 @@ def _walk(cls: type[BaseModel], loc: tuple[Any, ...]) -> tuple[type[BaseModel],
     return model, tuple(written)
 
 
+
+def _rule_error(exc: ValidationError, cls: type[RuleSpec], shape: str, raw: dict[str, Any],
+                filled: dict[str, Any], where: str) -> PolicyFileError:
+    """The error of a rule that does not validate, at the value written wrong: an unknown
+    key with the keys allowed, a union's choices, the nearest of a fixed list, the value a
+    whole-rule check refused, or the parameter the value came from."""
+    errors = exc.errors(include_url=False)
+    # An unknown key first: a misspelt required key is also a missing one, and
+    # "did you mean" names the fix where "Field required" does not.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    msg = err["msg"].removeprefix("Value error, ")
+    loc = tuple(err["loc"])
+    members = [e["loc"][-1] for e in errors
+               if tuple(e["loc"][:-1]) == loc[:-1] and e["loc"]]
+    if len(members) > 1 and set(members) <= set(_UNION_MEMBERS):
+        # A value none of a union's scalar types takes (a YAML date or a float
+        # in a where): the choices, not pydantic's name of its first member.
+        loc = loc[:-1]
+        msg = "one of: " + ", ".join(_UNION_MEMBERS[str(m)] for m in members)
+    value = err.get("input") if loc else filled.get("id")
+    suggestion = None
+    cause = (err.get("ctx") or {}).get("error")
+    if err["type"] == "missing":
+        value = "<missing>"  # not the mapping it is missing from
+    elif err["type"] in ("literal_error", "enum") and isinstance(value, str):
+        # One of a fixed list (a subject kind, a basis): name the nearest.
+        listed = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get(
+            "expected", "")))
+        suggestion = nearest(value, listed)
+    elif err["type"] == "extra_forbidden" and loc:
+        # Name the key and list the ones the shape (or the part of it) takes.
+        allowed = _keys_at(cls, loc[:-1], top=shape)
+        value, suggestion = loc[-1], nearest(str(loc[-1]), allowed[1])
+        msg = f"a field of {allowed[0]}: " + ", ".join(allowed[1])
+    elif isinstance(cause, PolicyKitError) and hasattr(cause, "value") \
+            and hasattr(cause, "expected"):
+        # A check of a whole rule (or part) refused one of its values: find
+        # where that value was written, to point there and not at the rule.
+        found = getattr(cause, "loc", None) or _locate(
+            err.get("input") if loc else filled, cause.value)
+        if found is not None:
+            loc, value, msg = (*loc, *found), cause.value, cause.expected
+    loc = _walk(cls, loc)[1]
+    at = format_loc(loc, where)
+    # (An unknown key is the key's error, wherever its value came from.)
+    param = None if err["type"] == "extra_forbidden" else _parameter_at(raw, loc)
+    if param is not None:
+        # The value came from a parameter: point at the parameter.
+        return PolicyFileError("<policy>", f"parameters.{param}", value,
+                               f"{msg} (at {at}, which uses ${param})", suggestion=suggestion)
+    return PolicyFileError("<policy>", at, value, msg, suggestion=suggestion)
+
+
 def _keys_at(cls: type[BaseModel], loc: tuple[Any, ...], top: str) -> tuple[str, list[str]]:
     """What the model at ``loc`` inside a rule of shape ``top`` is called, and its keys."""
     model = _walk(cls, loc)[0]
@@ -213,53 +266,7 @@ class Policy(BaseModel):
             try:
                 spec = cls.model_validate(filled)
             except ValidationError as exc:
-                errors = exc.errors(include_url=False)
-                # An unknown key first: a misspelt required key is also a missing one, and
-                # "did you mean" names the fix where "Field required" does not.
-                err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-                msg = err["msg"].removeprefix("Value error, ")
-                loc = tuple(err["loc"])
-                members = [e["loc"][-1] for e in errors
-                           if tuple(e["loc"][:-1]) == loc[:-1] and e["loc"]]
-                if len(members) > 1 and set(members) <= set(_UNION_MEMBERS):
-                    # A value none of a union's scalar types takes (a YAML date or a float
-                    # in a where): the choices, not pydantic's name of its first member.
-                    loc = loc[:-1]
-                    msg = "one of: " + ", ".join(_UNION_MEMBERS[str(m)] for m in members)
-                value = err.get("input") if loc else filled.get("id")
-                suggestion = None
-                cause = (err.get("ctx") or {}).get("error")
-                if err["type"] == "missing":
-                    value = "<missing>"  # not the mapping it is missing from
-                elif err["type"] in ("literal_error", "enum") and isinstance(value, str):
-                    # One of a fixed list (a subject kind, a basis): name the nearest.
-                    listed = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get(
-                        "expected", "")))
-                    suggestion = nearest(value, listed)
-                elif err["type"] == "extra_forbidden" and loc:
-                    # Name the key and list the ones the shape (or the part of it) takes.
-                    allowed = _keys_at(cls, loc[:-1], top=shape)
-                    value, suggestion = loc[-1], nearest(str(loc[-1]), allowed[1])
-                    msg = f"a field of {allowed[0]}: " + ", ".join(allowed[1])
-                elif isinstance(cause, PolicyKitError) and hasattr(cause, "value") \
-                        and hasattr(cause, "expected"):
-                    # A check of a whole rule (or part) refused one of its values: find
-                    # where that value was written, to point there and not at the rule.
-                    found = getattr(cause, "loc", None) or _locate(
-                        err.get("input") if loc else filled, cause.value)
-                    if found is not None:
-                        loc, value, msg = (*loc, *found), cause.value, cause.expected
-                loc = _walk(cls, loc)[1]
-                at = format_loc(loc, where)
-                # (An unknown key is the key's error, wherever its value came from.)
-                param = None if err["type"] == "extra_forbidden" else _parameter_at(raw, loc)
-                if param is not None:
-                    # The value came from a parameter: point at the parameter.
-                    raise PolicyFileError("<policy>", f"parameters.{param}", value,
-                                          f"{msg} (at {at}, which uses ${param})",
-                                          suggestion=suggestion) from None
-                raise PolicyFileError("<policy>", at, value, msg,
-                                      suggestion=suggestion) from None
+                raise _rule_error(exc, cls, shape, raw, filled, where) from None
             if spec.id in seen:
                 raise PolicyFileError("<policy>", f"{where}.id", spec.id,
                                       "a rule id unique in the policy")

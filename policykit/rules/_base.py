@@ -549,56 +549,68 @@ def _check_value_types(types: tuple[str, ...], path: str, cond: Condition) -> No
         return
     for t in types:
         model = EVENT_TYPES.get(t)
-        if model is None:
-            continue
-        annotation = _leaf_annotation(model, path)
-        if annotation is None:
-            continue
-        if op in ("gt", "ge", "lt", "le"):
-            # A comparison holds only for a number (see _compile_condition): on any other
-            # field it would never match, silently.
-            if not _fits(annotation, 0):
-                raise RuleValueError(f"where.{path}: {op!r} compares numbers; {t} declares "
-                                    f"{path!r} as {_describe(annotation)}", arg)
-            continue
-        expect = annotation
-        values: list[Any] = [arg]
-        if op in ("in", "not_in"):
-            values = list(arg) if isinstance(arg, list | tuple) else []
-        elif op in ("contains", "contains_all"):
-            item = _item_annotation(annotation)
-            if item is None:
-                if op == "contains" and _fits(annotation, ""):
-                    continue  # a substring test on a text field
-                raise RuleValueError(f"where.{path}: {op!r} needs a list field; {t} "
-                                    f"declares {path!r} as {_describe(annotation)}", arg)
-            expect = item
-            values = list(arg) if op == "contains_all" and isinstance(arg, list | tuple) \
-                else [arg]
-        for value in values:
-            if _fits(expect, value):
-                continue
-            hint = None
-            if isinstance(value, str):
-                choices = _choices(expect)
-                hint = nearest(value, choices) if choices else None
+        annotation = None if model is None else _leaf_annotation(model, path)
+        if annotation is not None:
+            _check_operand(t, path, op, arg, annotation)
+
+
+def _check_operand(t: str, path: str, op: str, arg: Any, annotation: Any) -> None:
+    """One event type's check of ``op: arg`` on its field ``path`` declared ``annotation``."""
+    if op in ("gt", "ge", "lt", "le"):
+        # A comparison holds only for a number (see _compile_condition): on any other
+        # field it would never match, silently.
+        if not _fits(annotation, 0):
+            raise RuleValueError(f"where.{path}: {op!r} compares numbers; {t} declares "
+                                 f"{path!r} as {_describe(annotation)}", arg)
+        return
+    found = _operands(t, path, op, arg, annotation)
+    if found is None:
+        return
+    expect, values = found
+    for value in values:
+        if not _fits(expect, value):
+            choices = _choices(expect) if isinstance(value, str) else []
+            hint = nearest(value, choices) if choices else None
             raise RuleValueError(
                 f"where.{path}: {value!r} is not a value of {t}.{path} (expected "
                 f"{_describe(expect)})" + (f" (did you mean {hint!r}?)" if hint else ""),
                 value)
-        if op in ("eq", "ne", "in", "not_in") and any(isinstance(v, str) for v in values):
-            held = _bases(expect)
-            if held and all(b in _NOT_TEXT for b in held):
-                # _fits accepts the text ("2026-03-02" is a date), but the test compares the
-                # event's value (a date, a Decimal) with the text itself: it never holds.
-                text = next(v for v in values if isinstance(v, str))
-                hint = ("write it as a number, {eq: 120.5}, or compare with gt/ge/lt/le"
-                        if held <= {Decimal} else "test it with exists, or test another field")
-                kinds = sorted({"a decimal number" if b is Decimal else "a date-time"
-                                if b in _DATETIMES else "a date" for b in held})
-                raise RuleValueError(
-                    f"where.{path}: {text!r} is text, and {t}.{path} holds "
-                    f"{' or '.join(kinds)}: an event's value never equals text ({hint})", text)
+    if op in ("eq", "ne", "in", "not_in"):
+        _check_not_text(t, path, expect, values)
+
+
+def _operands(t: str, path: str, op: str, arg: Any, annotation: Any
+              ) -> tuple[Any, list[Any]] | None:
+    """(the type each value must have, the values) of ``op: arg``; None when there is
+    nothing to check (a substring test on a text field)."""
+    if op in ("in", "not_in"):
+        return annotation, list(arg) if isinstance(arg, list | tuple) else []
+    if op not in ("contains", "contains_all"):
+        return annotation, [arg]
+    item = _item_annotation(annotation)
+    if item is None:
+        if op == "contains" and _fits(annotation, ""):
+            return None  # a substring test on a text field
+        raise RuleValueError(f"where.{path}: {op!r} needs a list field; {t} "
+                             f"declares {path!r} as {_describe(annotation)}", arg)
+    many = op == "contains_all" and isinstance(arg, list | tuple)
+    return item, list(arg) if many else [arg]
+
+
+def _check_not_text(t: str, path: str, expect: Any, values: list[Any]) -> None:
+    """Text tested for equality with a date, date-time or money field never holds."""
+    text = next((v for v in values if isinstance(v, str)), None)
+    held = _bases(expect) if text is not None else set()
+    if held and all(b in _NOT_TEXT for b in held):
+        # _fits accepts the text ("2026-03-02" is a date), but the test compares the
+        # event's value (a date, a Decimal) with the text itself: it never holds.
+        hint = ("write it as a number, {eq: 120.5}, or compare with gt/ge/lt/le"
+                if held <= {Decimal} else "test it with exists, or test another field")
+        kinds = sorted({"a decimal number" if b is Decimal else "a date-time"
+                        if b in _DATETIMES else "a date" for b in held})
+        raise RuleValueError(
+            f"where.{path}: {text!r} is text, and {t}.{path} holds "
+            f"{' or '.join(kinds)}: an event's value never equals text ({hint})", text)
 
 
 def _choices(annotation: Any) -> list[str]:
