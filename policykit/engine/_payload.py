@@ -129,16 +129,8 @@ def unpack_session(data: bytes, *, backend: str, fingerprint: str,
     if type(payload["closed"]) is not bool:
         raise _bad("closed is not a boolean")
     # Older snapshots remembered every id: so does their restored session.
-    ledger = Ledger.for_session(dedupe, window.allowed if window is not None else None)
-    try:
-        ledger.load(payload["corrected"])
-    except ValueError as exc:
-        raise _bad(str(exc)) from None
-    seen, forgotten = _seen(payload["seen"], clock)
-    forgotten_until = payload.get("forgotten_until")
-    if forgotten_until is not None and not _aware(forgotten_until):
-        raise _bad("forgotten_until is not an aware datetime")
-    ledger.seen.load(seen, forgotten_until, forgotten)
+    ledger = _ledger(payload, Ledger.for_session(
+        dedupe, window.allowed if window is not None else None), clock)
     stats = payload["stats"]
     if not isinstance(stats, dict) or not set(stats) <= _STATS or not all(
             type(v) is int and v >= 0 for v in stats.values()):
@@ -185,6 +177,20 @@ def _listed(policies: Any) -> str:
         return "?"
     return ", ".join(f"{p[0]}@{p[1]}" if isinstance(p, list) and len(p) == 2 else "?"
                      for p in policies[:20]) + (" ..." if len(policies) > 20 else "")
+
+
+def _ledger(payload: dict[str, Any], ledger: Ledger, clock: datetime | None) -> Ledger:
+    """``ledger`` holding the snapshot's corrections and ids seen."""
+    try:
+        ledger.load(payload["corrected"])
+    except ValueError as exc:
+        raise _bad(str(exc)) from None
+    seen, forgotten = _seen(payload["seen"], clock)
+    forgotten_until = payload.get("forgotten_until")
+    if forgotten_until is not None and not _aware(forgotten_until):
+        raise _bad("forgotten_until is not an aware datetime")
+    ledger.seen.load(seen, forgotten_until, forgotten)
+    return ledger
 
 
 def _seen(items: Any, clock: datetime | None
