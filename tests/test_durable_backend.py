@@ -129,6 +129,38 @@ def test_minor_incidents_match_no_major_rule() -> None:
 
 
 @needs_durable
+def test_the_durable_session_applies_events_with_the_native_apply() -> None:
+    """The backends share one apply: the durable session only fills the routing hook, so a
+    change to applying an event (directory, consumer queue) cannot reach one backend only.
+    The hook narrows a type's rules to those Rete matched, in the native order."""
+    from policykit.engine._durable import _DurableSession
+    from policykit.engine._native import _NativeSession
+
+    assert _DurableSession.apply is _NativeSession.apply
+    pack = standard_pack().select("incident-escalation")
+    session: Any = _DurableSession(pack)
+    try:
+        minor = session._reached(
+            ev_model("incident.detected", severity="minor"),
+            session._targets["incident.detected"])
+        major = session._reached(
+            ev_model("incident.detected", severity="major"),
+            session._targets["incident.detected"])
+        every = session._targets["incident.detected"]
+        assert len(minor) < len(major) <= len(every)
+        assert [every.index(x) for x in major] == sorted(every.index(x) for x in major)
+    finally:
+        session.close()
+
+
+def ev_model(kind: str, **fields: Any) -> Any:
+    from policykit.models.parsing import parse_event
+
+    return parse_event(ev(kind, "2026-03-02 10:00", id="i1", incident_id="I1",
+                          employee_id="E1", **fields))
+
+
+@needs_durable
 def test_a_profile_that_stops_matching_ends_the_membership() -> None:
     # lateness R4 counts non-guards: becoming a guard must reach the rule although the
     # profile fails its 'not_in' filter.

@@ -212,6 +212,15 @@ class Ledger:
         self.refused: dict[str, tuple[str, ...]] = {}
         """Each member of a refused cycle -> the cycle."""
 
+    @classmethod
+    def for_session(cls, dedupe_window: timedelta | None, allowed_lateness: timedelta | None,
+                    *, digests: bool = True) -> Ledger:
+        """The ledger of a session: ids are remembered for ``dedupe_window``, and at least
+        ``allowed_lateness`` (an event inside it is still applied, so its id must be known)."""
+        if dedupe_window is not None and allowed_lateness is not None:
+            dedupe_window = max(dedupe_window, allowed_lateness)
+        return cls(dedupe_window, digests=digests)
+
     def _live(self, event_id: str) -> bool:
         return (event_id in self.seen.ids and event_id not in self.by
                 and event_id not in self.refused)

@@ -126,6 +126,14 @@ class SeenIds:
             if self.forget_after is None:
                 self.forget_after = at + self.window
 
+    def keep(self, event_id: str, at: datetime) -> None:
+        """:meth:`add` the id of an event applied in time at ``at`` (the new clock), and
+        forget the ids that clock makes too old."""
+        self.add(event_id, at)
+        forget = self.forget_after
+        if forget is not None and at > forget:
+            self.forget_before(at)
+
     def maybe_forgotten(self, event_id: str) -> bool:
         """Whether ``event_id`` may be the id of an event seen and forgotten (False is
         certain; True may be a false positive, see :class:`ForgottenIds`)."""

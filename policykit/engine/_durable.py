@@ -51,8 +51,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..models.decisions import Decision
-from ..models.events import EmployeeProfile, EventBase
+from ..models.events import EventBase
 from ..policy import PolicySet
 from ..rules import Match as EventMatch
 from ..rules import RuleContext, RuleRuntime
@@ -253,8 +252,9 @@ def compile_pack(policies: PolicySet) -> CompiledPack:
 class _DurableSession(_NativeSession):
     """The native session, with the Rete engine choosing which rules an event reaches.
 
-    Timers, rule runtimes, decision consumers and snapshots are the native session's, so the
-    two backends cannot drift apart in anything but the matching this class replaces."""
+    Timers, rule runtimes, decision consumers, snapshots and ``apply`` itself are the native
+    session's; this class only fills the native routing hook (``_route``) with the rules
+    Rete matched, so the two backends cannot drift apart in anything but the matching."""
 
     prepares = True
     batch_size = 128
@@ -270,10 +270,7 @@ class _DurableSession(_NativeSession):
         spec = self._compiled.spec
         self._kinds = frozenset(spec.kinds) if spec is not None else frozenset()
         self._ruleset = DurableRuleset("policykit", spec) if spec is not None else None
-        # The native routes with their runtime and context resolved, as the native apply has.
-        self._pair_targets: dict[str, list[tuple[tuple[int, int], RuleRuntime, RuleContext]]] = {
-            t: [((pi, ri), self._runtimes[pi][ri], self._contexts[pi][ri]) for pi, ri in pairs]
-            for t, pairs in self._routes.items()}
+        self._route = self._reached  # the native apply, with Rete choosing the rules
         self._seq = itertools.count()
         # id(event) -> (event, its hits), for prepared events not applied yet. The event is
         # kept with its hits, so its id cannot be reused by another object meanwhile.
@@ -370,22 +367,15 @@ class _DurableSession(_NativeSession):
             hits.update(targets[firing["rule"]])
         return frozenset(hits)
 
-    def apply(self, event: EventBase) -> list[Decision]:
-        if isinstance(event, EmployeeProfile):
-            self._directory[event.employee_id] = event
-        targets = self._pair_targets.get(event.type)
-        if targets:
-            hits = self.matched(event)
-            if hits:
-                at = event.at
-                queue = self._queue
-                for pair, runtime, ctx in targets:  # the native order: by policy, then rule
-                    if pair in hits:
-                        ctx.now = at
-                        runtime.on_event(event, ctx)
-                        if queue:  # only rules with consumers queue their decisions
-                            self._drain_queue(at)
-        return self._take()
+    def _reached(self, event: EventBase, targets: list[tuple[RuleRuntime, RuleContext]]
+                 ) -> Sequence[tuple[RuleRuntime, RuleContext]]:
+        """The routing hook of the native apply: of the rules reading ``event``'s type
+        (``targets``, in the native order: by policy, then rule), those Rete matched."""
+        hits = self.matched(event)
+        if not hits:
+            return ()
+        return [target for pair, target in zip(self._routes[event.type], targets, strict=True)
+                if pair in hits]
 
     def close(self) -> None:
         self._prepared = {}

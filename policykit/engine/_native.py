@@ -6,6 +6,7 @@ from __future__ import annotations
 import heapq
 import pickle
 from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,11 @@ Timer = tuple[datetime, int, int, str]
 # On the heap a timer leads with its due instant in a shared offset (cheap to compare with
 # event times and other timers: see policykit._timezones); the rule gets ``due`` as given.
 _Entry = tuple[datetime, int, int, str, datetime]
+
+
+# A rule an event type reaches, and the routing hook (see _NativeSession._route).
+_Target = tuple[RuleRuntime, RuleContext]
+_Route = Callable[[EventBase, list[_Target]], Sequence[_Target]]
 
 
 # Keyed maps rule states gained after snapshots were first written (deadline ``expiry``,
@@ -80,9 +86,13 @@ class _NativeSession(EvaluatorSession):
             self._contexts.append(contexts)
         # The routes resolved to (runtime, context) pairs: the per-event loop then does no
         # index lookups (runtimes and contexts live as long as the session).
-        self._targets: dict[str, list[tuple[RuleRuntime, RuleContext]]] = {
+        self._targets: dict[str, list[_Target]] = {
             t: [(self._runtimes[pi][ri], self._contexts[pi][ri]) for pi, ri in pairs]
             for t, pairs in self._routes.items()}
+        self._route: _Route | None = None
+        """The routing hook: given an event and the rules reading its type (in
+        ``_routes`` order), the ones it reaches. None natively (all of them); the durable
+        session fills it with the rules Rete matches, so the rest of apply is shared."""
         self._subject_paths = subject_paths(s for p in policies for v in p.versions
                                             for s in v.specs)
         # apply() reads profiles whatever the rules read (the employee directory).
@@ -142,8 +152,10 @@ class _NativeSession(EvaluatorSession):
     def apply(self, event: EventBase) -> list[Decision]:
         if isinstance(event, EmployeeProfile):
             self._directory[event.employee_id] = event
-        targets = self._targets.get(event.type)
-        if targets:
+        found = self._targets.get(event.type)
+        if found:
+            route = self._route
+            targets = found if route is None else route(event, found)
             at = event.at
             queue = self._queue
             for runtime, ctx in targets:

@@ -15,9 +15,9 @@ from ..policy import Policy, PolicySet, version_text
 from ._backend import Backend
 from ._batch import parse_instant, run_batch, zone
 from ._native import NativeBackend
+from ._payload import unpack_session
 from ._snapshot import MAX_DURATION as _MAX_RESTORED_DURATION
-from ._snapshot import unpack
-from .session import Session
+from .session import Session, restore_state
 
 __all__ = ["BACKENDS", "Engine"]
 
@@ -157,47 +157,13 @@ class Engine:
         format, are corrupt, or were taken with another policy set (another version or
         other parameters: a snapshot is never applied to rules it was not made by) or
         another backend. Restoring never executes anything from the bytes."""
-        payload = unpack(snapshot, ranged=True)
-        keys = {"kind", "backend", "fingerprint", "policies", "clock", "closed", "seen",
-                "corrected", "stats", "evaluator", "window"}
-        optional = {"forgotten_until", "dedupe_window"}  # absent from older snapshots
-        if not isinstance(payload, dict) or not keys <= set(payload) <= keys | optional \
-                or payload["kind"] != "policykit.session":
-            raise SnapshotError("not a policykit session snapshot (unexpected layout)")
-        theirs = payload["policies"]
-        if payload["fingerprint"] != self.fingerprint:
-            mine = [[p.id, version_text(p)] for p in self.policies]
-            raise SnapshotError(
-                f"snapshot was taken with another policy set (fingerprint "
-                f"{payload['fingerprint']!r}, policies {_listed(theirs)}); this engine runs "
-                f"fingerprint {self.fingerprint!r} ({_listed(mine)}). A snapshot is only "
-                "restored into the exact policies, versions and parameters that wrote it: "
-                "restore it with those, or start a new session and replay the events")
-        if payload["backend"] != self.backend:
-            raise SnapshotError(
-                f"snapshot was taken on backend {payload['backend']!r}; this engine runs "
-                f"{self.backend!r}: restore it with Engine(..., backend="
-                f"{payload['backend']!r})")
-        window = payload["window"]
-        allowed = window.get("allowed") if isinstance(window, dict) else None
-        if window is not None and (not isinstance(allowed, timedelta)
-                                   or not timedelta(0) < allowed <= _MAX_RESTORED_DURATION):
-            raise SnapshotError("snapshot: window without an allowed lateness of at most "
-                                f"{_MAX_RESTORED_DURATION.days} days")
-        dedupe = payload.get("dedupe_window")
-        if dedupe is not None and (not isinstance(dedupe, timedelta)
-                                   or not timedelta(0) < dedupe <= _MAX_RESTORED_DURATION):
-            raise SnapshotError("snapshot: dedupe_window is not a positive duration of at "
-                                f"most {_MAX_RESTORED_DURATION.days} days")
-        clock = payload["clock"]
-        if clock is not None and (not isinstance(clock, datetime) or clock.tzinfo is None
-                                  or not 1900 <= clock.year <= 2199):
-            raise SnapshotError(f"snapshot: clock {str(clock)[:40]!r} is not an aware "
-                                "date-time in the years 1900-2199")
-        # Older snapshots remembered every id: so does their restored session.
-        session = self.session(allowed_lateness=allowed, dedupe_window=dedupe)
+        payload = unpack_session(snapshot, backend=self.backend, fingerprint=self.fingerprint,
+                                 policies=[[p.id, version_text(p)] for p in self.policies])
+        window = payload.window
+        session = self._open(allowed_lateness=window.allowed if window is not None else None,
+                             dedupe_window=payload.ledger.seen.window)
         try:
-            session._load(payload)
+            restore_state(session, payload)
         except (PolicyKitError, MemoryError):
             session.close()
             raise
@@ -238,9 +204,3 @@ class Engine:
             until, policies=self.policies, assume_tz=tz)
         return run_batch(self, raw_records(events), until=horizon, assume_tz=tz).decisions
 
-
-def _listed(policies: Any) -> str:
-    if not isinstance(policies, list):
-        return "?"
-    return ", ".join(f"{p[0]}@{p[1]}" if isinstance(p, list) and len(p) == 2 else "?"
-                     for p in policies[:20]) + (" ..." if len(policies) > 20 else "")

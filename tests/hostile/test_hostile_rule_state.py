@@ -285,12 +285,12 @@ def test_any_raw_error_replaying_the_window_at_restore_is_a_snapshot_error(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Not only the errors a forged value usually gives (KeyError, TypeError...): whatever a
     rule raises while the window's steps are replayed on the restored state."""
-    from policykit.engine.session import Session
+    from policykit.engine._late import Window
 
     def replay(self: Any, ops: Any, k: int) -> Any:
         raise ZeroDivisionError("forged")
 
-    monkeypatch.setattr(Session, "_replay", replay)
+    monkeypatch.setattr(Window, "_replay", replay)
     with pytest.raises(SnapshotError, match="ZeroDivisionError: forged") as info:
         ENGINES["native"].restore(SNAPSHOTS["native", True])
     assert isinstance(info.value.__cause__, ZeroDivisionError)

@@ -60,6 +60,28 @@ def test_restore_continues_exactly_where_the_snapshot_was_taken(backend: str, cu
     assert stream(restored, LOG[:cut]) == [] and restored.stats.duplicates == cut
 
 
+@pytest.mark.parametrize("lateness", [None, timedelta(hours=3)])
+def test_the_payload_is_read_as_it_was_written(lateness: timedelta | None) -> None:
+    """One module owns the payload: what unpack_session reads from a snapshot, written
+    again by pack_session, is the very same bytes (reader and writer cannot drift)."""
+    from policykit.engine._payload import pack_session, unpack_session
+
+    engine = Engine(policies())
+    session = engine.session(allowed_lateness=lateness, dedupe_window=timedelta(days=2))
+    stream(session, LOG[:300])
+    session.feed(LOG[299])  # a redelivery, counted
+    snap = session.snapshot()
+    payload = unpack_session(snap, backend="native", fingerprint=engine.fingerprint,
+                             policies=[])
+    assert payload.clock == session.clock and payload.stats == session.stats
+    assert payload.stats.duplicates == 1
+    assert payload.ledger.seen.ids == session._seen.ids
+    assert (payload.window is None) == (lateness is None)
+    assert pack_session(payload) == snap
+    with pytest.raises(SnapshotError, match="on backend 'native'"):
+        unpack_session(snap, backend="durable", fingerprint=engine.fingerprint, policies=[])
+
+
 def test_snapshot_bytes_are_deterministic_across_processes(tmp_path: Path) -> None:
     """The same events give the same bytes, whatever the process's hash seed (sets are
     written sorted, dicts in insertion order)."""
