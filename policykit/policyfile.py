@@ -277,7 +277,9 @@ def _policy(data: Any, source: str, path: str, lines: LineMap,
     if calendar is not None and "calendar" not in data:
         data = {**data, "calendar": calendar.model_dump()}
     try:
-        return Policy.model_validate(data)
+        # The context lets a deprecation warning name the file and line (policy.py).
+        return Policy.model_validate(data, context={
+            "source": source, "line": lambda sub: lines.line(f"{path}.{sub}" if path else sub)})
     except PolicyFileError as exc:
         sub = f"{path}.{exc.path}" if path else exc.path
         raise PolicyFileError(source, sub, exc.value, exc.expected, line=lines.line(sub),

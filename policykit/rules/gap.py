@@ -160,6 +160,8 @@ class GapSpec(RuleSpec):
             if not self.key and self.population is not None:
                 raise ValueError("a rule armed by its population alone (no key) needs a "
                                  "fixed subject: {kind: ..., id: ...}")
+        if self.population is not None:
+            self.population.check_members("gap")
         return self
 
     def event_types(self) -> frozenset[str]:

@@ -8,6 +8,7 @@ change in any release). The engine and audit import them from here, not from the
 
 from ._base import _compile_condition as compile_condition
 from ._base import check_subjects, field_getter, key_part, part_value, subject_paths
+from ._scope import old_population, respell_population
 
-__all__ = ["check_subjects", "compile_condition", "field_getter", "key_part", "part_value",
-           "subject_paths"]
+__all__ = ["check_subjects", "compile_condition", "field_getter", "key_part", "old_population",
+           "part_value", "respell_population", "subject_paths"]

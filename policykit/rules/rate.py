@@ -92,6 +92,8 @@ class RateSpec(RuleSpec):
     def _valid(self) -> RateSpec:
         if (self.denominator is None) == (self.population is None):
             raise ValueError("give exactly one of denominator, population")
+        if self.population is not None:
+            self.population.check_members("rate")
         if self.scale <= 0:
             raise ValueError("scale must be positive")
         if self.join:

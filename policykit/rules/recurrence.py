@@ -97,6 +97,7 @@ from ._base import (
     key_part,
     keyed_by,
 )
+from ._scope import Population
 
 __all__ = ["Exemption", "Only", "PerItem", "Phase", "Population", "RecurrenceSpec",
            "TimeOfWindow", "WindowSpec"]
@@ -110,28 +111,6 @@ _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")
 _NAMED_TIMES = ("start_of_day", "work_start", "work_end", "end_of_day")
 _ONE_US = timedelta(microseconds=1)
 _MAX_SCAN = 1000  # windows skipped looking for the next one that is judged
-
-
-class Population(BaseModel):
-    """Who owes the occurrences, and since when."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    start: Match
-    """Events making an id a member. They are state: the latest of these types for an id
-    decides, so one that fails ``where`` (a profile with another role) ends membership."""
-    end: tuple[Match, ...] = ()
-    """Events ending membership (``customer.deactivated``)."""
-    field: str | None = None
-    """The id field of the start/end events; default the rule's ``subject.field``."""
-    value: str | None = None
-    """One fixed subject id for every member (a department, the whole site): it exists while
-    any member does, and every occurrence counts for it."""
-
-    @field_validator("end", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return (v,) if isinstance(v, dict | Match) else v
 
 
 class PerItem(BaseModel):
