@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from ..calendar import MonthsUnit
 from ..models.events import EventBase
 from ._base import (
     KEY_SEP,
@@ -51,7 +52,7 @@ class RateSpec(RuleSpec):
     join: bool = False
     """Count in the numerator only the denominator's own items (by key) that got a numerator
     event by the period's close."""
-    period: Literal["month", "quarter", "half", "year"] = "year"
+    period: MonthsUnit = "year"
     """The calendar period of each rate."""
     target: Amount
     """The rate to compare with (after ``scale``: 100 means 100%)."""

@@ -76,7 +76,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..calendar import CalendarError, parse_duration
+from ..calendar import CalendarError, PeriodUnit, parse_duration
 from ..models.decisions import DecisionKind, Subject
 from ..models.events import EventBase
 from ._base import (
@@ -105,7 +105,6 @@ __all__ = ["Exemption", "Only", "PerItem", "Phase", "Population", "RecurrenceSpe
 Unit = Literal["day", "working_day", "week", "month", "quarter", "half", "year"]
 Outcome = Literal["missed", "late", "early"]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-PeriodUnit = Literal["day", "week", "month", "quarter", "half", "year"]
 _UNIT_OF_MONTHS: dict[int, PeriodUnit] = {1: "month", 3: "quarter", 6: "half", 12: "year"}
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")
 _NAMED_TIMES = ("start_of_day", "work_start", "work_end", "end_of_day")

@@ -48,7 +48,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..calendar import parse_duration
+from ..calendar import PeriodUnit, parse_duration
 from ..models.decisions import Decision, DecisionKind, Subject, SubjectKind
 from ..models.events import EventBase
 from ._base import (
@@ -73,7 +73,6 @@ from ._scope import after
 
 __all__ = ["AmountBy", "TariffSpec", "Tier", "cents"]
 
-PeriodUnit = Literal["day", "week", "month", "quarter", "half", "year"]
 _CENT = Decimal("0.01")
 _ZERO = Decimal(0)
 
