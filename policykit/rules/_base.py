@@ -13,7 +13,17 @@ from decimal import Decimal
 from enum import Enum
 from string import Formatter
 from types import UnionType
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    ClassVar,
+    Literal,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+)
 
 from pydantic import (
     AfterValidator,
@@ -80,10 +90,17 @@ DurationSpec = Annotated[str, AfterValidator(_check_deadline_spec)]
 checked where the policy is loaded so a typo points at its field."""
 
 def _one_or_many(value: Any) -> Any:
-    return (value,) if isinstance(value, str) else value
+    # One item written alone (a name, a mapping, a model) is a list of one.
+    return (value,) if isinstance(value, str | Mapping | BaseModel) else value
 
 
-Names = Annotated[tuple[str, ...], BeforeValidator(_one_or_many)]
+_T = TypeVar("_T")
+
+OneOrMany = Annotated[tuple[_T, ...], BeforeValidator(_one_or_many)]
+"""One item or a list of them, kept as a tuple: ``occurrence: {type: ...}`` and
+``occurrence: [{type: ...}, ...]`` both validate (the policy JSON schema says so too)."""
+
+Names = OneOrMany[str]
 """One name or a list of names (event types, key fields, rule ids): ``key: request_id`` and
 ``key: [customer_id, topic]`` both validate."""
 

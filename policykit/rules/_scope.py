@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..models.decisions import Subject, SubjectKind
 from ..models.events import EventBase
-from ._base import Match, _check_field, event_value
+from ._base import Match, OneOrMany, _check_field, event_value
 
 if TYPE_CHECKING:
     from ..calendar import BusinessCalendar
@@ -98,7 +98,7 @@ class Population(BaseModel):
     start: Match
     """Events making an id a member. They are state: the latest of these types for an id
     decides, so one that fails ``where`` (a profile with another role) ends membership."""
-    end: tuple[Match, ...] = ()
+    end: OneOrMany[Match] = ()
     """Events ending membership (``customer.deactivated``)."""
     field: str | None = None
     """The id field of the start/end events; default the rule's ``subject.field`` (a
@@ -112,11 +112,6 @@ class Population(BaseModel):
     def _respell(cls, data: Any) -> Any:
         # The warning naming the file and rule comes from the policy that holds the rule.
         return respell_population(data) if old_population(data) else data
-
-    @field_validator("end", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return (v,) if isinstance(v, dict | Match) else v
 
     def matches(self) -> tuple[Match, ...]:
         """``start`` and every ``end``."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from ..models.decisions import Decision, DecisionKind, Severity, Subject, SubjectKind
 from ..models.events import EventBase
@@ -20,6 +20,7 @@ from ._base import (
     KEY_SEP,
     Count,
     Message,
+    OneOrMany,
     Partition,
     PolicyInfo,
     RuleContext,
@@ -73,15 +74,15 @@ class LadderSpec(RuleSpec):
     violations on. Its evidence is the counted violations' evidence; its details list them."""
 
     shape: Literal["ladder"] = "ladder"
-    counts: tuple[str, ...]
+    counts: OneOrMany[str]
     """Ids of the rules (of this policy) whose decisions are counted."""
-    kinds: tuple[DecisionKind, ...] = ("violation",)
+    kinds: OneOrMany[DecisionKind] = ("violation",)
     """Only decisions of these kinds are counted."""
     subject_kind: SubjectKind = "employee"
     """Only decisions about subjects of this kind are counted (per subject id)."""
     window: str = "P12M"
     """The rolling window the violations are counted in (an ISO-8601 duration, ``P12M``)."""
-    steps: tuple[str, ...] = ("criticism", "education", "sanction")
+    steps: OneOrMany[str] = ("criticism", "education", "sanction")
     """The measure for the 1st, 2nd, ... violation in the window; the last repeats."""
     transfer_at: Count | None = Field(default=5, ge=1)
     """From this many violations in the window on, the step is ``transfer_step``;
@@ -103,11 +104,6 @@ class LadderSpec(RuleSpec):
             zh="{rule}：{subject} 於 {window} 內第 {count} 次違規（{counted_rules}），"
                "給予{step_zh}"),
     }
-
-    @field_validator("counts", "kinds", "steps", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return (v,) if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _valid(self) -> LadderSpec:

@@ -85,6 +85,7 @@ from ._base import (
     Count,
     Match,
     Message,
+    OneOrMany,
     Partition,
     PolicyInfo,
     RuleContext,
@@ -275,7 +276,7 @@ class RecurrenceSpec(RuleSpec):
     population: Population | None = None
     """Who owes the occurrences, and since when; none: whoever has occurrences (only ``late``
     and ``early`` can then be judged)."""
-    occurrence: tuple[Match, ...]
+    occurrence: OneOrMany[Match]
     """The events that count (one matcher or a list)."""
     require: Literal["any", "each"] = "any"
     """``any``: occurrences of all listed matchers count together; ``each``: every
@@ -292,7 +293,7 @@ class RecurrenceSpec(RuleSpec):
     """The window's last occurrence may not be before this (outcome ``early``)."""
     warn_before: str | None = None
     """Emit a ``warning`` this long before ``due`` while still short of ``min_count``."""
-    exempt: tuple[Exemption, ...] = ()
+    exempt: OneOrMany[Exemption] = ()
     """Events exempting a subject for a span of dates (approved leave)."""
     period_field: str | None = None
     """An occurrence field holding a day of the window it is for (a report's ``period``):
@@ -337,11 +338,6 @@ class RecurrenceSpec(RuleSpec):
                "so far)",
             zh="{subject} 於 {window} 的「{what}」將於 {due} 到期（目前 {count}/{min_count}）"),
     }
-
-    @field_validator("occurrence", "exempt", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return (v,) if isinstance(v, dict | Match) else v
 
     @model_validator(mode="after")
     def _valid(self) -> RecurrenceSpec:

@@ -57,6 +57,7 @@ from ._base import (
     Count,
     Match,
     Message,
+    OneOrMany,
     Partition,
     PolicyInfo,
     RuleContext,
@@ -129,9 +130,9 @@ class TariffSpec(RuleSpec):
     """Counted items per subject and period -> money; see the module docstring."""
 
     shape: Literal["tariff"] = "tariff"
-    decisions_of: tuple[str, ...] = ()
+    decisions_of: OneOrMany[str] = ()
     """Rule ids (same policy) whose final decisions are the items."""
-    outcomes: tuple[str, ...] = ()
+    outcomes: OneOrMany[str] = ()
     """Only decisions with these ``details.outcome`` values (all when empty)."""
     events: Match | None = None
     """Or: events that are the items."""
@@ -167,9 +168,9 @@ class TariffSpec(RuleSpec):
     """The kind of the ``over_limit`` decision."""
     limit_amount: Amount = Field(default=_ZERO, ge=0)
     """With ``limit``: a fine of this amount beside it, when above zero."""
-    each_item: tuple[DecisionKind, ...] = ()
+    each_item: OneOrMany[DecisionKind] = ()
     """Extra decisions of these kinds for every item (a violation beside the fine)."""
-    show: tuple[str, ...] = ()
+    show: OneOrMany[str] = ()
     """With ``events``: event fields copied into per-item decisions' details (and so
     usable in their messages), e.g. the kind of misconduct."""
     distinct: str | None = None
@@ -221,11 +222,6 @@ class TariffSpec(RuleSpec):
             en="{rule}: sanction for {subject} — {what} ({item_type} at {item_at})",
             zh="{rule}：{subject} 「{what}」，給予處分（{item_type}，{item_at}）"),
     }
-
-    @field_validator("decisions_of", "outcomes", "each_item", "show", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return (v,) if isinstance(v, str) else v
 
     @field_validator("tiers")
     @classmethod
