@@ -23,6 +23,7 @@ from typing import (
     Union,
     get_args,
     get_origin,
+    overload,
 )
 
 from pydantic import (
@@ -204,6 +205,16 @@ def _path_parts(path: str) -> tuple[str, ...] | None:
     if any(not p or p[0] == "_" for p in parts):
         return None
     return parts
+
+
+@overload
+def local_iso(ctx: RuleContext, t: datetime) -> str: ...
+@overload
+def local_iso(ctx: RuleContext, t: datetime | None) -> str | None: ...
+def local_iso(ctx: RuleContext, t: datetime | None) -> str | None:
+    """An instant as every decision's details show it: in the policy calendar's zone, to
+    the second (None stays None)."""
+    return None if t is None else ctx.calendar.local(t).isoformat(timespec="seconds")
 
 
 def event_value(event: EventBase, path: str) -> Any:

@@ -34,6 +34,7 @@ from ._base import (
     keyed_by,
     split_key,
 )
+from ._base import local_iso as _iso
 from ._scope import (
     Active,
     FixedSubject,
@@ -199,10 +200,6 @@ class _Route:
         self.pred = match.predicate()
         self.key = match.key or default_key
         self.role = role
-
-
-def _iso(ctx: RuleContext, t: datetime | None) -> str | None:
-    return None if t is None else ctx.calendar.local(t).isoformat(timespec="seconds")
 
 
 class _GapRuntime(RuleRuntime):

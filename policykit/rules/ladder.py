@@ -27,6 +27,7 @@ from ._base import (
     RuleRuntime,
     RuleSpec,
     keyed_by,
+    local_iso,
 )
 
 __all__ = ["STEP_SEVERITY", "STEP_ZH", "LadderSpec", "window_start"]
@@ -187,9 +188,8 @@ class _LadderRuntime(RuleRuntime):
         ctx.schedule(decision.at + self._span, sid)
         count = len(kept)
         step = s.step_for(count)
-        cal = ctx.calendar
         counted = [{"decision": v[1], "rule": v[2], "outcome": v[3],
-                    "at": cal.local(v[0]).isoformat(timespec="seconds")} for v in kept]
+                    "at": local_iso(ctx, v[0])} for v in kept]
         evidence = [e for v in kept for e in v[4]]
         ctx.emit(s, "sanction", kind=s.kind, subject=Subject(kind=s.subject_kind, id=sid),
                  at=decision.at, evidence=evidence, key=decision.id + KEY_SEP + step,
@@ -199,7 +199,7 @@ class _LadderRuntime(RuleRuntime):
                      "step_zh": STEP_ZH.get(step, step),
                      "count": count,
                      "window": s.window,
-                     "window_start": cal.local(start).isoformat(timespec="seconds"),
+                     "window_start": local_iso(ctx, start),
                      "counted_rules": self._counts,
                      "violations": counted,
                      "trigger_decision": decision.id,

@@ -22,6 +22,7 @@ from ._base import (
     RuleRuntime,
     RuleSpec,
     key_of,
+    local_iso,
 )
 from ._scope import FixedSubject, Population, PopulationTracker
 
@@ -240,8 +241,8 @@ class _RateRuntime(RuleRuntime):
         details: dict[str, Any] = {
             "what": self._what,
             "period": pkey,
-            "period_start": ctx.calendar.local(period["start"]).isoformat(timespec="seconds"),
-            "period_end": ctx.calendar.local(period["end"]).isoformat(timespec="seconds"),
+            "period_start": local_iso(ctx, period["start"]),
+            "period_end": local_iso(ctx, period["end"]),
             "numerator": num,
             "denominator": den,
             "target": s.target,

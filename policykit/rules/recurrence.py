@@ -98,6 +98,7 @@ from ._base import (
     key_part,
     keyed_by,
 )
+from ._base import local_iso as _iso
 from ._scope import Population
 
 __all__ = ["Exemption", "Only", "PerItem", "Phase", "Population", "RecurrenceSpec",
@@ -456,10 +457,6 @@ class RecurrenceSpec(RuleSpec):
 # ------------------------------------------------------------------------ the evaluator
 
 Window = tuple[str, datetime, datetime]  # (label, first instant, last instant)
-
-
-def _iso(ctx: RuleContext, t: datetime | None) -> str | None:
-    return None if t is None else ctx.calendar.local(t).isoformat(timespec="seconds")
 
 
 def _utc(t: datetime) -> datetime:

@@ -70,6 +70,7 @@ from ._base import (
     key_part,
     keyed_by,
 )
+from ._base import local_iso as _iso
 from ._scope import after
 
 __all__ = ["AmountBy", "TariffSpec", "Tier", "cents"]
@@ -596,10 +597,6 @@ class _TariffRuntime(RuleRuntime):
 
 
 _SEEN = "seen"  # timer keys forgetting a distinct value; period labels never start so
-
-
-def _iso(ctx: RuleContext, t: datetime) -> str:
-    return ctx.calendar.local(t).isoformat(timespec="seconds")
 
 
 def _plain(value: Any) -> Any:
