@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import threading
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,7 +37,8 @@ from ..models.decisions import Decision
 from ..models.events import EmployeeProfile, EventBase
 from ..models.parsing import CORRECTS, parse_event
 from ..policy import version_text as _version_text
-from ..rules.internal import key_part, part_value
+from ..rules.internal import KEY_SEP as _KEY_SEP
+from ..rules.internal import hashed_id, key_part, part_value
 from ._backend import EvaluatorSession
 from ._corrections import Ledger, Outcome, corrected_id, split_corrections
 from ._dedupe import ForgottenIds
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 __all__ = ["CORRECTS", "Session", "SessionFailedError", "SessionStats", "corrected_id",
            "drop_corrected", "split_corrections"]
 
-_KEY_SEP = "\x1f"
 _SNAPSHOT_KIND = "policykit.session"
 
 
@@ -148,8 +147,7 @@ class _Pub:
 def _derived_id(base: str, verb: str, cause: str) -> str:
     # ``cause`` is an event id encoded with key_part (never holding the separator) or
     # "advance" + separator + an instant, so the two kinds never meet.
-    raw = _KEY_SEP.join((base, verb, cause))
-    return "d-" + hashlib.blake2b(raw.encode(), digest_size=10).hexdigest()
+    return hashed_id(base, verb, cause)
 
 
 def _same(a: Decision, b: Decision) -> bool:

@@ -1008,8 +1008,14 @@ def decision_id(policy: str, version: str, rule: str, outcome: str, subject: Sub
     # Every part but ``key`` is encoded, so none holds the separator, and the stamp, status
     # and fingerprint never do: the key (which may join several parts) is whatever lies
     # between the sixth part and the last three.
-    raw = KEY_SEP.join((*map(key_part, (policy, version, rule, outcome, subject.kind,
-                                        subject.id)), key, stamp, status, fingerprint))
+    return hashed_id(*map(key_part, (policy, version, rule, outcome, subject.kind,
+                                     subject.id)), key, stamp, status, fingerprint)
+
+
+def hashed_id(*parts: str) -> str:
+    """A decision id from its parts joined by ``KEY_SEP`` (the caller keeps the joining
+    injective): every decision id, the evaluator's and the session's derived ones."""
+    raw = KEY_SEP.join(parts)
     return "d-" + hashlib.blake2b(raw.encode(), digest_size=10).hexdigest()
 
 
