@@ -207,8 +207,8 @@ def _policy_schema(_packs: tuple[str, ...]) -> dict[str, Any]:
     # Keyed by the installed packs' names: the schema lists them and their policies.
     from .calendar import BusinessCalendar
     from .models.declared import events_schema
+    from .pack import standard_pack
     from .policy import Policy
-    from .rules.standard import standard_pack
 
     shapes = _shape_classes()
     models: list[type[BaseModel]] = [*shapes.values(), Policy, BusinessCalendar]

@@ -321,7 +321,7 @@ def _entry_points() -> dict[str, Any]:
 
 
 def _builtin_standard() -> PolicySet:
-    from .rules.standard import standard_pack
+    from .pack import standard_pack
 
     return standard_pack()
 
@@ -625,7 +625,7 @@ _SUFFIXES = (".yaml", ".yml", ".toml", ".json")
 
 
 def _pack() -> PolicySet:
-    from .rules.standard import standard_pack
+    from .pack import standard_pack
 
     return standard_pack()
 

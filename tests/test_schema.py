@@ -17,7 +17,7 @@ from policykit import standard_pack
 from policykit.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
-POLICY_FILES = sorted((ROOT / "policykit" / "rules" / "pack").glob("*.yaml")) + [
+POLICY_FILES = sorted((ROOT / "policykit" / "pack").glob("*.yaml")) + [
     p for p in sorted((ROOT / "docs" / "examples").glob("*.yaml"))
     if "rules" in (yaml.safe_load(p.read_text(encoding="utf-8")) or {})]
 

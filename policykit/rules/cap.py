@@ -34,7 +34,7 @@ Money decided for a period after it closed (a revision by a late event) is not c
 again. ``policykit.distributed`` cannot split a set holding an active cap (its shards run
 policies apart) and refuses it.
 
-Example (policykit/rules/pack/lateness-deduction.yaml R6)::
+Example (policykit/pack/lateness-deduction.yaml R6)::
 
     - shape: cap
       id: R6

@@ -28,7 +28,7 @@ A window is not judged for a subject that did not exist yet at its due time, for
 whose due day does not exist or lies outside it (a weekly report in a week without a working
 day), nor when the subject's exemptions (approved leave) cover every working day of it.
 
-Example: the callback-frequency rules (policykit/rules/pack/callback-frequency.yaml, R1–R4)
+Example: the callback-frequency rules (policykit/pack/callback-frequency.yaml, R1–R4)
 in a policy file::
 
     - shape: recurrence          # R1: a delivered project gets a phone callback monthly in

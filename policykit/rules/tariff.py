@@ -26,7 +26,7 @@ charges per late day). With ``basis: salary`` and no profile for the employee, t
 says the salary is unknown (outcome ``salary_unknown``, no amount, the share of base salary
 in ``details``) instead of guessing.
 
-Example (lateness, policykit/rules/pack/lateness-deduction.yaml R2)::
+Example (lateness, policykit/pack/lateness-deduction.yaml R2)::
 
     - shape: tariff
       id: R2
