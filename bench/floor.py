@@ -193,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from policykit import Engine
     from policykit.models.parsing import parse_event
-    from policykit.rules.standard import standard_pack
+    from policykit.pack import standard_pack
 
     lines = [ln for ln in Path(args[0]).read_text(encoding="utf-8").splitlines() if ln.strip()]
     took = parse_floor(lines)

@@ -268,7 +268,7 @@ def task_lateness(path: str, backend: str) -> dict[str, Any]:
 
     from policykit import Engine
     from policykit.models.parsing import parse_event
-    from policykit.rules.standard import standard_pack
+    from policykit.pack import standard_pack
 
     events = sorted((parse_event(ln) for ln in _lines(path)), key=lambda e: (e.at, e.id))
     (hand, money), hand_wall, hand_cpu = _timed(lambda: lateness(events))

@@ -21,7 +21,7 @@ from floor import engine_counts, lateness
 
 from policykit import Engine, PolicySet
 from policykit.models.parsing import parse_event
-from policykit.rules.standard import standard_pack
+from policykit.pack import standard_pack
 
 
 def main() -> None:

@@ -192,7 +192,7 @@ def shape_page(shape: str, cls: type[RuleSpec], schema: dict[str, Any]) -> str:
     else:
         pid, text = example
         out += [f"From the standard policy [{pid}](../policies/{pid}.md) "
-                f"(`policykit/rules/pack/{pid}.yaml`):", "", "```yaml", "rules:",
+                f"(`policykit/pack/{pid}.yaml`):", "", "```yaml", "rules:",
                 *("  " + line if line else line for line in text.rstrip().splitlines()),
                 "```"]
     return "\n".join(out) + "\n"

@@ -46,10 +46,10 @@ from .models import (
     registered_event_types,
     unregister_event_types,
 )
+from .pack import standard_pack
 from .policy import Policy, PolicySet
 from .policyfile import load_policy, loads_policy, resolve_policies
 from .rules import register_shape, registered_shapes, unregister_shape
-from .rules.standard import standard_pack
 
 __all__ = [
     "DEFAULT_DEDUPE_WINDOW",

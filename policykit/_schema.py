@@ -60,7 +60,8 @@ def attribute_docs(cls: type) -> dict[str, str]:
 
 
 _ONE_OR_MANY = "_one_or_many"
-"""The name the rule modules give a before-validator that takes one item for a list of one."""
+"""The name of the before-validator that takes one item for a list of one: the one inside
+``OneOrMany`` (policykit/rules/_base.py), or a shape's own class-level validator so named."""
 
 
 def _takes_one(annotation: Any, metadata: list[Any]) -> bool:
@@ -206,8 +207,8 @@ def _policy_schema(_packs: tuple[str, ...]) -> dict[str, Any]:
     # Keyed by the installed packs' names: the schema lists them and their policies.
     from .calendar import BusinessCalendar
     from .models.declared import events_schema
+    from .pack import standard_pack
     from .policy import Policy
-    from .rules.standard import standard_pack
 
     shapes = _shape_classes()
     models: list[type[BaseModel]] = [*shapes.values(), Policy, BusinessCalendar]

@@ -48,6 +48,7 @@ __all__ = [
     "CalendarDuration",
     "CalendarError",
     "DeadlineStr",
+    "MonthsUnit",
     "PeriodUnit",
     "format_duration",
     "parse_calendar_duration",
@@ -56,6 +57,8 @@ __all__ = [
 ]
 
 PeriodUnit = Literal["day", "week", "month", "quarter", "half", "year"]
+#: The periods of whole months (a cap's, a rate's).
+MonthsUnit = Literal["month", "quarter", "half", "year"]
 Boundary = Literal[
     "end_of_day",
     "end_of_working_day",

@@ -196,7 +196,7 @@ def plan(policies: PolicySet | Iterable[Policy] | None = None, partitions: int =
 
 def _policy_set(policies: PolicySet | Iterable[Policy] | None) -> PolicySet:
     if policies is None:
-        from .rules.standard import standard_pack
+        from .pack import standard_pack
 
         pset = standard_pack()
     elif isinstance(policies, Policy):

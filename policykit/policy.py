@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -23,6 +24,7 @@ from pydantic import (
 from .calendar import DEFAULT_CALENDAR, BusinessCalendar
 from .errors import ParameterError, PolicyFileError, PolicyKitError, format_loc, nearest
 from .rules import SHAPES, PolicyInfo, RuleSpec
+from .rules.internal import old_population, respell_population
 
 __all__ = ["Policy", "PolicySet"]
 
@@ -244,7 +246,7 @@ class Policy(BaseModel):
         raise ValueError("a date (2026-04-01) or a date-time (2026-04-01T08:00:00)")
 
     @model_validator(mode="after")
-    def _compile_rules(self) -> Policy:
+    def _compile_rules(self, info: ValidationInfo) -> Policy:
         specs: list[RuleSpec] = []
         seen: set[str] = set()
         used: set[str] = set()
@@ -253,6 +255,10 @@ class Policy(BaseModel):
         variants: dict[str, int] = {}
         for i, raw in enumerate(self.rules):
             where = f"rules[{i}]"
+            if old_population(raw.get("population")):
+                found = raw.get("id")
+                rid = found if isinstance(found, str) else repr(found)
+                _warn_population(where, rid, raw["population"], info.context)
             if not self._chosen(raw, where, unchosen, variants):
                 continue
             raw = {k: v for k, v in raw.items() if k != "enabled_if"}
@@ -441,7 +447,9 @@ class Policy(BaseModel):
             return hashlib.blake2b(joined.encode(), digest_size=12).hexdigest()
         # The dates enter only when given: a policy without them keeps its fingerprint.
         unset = {k for k in ("effective_from", "effective_until") if getattr(self, k) is None}
-        text = json.dumps(self.model_dump(mode="json", exclude=unset), sort_keys=True,
+        data = self.model_dump(mode="json", exclude=unset)
+        data["rules"] = [_hashed_rule(r) for r in data["rules"]]
+        text = json.dumps(data, sort_keys=True,
                           ensure_ascii=False, separators=(",", ":"))
         return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
@@ -594,6 +602,53 @@ def _combine(parts: Iterable[tuple[PolicySet, str]]) -> PolicySet:
     out = PolicySet(by_id.values())
     out._origins = origins
     return out
+
+
+def _warn_population(where: str, rule: str, population: dict[str, Any],
+                     context: Any) -> None:
+    """The DeprecationWarning for a population in the ``{type, member, where, leave}``
+    spelling: where it is (the file and line when loaded from one) and how to write it."""
+    import warnings
+
+    import yaml
+
+    ctx = context if isinstance(context, dict) else {}
+    source = ctx.get("source", "<policy>")
+    line = ctx["line"](f"{where}.population") if "line" in ctx else None
+    new = yaml.safe_dump(respell_population(population), default_flow_style=True,
+                         sort_keys=False, allow_unicode=True, width=1 << 20).strip()
+    warnings.warn(f"{source}{f':{line}' if line else ''}: {where}.population (rule {rule}): "
+                  "the spelling {type, member, where, leave} is deprecated; write "
+                  f"population: {new}", DeprecationWarning, stacklevel=2)
+
+
+#: The shapes whose populations were spelled ``{type, member, where, leave}`` before every
+#: shape read one spelling.
+_OLD_SPELLING_SHAPES = frozenset({"gap", "rate"})
+
+
+def _hashed_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """``rule`` as its policy's fingerprint reads it. A gap's or rate's population is hashed
+    in the spelling those shapes had before (``{type, member, where, leave}``) when it can be
+    written so: the same rule in either spelling keeps the fingerprint it always had, hence
+    the same decision ids."""
+    pop = rule.get("population")
+    if rule.get("shape") not in _OLD_SPELLING_SHAPES or not isinstance(pop, dict) \
+            or old_population(pop):
+        return rule
+    start, end = pop.get("start"), pop.get("end", [])
+    ends = [end] if isinstance(end, dict) else end
+    if not (isinstance(start, dict) and "type" in start and start.keys() <= {"type", "where"}
+            and "field" in pop and pop.keys() <= {"start", "end", "field"}
+            and isinstance(ends, list)
+            and all(isinstance(e, dict) and e.keys() == {"type"} for e in ends)):
+        return rule
+    old = {"type": start["type"], "member": pop["field"]}
+    if "where" in start:
+        old["where"] = start["where"]
+    if "end" in pop:
+        old["leave"] = end["type"] if isinstance(end, dict) else [e["type"] for e in ends]
+    return {**rule, "population": old}
 
 
 def _date_text(value: date | datetime | None) -> str:

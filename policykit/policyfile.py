@@ -277,7 +277,9 @@ def _policy(data: Any, source: str, path: str, lines: LineMap,
     if calendar is not None and "calendar" not in data:
         data = {**data, "calendar": calendar.model_dump()}
     try:
-        return Policy.model_validate(data)
+        # The context lets a deprecation warning name the file and line (policy.py).
+        return Policy.model_validate(data, context={
+            "source": source, "line": lambda sub: lines.line(f"{path}.{sub}" if path else sub)})
     except PolicyFileError as exc:
         sub = f"{path}.{exc.path}" if path else exc.path
         raise PolicyFileError(source, sub, exc.value, exc.expected, line=lines.line(sub),
@@ -319,7 +321,7 @@ def _entry_points() -> dict[str, Any]:
 
 
 def _builtin_standard() -> PolicySet:
-    from .rules.standard import standard_pack
+    from .pack import standard_pack
 
     return standard_pack()
 
@@ -656,7 +658,7 @@ _SUFFIXES = (".yaml", ".yml", ".toml", ".json")
 
 
 def _pack() -> PolicySet:
-    from .rules.standard import standard_pack
+    from .pack import standard_pack
 
     return standard_pack()
 

@@ -488,7 +488,7 @@ def test_test_policy_runs_the_scenarios_against_another_policy_file(tmp_path: Pa
     scenario = tmp_path / "late.yaml"
     scenario.write_text(ONE_LATE_DAY.split("  - name: a wrong figure")[0], encoding="utf-8")
     assert run("test", str(scenario)).exit_code == EXIT_OK
-    pack = (ROOT / "policykit" / "rules" / "pack" / "lateness-deduction.yaml").read_text(
+    pack = (ROOT / "policykit" / "pack" / "lateness-deduction.yaml").read_text(
         encoding="utf-8")
     assert "  grace: PT0M\n" in pack
     lenient = tmp_path / "lenient.yaml"

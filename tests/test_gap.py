@@ -152,8 +152,9 @@ def holiday_policy(**kw: Any) -> Policy:
     rule: dict[str, Any] = {
         "event": {"type": "duty.check"}, "key": [], "max_gap": "PT4H",
         "active": {"days": "holidays", "hours": ["08:00", "22:00"]},
-        "population": {"type": "employee.profile", "member": "employee_id",
-                       "where": {"role": "customer_service"}},
+        "population": {"start": {"type": "employee.profile",
+                                 "where": {"role": "customer_service"}},
+                       "field": "employee_id"},
         "subject": {"kind": "department", "id": "customer_service"},
     }
     rule.update(kw)
@@ -259,7 +260,8 @@ def test_streaming_equals_batch() -> None:
     ({"max_gap": "PT0S"}, "longer than zero"),
     ({"max_gap": "P1M"}, "years or months"),
     ({"key": "routeid"}, "route_id"),
-    ({"key": [], "population": {"type": "employee.profile", "member": "employee_id"}},
+    ({"key": [], "population": {"start": {"type": "employee.profile"},
+                                "field": "employee_id"}},
      "fixed subject"),
     ({"active": {"hours": ["08:00", "25:00"]}}, "HH:MM"),
 ])

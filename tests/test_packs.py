@@ -42,7 +42,7 @@ class _EntryPoint:
 def plugin_pack(monkeypatch: pytest.MonkeyPatch) -> PolicySet:
     """An installed third-party pack `acme` (and the standard pack as its entry point)."""
     acme = PolicySet([standard_pack().get("lateness-deduction")])
-    from policykit.rules.standard import standard_pack as builtin
+    from policykit.pack import standard_pack as builtin
 
     eps = {"standard": _EntryPoint("standard", builtin), "acme": _EntryPoint("acme", acme)}
     monkeypatch.setattr(policyfile, "_entry_points", lambda: eps)

@@ -102,7 +102,8 @@ def complaint_policy(**kw: Any) -> Policy:
         "numerator": {"type": "complaint.validated", "where": {"valid": True},
                       "key": "complaint_id"},
         "denominator": None, "join": False,
-        "population": {"type": "household.registered", "member": "household_id"},
+        "population": {"start": {"type": "household.registered"},
+                       "field": "household_id"},
         "target": 1, "comparison": "at_most", "severity": "low",
     }
     rule.update(kw)
@@ -169,7 +170,7 @@ def test_evidence_is_bounded(evaluate: Evaluate) -> None:
 
 
 @pytest.mark.parametrize("rule, message", [
-    ({"population": {"type": "household.registered", "member": "household_id"}},
+    ({"population": {"start": {"type": "household.registered"}, "field": "household_id"}},
      "exactly one of denominator, population"),
     ({"numerator": {"type": "feedback.processed"}}, "join needs key"),
     ({"period": "week"}, "period"),

@@ -17,7 +17,7 @@ from policykit import standard_pack
 from policykit.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
-POLICY_FILES = sorted((ROOT / "policykit" / "rules" / "pack").glob("*.yaml")) + [
+POLICY_FILES = sorted((ROOT / "policykit" / "pack").glob("*.yaml")) + [
     # Every policy of the examples, the elevator plugin's pack included (its policy.yaml
     # names `pack: elevator`, installed only in tests/test_elevator_example.py's venv).
     p for p in sorted((ROOT / "docs" / "examples").rglob("*.yaml"))

@@ -594,7 +594,7 @@ def test_two_different_events_under_one_id_are_refused() -> None:
 
 
 def test_override_replaces_a_policy_file_the_scenario_names(tmp_path: Path) -> None:
-    pack = (Path(__file__).parent.parent / "policykit" / "rules" / "pack"
+    pack = (Path(__file__).parent.parent / "policykit" / "pack"
             / "lateness-deduction.yaml").read_text(encoding="utf-8")
     (tmp_path / "old.yaml").write_text(pack.replace("  grace: PT0M\n", "  grace: PT5M\n"),
                                        encoding="utf-8")

@@ -19,11 +19,12 @@ two policy sets) and ``_format`` (values as people and JSON files read them).
 from ..errors import AuditSourceError
 from ._audit import audit, parse_instant
 from ._charts import Chart
+from ._data import AuditCounts
 from ._diff import DecisionChange, DiffReport, MoneyChange, diff
 from ._explain import Explanation
 from ._quarantine import QuarantinedRecord
 from ._readers import read_records
-from ._report import AuditCounts, AuditReport
+from ._report import AuditReport
 from ._why_not import WhyNot
 
 __all__ = [

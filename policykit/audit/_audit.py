@@ -13,9 +13,10 @@ from ..engine import Engine, Parse, parse_instant, progress_bar, run_batch, zone
 from ..errors import EventError
 from ..models.events import EventBase
 from ..policyfile import PolicyLike, resolve_policies
+from ._data import AuditCounts
 from ._quarantine import QuarantinedRecord, quarantined, validate
 from ._readers import Reader, read_records
-from ._report import AuditCounts, AuditReport
+from ._report import AuditReport
 
 PolicyArg = PolicyLike
 

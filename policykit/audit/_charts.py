@@ -21,7 +21,7 @@ from ._payroll import employee_money, money
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from ._report import AuditReport
+    from ._data import ReportData
 
 _PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777",
             "#65a30d", "#ea580c", "#4f46e5", "#0d9488", "#9333ea"]
@@ -62,7 +62,7 @@ class Chart:
         return f"Chart({self.title!r})"
 
 
-def violations_chart(report: AuditReport, kinds: Sequence[str] = ("violation",),
+def violations_chart(report: ReportData, kinds: Sequence[str] = ("violation",),
                      freq: Literal["auto", "D", "W", "M"] = "auto",
                      decisions: Sequence[Decision] | None = None) -> Chart:
     """See :meth:`AuditReport.violations_chart`."""
@@ -114,7 +114,7 @@ def violations_chart(report: AuditReport, kinds: Sequence[str] = ("violation",),
     return Chart(fig)
 
 
-def deductions_chart(report: AuditReport, month: str | None = None, top: int = 25) -> Chart:
+def deductions_chart(report: ReportData, month: str | None = None, top: int = 25) -> Chart:
     """See :meth:`AuditReport.deductions_chart`."""
     title = "Deductions and fines by employee" + (f", {month}" if month else "")
     sums, currencies = employee_money(report.effective(), report.tz, month)

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..models.decisions import Decision
+from ._charts import deductions_chart, violations_chart
 from ._format import fmt_at
-from ._payroll import money, money_totals
+from ._payroll import money, money_totals, payroll_rows
+from ._payroll import months as report_months
 from ._summary import summary_rows
 
 if TYPE_CHECKING:
-    from ._report import AuditReport
+    from ._data import ReportData
 
 
 def escape(value: Any) -> str:
@@ -114,7 +116,7 @@ def _badge(prefix: str, value: str) -> str:
     return f"<span class='badge {prefix}-{escape(value)}'>{escape(value)}</span>"
 
 
-def _cards(report: AuditReport, decisions: Sequence[Decision] | None = None) -> str:
+def _cards(report: ReportData, decisions: Sequence[Decision] | None = None) -> str:
     c = report.counts
     shown = report.decisions if decisions is None else decisions
     violations = sum(1 for d in shown if d.kind == "violation")
@@ -135,7 +137,7 @@ def _cards(report: AuditReport, decisions: Sequence[Decision] | None = None) -> 
         for label, v, cls in items) + "</div>"
 
 
-def _summary_html(report: AuditReport, decisions: Sequence[Decision] | None = None) -> str:
+def _summary_html(report: ReportData, decisions: Sequence[Decision] | None = None) -> str:
     rows = summary_rows(report, ("policy", "rule", "kind"), decisions)
     if not rows:
         return "<p class='note'>No decisions.</p>"
@@ -155,8 +157,8 @@ def _summary_html(report: AuditReport, decisions: Sequence[Decision] | None = No
     return "".join(out)
 
 
-def _payroll_html(report: AuditReport, month: str) -> str:
-    cols, rows = report.payroll_rows(month)
+def _payroll_html(report: ReportData, month: str) -> str:
+    cols, rows = payroll_rows(report, month)
     head = ["employee", "role", "currency", "base salary", *cols, "total", "net"]
     out = [f"<h3>{escape(month)}</h3><div class='tablewrap'><table class='pk payroll'><thead><tr>"]
     out += [f"<th class='{'num' if i >= 3 else ''}'>{escape(h)}</th>" for i, h in enumerate(head)]
@@ -183,7 +185,7 @@ _DECISION_HEAD = ("<thead><tr><th>at</th><th>policy · rule</th><th>kind</th><th
                   "<th>id · evidence</th></tr></thead>")
 
 
-def _decision_table(report: AuditReport, decisions: Sequence[Decision],
+def _decision_table(report: ReportData, decisions: Sequence[Decision],
                     table_id: str | None = None) -> str:
     """The decisions table: time, policy and rule, kind and severity, subject, money,
     status, both messages, id and evidence."""
@@ -209,7 +211,7 @@ def _decision_table(report: AuditReport, decisions: Sequence[Decision],
     return "".join(out)
 
 
-def _quarantine_html(report: AuditReport, limit: int) -> str:
+def _quarantine_html(report: ReportData, limit: int) -> str:
     if not report.quarantine:
         return "<p class='note'>No invalid records: every record validated.</p>"
     rows = [[f"{q.unit} {q.line}" if q.line is not None else "", q.event_id or "", q.error,
@@ -220,7 +222,7 @@ def _quarantine_html(report: AuditReport, limit: int) -> str:
             + "</div>" + (f"<p class='note'>… and {more} more.</p>" if more > 0 else ""))
 
 
-def _policies_html(report: AuditReport) -> str:
+def _policies_html(report: ReportData) -> str:
     rows = [[p.id, p.version, p.title, p.title_zh, p.clause, len(p.specs), p.fingerprint()]
             for p in report.policies]
     return "<div class='tablewrap'>" + table(
@@ -228,14 +230,14 @@ def _policies_html(report: AuditReport) -> str:
         table_id="pk-policies") + "</div>"
 
 
-def _provenance_html(report: AuditReport, trail: bool) -> str:
+def _provenance_html(report: ReportData, trail: bool) -> str:
     """The provenance as JSON a program can read back (``#pk-provenance``)."""
     meta = {**report.provenance, "view": "trail" if trail else "standing"}
     text = json.dumps(meta, ensure_ascii=False).replace("</", "<\\/")
     return f"<script type='application/json' id='pk-provenance'>{text}</script>"
 
 
-def render_report(report: AuditReport, *, max_rows: int = 5000, trail: bool = False) -> str:
+def render_report(report: ReportData, *, max_rows: int = 5000, trail: bool = False) -> str:
     """The self-contained report page; see :meth:`AuditReport.to_html`."""
     c = report.counts
     view = report.trail if trail else report.decisions
@@ -249,16 +251,16 @@ def render_report(report: AuditReport, *, max_rows: int = 5000, trail: bool = Fa
         f"horizon {fmt_at(horizon, report.tz)}" if horizon else "no horizon",
         f"backend {report.backend}", f"policykit {prov['policykit_version']}"])
     charts = [
-        (report.violations_chart(trail=trail),
+        (violations_chart(report, decisions=report.trail if trail else report.decisions),
          "Violations per day (or week) stacked by policy."),
-        (report.deductions_chart(), "Deductions and fines per employee, final decisions only, "
+        (deductions_chart(report), "Deductions and fines per employee, final decisions only, "
                                     "stacked by rule."),
     ]
     chart_html = "".join(
         f"<figure><img alt='{escape(ch.title)}' "
         f"src='{ch.data_uri()}'><figcaption>{escape(cap)}</figcaption></figure>"
         for ch, cap in charts)
-    months = report.months()
+    months = report_months(report)
     payroll = "".join(_payroll_html(report, m) for m in months) or \
         "<p class='note'>No deductions or fines.</p>"
     shown = view[:max_rows]
@@ -325,7 +327,7 @@ _NB_CSS = ("<style>.pk-report .cards{display:flex;flex-wrap:wrap;gap:8px;margin:
            "</style>")
 
 
-def _policy_overview_html(report: AuditReport) -> str:
+def _policy_overview_html(report: ReportData) -> str:
     """One row per policy: decisions, violations, the other kinds, money (final)."""
     by_policy: dict[str, Counter[str]] = defaultdict(Counter)
     for d in report.decisions:
@@ -343,7 +345,7 @@ def _policy_overview_html(report: AuditReport) -> str:
     return table(["policy", "decisions", "violations", "other kinds", "amount (final)"], rows)
 
 
-def render_notebook(report: AuditReport, rows: int = 10) -> str:
+def render_notebook(report: ReportData, rows: int = 10) -> str:
     """The compact view Jupyter shows for a report."""
     horizon = fmt_at(report.horizon, report.tz) if report.horizon else "none"
     parts = [_NB_CSS, "<div class='pk-report'>",

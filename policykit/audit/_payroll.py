@@ -17,7 +17,7 @@ from ..models.events import EventBase
 from ._format import natural
 
 if TYPE_CHECKING:
-    from ._report import AuditReport
+    from ._data import ReportData
 
 CENT = Decimal("0.01")
 MONEY_KINDS = ("deduction", "fine")
@@ -71,12 +71,12 @@ def money_totals(decisions: Iterable[Decision], key: Callable[[Decision], str]
     return dict(totals)
 
 
-def months(report: AuditReport) -> list[str]:
+def months(report: ReportData) -> list[str]:
     """Months (``YYYY-MM``) holding final money decisions, in order."""
     return sorted({month_of(d, report.tz) for d in report.effective() if is_money(d)})
 
 
-def payroll_rows(report: AuditReport, month: str | None = None
+def payroll_rows(report: ReportData, month: str | None = None
                  ) -> tuple[list[str], list[dict[str, Any]]]:
     """The payroll table as (money columns, rows); see :meth:`AuditReport.payroll`."""
     month = month or _default_month(report)
@@ -112,7 +112,7 @@ def payroll_rows(report: AuditReport, month: str | None = None
     return ordered, rows
 
 
-def _profiles_until(report: AuditReport, end: datetime | None) -> dict[str, EventBase]:
+def _profiles_until(report: ReportData, end: datetime | None) -> dict[str, EventBase]:
     """Each employee's latest profile at or before ``end`` (events are in time order)."""
     found: dict[str, EventBase] = {}
     for event in report.events.values():
@@ -124,7 +124,7 @@ def _profiles_until(report: AuditReport, end: datetime | None) -> dict[str, Even
     return found
 
 
-def _default_month(report: AuditReport) -> str:
+def _default_month(report: ReportData) -> str:
     """The latest month with money, else the month of the audit's horizon."""
     found = months(report)
     if found:

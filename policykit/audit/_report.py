@@ -13,7 +13,6 @@ import csv
 import json
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -26,6 +25,7 @@ from ..models.events import EventBase
 from ..policy import PolicySet
 from . import _charts, _explain, _payroll, _why_not
 from ._charts import Chart
+from ._data import AuditCounts, ReportData, Status
 from ._explain import Explanation
 from ._format import json_value
 from ._html import render_notebook, render_report
@@ -37,9 +37,6 @@ if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped,unused-ignore]
     import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 
-Status = Literal["final", "provisional", "superseded"]
-"""A decision's status in a report: ``superseded`` when a later decision (a revision, a
-revocation, the month's final total) names it in ``supersedes``, else its own status."""
 
 #: Money in Arrow, Parquet and polars: 16 digits before the point, 2 after.
 MONEY_PRECISION, MONEY_SCALE = 18, 2
@@ -47,35 +44,6 @@ _MONEY_LIMIT = Decimal(10) ** (MONEY_PRECISION - MONEY_SCALE)
 _CENT = Decimal(1).scaleb(-MONEY_SCALE)
 #: Text cells a spreadsheet would run as a formula (OWASP "CSV injection").
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-@dataclass
-class AuditCounts:
-    """What happened to the records: ``read = valid + quarantined``; of the valid ones,
-    ``duplicates`` repeated an id already seen (ignored, not counted twice) and
-    ``after_until`` were later than the audit horizon (not evaluated)."""
-
-    read: int = 0
-    valid: int = 0
-    duplicates: int = 0
-    quarantined: int = 0
-    after_until: int = 0
-    corrected: int = 0
-    """Valid records replaced by a later correction (``meta.corrects``), not evaluated."""
-    evaluated: int = 0
-    decisions: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
-
-    def __str__(self) -> str:
-        text = (f"{self.read} records read: {self.valid} valid, {self.duplicates} duplicate, "
-                f"{self.quarantined} quarantined")
-        if self.after_until:
-            text += f", {self.after_until} after the horizon"
-        if self.corrected:
-            text += f", {self.corrected} replaced by corrections"
-        return text + f"; {self.evaluated} events evaluated, {self.decisions} decisions"
 
 
 class AuditReport:
@@ -175,6 +143,15 @@ class AuditReport:
 
     def _view(self, trail: bool) -> list[Decision]:
         return self.trail if trail else self._standing
+
+    def _data(self) -> ReportData:
+        """What the renderers (charts, HTML, payroll, summaries, why-not) read."""
+        return ReportData(
+            trail=self.trail, decisions=self._standing, events=self.events,
+            policies=self.policies, quarantine=self.quarantine, counts=self.counts,
+            superseded=self._superseded.keys(), tz=self.tz, horizon=self.horizon,
+            backend=self.backend, source=self.source,
+            provenance_of=lambda: self.provenance)
 
     @property
     def provenance(self) -> dict[str, Any]:
@@ -329,17 +306,17 @@ class AuditReport:
                      trail: bool = False) -> list[dict[str, Any]]:
         """The :meth:`summary` table as one dict per group, without pandas."""
         keys = (by,) if isinstance(by, str) else tuple(by)
-        return summary_rows(self, keys, self._view(trail))
+        return summary_rows(self._data(), keys, self._view(trail))
 
     # -- payroll ---------------------------------------------------------------------------
 
     def months(self) -> list[str]:
         """Months (``YYYY-MM``) holding final money decisions, in order."""
-        return _payroll.months(self)
+        return _payroll.months(self._data())
 
     def payroll_rows(self, month: str | None = None) -> tuple[list[str], list[dict[str, Any]]]:
         """The payroll table as (money columns, rows); see :meth:`payroll`."""
-        return _payroll.payroll_rows(self, month)
+        return _payroll.payroll_rows(self._data(), month)
 
     def payroll(self, month: str | None = None) -> pd.DataFrame:
         """Per employee for ``month`` (``YYYY-MM``; default the latest month with money):
@@ -373,7 +350,7 @@ class AuditReport:
         a :class:`Subject` or ``(kind, id)``): the subject's events the rule reads, what
         each was checked against, and how close it came (for a deadline: fulfilled N
         minutes before due)."""
-        return _why_not.why_not(self, subject, policy, rule)
+        return _why_not.why_not(self._data(), subject, policy, rule)
 
     # -- charts ------------------------------------------------------------------------------
 
@@ -382,11 +359,11 @@ class AuditReport:
                          trail: bool = False) -> Chart:
         """Violations that stand (all with ``trail=True``) over time, stacked by policy
         (daily, weekly or monthly bars)."""
-        return _charts.violations_chart(self, kinds, freq, self._view(trail))
+        return _charts.violations_chart(self._data(), kinds, freq, self._view(trail))
 
     def deductions_chart(self, month: str | None = None, top: int = 25) -> Chart:
         """Deductions and fines by employee (final only), stacked by rule; one month or all."""
-        return _charts.deductions_chart(self, month, top)
+        return _charts.deductions_chart(self._data(), month, top)
 
     # -- export ------------------------------------------------------------------------------
 
@@ -440,13 +417,13 @@ class AuditReport:
         resources) of the decisions that stand (all with ``trail=True``), with the
         policykit version and policy fingerprints. Written to ``path`` when given; the HTML
         text is returned."""
-        text = render_report(self, max_rows=max_rows, trail=trail)
+        text = render_report(self._data(), max_rows=max_rows, trail=trail)
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
         return text
 
     def _repr_html_(self) -> str:
-        return render_notebook(self)
+        return render_notebook(self._data())
 
 
 #: CSV columns written as they are: numbers, times and booleans a spreadsheet must read as

@@ -13,13 +13,13 @@ from ..models.decisions import Decision
 from ._payroll import money, month_of
 
 if TYPE_CHECKING:
-    from ._report import AuditReport
+    from ._data import ReportData
 
 SUMMARY_KEYS = ("policy", "rule", "part", "kind", "severity", "status", "subject", "subject_kind",
                 "subject_id", "currency", "date", "month")
 
 
-def summary_rows(report: AuditReport, by: Sequence[str],
+def summary_rows(report: ReportData, by: Sequence[str],
                  decisions: Sequence[Decision] | None = None) -> list[dict[str, Any]]:
     """One row per group of ``by`` (from :data:`SUMMARY_KEYS`) of ``decisions`` (default
     those that stand), groups in text order."""
@@ -50,7 +50,7 @@ def summary_rows(report: AuditReport, by: Sequence[str],
     return rows
 
 
-def _key(d: Decision, key: str, tz: Any, report: AuditReport) -> Any:
+def _key(d: Decision, key: str, tz: Any, report: ReportData) -> Any:
     if key == "status":
         return report.status(d)
     if key == "part":

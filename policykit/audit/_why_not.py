@@ -21,7 +21,7 @@ from ._format import fmt_at, human
 from ._html import escape
 
 if TYPE_CHECKING:
-    from ._report import AuditReport
+    from ._data import ReportData
 
 _BREACH_KINDS = frozenset({"violation", "deduction", "fine", "sanction"})
 _VERBS = {"breached": "breach", "fulfilled": "fulfil", "cancelled": "cancel"}
@@ -87,7 +87,7 @@ class WhyNot:
         return f"<pre class='pk-whynot'>{escape(self.render())}</pre>"
 
 
-def why_not(report: AuditReport, subject: str | Subject | Mapping[str, str] | tuple[str, str],
+def why_not(report: ReportData, subject: str | Subject | Mapping[str, str] | tuple[str, str],
             policy: str, rule: str) -> WhyNot:
     """See :meth:`AuditReport.why_not`."""
     kind, sid = _subject_parts(subject)

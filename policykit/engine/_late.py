@@ -14,14 +14,13 @@ time; this module decides what that does to the decisions already published.
 
 from __future__ import annotations
 
-import hashlib
 from bisect import bisect_left
 from datetime import datetime, timedelta
 from typing import Any
 
 from ..models.decisions import Decision
 from ..models.events import EventBase
-from ..rules.internal import key_part, part_value
+from ..rules.internal import KEY_SEP, hashed_id, key_part, part_value
 from ._backend import EvaluatorSession
 from ._corrections import corrected_id
 from ._payload import WindowPayload
@@ -29,7 +28,6 @@ from ._stats import SessionStats
 
 __all__ = ["KEY_SEP", "Step", "Window", "brief"]
 
-KEY_SEP = "\x1f"
 
 
 def brief(exc: BaseException) -> str:
@@ -66,8 +64,7 @@ class _Pub:
 def _derived_id(base: str, verb: str, cause: str) -> str:
     # ``cause`` is an event id encoded with key_part (never holding the separator) or
     # "advance" + separator + an instant, so the two kinds never meet.
-    raw = KEY_SEP.join((base, verb, cause))
-    return "d-" + hashlib.blake2b(raw.encode(), digest_size=10).hexdigest()
+    return hashed_id(base, verb, cause)
 
 
 def _same(a: Decision, b: Decision) -> bool:

@@ -63,7 +63,7 @@ class Engine:
         backend: str = "native",
     ) -> None:
         if policies is None:
-            from ..rules.standard import standard_pack
+            from ..pack import standard_pack
 
             policies = standard_pack()
         if isinstance(policies, Policy):

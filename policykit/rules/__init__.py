@@ -18,8 +18,8 @@ or overrides (``runtime``, ``event_types``, ``consumes``, ``state_types``, ``par
 :class:`RuleContext`'s ``emit``, ``schedule``, ``now``, ``calendar``, ``directory`` and
 ``policy``; the decision types (``Decision``, ``Subject``, ``DecisionKind``,
 ``SubjectKind``, ``Severity``) and ``EventBase``; :class:`Match`, :class:`Message`,
-:class:`SubjectRef`, :class:`Partition`, :func:`keyed_by`, ``check_field``, ``event_value``,
-``key_of``; the ``policykit.shapes`` entry point group.
+:class:`SubjectRef`, :class:`Partition`, ``Names``, ``OneOrMany``, :func:`keyed_by`,
+``check_field``, ``event_value``, ``key_of``; the ``policykit.shapes`` entry point group.
 
 May change in a 0.x release: new optional methods on :class:`RuleSpec` (with
 defaults, so existing shapes keep working), new keyword arguments of
@@ -45,6 +45,7 @@ from ._base import (
     Match,
     Message,
     Names,
+    OneOrMany,
     Partition,
     PolicyInfo,
     RuleContext,
@@ -94,6 +95,7 @@ __all__ = [
     "Match",
     "Message",
     "Names",
+    "OneOrMany",
     "Partition",
     "PolicyInfo",
     "PreconditionSpec",

@@ -13,7 +13,18 @@ from decimal import Decimal
 from enum import Enum
 from string import Formatter
 from types import UnionType
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    ClassVar,
+    Literal,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    overload,
+)
 
 from pydantic import (
     AfterValidator,
@@ -80,10 +91,17 @@ DurationSpec = Annotated[str, AfterValidator(_check_deadline_spec)]
 checked where the policy is loaded so a typo points at its field."""
 
 def _one_or_many(value: Any) -> Any:
-    return (value,) if isinstance(value, str) else value
+    # One item written alone (a name, a mapping, a model) is a list of one.
+    return (value,) if isinstance(value, str | Mapping | BaseModel) else value
 
 
-Names = Annotated[tuple[str, ...], BeforeValidator(_one_or_many)]
+_T = TypeVar("_T")
+
+OneOrMany = Annotated[tuple[_T, ...], BeforeValidator(_one_or_many)]
+"""One item or a list of them, kept as a tuple: ``occurrence: {type: ...}`` and
+``occurrence: [{type: ...}, ...]`` both validate (the policy JSON schema says so too)."""
+
+Names = OneOrMany[str]
 """One name or a list of names (event types, key fields, rule ids): ``key: request_id`` and
 ``key: [customer_id, topic]`` both validate."""
 
@@ -187,6 +205,16 @@ def _path_parts(path: str) -> tuple[str, ...] | None:
     if any(not p or p[0] == "_" for p in parts):
         return None
     return parts
+
+
+@overload
+def local_iso(ctx: RuleContext, t: datetime) -> str: ...
+@overload
+def local_iso(ctx: RuleContext, t: datetime | None) -> str | None: ...
+def local_iso(ctx: RuleContext, t: datetime | None) -> str | None:
+    """An instant as every decision's details show it: in the policy calendar's zone, to
+    the second (None stays None)."""
+    return None if t is None else ctx.calendar.local(t).isoformat(timespec="seconds")
 
 
 def event_value(event: EventBase, path: str) -> Any:
@@ -1041,8 +1069,14 @@ def decision_id(policy: str, version: str, rule: str, outcome: str, subject: Sub
     # Every part but ``key`` is encoded, so none holds the separator, and the stamp, status
     # and fingerprint never do: the key (which may join several parts) is whatever lies
     # between the sixth part and the last three.
-    raw = KEY_SEP.join((*map(key_part, (policy, version, rule, outcome, subject.kind,
-                                        subject.id)), key, stamp, status, fingerprint))
+    return hashed_id(*map(key_part, (policy, version, rule, outcome, subject.kind,
+                                     subject.id)), key, stamp, status, fingerprint)
+
+
+def hashed_id(*parts: str) -> str:
+    """A decision id from its parts joined by ``KEY_SEP`` (the caller keeps the joining
+    injective): every decision id, the evaluator's and the session's derived ones."""
+    raw = KEY_SEP.join(parts)
     return "d-" + hashlib.blake2b(raw.encode(), digest_size=10).hexdigest()
 
 

@@ -5,7 +5,6 @@ staff) and active periods (holiday days within 08:00-22:00)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -13,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..models.decisions import Subject, SubjectKind
 from ..models.events import EventBase
-from ._base import Condition, _check_field, _check_types, _compile_condition, event_value
+from ._base import Match, OneOrMany, _check_field, event_value
 
 if TYPE_CHECKING:
     from ..calendar import BusinessCalendar
@@ -24,6 +23,8 @@ __all__ = [
     "Population",
     "PopulationTracker",
     "after",
+    "old_population",
+    "respell_population",
 ]
 
 
@@ -41,64 +42,114 @@ class FixedSubject(BaseModel):
         return Subject(kind=self.kind, id=self.id)
 
 
-class Population(BaseModel):
-    """A set of members kept from events. An event of ``type`` makes the value of its
-    ``member`` field a member when every ``where`` condition holds, and removes it when one
-    fails (an employee's profile changing role); an event of a ``leave`` type removes it.
+#: The spelling populations of gap and rate rules had before the one below.
+_OLD_KEYS = frozenset({"type", "member", "where", "leave"})
+_NEW_KEYS = frozenset({"start", "end", "field", "value"})
 
-    ``{type: employee.profile, member: employee_id, where: {role: customer_service}}`` is
-    "the customer-service staff"; ``{type: household.registered, member: household_id}``
-    is "the registered households"."""
+
+def old_population(data: Any) -> bool:
+    """True for a population written in the deprecated ``{type, member, where, leave}``
+    spelling."""
+    return (isinstance(data, dict) and bool(data.keys() & _OLD_KEYS)
+            and not data.keys() & _NEW_KEYS)
+
+
+def _listed(types: Any) -> set[Any]:
+    """The type names of a ``type`` value (one name or a list of them)."""
+    return {types} if isinstance(types, str) else \
+        set(types) if isinstance(types, list | tuple) else set()
+
+
+def respell_population(data: dict[str, Any]) -> dict[str, Any]:
+    """The deprecated ``{type, member, where, leave}`` spelling of a population in the one
+    this module reads: ``{start: {type, where}, field: member, end: [{type}, ...]}``.
+
+    A ``leave`` type that is also a ``type`` is left out: such an event already removed
+    the member when it failed ``where`` and admitted it otherwise, as it still does."""
+    start = {k: data[k] for k in ("type", "where") if k in data}
+    new: dict[str, Any] = {"start": start}
+    if "member" in data:
+        new["field"] = data["member"]
+    joins = start.get("type")
+    joined = _listed(joins)
+    leave = data.get("leave")
+    leaves = [leave] if isinstance(leave, str) else list(leave) if isinstance(leave, list | tuple) \
+        else [] if leave is None else [leave]
+    ends = [{"type": t} for t in leaves if not (isinstance(t, str) and t in joined)]
+    if ends:
+        # One leave type written alone stays one matcher written alone.
+        new["end"] = ends[0] if isinstance(leave, str) else ends
+    return new
+
+
+class Population(BaseModel):
+    """A set of members kept from events, one spelling for every shape. An event matching
+    ``start`` makes the value of its ``field`` a member; ``start`` events are state, so the
+    latest one for an id decides (a profile re-sent with another role, failing ``where``,
+    ends the membership); an event matching one of ``end`` ends it.
+
+    ``{start: {type: employee.profile, where: {role: customer_service}}, field: employee_id}``
+    is "the customer-service staff"; ``{start: {type: household.registered}, field:
+    household_id}`` is "the registered households". The older spelling ``{type, member,
+    where, leave}`` is still read, with a DeprecationWarning."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    type: tuple[str, ...]
-    """Event type(s) that admit a member (when every ``where`` condition holds)."""
-    member: str
-    """The field of those events holding the member's id."""
-    where: dict[str, Condition] = Field(default_factory=dict)
-    """Conditions the admitting event must meet; an event of ``type`` failing one removes the
-    member."""
-    leave: tuple[str, ...] = ()
-    """Event type(s) that remove the member they name."""
 
-    @field_validator("type", "leave", mode="before")
+    start: Match
+    """Events making an id a member. They are state: the latest of these types for an id
+    decides, so one that fails ``where`` (a profile with another role) ends membership."""
+    end: OneOrMany[Match] = ()
+    """Events ending membership (``customer.deactivated``)."""
+    field: str | None = None
+    """The id field of the start/end events; default the rule's ``subject.field`` (a
+    recurrence); required where the rule has none (gap, rate)."""
+    value: str | None = None
+    """One fixed subject id for every member (a department, the whole site): it exists while
+    any member does, and every occurrence counts for it (a recurrence)."""
+
+    @model_validator(mode="before")
     @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return (v,) if isinstance(v, str) else v
+    def _respell(cls, data: Any) -> Any:
+        # The warning naming the file and rule comes from the policy that holds the rule.
+        return respell_population(data) if old_population(data) else data
 
-    @model_validator(mode="after")
-    def _valid(self) -> Population:
-        _check_types(self.type)
-        _check_types(self.leave)
-        _check_field(self.type, self.member, what="population.member")
-        if self.leave:
-            _check_field(self.leave, self.member, what="population.member")
-        for path, cond in self.where.items():
-            _check_field(self.type, path, what="population.where")
-            _compile_condition(path, cond)
-        return self
+    def matches(self) -> tuple[Match, ...]:
+        """``start`` and every ``end``."""
+        return (self.start, *self.end)
 
     def event_types(self) -> frozenset[str]:
-        return frozenset((*self.type, *self.leave))
+        return frozenset(t for m in self.matches() for t in m.type)
+
+    def check_members(self, shape: str) -> None:
+        """For a rule with no subject field to default to (a gap, a rate): ``field`` is
+        required and ``value`` means nothing."""
+        if self.field is None:
+            raise ValueError(f"population.field: a {shape} rule needs the field naming the "
+                             "member (employee_id)")
+        if self.value is not None:
+            raise ValueError(f"population.value: a {shape} rule has no per-member subjects "
+                             "to replace; leave it out")
+        for m in self.matches():
+            _check_field(m.type, self.field, what="population.field")
 
 
 class PopulationTracker:
-    """The compiled form of a :class:`Population`. Members live in the caller's plain-data
-    state as ``{member: id of the event that admitted it}`` (the evidence of an obligation
-    the population creates)."""
+    """The compiled form of a :class:`Population` whose ``field`` is set. Members live in
+    the caller's plain-data state as ``{member: id of the event that admitted it}`` (the
+    evidence of an obligation the population creates)."""
 
-    __slots__ = ("_joins", "_leaves", "_member", "_tests")
+    __slots__ = ("_ends", "_member", "_start", "_starts")
 
     def __init__(self, spec: Population) -> None:
-        self._joins = frozenset(spec.type)
-        self._leaves = frozenset(spec.leave)
-        self._member = spec.member
-        self._tests: list[Callable[[EventBase], bool]] = [
-            _compile_condition(p, c) for p, c in spec.where.items()
-        ]
+        assert spec.field is not None  # checked by check_members
+        self._starts = frozenset(spec.start.type)
+        self._start = spec.start.predicate()
+        self._ends = [(frozenset(m.type), m.predicate()) for m in spec.end]
+        self._member = spec.field
 
     def handles(self, event: EventBase) -> bool:
-        return event.type in self._joins or event.type in self._leaves
+        t = event.type
+        return t in self._starts or any(t in types for types, _ in self._ends)
 
     def apply(self, event: EventBase, members: dict[str, str]) -> int:
         """Update ``members``; return +1 if the population just became non-empty, -1 if it
@@ -108,9 +159,11 @@ class PopulationTracker:
             return 0
         member = str(value)
         before = bool(members)
-        if event.type in self._joins and all(t(event) for t in self._tests):
+        t = event.type
+        ends = any(t in types and pred(event) for types, pred in self._ends)
+        if not ends and t in self._starts and self._start(event):
             members.setdefault(member, event.id)
-        else:
+        elif ends or t in self._starts:
             members.pop(member, None)
         after = bool(members)
         return 0 if before == after else (1 if after else -1)

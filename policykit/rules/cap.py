@@ -34,7 +34,7 @@ Money decided for a period after it closed (a revision by a late event) is not c
 again. ``policykit.distributed`` cannot split a set holding an active cap (its shards run
 policies apart) and refuses it.
 
-Example (policykit/rules/pack/lateness-deduction.yaml R6)::
+Example (policykit/pack/lateness-deduction.yaml R6)::
 
     - shape: cap
       id: R6
@@ -51,6 +51,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from ..calendar import MonthsUnit
 from ..models.decisions import Decision, Subject
 from ..models.events import EventBase
 from ._base import Amount, Message, PolicyInfo, RuleContext, RuleRuntime, RuleSpec
@@ -70,7 +71,7 @@ class CapSpec(RuleSpec):
     docstring."""
 
     shape: Literal["cap"] = "cap"
-    period: Literal["month", "quarter", "half", "year"] = "month"
+    period: MonthsUnit = "month"
     """The calendar period the money is added up in."""
     cap_rate: Amount | None = Field(default=None, ge=0, le=1)
     """The period's money may not exceed this share of the base salary; none: no cap."""

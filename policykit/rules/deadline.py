@@ -53,6 +53,7 @@ from ._base import (
     split_key,
     value_part,
 )
+from ._base import local_iso as _fmt_time
 
 __all__ = ["DeadlineSpec", "Reassign", "Step", "WithinBy"]
 
@@ -363,10 +364,6 @@ class _CompiledStep:
         self.corr_within = step.correlate_within
         self.alias = step.alias
         self.to = step.to if isinstance(step, Reassign) else None
-
-
-def _fmt_time(ctx: RuleContext, t: datetime) -> str:
-    return ctx.calendar.local(t).isoformat(timespec="seconds")
 
 
 def _joined(values: list[Any]) -> str | None:

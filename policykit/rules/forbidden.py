@@ -22,6 +22,7 @@ from ._base import (
     _check_field,
     event_value,
     keyed_by,
+    local_iso,
 )
 
 __all__ = ["ForbiddenSpec"]
@@ -88,7 +89,7 @@ class _ForbiddenRuntime(RuleRuntime):
             return
         details: dict[str, Any] = {
             "what": self._what, "event": event.id, "event_type": event.type,
-            "at": ctx.calendar.local(event.at).isoformat(timespec="seconds")}
+            "at": local_iso(ctx, event.at)}
         for f in s.show:
             value = event_value(event, f)
             # Details stay JSON-plain: scalars as they are, anything else as text.

@@ -34,6 +34,7 @@ from ._base import (
     keyed_by,
     split_key,
 )
+from ._base import local_iso as _iso
 from ._scope import (
     Active,
     FixedSubject,
@@ -160,6 +161,8 @@ class GapSpec(RuleSpec):
             if not self.key and self.population is not None:
                 raise ValueError("a rule armed by its population alone (no key) needs a "
                                  "fixed subject: {kind: ..., id: ...}")
+        if self.population is not None:
+            self.population.check_members("gap")
         return self
 
     def event_types(self) -> frozenset[str]:
@@ -197,10 +200,6 @@ class _Route:
         self.pred = match.predicate()
         self.key = match.key or default_key
         self.role = role
-
-
-def _iso(ctx: RuleContext, t: datetime | None) -> str | None:
-    return None if t is None else ctx.calendar.local(t).isoformat(timespec="seconds")
 
 
 class _GapRuntime(RuleRuntime):

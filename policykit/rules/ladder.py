@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from ..models.decisions import Decision, DecisionKind, Severity, Subject, SubjectKind
 from ..models.events import EventBase
@@ -20,12 +20,14 @@ from ._base import (
     KEY_SEP,
     Count,
     Message,
+    OneOrMany,
     Partition,
     PolicyInfo,
     RuleContext,
     RuleRuntime,
     RuleSpec,
     keyed_by,
+    local_iso,
 )
 
 __all__ = ["STEP_SEVERITY", "STEP_ZH", "LadderSpec", "window_start"]
@@ -73,15 +75,15 @@ class LadderSpec(RuleSpec):
     violations on. Its evidence is the counted violations' evidence; its details list them."""
 
     shape: Literal["ladder"] = "ladder"
-    counts: tuple[str, ...]
+    counts: OneOrMany[str]
     """Ids of the rules (of this policy) whose decisions are counted."""
-    kinds: tuple[DecisionKind, ...] = ("violation",)
+    kinds: OneOrMany[DecisionKind] = ("violation",)
     """Only decisions of these kinds are counted."""
     subject_kind: SubjectKind = "employee"
     """Only decisions about subjects of this kind are counted (per subject id)."""
     window: str = "P12M"
     """The rolling window the violations are counted in (an ISO-8601 duration, ``P12M``)."""
-    steps: tuple[str, ...] = ("criticism", "education", "sanction")
+    steps: OneOrMany[str] = ("criticism", "education", "sanction")
     """The measure for the 1st, 2nd, ... violation in the window; the last repeats."""
     transfer_at: Count | None = Field(default=5, ge=1)
     """From this many violations in the window on, the step is ``transfer_step``;
@@ -103,11 +105,6 @@ class LadderSpec(RuleSpec):
             zh="{rule}：{subject} 於 {window} 內第 {count} 次違規（{counted_rules}），"
                "給予{step_zh}"),
     }
-
-    @field_validator("counts", "kinds", "steps", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return (v,) if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _valid(self) -> LadderSpec:
@@ -191,9 +188,8 @@ class _LadderRuntime(RuleRuntime):
         ctx.schedule(decision.at + self._span, sid)
         count = len(kept)
         step = s.step_for(count)
-        cal = ctx.calendar
         counted = [{"decision": v[1], "rule": v[2], "outcome": v[3],
-                    "at": cal.local(v[0]).isoformat(timespec="seconds")} for v in kept]
+                    "at": local_iso(ctx, v[0])} for v in kept]
         evidence = [e for v in kept for e in v[4]]
         ctx.emit(s, "sanction", kind=s.kind, subject=Subject(kind=s.subject_kind, id=sid),
                  at=decision.at, evidence=evidence, key=decision.id + KEY_SEP + step,
@@ -203,7 +199,7 @@ class _LadderRuntime(RuleRuntime):
                      "step_zh": STEP_ZH.get(step, step),
                      "count": count,
                      "window": s.window,
-                     "window_start": cal.local(start).isoformat(timespec="seconds"),
+                     "window_start": local_iso(ctx, start),
                      "counted_rules": self._counts,
                      "violations": counted,
                      "trigger_decision": decision.id,

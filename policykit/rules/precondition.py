@@ -36,6 +36,7 @@ from ._base import (
     part_value,
     split_key,
 )
+from ._base import local_iso as _iso
 from ._scope import FixedSubject, after
 
 __all__ = ["CoSign", "Gate", "PreconditionSpec", "Prior", "Revoke"]
@@ -314,10 +315,6 @@ class PreconditionSpec(RuleSpec):
 _MAX_PRIORS_PER_KEY = 256
 _SWEEP_EVERY = timedelta(days=1)
 _FAST_FORGET = timedelta(days=365_000)  # see _sweep
-
-
-def _iso(ctx: RuleContext, t: datetime) -> str:
-    return ctx.calendar.local(t).isoformat(timespec="seconds")
 
 
 class _PreconditionRuntime(RuleRuntime):

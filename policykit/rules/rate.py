@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from ..calendar import MonthsUnit
 from ..models.events import EventBase
 from ._base import (
     KEY_SEP,
@@ -21,6 +22,7 @@ from ._base import (
     RuleRuntime,
     RuleSpec,
     key_of,
+    local_iso,
 )
 from ._scope import FixedSubject, Population, PopulationTracker
 
@@ -51,7 +53,7 @@ class RateSpec(RuleSpec):
     join: bool = False
     """Count in the numerator only the denominator's own items (by key) that got a numerator
     event by the period's close."""
-    period: Literal["month", "quarter", "half", "year"] = "year"
+    period: MonthsUnit = "year"
     """The calendar period of each rate."""
     target: Amount
     """The rate to compare with (after ``scale``: 100 means 100%)."""
@@ -92,6 +94,8 @@ class RateSpec(RuleSpec):
     def _valid(self) -> RateSpec:
         if (self.denominator is None) == (self.population is None):
             raise ValueError("give exactly one of denominator, population")
+        if self.population is not None:
+            self.population.check_members("rate")
         if self.scale <= 0:
             raise ValueError("scale must be positive")
         if self.join:
@@ -237,8 +241,8 @@ class _RateRuntime(RuleRuntime):
         details: dict[str, Any] = {
             "what": self._what,
             "period": pkey,
-            "period_start": ctx.calendar.local(period["start"]).isoformat(timespec="seconds"),
-            "period_end": ctx.calendar.local(period["end"]).isoformat(timespec="seconds"),
+            "period_start": local_iso(ctx, period["start"]),
+            "period_end": local_iso(ctx, period["end"]),
             "numerator": num,
             "denominator": den,
             "target": s.target,

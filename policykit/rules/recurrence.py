@@ -28,7 +28,7 @@ A window is not judged for a subject that did not exist yet at its due time, for
 whose due day does not exist or lies outside it (a weekly report in a week without a working
 day), nor when the subject's exemptions (approved leave) cover every working day of it.
 
-Example: the callback-frequency rules (policykit/rules/pack/callback-frequency.yaml, R1–R4)
+Example: the callback-frequency rules (policykit/pack/callback-frequency.yaml, R1–R4)
 in a policy file::
 
     - shape: recurrence          # R1: a delivered project gets a phone callback monthly in
@@ -76,7 +76,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..calendar import CalendarError, parse_duration
+from ..calendar import CalendarError, PeriodUnit, parse_duration
 from ..models.decisions import DecisionKind, Subject
 from ..models.events import EventBase
 from ._base import (
@@ -85,6 +85,7 @@ from ._base import (
     Count,
     Match,
     Message,
+    OneOrMany,
     Partition,
     PolicyInfo,
     RuleContext,
@@ -97,6 +98,8 @@ from ._base import (
     key_part,
     keyed_by,
 )
+from ._base import local_iso as _iso
+from ._scope import Population
 
 __all__ = ["Exemption", "Only", "PerItem", "Phase", "Population", "RecurrenceSpec",
            "TimeOfWindow", "WindowSpec"]
@@ -104,34 +107,11 @@ __all__ = ["Exemption", "Only", "PerItem", "Phase", "Population", "RecurrenceSpe
 Unit = Literal["day", "working_day", "week", "month", "quarter", "half", "year"]
 Outcome = Literal["missed", "late", "early"]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-PeriodUnit = Literal["day", "week", "month", "quarter", "half", "year"]
 _UNIT_OF_MONTHS: dict[int, PeriodUnit] = {1: "month", 3: "quarter", 6: "half", 12: "year"}
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")
 _NAMED_TIMES = ("start_of_day", "work_start", "work_end", "end_of_day")
 _ONE_US = timedelta(microseconds=1)
 _MAX_SCAN = 1000  # windows skipped looking for the next one that is judged
-
-
-class Population(BaseModel):
-    """Who owes the occurrences, and since when."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    start: Match
-    """Events making an id a member. They are state: the latest of these types for an id
-    decides, so one that fails ``where`` (a profile with another role) ends membership."""
-    end: tuple[Match, ...] = ()
-    """Events ending membership (``customer.deactivated``)."""
-    field: str | None = None
-    """The id field of the start/end events; default the rule's ``subject.field``."""
-    value: str | None = None
-    """One fixed subject id for every member (a department, the whole site): it exists while
-    any member does, and every occurrence counts for it."""
-
-    @field_validator("end", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return (v,) if isinstance(v, dict | Match) else v
 
 
 class PerItem(BaseModel):
@@ -297,7 +277,7 @@ class RecurrenceSpec(RuleSpec):
     population: Population | None = None
     """Who owes the occurrences, and since when; none: whoever has occurrences (only ``late``
     and ``early`` can then be judged)."""
-    occurrence: tuple[Match, ...]
+    occurrence: OneOrMany[Match]
     """The events that count (one matcher or a list)."""
     require: Literal["any", "each"] = "any"
     """``any``: occurrences of all listed matchers count together; ``each``: every
@@ -314,7 +294,7 @@ class RecurrenceSpec(RuleSpec):
     """The window's last occurrence may not be before this (outcome ``early``)."""
     warn_before: str | None = None
     """Emit a ``warning`` this long before ``due`` while still short of ``min_count``."""
-    exempt: tuple[Exemption, ...] = ()
+    exempt: OneOrMany[Exemption] = ()
     """Events exempting a subject for a span of dates (approved leave)."""
     period_field: str | None = None
     """An occurrence field holding a day of the window it is for (a report's ``period``):
@@ -359,11 +339,6 @@ class RecurrenceSpec(RuleSpec):
                "so far)",
             zh="{subject} 於 {window} 的「{what}」將於 {due} 到期（目前 {count}/{min_count}）"),
     }
-
-    @field_validator("occurrence", "exempt", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return (v,) if isinstance(v, dict | Match) else v
 
     @model_validator(mode="after")
     def _valid(self) -> RecurrenceSpec:
@@ -502,10 +477,6 @@ class RecurrenceSpec(RuleSpec):
 # ------------------------------------------------------------------------ the evaluator
 
 Window = tuple[str, datetime, datetime]  # (label, first instant, last instant)
-
-
-def _iso(ctx: RuleContext, t: datetime | None) -> str | None:
-    return None if t is None else ctx.calendar.local(t).isoformat(timespec="seconds")
 
 
 def _utc(t: datetime) -> datetime:

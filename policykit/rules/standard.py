@@ -1,44 +1,20 @@
-"""The standard pack: every policy of the rulebook with its defaults, shipped as YAML data
-in ``rules/pack/`` (the same format users write, so the pack proves the format)."""
+"""Where the standard pack used to live: it is :mod:`policykit.pack` now. Kept so that
+``from policykit.rules.standard import standard_pack`` keeps working; the names are looked up
+on first use, so importing :mod:`policykit.rules` still never imports the policy layer."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-from importlib import resources
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from ..errors import PolicyFileError
-from ..policy import Policy, PolicySet
+if TYPE_CHECKING:
+    from ..pack import PACK_ORDER, standard_pack
 
 __all__ = ["PACK_ORDER", "standard_pack"]
 
-#: Policy ids in catalogue order (the policy reference, docs/policies/).
-PACK_ORDER = (
-    "first-responder", "callback-frequency", "lateness-deduction", "staff-penalties",
-    "shift-handover", "incident-escalation", "complaint-handling", "reporting-duties",
-    "annual-customer-care", "holiday-coverage", "site-access", "service-delivery",
-)
 
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from .. import pack
 
-@lru_cache(maxsize=1)
-def _load() -> PolicySet:
-    pack = resources.files("policykit.rules") / "pack"
-    found: dict[str, Policy] = {}
-    for entry in sorted(pack.iterdir(), key=lambda e: e.name):
-        if not entry.name.endswith(".yaml"):
-            continue
-        data = yaml.safe_load(entry.read_text(encoding="utf-8"))
-        try:
-            policy = Policy.model_validate(data)
-        except PolicyFileError as exc:
-            raise PolicyFileError(f"policykit/rules/pack/{entry.name}", exc.path, exc.value,
-                                  exc.expected, suggestion=exc.suggestion) from None
-        found[policy.id] = policy
-    ordered = [found.pop(i) for i in PACK_ORDER if i in found]
-    return PolicySet([*ordered, *found.values()])
-
-
-def standard_pack() -> PolicySet:
-    """All shipped policies with their default parameters, in catalogue order."""
-    return _load()
+        return getattr(pack, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

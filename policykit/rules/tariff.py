@@ -26,7 +26,7 @@ charges per late day). With ``basis: salary`` and no profile for the employee, t
 says the salary is unknown (outcome ``salary_unknown``, no amount, the share of base salary
 in ``details``) instead of guessing.
 
-Example (lateness, policykit/rules/pack/lateness-deduction.yaml R2)::
+Example (lateness, policykit/pack/lateness-deduction.yaml R2)::
 
     - shape: tariff
       id: R2
@@ -48,7 +48,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..calendar import parse_duration
+from ..calendar import PeriodUnit, parse_duration
 from ..models.decisions import Decision, DecisionKind, Subject, SubjectKind
 from ..models.events import EventBase
 from ._base import (
@@ -57,6 +57,7 @@ from ._base import (
     Count,
     Match,
     Message,
+    OneOrMany,
     Partition,
     PolicyInfo,
     RuleContext,
@@ -69,11 +70,11 @@ from ._base import (
     key_part,
     keyed_by,
 )
+from ._base import local_iso as _iso
 from ._scope import after
 
 __all__ = ["AmountBy", "TariffSpec", "Tier", "cents"]
 
-PeriodUnit = Literal["day", "week", "month", "quarter", "half", "year"]
 _CENT = Decimal("0.01")
 _ZERO = Decimal(0)
 
@@ -130,9 +131,9 @@ class TariffSpec(RuleSpec):
     """Counted items per subject and period -> money; see the module docstring."""
 
     shape: Literal["tariff"] = "tariff"
-    decisions_of: tuple[str, ...] = ()
+    decisions_of: OneOrMany[str] = ()
     """Rule ids (same policy) whose final decisions are the items."""
-    outcomes: tuple[str, ...] = ()
+    outcomes: OneOrMany[str] = ()
     """Only decisions with these ``details.outcome`` values (all when empty)."""
     events: Match | None = None
     """Or: events that are the items."""
@@ -168,9 +169,9 @@ class TariffSpec(RuleSpec):
     """The kind of the ``over_limit`` decision."""
     limit_amount: Amount = Field(default=_ZERO, ge=0)
     """With ``limit``: a fine of this amount beside it, when above zero."""
-    each_item: tuple[DecisionKind, ...] = ()
+    each_item: OneOrMany[DecisionKind] = ()
     """Extra decisions of these kinds for every item (a violation beside the fine)."""
-    show: tuple[str, ...] = ()
+    show: OneOrMany[str] = ()
     """With ``events``: event fields copied into per-item decisions' details (and so
     usable in their messages), e.g. the kind of misconduct."""
     distinct: str | None = None
@@ -222,11 +223,6 @@ class TariffSpec(RuleSpec):
             en="{rule}: sanction for {subject} — {what} ({item_type} at {item_at})",
             zh="{rule}：{subject} 「{what}」，給予處分（{item_type}，{item_at}）"),
     }
-
-    @field_validator("decisions_of", "outcomes", "each_item", "show", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return (v,) if isinstance(v, str) else v
 
     @field_validator("tiers")
     @classmethod
@@ -610,10 +606,6 @@ class _TariffRuntime(RuleRuntime):
 
 
 _SEEN = "seen"  # timer keys forgetting a distinct value; period labels never start so
-
-
-def _iso(ctx: RuleContext, t: datetime) -> str:
-    return ctx.calendar.local(t).isoformat(timespec="seconds")
 
 
 def _plain(value: Any) -> Any:

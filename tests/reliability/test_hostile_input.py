@@ -46,7 +46,7 @@ def fuzz(examples: int) -> settings:
 
 GOOD = month_log(3, employees=3, days=6)  # 80-odd valid records of many types
 ENGINE = Engine(policies())
-PACK_FILES = sorted((Path(__file__).resolve().parents[2] / "policykit/rules/pack").glob("*.yaml"))
+PACK_FILES = sorted((Path(__file__).resolve().parents[2] / "policykit/pack").glob("*.yaml"))
 
 # --- values -------------------------------------------------------------------------------
 
