@@ -507,7 +507,7 @@ def test_test_policy_runs_the_scenarios_against_another_policy_file(tmp_path: Pa
 
 def test_repeated_policy_options_combine_files_or_name_the_clash(tmp_path: Path) -> None:
     # policykit policies / policykit test: -p a -p b is both files, never silently the last.
-    pack = (ROOT / "policykit" / "rules" / "pack" / "lateness-deduction.yaml").read_text(
+    pack = (ROOT / "policykit" / "pack" / "lateness-deduction.yaml").read_text(
         encoding="utf-8")
     lateness, other = tmp_path / "lateness.yaml", tmp_path / "other.yaml"
     lateness.write_text(pack.replace("  grace: PT0M\n", "  grace: PT5M\n"), encoding="utf-8")
