@@ -343,6 +343,9 @@ class _TariffRuntime(RuleRuntime):
         self._outcomes = frozenset(spec.outcomes)
         self._charges = bool(spec.tiers or spec.amount_by)
         self._what = spec.title or spec.id
+        # Not state: caches of what the state determines (see ``_priced_rows``), by period.
+        self._priced: dict[str, dict[str, _Priced]] = {}
+        self._bounds: dict[str, tuple[str, str]] = {}
 
     # -- items -----------------------------------------------------------------------
 
@@ -399,6 +402,8 @@ class _TariffRuntime(RuleRuntime):
             start, end = cal.period(at, s.period)
             book = periods[label] = {"start": start, "end": end, "subjects": {}}
             ctx.schedule(end, label)
+            for old in [k for k in self._priced if k not in periods]:
+                self._forget(old)  # left by a rewind, or closed under another version
         skey = kind + KEY_SEP + sid
         entry = book["subjects"].get(skey)
         if entry is None:
@@ -494,32 +499,17 @@ class _TariffRuntime(RuleRuntime):
         salary: Decimal | None
         profile, salary = (self._salary(subject, ctx) if s.basis == "salary"
                            else (None, None))
-        rows = []
-        share = _ZERO
-        total = _ZERO
-        spec_at = self.spec_at
-        for n, (item_id, item_at, value, _ev) in enumerate(items, 1):
-            own = spec_at(datetime.fromisoformat(item_at)) if spec_at is not None else None
-            rate, fixed = self._rate_or_amount(
-                n, reached, value, own if isinstance(own, TariffSpec) else None)
-            row: dict[str, Any] = {"item": item_id, "at": item_at, "number": n}
-            if s.basis == "salary":
-                assert rate is not None
-                share += rate
-                row["rate"] = str(rate)
-                if salary is not None:
-                    amount = self._floor(cents(salary * rate))
-                    row["amount"] = _money(amount)
-                    total += amount
-            else:
-                amount = self._floor(fixed)
-                row["amount"] = _money(amount)
-                total += amount
-            rows.append(row)
-        evidence = [e for it in items for e in it[3]]
+        priced = self._priced_rows(label, entry["kind"] + KEY_SEP + entry["id"], items,
+                                   salary)
+        rows, share, total = list(priced.rows), priced.share, priced.total
+        evidence = list(priced.evidence)
+        start_end = self._bounds.get(label)
+        if start_end is None:
+            start_end = self._bounds[label] = (_iso(ctx, book["start"]),
+                                               _iso(ctx, book["end"]))
         details: dict[str, Any] = {
             "what": self._what, "period": label,
-            "period_start": _iso(ctx, book["start"]), "period_end": _iso(ctx, book["end"]),
+            "period_start": start_end[0], "period_end": start_end[1],
             "count": reached, "tier_mode": s.tier_mode,
             "tiers": [{"from": t.start, "rate" if t.rate is not None else "amount":
                        str(t.rate if t.rate is not None else t.amount)} for t in s.tiers],
@@ -550,6 +540,66 @@ class _TariffRuntime(RuleRuntime):
         return ctx.emit(s, "total" if final else "running", kind=s.kind, subject=subject,
                         at=at, evidence=evidence, key=key, details=details, amount=total,
                         currency=currency, status=status, supersedes=supersedes)
+
+    def _priced_rows(self, label: str, skey: str, items: list[Any],
+                     salary: Decimal | None) -> _Priced:
+        """The period's items priced, each row as the whole-period pass would price it.
+
+        A running total follows every item, so pricing the whole period each time costs
+        the square of its items. The rows priced last time are kept (outside ``state``: a
+        cache, rebuilt from the items whenever it cannot be trusted) and only the items
+        since are priced, unless what an earlier row depends on changed: the base salary
+        (a new profile), or, under ``tier_mode: all``, the tier the period's count reaches
+        (every earlier item is re-priced at it). The items must be the very objects priced
+        last time (a rewound or restored state holds copies, and is priced afresh)."""
+        reached = len(items)
+        salary_key = None if salary is None else str(salary)
+        cached = self._priced.setdefault(label, {})
+        p = cached.get(skey)
+        if p is not None:
+            n = p.n
+            if (p.items is not items or n > reached or p.salary_key != salary_key
+                    or (n and items[n - 1] is not p.last)):
+                p = None
+            else:
+                for spec, tier in p.reaching.values():
+                    if spec.tier_for(reached) is not tier:
+                        p = None  # the count reached a new tier: every item is re-priced
+                        break
+        if p is None:
+            p = cached[skey] = _Priced(items, salary_key)
+        if p.n == reached:
+            return p
+        s = self.spec
+        spec_at = self.spec_at
+        salary_basis = s.basis == "salary"
+        rows, evidence, reaching = p.rows, p.evidence, p.reaching
+        share, total = p.share, p.total
+        for n in range(p.n + 1, reached + 1):
+            item_id, item_at, value, ev = items[n - 1]
+            own = spec_at(datetime.fromisoformat(item_at)) if spec_at is not None else None
+            pricing = own if isinstance(own, TariffSpec) else s
+            if pricing.amount_by is None and pricing.tier_mode == "all":
+                reaching[id(pricing)] = (pricing, pricing.tier_for(reached))
+            rate, fixed = self._rate_or_amount(
+                n, reached, value, own if isinstance(own, TariffSpec) else None)
+            row: dict[str, Any] = {"item": item_id, "at": item_at, "number": n}
+            if salary_basis:
+                assert rate is not None
+                share += rate
+                row["rate"] = str(rate)
+                if salary is not None:
+                    amount = self._floor(cents(salary * rate))
+                    row["amount"] = _money(amount)
+                    total += amount
+            else:
+                amount = self._floor(fixed)
+                row["amount"] = _money(amount)
+                total += amount
+            rows.append(row)
+            evidence.extend(ev)
+        p.n, p.last, p.share, p.total = reached, items[reached - 1], share, total
+        return p
 
     def _capped(self, total: Decimal, salary: Decimal, details: dict[str, Any]) -> Decimal:
         s = self.spec
@@ -586,6 +636,10 @@ class _TariffRuntime(RuleRuntime):
                      key=label, details=details, amount=cents(s.limit_amount),
                      currency=s.currency)
 
+    def _forget(self, label: str) -> None:
+        self._priced.pop(label, None)
+        self._bounds.pop(label, None)
+
     # -- time ------------------------------------------------------------------------
 
     def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
@@ -593,11 +647,31 @@ class _TariffRuntime(RuleRuntime):
             self.state["seen"].pop(key[len(_SEEN) + 1:], None)
             return
         book = self.state["periods"].pop(key, None)
-        if book is None or not self._charges or self.spec.settle != "period":
-            return
-        for entry in book["subjects"].values():
-            self._charge_period(Subject(kind=entry["kind"], id=entry["id"]), entry, key, book,
-                                due, "final", ctx)
+        if book is not None and self._charges and self.spec.settle == "period":
+            for entry in book["subjects"].values():
+                self._charge_period(Subject(kind=entry["kind"], id=entry["id"]), entry, key,
+                                    book, due, "final", ctx)
+        self._forget(key)
+
+
+class _Priced:
+    """A subject's period priced up to its ``n``-th item (see ``_priced_rows``)."""
+
+    __slots__ = ("evidence", "items", "last", "n", "reaching", "rows", "salary_key", "share",
+                 "total")
+
+    def __init__(self, items: list[Any], salary_key: str | None) -> None:
+        self.items = items
+        self.salary_key = salary_key
+        self.n = 0
+        self.last: Any = None
+        self.rows: list[dict[str, Any]] = []
+        self.evidence: list[str] = []
+        # Each ``tier_mode: all`` tariff pricing a row (by id: specs with maps are not
+        # hashable) -> it and the tier the count had reached.
+        self.reaching: dict[int, tuple[TariffSpec, Tier | None]] = {}
+        self.share = _ZERO
+        self.total = _ZERO
 
 
 _SEEN = "seen"  # timer keys forgetting a distinct value; period labels never start so
