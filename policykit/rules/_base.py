@@ -979,10 +979,20 @@ def decision_id(policy: str, version: str, rule: str, outcome: str, subject: Sub
     stamp = at.astimezone(UTC).isoformat()
     # Every part but ``key`` is encoded, so none holds the separator, and the stamp, status
     # and fingerprint never do: the key (which may join several parts) is whatever lies
-    # between the sixth part and the last three.
-    raw = KEY_SEP.join((*map(key_part, (policy, version, rule, outcome, subject.kind,
-                                        subject.id)), key, stamp, status, fingerprint))
+    # between the sixth part and the last three. The first four parts repeat for every
+    # decision of a rule's outcome: encoded once (the same text as encoding them here).
+    head = _ID_HEADS.get((policy, version, rule, outcome))
+    if head is None:
+        if len(_ID_HEADS) > 4096:
+            _ID_HEADS.clear()
+        head = _ID_HEADS[(policy, version, rule, outcome)] = KEY_SEP.join(
+            map(key_part, (policy, version, rule, outcome)))
+    raw = KEY_SEP.join((head, key_part(subject.kind), key_part(subject.id), key, stamp,
+                        status, fingerprint))
     return "d-" + hashlib.blake2b(raw.encode(), digest_size=10).hexdigest()
+
+
+_ID_HEADS: dict[tuple[str, str, str, str], str] = {}
 
 
 class RuleContext:
