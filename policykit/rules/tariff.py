@@ -49,7 +49,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..calendar import parse_duration
-from ..models.decisions import Decision, DecisionKind, Subject, SubjectKind
+from ..models.decisions import Decision, DecisionKind, Subject
 from ..models.events import EventBase
 from ._base import (
     KEY_SEP,
@@ -346,6 +346,14 @@ class _TariffRuntime(RuleRuntime):
         # Not state: caches of what the state determines (see ``_priced_rows``), by period.
         self._priced: dict[str, dict[str, _Priced]] = {}
         self._bounds: dict[str, tuple[str, str]] = {}
+        self._span: tuple[datetime, datetime, str] | None = None
+        # (base salary text or None, rate or fixed amount text) -> the item's amount and its
+        # text; the base salary text -> its money text.
+        self._amounts: dict[tuple[str | None, str], tuple[Decimal, str]] = {}
+        self._salaries: dict[str, str] = {}
+        self._tier_rows = tuple(
+            (t.start, "rate" if t.rate is not None else "amount",
+             str(t.rate if t.rate is not None else t.amount)) for t in spec.tiers)
 
     # -- items -----------------------------------------------------------------------
 
@@ -366,8 +374,8 @@ class _TariffRuntime(RuleRuntime):
                 ctx.schedule(after(event.at, self._remember), _SEEN + KEY_SEP + seen_key)
         value = event_value(event, self.spec.amount_by.field) if self.spec.amount_by else None
         shown = {f: _plain(event_value(event, f)) for f in self.spec.show}
-        self._item(self._subject.kind, str(sid), event.id, event.at, event.type,
-                   None if value is None else str(value), [event.id], ctx, shown)
+        self._item(Subject(kind=self._subject.kind, id=str(sid)), event.id, event.at,
+                   event.type, None if value is None else str(value), [event.id], ctx, shown)
 
     def on_decision(self, decision: Decision, ctx: RuleContext) -> None:
         if decision.status != "final":
@@ -376,16 +384,17 @@ class _TariffRuntime(RuleRuntime):
             return
         value = (event_value(decision, self.spec.amount_by.field)  # type: ignore[arg-type]
                  if self.spec.amount_by else None)
-        self._item(decision.subject.kind, decision.subject.id, decision.id, decision.at,
+        # The decision's own subject (a frozen model): the same as a new one of its kind and id.
+        self._item(decision.subject, decision.id, decision.at,
                    f"{decision.spec_rule}:{decision.details.get('outcome', decision.kind)}",
                    None if value is None else str(value), list(decision.evidence), ctx, {})
 
-    def _item(self, kind: SubjectKind, sid: str, item_id: str, at: datetime, item_type: str,
+    def _item(self, subject: Subject, item_id: str, at: datetime, item_type: str,
               value: str | None, evidence: list[str], ctx: RuleContext,
               shown: dict[str, Any]) -> None:
         s = self.spec
         cal = ctx.calendar
-        subject = Subject(kind=kind, id=sid)
+        kind, sid = subject.kind, subject.id
         for extra in s.each_item:
             ctx.emit(s, extra, kind=extra, subject=subject, at=at, evidence=evidence,
                      key=item_id, details={"what": self._what, "item": item_id,
@@ -395,11 +404,16 @@ class _TariffRuntime(RuleRuntime):
             if self._charges:
                 self._charge_item(subject, 1, item_id, at, value, evidence, "", ctx, shown)
             return
-        label = cal.period_key(at, s.period)
+        # Periods do not overlap, so an instant inside the last one found is in that one:
+        # its label without converting the instant to a local date again.
+        span = self._span
+        if span is None or not (span[0] <= at <= span[1]):
+            span = self._span = (*cal.period(at, s.period), cal.period_key(at, s.period))
+        label = span[2]
         periods = self.state["periods"]
         book = periods.get(label)
         if book is None:
-            start, end = cal.period(at, s.period)
+            start, end = span[0], span[1]
             book = periods[label] = {"start": start, "end": end, "subjects": {}}
             ctx.schedule(end, label)
             for old in [k for k in self._priced if k not in periods]:
@@ -438,6 +452,33 @@ class _TariffRuntime(RuleRuntime):
         if tier is None:
             return (_ZERO, None) if s.basis == "salary" else (None, _ZERO)
         return tier.rate, tier.amount
+
+    def _amount(self, salary_key: str | None, price: str, salary: Decimal | None,
+                value: Decimal | None) -> tuple[Decimal, str]:
+        """An item's amount and its money text: ``salary`` times the rate ``value``, or
+        the fixed amount ``value``, floored; kept by the texts of salary and price (equal
+        texts, equal Decimals: the same amount, computed once)."""
+        found = self._amounts.get((salary_key, price))
+        if found is None:
+            if len(self._amounts) > 4096:
+                self._amounts.clear()
+            if salary is not None:
+                assert value is not None
+                amount = self._floor(cents(salary * value))
+            else:
+                amount = self._floor(value)
+            found = self._amounts[(salary_key, price)] = (amount, _money(amount))
+        return found
+
+    def _salary_text(self, salary_key: str | None, salary: Decimal) -> str:
+        text = self._salaries.get(salary_key) if salary_key is not None else None
+        if text is None:
+            if len(self._salaries) > 4096:
+                self._salaries.clear()
+            text = _money(salary)
+            if salary_key is not None:
+                self._salaries[salary_key] = text
+        return text
 
     def _floor(self, amount: Decimal | None) -> Decimal:
         minimum = self.spec.minimum
@@ -511,8 +552,7 @@ class _TariffRuntime(RuleRuntime):
             "what": self._what, "period": label,
             "period_start": start_end[0], "period_end": start_end[1],
             "count": reached, "tier_mode": s.tier_mode,
-            "tiers": [{"from": t.start, "rate" if t.rate is not None else "amount":
-                       str(t.rate if t.rate is not None else t.amount)} for t in s.tiers],
+            "tiers": [{"from": start, name: text} for start, name, text in self._tier_rows],
             "items": rows,
         }
         final = status == "final"
@@ -527,7 +567,7 @@ class _TariffRuntime(RuleRuntime):
                                 evidence=evidence, key=key, details=details, status=status,
                                 supersedes=supersedes)
             evidence.append(profile.id)
-            details["base_salary"] = _money(salary)
+            details["base_salary"] = self._salary_text(priced.salary_key, salary)
             details["salary_known"] = True
             total = self._capped(total, salary, details)
             currency = profile.currency
@@ -587,14 +627,14 @@ class _TariffRuntime(RuleRuntime):
             if salary_basis:
                 assert rate is not None
                 share += rate
-                row["rate"] = str(rate)
+                rate_text = str(rate)
+                row["rate"] = rate_text
                 if salary is not None:
-                    amount = self._floor(cents(salary * rate))
-                    row["amount"] = _money(amount)
+                    amount, row["amount"] = self._amount(p.salary_key, rate_text, salary, rate)
                     total += amount
             else:
-                amount = self._floor(fixed)
-                row["amount"] = _money(amount)
+                amount, row["amount"] = self._amount(
+                    None, "" if fixed is None else str(fixed), None, fixed)
                 total += amount
             rows.append(row)
             evidence.extend(ev)
