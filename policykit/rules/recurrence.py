@@ -569,6 +569,7 @@ class _RecurrenceRuntime(RuleRuntime):
         # (action, instant, zone) and local ISO text by instant. Derived, not state.
         self._keys: dict[tuple[str, datetime, Any], str] = {}
         self._isos: dict[datetime, str | None] = {}
+        self._subjects: dict[str, Subject] = {}
 
     def _name(self, outcome: str) -> str:
         return self.spec.rename.get(outcome, outcome)
@@ -859,7 +860,13 @@ class _RecurrenceRuntime(RuleRuntime):
 
     def _subject(self, sid: str, subj: dict[str, Any] | None = None) -> Subject:
         who = subj.get("who", sid) if subj is not None else sid
-        return Subject(kind=self.spec.subject.kind, id=who)
+        # A Subject is frozen: one per id serves every decision about it.
+        found = self._subjects.get(who)
+        if found is None:
+            if len(self._subjects) > 4096:
+                self._subjects.clear()
+            found = self._subjects[who] = Subject(kind=self.spec.subject.kind, id=who)
+        return found
 
     def _itemised(self, subj: dict[str, Any], outcome: str, key: str,
                   details: dict[str, Any]) -> tuple[str, Message | None]:
