@@ -1100,5 +1100,6 @@ class _RecurrenceRuntime(RuleRuntime):
             win["ids"].append(event.id)
         first_seen = win["last"] is None
         win["last"] = (at, event.id)
-        if self._early and first_seen and not self._tracking:
+        # A subject without an anchor had its window's end booked when the window opened.
+        if self._early and first_seen and not self._tracking and subj["anchor"] is not None:
             self._book("end", win["end"], sid, win["label"], ctx)
