@@ -242,3 +242,23 @@ def test_running_totals_price_only_new_items_yet_equal_whole_period_pricing(
     batch = incremental[0]
     assert sum('"status":"provisional"' in d for d in batch) == 12
     assert any('"rate":"0.05"' in d for d in batch)
+
+
+def test_a_period_restored_with_an_item_inserted_is_priced_afresh() -> None:
+    # A rewind (a late item) gives the period back as copies, an item in the middle: the
+    # rows priced before must not be taken for the new list's first rows.
+    pol = policy(tier_mode="marginal")
+    (spec,) = pol.specs
+    cached, fresh = spec.runtime(pol.info), spec.runtime(pol.info)
+    salary = Decimal("6000.00")
+
+    def item(name: str, day: int) -> list[Any]:
+        return [name, f"2026-03-{day:02d}T10:00:00+08:00", None, [name]]
+
+    before = [item("a", 2), item("b", 4)]
+    cached._priced_rows("2026-03", "employee:E1", before, salary)
+    after = [item("a", 2), item("late", 3), item("b", 4)]
+    got = cached._priced_rows("2026-03", "employee:E1", after, salary)
+    want = fresh._priced_rows("2026-03", "employee:E1", after, salary)
+    assert [r["item"] for r in got.rows] == ["a", "late", "b"]
+    assert (got.rows, got.evidence, got.total) == (want.rows, want.evidence, want.total)
