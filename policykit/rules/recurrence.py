@@ -570,6 +570,7 @@ class _RecurrenceRuntime(RuleRuntime):
         self._keys: dict[tuple[str, datetime, Any], str] = {}
         self._isos: dict[datetime, str | None] = {}
         self._subjects: dict[str, Subject] = {}
+        self._population_types = self._start_types.union(*(types for types, _ in self._end))
 
     def _name(self, outcome: str) -> str:
         return self.spec.rename.get(outcome, outcome)
@@ -735,9 +736,14 @@ class _RecurrenceRuntime(RuleRuntime):
             if len(self._keys) > 4096:
                 self._keys.clear()
             key = self._keys[name] = f"{action}{KEY_SEP}{due.isoformat()}"
-        slot = self.state["agenda"].setdefault(key, {})
+        agenda = self.state["agenda"]
+        # A slot is booked with its timer and popped when the timer fires: while it is
+        # there, its timer is pending (a rewind or a restore puts back both together).
+        pending = key in agenda
+        slot = agenda.setdefault(key, {})
         slot[sid] = label
-        ctx.schedule(due, action)
+        if not pending:
+            ctx.schedule(due, action)
 
     def _open_next(self, sid: str, subj: dict[str, Any], x: datetime, ctx: RuleContext) -> None:
         """Open the first judged window of a tracked subject that ends at or after ``x``.
@@ -914,7 +920,7 @@ class _RecurrenceRuntime(RuleRuntime):
 
     def on_event(self, event: EventBase, ctx: RuleContext) -> None:
         t = event.type
-        if t in self._start_types or any(t in types for types, _ in self._end):
+        if t in self._population_types:
             self._on_population(event, ctx)
         for types, pred, field, sf, ef in self._exempt:
             if t in types and pred(event):
