@@ -718,7 +718,20 @@ _SEEN = "seen"  # timer keys forgetting a distinct value; period labels never st
 
 
 def _iso(ctx: RuleContext, t: datetime) -> str:
-    return ctx.calendar.local(t).isoformat(timespec="seconds")
+    # Two tariffs over one rule's decisions (R2's money, R3's count) each note the same
+    # decision's instant: the last text is kept, by calendar and instant (the text is
+    # the instant's local time in that calendar, whatever zone ``t`` is written in).
+    global _LAST_ISO
+    cal = ctx.calendar
+    last = _LAST_ISO
+    if last is not None and last[0] is cal and last[1] == t:
+        return last[2]
+    text = cal.local(t).isoformat(timespec="seconds")
+    _LAST_ISO = (cal, t, text)
+    return text
+
+
+_LAST_ISO: tuple[Any, datetime, str] | None = None
 
 
 def _plain(value: Any) -> Any:
