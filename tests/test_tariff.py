@@ -6,6 +6,7 @@ decisions filtered by outcome, and validation errors."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,9 +14,9 @@ import pytest
 from conftest import Evaluate
 from helpers import ev, profile, t
 
-from policykit import Decision, Policy
+from policykit import Decision, Engine, Policy
 from policykit.errors import PolicyFileError
-from policykit.rules.tariff import TariffSpec, cents
+from policykit.rules.tariff import TariffSpec, _TariffRuntime, cents
 
 MONTH_END = t("2026-04-01 00:00")
 
@@ -195,3 +196,69 @@ def test_bad_tariffs_are_refused(rule: dict[str, Any], needle: str) -> None:
     with pytest.raises(PolicyFileError) as err:
         policy(**rule)
     assert needle in str(err.value)
+
+
+def _whole_period_pricing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every running total price its whole period afresh (the cache emptied first)."""
+    incremental = _TariffRuntime._priced_rows
+
+    def afresh(self: _TariffRuntime, label: str, *args: Any) -> Any:
+        self._priced.pop(label, None)
+        return incremental(self, label, *args)
+
+    monkeypatch.setattr(_TariffRuntime, "_priced_rows", afresh)
+
+
+def _dump(decisions: list[Decision]) -> list[str]:
+    return [d.model_dump_json() for d in decisions]
+
+
+@pytest.mark.parametrize("mode", ["all", "marginal"])
+def test_running_totals_price_only_new_items_yet_equal_whole_period_pricing(
+        backend: str, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two employees over two months; E1's salary changes mid-March (every item re-priced at
+    # the new salary), E1 reaches the 5% tier on the 3rd item (under all, the first two are
+    # re-priced), a fixed minimum; and a stream with late events (state rewound) whose
+    # items must be priced from the restored state, not the cache.
+    events = [staff("E1"), staff("E2", salary="7777.77"),
+              *[call(d, "E1") for d in (2, 3)], call(3, "E2"),
+              {**profile("E1", salary="6500.00", at="2026-03-05 00:00"), "id": "p-E1-raise"},
+              *[call(d, "E1") for d in (6, 9, 10)], *[call(d, "E2") for d in (11, 12, 13)],
+              ev("staff.private_call", "2026-04-02 10:00", employee_id="E1", duration_s=200)]
+    late = [call(4, "E1", hour=9), call(12, "E2", hour=9)]  # after the 10th/13th's items
+    until = t("2026-05-01 00:00")
+    rule = policy(tier_mode=mode, minimum="70")
+
+    def run() -> tuple[list[str], list[str]]:
+        batch = Engine(rule, backend=backend).evaluate([*events, *late], until=until)
+        session = Engine(rule, backend=backend).session(allowed_lateness=timedelta(days=7))
+        streamed = [d for e in [*events[:9], late[0], *events[9:12], late[1], events[12]]
+                    for d in session.feed(e)]
+        return _dump(batch), _dump(streamed + session.advance_to(until))
+
+    incremental = run()
+    _whole_period_pricing(monkeypatch)
+    assert run() == incremental
+    batch = incremental[0]
+    assert sum('"status":"provisional"' in d for d in batch) == 12
+    assert any('"rate":"0.05"' in d for d in batch)
+
+
+def test_a_period_restored_with_an_item_inserted_is_priced_afresh() -> None:
+    # A rewind (a late item) gives the period back as copies, an item in the middle: the
+    # rows priced before must not be taken for the new list's first rows.
+    pol = policy(tier_mode="marginal")
+    (spec,) = pol.specs
+    cached, fresh = spec.runtime(pol.info), spec.runtime(pol.info)
+    salary = Decimal("6000.00")
+
+    def item(name: str, day: int) -> list[Any]:
+        return [name, f"2026-03-{day:02d}T10:00:00+08:00", None, [name]]
+
+    before = [item("a", 2), item("b", 4)]
+    cached._priced_rows("2026-03", "employee:E1", before, salary)
+    after = [item("a", 2), item("late", 3), item("b", 4)]
+    got = cached._priced_rows("2026-03", "employee:E1", after, salary)
+    want = fresh._priced_rows("2026-03", "employee:E1", after, salary)
+    assert [r["item"] for r in got.rows] == ["a", "late", "b"]
+    assert (got.rows, got.evidence, got.total) == (want.rows, want.evidence, want.total)

@@ -214,7 +214,22 @@ def local_iso(ctx: RuleContext, t: datetime | None) -> str | None: ...
 def local_iso(ctx: RuleContext, t: datetime | None) -> str | None:
     """An instant as every decision's details show it: in the policy calendar's zone, to
     the second (None stays None)."""
-    return None if t is None else ctx.calendar.local(t).isoformat(timespec="seconds")
+    if t is None:
+        return None
+    # Rules often write one instant several times in a row (a tariff's R2 money and R3
+    # count note the same late day): the last text is kept, by calendar and instant (the
+    # text is the instant's local time in that calendar, whatever zone ``t`` is written in).
+    global _LAST_ISO
+    cal = ctx.calendar
+    last = _LAST_ISO
+    if last is not None and last[0] is cal and last[1] == t:
+        return last[2]
+    text = cal.local(t).isoformat(timespec="seconds")
+    _LAST_ISO = (cal, t, text)
+    return text
+
+
+_LAST_ISO: tuple[Any, datetime, str] | None = None
 
 
 def event_value(event: EventBase, path: str) -> Any:
@@ -1068,9 +1083,16 @@ def decision_id(policy: str, version: str, rule: str, outcome: str, subject: Sub
     stamp = at.astimezone(UTC).isoformat()
     # Every part but ``key`` is encoded, so none holds the separator, and the stamp, status
     # and fingerprint never do: the key (which may join several parts) is whatever lies
-    # between the sixth part and the last three.
-    return hashed_id(*map(key_part, (policy, version, rule, outcome, subject.kind,
-                                     subject.id)), key, stamp, status, fingerprint)
+    # between the sixth part and the last three. The first four parts repeat for every
+    # decision of a rule's outcome: encoded once (the same text as encoding them here).
+    head = _ID_HEADS.get((policy, version, rule, outcome))
+    if head is None:
+        if len(_ID_HEADS) > 4096:
+            _ID_HEADS.clear()
+        head = _ID_HEADS[(policy, version, rule, outcome)] = KEY_SEP.join(
+            map(key_part, (policy, version, rule, outcome)))
+    return hashed_id(head, key_part(subject.kind), key_part(subject.id), key, stamp, status,
+                     fingerprint)
 
 
 def hashed_id(*parts: str) -> str:
@@ -1078,6 +1100,9 @@ def hashed_id(*parts: str) -> str:
     injective): every decision id, the evaluator's and the session's derived ones."""
     raw = KEY_SEP.join(parts)
     return "d-" + hashlib.blake2b(raw.encode(), digest_size=10).hexdigest()
+
+
+_ID_HEADS: dict[tuple[str, str, str, str], str] = {}
 
 
 class RuleContext:

@@ -554,6 +554,14 @@ class _RecurrenceRuntime(RuleRuntime):
         self._item_of = _getter(per.occurrence_field) if per is not None else None
         # Anchor-free windows are the same for every subject: derived, not state.
         self._cache: dict[date, tuple[Window, datetime | None, datetime | None, bool]] = {}
+        # The last of them: events come in time order, so most fall in the window before.
+        self._last: tuple[Window, datetime | None, datetime | None, bool] | None = None
+        # Text of instants many subjects share (a day's end and due): agenda keys by
+        # (action, instant, zone) and local ISO text by instant. Derived, not state.
+        self._keys: dict[tuple[str, datetime, Any], str] = {}
+        self._isos: dict[datetime, str | None] = {}
+        self._subjects: dict[str, Subject] = {}
+        self._population_types = self._start_types.union(*(types for types, _ in self._end))
 
     def _name(self, outcome: str) -> str:
         return self.spec.rename.get(outcome, outcome)
@@ -672,13 +680,18 @@ class _RecurrenceRuntime(RuleRuntime):
             return self._compute(anchor, x, ctx)
         # A calendar window depends only on the local date: computed once per date for
         # every subject (derived data, not state), then clipped to the subject's start.
-        day = ctx.calendar.local_date(x)
-        found = self._cache.get(day)
-        if found is None:
-            found = self._compute(None, x, ctx)
-            if len(self._cache) > 4096:
-                self._cache.clear()
-            self._cache[day] = found
+        # Calendar windows do not overlap, so an instant inside the last one found (in
+        # UTC, like ``x``) is in that one, without converting it to a local date.
+        found = self._last
+        if found is None or not (found[0][1] <= x <= found[0][2]):
+            day = ctx.calendar.local_date(x)
+            found = self._cache.get(day)
+            if found is None:
+                found = self._compute(None, x, ctx)
+                if len(self._cache) > 4096:
+                    self._cache.clear()
+                self._cache[day] = found
+            self._last = found
         (label, s, e), due, nb, allowed = found
         if anchor is not None and anchor > s:
             return (label, anchor, e), due, nb, allowed
@@ -708,9 +721,20 @@ class _RecurrenceRuntime(RuleRuntime):
 
     def _book(self, action: str, due: datetime, sid: str, label: str,
               ctx: RuleContext) -> None:
-        slot = self.state["agenda"].setdefault(f"{action}{KEY_SEP}{due.isoformat()}", {})
+        name = (action, due, due.tzinfo)
+        key = self._keys.get(name)
+        if key is None:
+            if len(self._keys) > 4096:
+                self._keys.clear()
+            key = self._keys[name] = f"{action}{KEY_SEP}{due.isoformat()}"
+        agenda = self.state["agenda"]
+        # A slot is booked with its timer and popped when the timer fires: while it is
+        # there, its timer is pending (a rewind or a restore puts back both together).
+        pending = key in agenda
+        slot = agenda.setdefault(key, {})
         slot[sid] = label
-        ctx.schedule(due, action)
+        if not pending:
+            ctx.schedule(due, action)
 
     def _open_next(self, sid: str, subj: dict[str, Any], x: datetime, ctx: RuleContext) -> None:
         """Open the first judged window of a tracked subject that ends at or after ``x``.
@@ -810,9 +834,9 @@ class _RecurrenceRuntime(RuleRuntime):
         out: dict[str, Any] = {
             "what": self._what,
             "window": win["label"],
-            "window_start": _iso(ctx, win["start"]),
-            "window_end": _iso(ctx, win["end"]),
-            "due": _iso(ctx, win["due"]),
+            "window_start": self._iso(ctx, win["start"]),
+            "window_end": self._iso(ctx, win["end"]),
+            "due": self._iso(ctx, win["due"]),
             "count": min(win["counts"]) if self._n > 1 else win["counts"][0],
             "min_count": self.spec.min_count,
             "occurrences": list(win["ids"]),
@@ -820,9 +844,26 @@ class _RecurrenceRuntime(RuleRuntime):
         out.update(extra)
         return out
 
+    def _iso(self, ctx: RuleContext, t: datetime | None) -> str | None:
+        """``_iso`` of an instant windows share (one calendar per runtime: by instant)."""
+        if t is None:
+            return None
+        text = self._isos.get(t)
+        if text is None:
+            if len(self._isos) > 4096:
+                self._isos.clear()
+            text = self._isos[t] = _iso(ctx, t)
+        return text
+
     def _subject(self, sid: str, subj: dict[str, Any] | None = None) -> Subject:
         who = subj.get("who", sid) if subj is not None else sid
-        return Subject(kind=self.spec.subject.kind, id=who)
+        # A Subject is frozen: one per id serves every decision about it.
+        found = self._subjects.get(who)
+        if found is None:
+            if len(self._subjects) > 4096:
+                self._subjects.clear()
+            found = self._subjects[who] = Subject(kind=self.spec.subject.kind, id=who)
+        return found
 
     def _itemised(self, subj: dict[str, Any], outcome: str, key: str,
                   details: dict[str, Any]) -> tuple[str, Message | None]:
@@ -870,7 +911,7 @@ class _RecurrenceRuntime(RuleRuntime):
 
     def on_event(self, event: EventBase, ctx: RuleContext) -> None:
         t = event.type
-        if t in self._start_types or any(t in types for types, _ in self._end):
+        if t in self._population_types:
             self._on_population(event, ctx)
         for types, pred, field, sf, ef in self._exempt:
             if t in types and pred(event):
@@ -1079,5 +1120,6 @@ class _RecurrenceRuntime(RuleRuntime):
             win["ids"].append(event.id)
         first_seen = win["last"] is None
         win["last"] = (at, event.id)
-        if self._early and first_seen and not self._tracking:
+        # A subject without an anchor had its window's end booked when the window opened.
+        if self._early and first_seen and not self._tracking and subj["anchor"] is not None:
             self._book("end", win["end"], sid, win["label"], ctx)

@@ -49,7 +49,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..calendar import PeriodUnit, parse_duration
-from ..models.decisions import Decision, DecisionKind, Subject, SubjectKind
+from ..models.decisions import Decision, DecisionKind, Subject
 from ..models.events import EventBase
 from ._base import (
     KEY_SEP,
@@ -348,6 +348,17 @@ class _TariffRuntime(RuleRuntime):
         self._outcomes = frozenset(spec.outcomes)
         self._charges = bool(spec.tiers or spec.amount_by)
         self._what = spec.title or spec.id
+        # Not state: caches of what the state determines (see ``_priced_rows``), by period.
+        self._priced: dict[str, dict[str, _Priced]] = {}
+        self._bounds: dict[str, tuple[str, str]] = {}
+        self._span: tuple[datetime, datetime, str] | None = None
+        # (base salary text or None, rate or fixed amount text) -> the item's amount and its
+        # text; the base salary text -> its money text.
+        self._amounts: dict[tuple[str | None, str], tuple[Decimal, str]] = {}
+        self._salaries: dict[str, str] = {}
+        self._tier_rows = tuple(
+            (t.start, "rate" if t.rate is not None else "amount",
+             str(t.rate if t.rate is not None else t.amount)) for t in spec.tiers)
 
     # -- items -----------------------------------------------------------------------
 
@@ -368,8 +379,8 @@ class _TariffRuntime(RuleRuntime):
                 ctx.schedule(after(event.at, self._remember), _SEEN + KEY_SEP + seen_key)
         value = event_value(event, self.spec.amount_by.field) if self.spec.amount_by else None
         shown = {f: _plain(event_value(event, f)) for f in self.spec.show}
-        self._item(self._subject.kind, str(sid), event.id, event.at, event.type,
-                   None if value is None else str(value), [event.id], ctx, shown)
+        self._item(Subject(kind=self._subject.kind, id=str(sid)), event.id, event.at,
+                   event.type, None if value is None else str(value), [event.id], ctx, shown)
 
     def on_decision(self, decision: Decision, ctx: RuleContext) -> None:
         if decision.status != "final":
@@ -378,16 +389,17 @@ class _TariffRuntime(RuleRuntime):
             return
         value = (event_value(decision, self.spec.amount_by.field)  # type: ignore[arg-type]
                  if self.spec.amount_by else None)
-        self._item(decision.subject.kind, decision.subject.id, decision.id, decision.at,
+        # The decision's own subject (a frozen model): the same as a new one of its kind and id.
+        self._item(decision.subject, decision.id, decision.at,
                    f"{decision.spec_rule}:{decision.details.get('outcome', decision.kind)}",
                    None if value is None else str(value), list(decision.evidence), ctx, {})
 
-    def _item(self, kind: SubjectKind, sid: str, item_id: str, at: datetime, item_type: str,
+    def _item(self, subject: Subject, item_id: str, at: datetime, item_type: str,
               value: str | None, evidence: list[str], ctx: RuleContext,
               shown: dict[str, Any]) -> None:
         s = self.spec
         cal = ctx.calendar
-        subject = Subject(kind=kind, id=sid)
+        kind, sid = subject.kind, subject.id
         for extra in s.each_item:
             ctx.emit(s, extra, kind=extra, subject=subject, at=at, evidence=evidence,
                      key=item_id, details={"what": self._what, "item": item_id,
@@ -397,13 +409,20 @@ class _TariffRuntime(RuleRuntime):
             if self._charges:
                 self._charge_item(subject, 1, item_id, at, value, evidence, "", ctx, shown)
             return
-        label = cal.period_key(at, s.period)
+        # Periods do not overlap, so an instant inside the last one found is in that one:
+        # its label without converting the instant to a local date again.
+        span = self._span
+        if span is None or not (span[0] <= at <= span[1]):
+            span = self._span = (*cal.period(at, s.period), cal.period_key(at, s.period))
+        label = span[2]
         periods = self.state["periods"]
         book = periods.get(label)
         if book is None:
-            start, end = cal.period(at, s.period)
+            start, end = span[0], span[1]
             book = periods[label] = {"start": start, "end": end, "subjects": {}}
             ctx.schedule(end, label)
+            for old in [k for k in self._priced if k not in periods]:
+                self._forget(old)  # left by a rewind, or closed under another version
         skey = kind + KEY_SEP + sid
         entry = book["subjects"].get(skey)
         if entry is None:
@@ -438,6 +457,33 @@ class _TariffRuntime(RuleRuntime):
         if tier is None:
             return (_ZERO, None) if s.basis == "salary" else (None, _ZERO)
         return tier.rate, tier.amount
+
+    def _amount(self, salary_key: str | None, price: str, salary: Decimal | None,
+                value: Decimal | None) -> tuple[Decimal, str]:
+        """An item's amount and its money text: ``salary`` times the rate ``value``, or
+        the fixed amount ``value``, floored; kept by the texts of salary and price (equal
+        texts, equal Decimals: the same amount, computed once)."""
+        found = self._amounts.get((salary_key, price))
+        if found is None:
+            if len(self._amounts) > 4096:
+                self._amounts.clear()
+            if salary is not None:
+                assert value is not None
+                amount = self._floor(cents(salary * value))
+            else:
+                amount = self._floor(value)
+            found = self._amounts[(salary_key, price)] = (amount, _money(amount))
+        return found
+
+    def _salary_text(self, salary_key: str | None, salary: Decimal) -> str:
+        text = self._salaries.get(salary_key) if salary_key is not None else None
+        if text is None:
+            if len(self._salaries) > 4096:
+                self._salaries.clear()
+            text = _money(salary)
+            if salary_key is not None:
+                self._salaries[salary_key] = text
+        return text
 
     def _floor(self, amount: Decimal | None) -> Decimal:
         minimum = self.spec.minimum
@@ -499,35 +545,19 @@ class _TariffRuntime(RuleRuntime):
         salary: Decimal | None
         profile, salary = (self._salary(subject, ctx) if s.basis == "salary"
                            else (None, None))
-        rows = []
-        share = _ZERO
-        total = _ZERO
-        spec_at = self.spec_at
-        for n, (item_id, item_at, value, _ev) in enumerate(items, 1):
-            own = spec_at(datetime.fromisoformat(item_at)) if spec_at is not None else None
-            rate, fixed = self._rate_or_amount(
-                n, reached, value, own if isinstance(own, TariffSpec) else None)
-            row: dict[str, Any] = {"item": item_id, "at": item_at, "number": n}
-            if s.basis == "salary":
-                assert rate is not None
-                share += rate
-                row["rate"] = str(rate)
-                if salary is not None:
-                    amount = self._floor(cents(salary * rate))
-                    row["amount"] = _money(amount)
-                    total += amount
-            else:
-                amount = self._floor(fixed)
-                row["amount"] = _money(amount)
-                total += amount
-            rows.append(row)
-        evidence = [e for it in items for e in it[3]]
+        priced = self._priced_rows(label, entry["kind"] + KEY_SEP + entry["id"], items,
+                                   salary)
+        rows, share, total = list(priced.rows), priced.share, priced.total
+        evidence = list(priced.evidence)
+        start_end = self._bounds.get(label)
+        if start_end is None:
+            start_end = self._bounds[label] = (_iso(ctx, book["start"]),
+                                               _iso(ctx, book["end"]))
         details: dict[str, Any] = {
             "what": self._what, "period": label,
-            "period_start": _iso(ctx, book["start"]), "period_end": _iso(ctx, book["end"]),
+            "period_start": start_end[0], "period_end": start_end[1],
             "count": reached, "tier_mode": s.tier_mode,
-            "tiers": [{"from": t.start, "rate" if t.rate is not None else "amount":
-                       str(t.rate if t.rate is not None else t.amount)} for t in s.tiers],
+            "tiers": [{"from": start, name: text} for start, name, text in self._tier_rows],
             "items": rows,
         }
         final = status == "final"
@@ -542,7 +572,7 @@ class _TariffRuntime(RuleRuntime):
                                 evidence=evidence, key=key, details=details, status=status,
                                 supersedes=supersedes)
             evidence.append(profile.id)
-            details["base_salary"] = _money(salary)
+            details["base_salary"] = self._salary_text(priced.salary_key, salary)
             details["salary_known"] = True
             total = self._capped(total, salary, details)
             currency = profile.currency
@@ -555,6 +585,66 @@ class _TariffRuntime(RuleRuntime):
         return ctx.emit(s, "total" if final else "running", kind=s.kind, subject=subject,
                         at=at, evidence=evidence, key=key, details=details, amount=total,
                         currency=currency, status=status, supersedes=supersedes)
+
+    def _priced_rows(self, label: str, skey: str, items: list[Any],
+                     salary: Decimal | None) -> _Priced:
+        """The period's items priced, each row as the whole-period pass would price it.
+
+        A running total follows every item, so pricing the whole period each time costs
+        the square of its items. The rows priced last time are kept (outside ``state``: a
+        cache, rebuilt from the items whenever it cannot be trusted) and only the items
+        since are priced, unless what an earlier row depends on changed: the base salary
+        (a new profile), or, under ``tier_mode: all``, the tier the period's count reaches
+        (every earlier item is re-priced at it). The items must be the very objects priced
+        last time (a rewound or restored state holds copies, and is priced afresh)."""
+        reached = len(items)
+        salary_key = None if salary is None else str(salary)
+        cached = self._priced.setdefault(label, {})
+        p = cached.get(skey)
+        if p is not None:
+            n = p.n
+            if (p.items is not items or n > reached or p.salary_key != salary_key
+                    or (n and items[n - 1] is not p.last)):
+                p = None
+            else:
+                for spec, tier in p.reaching.values():
+                    if spec.tier_for(reached) is not tier:
+                        p = None  # the count reached a new tier: every item is re-priced
+                        break
+        if p is None:
+            p = cached[skey] = _Priced(items, salary_key)
+        if p.n == reached:
+            return p
+        s = self.spec
+        spec_at = self.spec_at
+        salary_basis = s.basis == "salary"
+        rows, evidence, reaching = p.rows, p.evidence, p.reaching
+        share, total = p.share, p.total
+        for n in range(p.n + 1, reached + 1):
+            item_id, item_at, value, ev = items[n - 1]
+            own = spec_at(datetime.fromisoformat(item_at)) if spec_at is not None else None
+            pricing = own if isinstance(own, TariffSpec) else s
+            if pricing.amount_by is None and pricing.tier_mode == "all":
+                reaching[id(pricing)] = (pricing, pricing.tier_for(reached))
+            rate, fixed = self._rate_or_amount(
+                n, reached, value, own if isinstance(own, TariffSpec) else None)
+            row: dict[str, Any] = {"item": item_id, "at": item_at, "number": n}
+            if salary_basis:
+                assert rate is not None
+                share += rate
+                rate_text = str(rate)
+                row["rate"] = rate_text
+                if salary is not None:
+                    amount, row["amount"] = self._amount(p.salary_key, rate_text, salary, rate)
+                    total += amount
+            else:
+                amount, row["amount"] = self._amount(
+                    None, "" if fixed is None else str(fixed), None, fixed)
+                total += amount
+            rows.append(row)
+            evidence.extend(ev)
+        p.n, p.last, p.share, p.total = reached, items[reached - 1], share, total
+        return p
 
     def _capped(self, total: Decimal, salary: Decimal, details: dict[str, Any]) -> Decimal:
         s = self.spec
@@ -591,6 +681,10 @@ class _TariffRuntime(RuleRuntime):
                      key=label, details=details, amount=cents(s.limit_amount),
                      currency=s.currency)
 
+    def _forget(self, label: str) -> None:
+        self._priced.pop(label, None)
+        self._bounds.pop(label, None)
+
     # -- time ------------------------------------------------------------------------
 
     def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
@@ -598,11 +692,31 @@ class _TariffRuntime(RuleRuntime):
             self.state["seen"].pop(key[len(_SEEN) + 1:], None)
             return
         book = self.state["periods"].pop(key, None)
-        if book is None or not self._charges or self.spec.settle != "period":
-            return
-        for entry in book["subjects"].values():
-            self._charge_period(Subject(kind=entry["kind"], id=entry["id"]), entry, key, book,
-                                due, "final", ctx)
+        if book is not None and self._charges and self.spec.settle == "period":
+            for entry in book["subjects"].values():
+                self._charge_period(Subject(kind=entry["kind"], id=entry["id"]), entry, key,
+                                    book, due, "final", ctx)
+        self._forget(key)
+
+
+class _Priced:
+    """A subject's period priced up to its ``n``-th item (see ``_priced_rows``)."""
+
+    __slots__ = ("evidence", "items", "last", "n", "reaching", "rows", "salary_key", "share",
+                 "total")
+
+    def __init__(self, items: list[Any], salary_key: str | None) -> None:
+        self.items = items
+        self.salary_key = salary_key
+        self.n = 0
+        self.last: Any = None
+        self.rows: list[dict[str, Any]] = []
+        self.evidence: list[str] = []
+        # Each ``tier_mode: all`` tariff pricing a row (by id: specs with maps are not
+        # hashable) -> it and the tier the count had reached.
+        self.reaching: dict[int, tuple[TariffSpec, Tier | None]] = {}
+        self.share = _ZERO
+        self.total = _ZERO
 
 
 _SEEN = "seen"  # timer keys forgetting a distinct value; period labels never start so
