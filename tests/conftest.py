@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
+from helpers import BACKENDS, Evaluate
 
 from policykit import (
     Decision,
@@ -17,9 +18,6 @@ from policykit import (
     standard_pack,
     unregister_event_types,
 )
-from policykit.engine._durable_adapter import durable_available
-
-BACKENDS = ["native", "durable"] if durable_available()[0] else ["native"]
 
 
 @pytest.fixture(autouse=True)
@@ -33,9 +31,6 @@ def _no_leaked_event_types() -> Iterator[None]:
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-Evaluate = Callable[..., list[Decision]]
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import BACKENDS
+from helpers import BACKENDS
 
 import policykit
 from policykit import (

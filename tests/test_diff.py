@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from conftest import BACKENDS
-from helpers import ev, profile
+from helpers import BACKENDS, ev, profile
 from hypothesis import HealthCheck, given, settings
 
 import policykit

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
@@ -24,6 +23,7 @@ from typing import Any
 import pytest
 from helpers import ev, t
 
+from bench.generate import generate
 from policykit import Decision, Engine, EventError, PolicySet, standard_pack
 from policykit.engine import _durable_adapter as da
 from policykit.engine._durable import _DurableSession
@@ -42,9 +42,6 @@ from policykit.models.events import EventBase
 from policykit.models.parsing import iter_events, parse_event
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.generate import generate  # noqa: E402
 
 AVAILABLE, WHY = da.durable_available()
 needs_durable = pytest.mark.skipif(not AVAILABLE, reason=f"durable_rules unavailable: {WHY}")

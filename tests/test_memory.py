@@ -24,18 +24,14 @@ from __future__ import annotations
 
 import itertools
 import pickle
-import sys
 from collections import deque
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.generate import generate
 from policykit import DEFAULT_DEDUPE_WINDOW, Engine
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.generate import generate  # noqa: E402
 
 EVENTS = 1_000_000
 

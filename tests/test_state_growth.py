@@ -13,19 +13,14 @@
 from __future__ import annotations
 
 import pickle
-import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Evaluate
-from helpers import ev, profile, t
+from helpers import Evaluate, ev, profile, t
 
+from bench.fresh_ids import START, fresh_events
 from policykit import Engine, Policy, standard_pack
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from fresh_ids import START, fresh_events
 
 OPEN_ENDED: dict[str, Any] = {
     "shape": "deadline", "id": "R1", "trigger": {"type": "contact.received"},

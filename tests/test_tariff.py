@@ -11,8 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import Evaluate
-from helpers import ev, profile, t
+from helpers import Evaluate, ev, profile, t
 
 from policykit import Decision, Engine, Policy
 from policykit.errors import PolicyFileError

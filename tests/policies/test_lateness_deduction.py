@@ -10,8 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import Evaluate
-from helpers import ev, profile, t
+from helpers import Evaluate, ev, profile, t
 
 from policykit import Decision, Engine, standard_pack
 
