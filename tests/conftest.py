@@ -43,7 +43,7 @@ def evaluate(backend: str) -> Evaluate:
         if isinstance(policy, str):
             chosen: Policy | PolicySet = standard_pack().get(policy)
             if parameters:
-                chosen = chosen.with_parameters(**parameters)  # type: ignore[union-attr]
+                chosen = chosen.with_parameters(**parameters)
         elif policy is None:
             chosen = standard_pack()
         else:

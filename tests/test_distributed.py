@@ -73,6 +73,7 @@ def test_until_before_the_last_event_is_refused(example: list[Any]) -> None:
         distributed_audit(example, until=datetime.fromisoformat("2026-03-02T00:00:00+08:00"))
 
 
+@pytest.mark.slow
 def test_local_cluster_equals_the_engine(client: Any, example: list[Any],
                                          two_months: list[Any]) -> None:
     assert distributed_audit(example, until=APRIL, client=client) == \

@@ -230,6 +230,7 @@ def test_chunk_edges_of_feed_many(count: int) -> None:
     assert dumped(one_by_one(pack, events)) == dumped(expected)
 
 
+@pytest.mark.slow
 @needs_durable
 def test_duplicates_and_late_events_in_a_window_session() -> None:
     events = sorted(example(), key=lambda e: e["at"])[:3000]

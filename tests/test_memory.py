@@ -26,12 +26,12 @@ import itertools
 import pickle
 from collections import deque
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bench.generate import generate
 from policykit import DEFAULT_DEDUPE_WINDOW, Engine
-
 
 EVENTS = 1_000_000
 
@@ -50,6 +50,7 @@ def _sizes(state: dict[str, Any], shapes: list[list[str]]) -> tuple[int, int, in
     return closed, recurring, members
 
 
+@pytest.mark.slow
 def test_a_session_streaming_a_million_events_keeps_flat_state() -> None:
     engine = Engine()
     shapes = [[spec.shape for spec in p.specs] for p in engine.policies]

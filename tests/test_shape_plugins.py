@@ -88,7 +88,7 @@ def _events() -> list[EventBase]:
          "employee_id": who, "duration_s": 60} for i, (who, at) in enumerate(calls)]
     records.append({"id": "x1", "type": "attendance.clock_in", "at": "2026-03-02T08:00:00+08:00",
                     "employee_id": "E1"})
-    return parse_events(records)
+    return [*parse_events(records)]
 
 
 def test_the_guides_shape_decides_alike_on_both_backends_and_in_shards(
