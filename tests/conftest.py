@@ -20,13 +20,19 @@ from policykit import (
 )
 
 
+def _cost(item: pytest.Item) -> float:
+    """Seconds the test takes (``@pytest.mark.slow(seconds=...)``; a bare ``slow``: 2)."""
+    slow = item.get_closest_marker("slow")
+    return 0.0 if slow is None else float(slow.kwargs.get("seconds", 2))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist the slow tests (and so their files, with ``--dist loadfile``) are
-    handed out first: the longest, tests/test_memory.py, would otherwise start two thirds of
-    the way through and run alone at the end while the other workers idle. One process
-    keeps the collection order (the fast tests report first)."""
+    handed out first, the longest first: the memory test, started two thirds of the way
+    through, would run alone at the end while the other workers idle. One process keeps
+    the collection order (the fast tests report first)."""
     if hasattr(config, "workerinput"):  # an xdist worker: every worker sorts alike
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+        items.sort(key=_cost, reverse=True)  # stable: ties keep the collection order
 
 
 @pytest.fixture(autouse=True)

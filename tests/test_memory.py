@@ -58,7 +58,7 @@ def _sizes(state: dict[str, Any], shapes: list[list[str]]) -> tuple[int, int, in
     return closed, recurring, members
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=100)
 def test_a_session_streaming_a_million_events_keeps_flat_state() -> None:
     engine = Engine()
     shapes = [[spec.shape for spec in p.specs] for p in engine.policies]

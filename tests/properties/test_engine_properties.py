@@ -114,6 +114,7 @@ def test_batch_equals_streaming_in_any_chunking(case: Case, rnd: random.Random) 
     assert got == expected, diff(expected, got)
 
 
+@pytest.mark.slow
 @PROFILE
 @given(case=cases(), rnd=RANDOMS)
 @example(case=_promise_due_before_it_was_made(), rnd=random.Random(0))
