@@ -338,6 +338,7 @@ def test_a_refused_field_or_where_value_is_named_at_its_path(old: str, new: str,
     with pytest.raises(PolicyFileError) as err:
         loads_policy(FILE.replace(old, new))
     assert (err.value.path, err.value.value) == (path, value)
+    assert err.value.line is not None
     line = FILE.replace(old, new).splitlines()[err.value.line - 1]
     assert value in line
 

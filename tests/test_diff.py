@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, given, settings
 import policykit
 from policykit import DiffReport, MissingDependencyError, PolicySet, standard_pack
 from policykit.audit import AuditReport
-from policykit.audit._payroll import months
 from policykit.cli import EXIT_BAD_INPUT, EXIT_DECISIONS, EXIT_OK, EXIT_QUARANTINED, cli, main
 from policykit.testing import Stream, attendance_months
 
@@ -48,7 +47,7 @@ def strict_file(path: Path) -> Path:
 def payroll_totals(report: AuditReport) -> dict[tuple[str, str], Decimal]:
     """(employee, month) -> the payroll view's total, for every month with money."""
     out: dict[tuple[str, str], Decimal] = {}
-    for month in months(report):
+    for month in report.months():
         frame = report.payroll(month)
         for emp, total in zip(frame["employee_id"], frame["total"], strict=True):
             out[(emp, month)] = total
