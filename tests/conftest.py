@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
+from helpers import BACKENDS, Evaluate
 
 from policykit import (
     Decision,
@@ -17,9 +18,21 @@ from policykit import (
     standard_pack,
     unregister_event_types,
 )
-from policykit.engine._durable_adapter import durable_available
 
-BACKENDS = ["native", "durable"] if durable_available()[0] else ["native"]
+
+def _cost(item: pytest.Item) -> float:
+    """Seconds the test takes (``@pytest.mark.slow(seconds=...)``; a bare ``slow``: 2)."""
+    slow = item.get_closest_marker("slow")
+    return 0.0 if slow is None else float(slow.kwargs.get("seconds", 2))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist the slow tests (and so their files, with ``--dist loadfile``) are
+    handed out first, the longest first: the memory test, started two thirds of the way
+    through, would run alone at the end while the other workers idle. One process keeps
+    the collection order (the fast tests report first)."""
+    if hasattr(config, "workerinput"):  # an xdist worker: every worker sorts alike
+        items.sort(key=_cost, reverse=True)  # stable: ties keep the collection order
 
 
 @pytest.fixture(autouse=True)
@@ -35,9 +48,6 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-Evaluate = Callable[..., list[Decision]]
-
-
 @pytest.fixture
 def evaluate(backend: str) -> Evaluate:
     """``evaluate(events, until=None, policy="lateness-deduction", **parameters)``: the
@@ -48,7 +58,7 @@ def evaluate(backend: str) -> Evaluate:
         if isinstance(policy, str):
             chosen: Policy | PolicySet = standard_pack().get(policy)
             if parameters:
-                chosen = chosen.with_parameters(**parameters)  # type: ignore[union-attr]
+                chosen = chosen.with_parameters(**parameters)
         elif policy is None:
             chosen = standard_pack()
         else:

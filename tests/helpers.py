@@ -1,11 +1,25 @@
-"""Small builders for tests: events with defaults, local times, evaluation on a backend."""
+"""Small builders for tests: events with defaults, local times, evaluation on a backend.
+
+Tests import what they share from here (``tests/`` is on pytest's ``pythonpath``), never
+from ``conftest``, which only defines fixtures.
+"""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from policykit import Decision
+from policykit.engine._durable_adapter import durable_available
+
+# The backends every scenario test runs on: the ``backend`` fixture's parameters.
+BACKENDS = ["native", "durable"] if durable_available()[0] else ["native"]
+
+# The ``evaluate`` fixture: ``evaluate(events, until=None, policy=None, **parameters)``.
+Evaluate = Callable[..., list[Decision]]
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _ids = itertools.count(1)

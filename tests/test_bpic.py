@@ -4,7 +4,6 @@ rows (when it is on the machine), and malformed rows counted, not fatal."""
 from __future__ import annotations
 
 import importlib.util
-import sys
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -12,10 +11,9 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.bpic import COLUMNS, DEFAULT_PATH, BpicStats, read_bpic
 
-from bench.bpic import COLUMNS, DEFAULT_PATH, BpicStats, read_bpic  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SAMPLE = ROOT / "tests" / "data" / "bpic-sample.csv"
 TYPES = {

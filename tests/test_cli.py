@@ -253,7 +253,7 @@ def test_until_goes_to_audit_as_written(monkeypatch: pytest.MonkeyPatch, log: Pa
     def spy(source: object, policy: object = None, until: object = None,
             **kw: object) -> object:
         seen.append(until)
-        return real(source, policy, None, **kw)  # type: ignore[arg-type]
+        return real(source, policy, None, **kw)
 
     monkeypatch.setattr(audit_module, "audit", spy)
     run("audit", str(log), "--until", "2026-04-01")

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import BACKENDS
+from helpers import BACKENDS
 
 import policykit
 from policykit import (
@@ -338,6 +338,7 @@ def test_a_refused_field_or_where_value_is_named_at_its_path(old: str, new: str,
     with pytest.raises(PolicyFileError) as err:
         loads_policy(FILE.replace(old, new))
     assert (err.value.path, err.value.value) == (path, value)
+    assert err.value.line is not None
     line = FILE.replace(old, new).splitlines()[err.value.line - 1]
     assert value in line
 
@@ -491,13 +492,13 @@ def test_optional_fields_default_to_none_or_an_empty_list() -> None:
               "c": {"type": "enum", "values": ["x"], "required": False},
               "d": {"type": "datetime", "required": False}, "e": "id"})
     event = parse_event(_record(e="E"))
-    assert (event.a, event.b, event.c, event.d) == (None, [], None, None)  # type: ignore[attr-defined]
-    assert parse_event(_record(e="E", a=None)).a is None  # type: ignore[attr-defined]
+    assert (event.a, event.b, event.c, event.d) == (None, [], None, None)  # type: ignore[union-attr]
+    assert parse_event(_record(e="E", a=None)).a is None  # type: ignore[union-attr]
     with pytest.raises(EventError, match="e: got '<missing>'"):
         parse_event(_record())
     with pytest.raises(EventError, match="did you mean 'e'"):
         parse_event(_record(e="E", ee="x"))
-    assert parse_event(_record(e="E", a="A", c="x", d="2026-03-02T08:00:00Z")).c == "x"  # type: ignore[attr-defined]
+    assert parse_event(_record(e="E", a="A", c="x", d="2026-03-02T08:00:00Z")).c == "x"  # type: ignore[union-attr]
 
 
 BAD_DECLARATIONS = [

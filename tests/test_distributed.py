@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -10,15 +9,13 @@ from typing import Any
 
 import pytest
 
+from bench.generate import generate
 from policykit import Engine, standard_pack
 from policykit.distributed import distributed_audit, plan
 from policykit.errors import ParameterError
 from policykit.models.parsing import parse_events
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.generate import generate  # noqa: E402
 
 EXAMPLE = ROOT / "policykit" / "examples" / "acme-2026-03.jsonl"
 APRIL = datetime.fromisoformat("2026-04-01T00:00:00+08:00")
@@ -76,6 +73,7 @@ def test_until_before_the_last_event_is_refused(example: list[Any]) -> None:
         distributed_audit(example, until=datetime.fromisoformat("2026-03-02T00:00:00+08:00"))
 
 
+@pytest.mark.slow
 def test_local_cluster_equals_the_engine(client: Any, example: list[Any],
                                          two_months: list[Any]) -> None:
     assert distributed_audit(example, until=APRIL, client=client) == \

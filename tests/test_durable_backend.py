@@ -180,6 +180,7 @@ def test_the_bundled_example_gives_identical_decisions() -> None:
     assert native and [d.model_dump() for d in durable] == [d.model_dump() for d in native]
 
 
+@pytest.mark.slow
 @needs_durable
 def test_ten_thousand_employees_audit_correctly() -> None:
     events: list[dict[str, Any]] = []
@@ -238,6 +239,7 @@ def _rss_kib() -> int:
     return 0
 
 
+@pytest.mark.slow
 @needs_durable
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_thousand_sessions_leak_no_threads_and_memory_stays_flat() -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
@@ -24,6 +23,7 @@ from typing import Any
 import pytest
 from helpers import ev, t
 
+from bench.generate import generate
 from policykit import Decision, Engine, EventError, PolicySet, standard_pack
 from policykit.engine import _durable_adapter as da
 from policykit.engine._durable import _DurableSession
@@ -42,9 +42,6 @@ from policykit.models.events import EventBase
 from policykit.models.parsing import iter_events, parse_event
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.generate import generate  # noqa: E402
 
 AVAILABLE, WHY = da.durable_available()
 needs_durable = pytest.mark.skipif(not AVAILABLE, reason=f"durable_rules unavailable: {WHY}")
@@ -233,6 +230,7 @@ def test_chunk_edges_of_feed_many(count: int) -> None:
     assert dumped(one_by_one(pack, events)) == dumped(expected)
 
 
+@pytest.mark.slow
 @needs_durable
 def test_duplicates_and_late_events_in_a_window_session() -> None:
     events = sorted(example(), key=lambda e: e["at"])[:3000]

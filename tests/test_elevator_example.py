@@ -29,6 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "docs" / "examples" / "elevator"
 SAMPLE = "sample-2026-03.jsonl"
+pytestmark = pytest.mark.slow  # builds a venv, installs the plugin, runs it in subprocesses
 UNTIL = "2026-04-01T00:00:00+08:00"
 CLI = "import sys; from policykit.cli import main; sys.exit(main())"
 

@@ -152,9 +152,9 @@ def test_audit_of_registered_events_on_both_backends() -> None:
 def test_registered_events_parse_from_json_text_and_dicts() -> None:
     text = ('{"id":"f1","type":"elevator.fault","at":"2026-03-02T08:00:00+08:00",'
             '"elevator_id":"E1","fault_id":"F1","severity":"major"}')
-    fault = parse_event(text)
+    fault: EventBase = parse_event(text)
     assert type(fault) is ElevatorFault and fault.severity == "major"
-    assert parse_events([text, _log()[1]])[1].technician_id == "T9"  # type: ignore[attr-defined]
+    assert parse_events([text, _log()[1]])[1].technician_id == "T9"  # type: ignore[union-attr]
     # The fields are validated like a built-in type's, named without the union branch.
     with pytest.raises(EventError) as err:
         parse_event({**_log()[0], "severity": "catastrophic"})
@@ -211,9 +211,10 @@ def test_registration_is_idempotent_and_reverts() -> None:
     before = dict(EVENT_TYPES)
     with event_types(*ELEVATOR):
         register_event_types(ElevatorFault)  # the identical class again: nothing changes
-        assert registered_event_types() == {
+        elevator: dict[str, type[EventBase]] = {
             "elevator.fault": ElevatorFault, "elevator.technician_arrived": TechnicianArrived,
             "elevator.repaired": ElevatorRepaired}
+        assert registered_event_types() == elevator
         assert EVENT_TYPES["elevator.fault"] is ElevatorFault
         assert parsing._ADAPTER is not parsing._BUILTIN_ADAPTER
     assert before == EVENT_TYPES
@@ -261,7 +262,7 @@ def _model(name: str, **fields: object) -> type[EventBase]:
 
 @pytest.mark.parametrize(("bad", "message"), [
     (_NotEvent, "expected a subclass of policykit.EventBase"),
-    (ElevatorFault(id="f", type="elevator.fault", at="2026-03-02T08:00:00+08:00",  # type: ignore[arg-type]
+    (ElevatorFault(id="f", type="elevator.fault", at="2026-03-02T08:00:00+08:00",
                    elevator_id="E", fault_id="F"), "expected a subclass"),
     (EventBase, "the envelope itself"),
     (_model("Loose", elevator_id=(str, ...)), "Literal of one string"),
@@ -356,7 +357,8 @@ def test_strategies_generate_registered_events() -> None:
     def check(fault: EventBase, repaired: EventBase) -> None:
         assert isinstance(fault, ElevatorFault)
         assert isinstance(repaired, ElevatorRepaired)
-        assert parse_event(fault.model_dump_json()) == fault  # generated events are valid
+        reparsed: EventBase = parse_event(fault.model_dump_json())
+        assert reparsed == fault  # generated events are valid
         seen.append(fault)
 
     check()

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench.generate import LogGenerator, dumps, generate
 from policykit import EVENT_TYPES as MODELLED_TYPES
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.generate import LogGenerator, dumps, generate  # noqa: E402
 
 EXAMPLES = ROOT / "policykit" / "examples"
 EXAMPLE_LOG = EXAMPLES / "acme-2026-03.jsonl"

@@ -17,9 +17,9 @@ from audit_data import UNTIL, busy_month, policies
 from policykit.audit import AuditReport, audit
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium package is not installed (apt-get install "
-                             "chromium); .ci/run installs it")
+                             "chromium); .ci/run installs it"), pytest.mark.slow]  # a browser
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -18,24 +18,28 @@ what the session holds and asserts:
 What is measured is the state itself (pickled bytes), not the process RSS, which the test's
 own generator (it keeps the company's history) would dominate; ``bench/run.py`` reports the
 RSS of a session streaming 1M events from a file.
+
+Why not a cheaper stream: the thresholds hold for *this* business's growth, and a smaller
+company is not the same business scaled down. The generator's smallest company (12 people,
+the same seven and a half years, 356k events) grows thirtyfold from its small start, and its
+closed-case state rises to 2.28x its second-year level and its per-member state to 1.40x
+(measured; this stream: 1.16x and 1.10x): its bound would need other thresholds, so it
+would prove another statement. A shorter span of this company would leave fewer forget
+windows to watch. The test is marked ``slow``; under pytest-xdist it runs beside the rest.
 """
 
 from __future__ import annotations
 
 import itertools
 import pickle
-import sys
 from collections import deque
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bench.generate import generate
 from policykit import DEFAULT_DEDUPE_WINDOW, Engine
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.generate import generate  # noqa: E402
 
 EVENTS = 1_000_000
 
@@ -54,6 +58,7 @@ def _sizes(state: dict[str, Any], shapes: list[list[str]]) -> tuple[int, int, in
     return closed, recurring, members
 
 
+@pytest.mark.slow(seconds=100)
 def test_a_session_streaming_a_million_events_keeps_flat_state() -> None:
     engine = Engine()
     shapes = [[spec.shape for spec in p.specs] for p in engine.policies]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from helpers import ev
@@ -117,7 +119,7 @@ def test_deeply_nested_record_is_refused_not_crashing() -> None:
 
 
 def test_iter_events_is_lazy() -> None:
-    def gen():  # type: ignore[no-untyped-def]
+    def gen() -> Iterator[dict[str, Any]]:
         yield CLOCK_IN
         raise AssertionError("read too far")
 
@@ -135,8 +137,8 @@ def test_json_schema_covers_events_and_decisions() -> None:
 
 def test_decision_wire_form_has_decimal_string_amounts() -> None:
     d = Decision(id="d-1", policy="p", rule="R1", kind="deduction",
-                 subject={"kind": "employee", "id": "E1"},  # type: ignore[arg-type]
-                 at="2026-03-31T23:59:59+08:00",  # type: ignore[arg-type]
+                 subject={"kind": "employee", "id": "E1"},
+                 at="2026-03-31T23:59:59+08:00",
                  evidence=("e1",), amount=Decimal("60.00"), currency="CNY", clause="c",
                  message="m", message_zh="m")
     wire = d.to_json_dict()
@@ -148,6 +150,6 @@ def test_decision_wire_form_has_decimal_string_amounts() -> None:
 def test_violation_without_evidence_is_refused() -> None:
     with pytest.raises(ValueError, match="evidence"):
         Decision(id="d-1", policy="p", rule="R1", kind="violation",
-                 subject={"kind": "employee", "id": "E1"},  # type: ignore[arg-type]
-                 at="2026-03-31T23:59:59+08:00",  # type: ignore[arg-type]
+                 subject={"kind": "employee", "id": "E1"},
+                 at="2026-03-31T23:59:59+08:00",
                  evidence=(), clause="c", message="m", message_zh="m")

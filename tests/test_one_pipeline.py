@@ -423,7 +423,7 @@ def test_assume_tz_reads_a_spreadsheets_dates_too(tmp_path: Path) -> None:
                    encoding="utf-8")
     report = audit(src, assume_tz="Asia/Shanghai")
     leave = report.events["l1"]
-    assert (leave.start, leave.end) == (date(2026, 3, 12), date(2026, 3, 13))
+    assert (leave.start, leave.end) == (date(2026, 3, 12), date(2026, 3, 13))  # type: ignore[attr-defined]
     assert leave.at == datetime(2026, 3, 11, 15, 7, tzinfo=ZoneInfo("Asia/Shanghai"))
     assert [(q.event_id, q.problems[0][0]) for q in report.quarantine] == [("l2", "start")]
     plain = audit(src)

@@ -3,15 +3,13 @@ RULEBOOK) or a figure the pack adds, listed with its reason on docs/policies/pac
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+
+from _pack_numbers import ADDED, RULEBOOK  # docs/, on pytest's pythonpath
 
 from policykit import standard_pack
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-sys.path.insert(0, str(DOCS))
-
-from _pack_numbers import ADDED, RULEBOOK  # noqa: E402
 
 
 def test_every_pack_parameter_is_the_rulebooks_or_listed_as_added() -> None:

@@ -11,8 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import BACKENDS, Evaluate
-from helpers import ev, t
+from helpers import BACKENDS, Evaluate, ev, t
 
 from policykit import (
     Decision,

@@ -239,6 +239,7 @@ def test_a_refused_field_equal_to_the_rule_s_title_is_named_at_the_field() -> No
     with pytest.raises(PolicyFileError) as err:
         loads_policy(text)
     assert err.value.path == "policies[0].rules[0].key" and err.value.value == "handover"
+    assert err.value.line is not None
     assert text.splitlines()[err.value.line - 1].strip() == "key: handover"
 
 

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Evaluate
-from helpers import ev, t
+from helpers import Evaluate, ev, t
 
 from policykit import Policy, load_policy
 from policykit.errors import PolicyFileError

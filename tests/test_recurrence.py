@@ -10,8 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from conftest import Evaluate
-from helpers import ev, profile, t
+from helpers import Evaluate, ev, profile, t
 
 from policykit import Decision, Engine, Policy
 from policykit.errors import PolicyFileError

@@ -7,20 +7,14 @@ a log ending with unread events after deadlines fell due."""
 from __future__ import annotations
 
 import io
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import ev, profile
 
+from bench.generate import generate
 from policykit import Engine, EventError, audit, standard_pack
 from policykit.engine.session import Session
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.generate import generate  # noqa: E402
 
 UNREAD = "patrol.round"  # no lateness-deduction rule reads it
 

@@ -13,19 +13,14 @@
 from __future__ import annotations
 
 import pickle
-import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Evaluate
-from helpers import ev, profile, t
+from helpers import Evaluate, ev, profile, t
 
+from bench.fresh_ids import START, fresh_events
 from policykit import Engine, Policy, standard_pack
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from fresh_ids import START, fresh_events
 
 OPEN_ENDED: dict[str, Any] = {
     "shape": "deadline", "id": "R1", "trigger": {"type": "contact.received"},
@@ -167,6 +162,7 @@ def _keys(session: Any) -> int:
     return sum(len(v) for st in _rules(session) for v in st.values() if isinstance(v, dict))
 
 
+@pytest.mark.slow
 def test_fresh_ids_keep_a_bounded_number_of_keys() -> None:
     """20,000 events, each with new ids, an hour apart (about 2.3 years): a case open a
     year without an event expires, the key of a case closed is remembered a year
@@ -214,6 +210,7 @@ def _late_repair_bytes(subjects: int, monkeypatch: pytest.MonkeyPatch) -> int:
     return copied
 
 
+@pytest.mark.slow
 def test_a_late_event_copies_what_it_touches_not_the_whole_state(
         monkeypatch: pytest.MonkeyPatch) -> None:
     small = _late_repair_bytes(1_500, monkeypatch)
@@ -262,13 +259,15 @@ def test_a_journaled_map_puts_back_exactly_what_was_touched() -> None:
     j = Journal()
     outer = Tracked({"a": {"x": 1}}, j, nested=True)
     top = Tracked({"k1": {"n": 1}, "k2": {"n": 2}}, j)
-    j.log = first = {}
+    first: dict[Any, Any] = {}
+    j.log = first
     top["k1"]["n"] = 10          # a value changed in place after a read
     top["k3"] = {"n": 3}         # a key added
     del top["k2"]                # a key removed
     outer["a"]["x"] = 5          # an entry of a nested map
     outer.setdefault("b", {})["y"] = 1
-    j.log = second = {}
+    second: dict[Any, Any] = {}
+    j.log = second
     outer.pop("a")               # the nested map itself removed, after its entry changed
     top["k1"]["n"] = 11
     # The keys touched, not the whole maps: k1, k3, k2; a/x; b (added) and b/y.

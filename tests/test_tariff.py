@@ -11,8 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import Evaluate
-from helpers import ev, profile, t
+from helpers import Evaluate, ev, profile, t
 
 from policykit import Decision, Engine, Policy
 from policykit.errors import PolicyFileError
@@ -250,6 +249,7 @@ def test_a_period_restored_with_an_item_inserted_is_priced_afresh() -> None:
     pol = policy(tier_mode="marginal")
     (spec,) = pol.specs
     cached, fresh = spec.runtime(pol.info), spec.runtime(pol.info)
+    assert isinstance(cached, _TariffRuntime) and isinstance(fresh, _TariffRuntime)
     salary = Decimal("6000.00")
 
     def item(name: str, day: int) -> list[Any]:

@@ -67,6 +67,7 @@ def test_every_event_type_has_a_strategy_that_validates(type_: str, data: st.Dat
     assert parse_event(event.model_dump(mode="json", exclude_none=True)) == event
 
 
+@pytest.mark.slow
 def test_strategies_follow_a_newly_added_event_type(monkeypatch: pytest.MonkeyPatch) -> None:
     class Inspected(EventBase):
         type: Literal["lift.inspected"] = "lift.inspected"
@@ -104,8 +105,9 @@ def test_sets_tuples_and_list_defaults_of_a_registered_model_are_generated() -> 
 
     with event_types(Tagged):
         for strategy in (events("odd.tagged"), st.from_type(Tagged)):
-            drawn = find(strategy, lambda e: len(e.tags) > 1)  # type: ignore[attr-defined]
-            assert isinstance(drawn, Tagged) and parse_event(drawn.model_dump_json()) == drawn
+            drawn = find(strategy, lambda e: len(e.tags) > 1)
+            reparsed: EventBase = parse_event(drawn.model_dump_json())
+            assert isinstance(drawn, Tagged) and reparsed == drawn
 
 
 def test_an_unknown_event_type_names_the_nearest_one() -> None:
@@ -266,6 +268,7 @@ def test_complaint_lives_follow_reception(s: Stream) -> None:
             assert e.complaint_id in received  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 @FAST
 @given(pack_streams())
 def test_pack_streams_are_well_formed_and_run(s: Stream) -> None:
@@ -637,6 +640,7 @@ def test_plugin_reports_a_malformed_scenario_file_with_its_line(
     result.stdout.fnmatch_lines(["*test_bad.yaml:10*violatoin*"])
 
 
+@pytest.mark.slow
 def test_hypothesis_builds_valid_events_from_the_models_through_its_plugin_hook() -> None:
     """The ``hypothesis`` entry point: in a fresh interpreter that imports only hypothesis
     and the models, ``st.from_type`` gives events the wire format accepts — in either

@@ -209,6 +209,7 @@ _json = st.recursive(_leaf, lambda inner: st.lists(inner, max_size=3)
                      | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=12)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 @given(data=st.data())
@@ -243,5 +244,9 @@ def test_a_session_option_beyond_a_century_is_a_parameter_error(option: str) -> 
     """What a snapshot may not carry, a session may not be opened with either: a window that
     large overflows date arithmetic on the first event."""
     with pytest.raises(ParameterError, match=option):
-        ENGINE.session(**{option: timedelta(days=36526)})
-    ENGINE.session(**{option: timedelta(days=36525)}).close()
+        ENGINE.session(**_option(option, timedelta(days=36526)))
+    ENGINE.session(**_option(option, timedelta(days=36525))).close()
+
+
+def _option(name: str, value: timedelta) -> dict[str, Any]:
+    return {name: value}

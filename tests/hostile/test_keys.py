@@ -10,8 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import Evaluate
-from helpers import ev, t
+from helpers import Evaluate, ev, t
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 

@@ -129,7 +129,7 @@ def test_decimals_and_counts_are_bounded(param: str, value: Any, said: str) -> N
 
 
 def test_amounts_in_a_rule_are_bounded() -> None:
-    fine = {"shape": "tariff", "id": "T1", "events": {"type": "staff.complaint"},
+    fine: dict[str, Any] = {"shape": "tariff", "id": "T1", "events": {"type": "staff.complaint"},
             "basis": "fixed", "period": None, "settle": "item",
             "amount_by": {"field": "severity", "values": {"minor": "1e13"}}}
     with pytest.raises(PolicyFileError, match="less than or equal to 1000000000000"):

@@ -11,8 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from conftest import Evaluate
-from helpers import ev, profile, t
+from helpers import Evaluate, ev, profile, t
 
 from policykit import Decision
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import Evaluate
-from helpers import ev, t
+from helpers import Evaluate, ev, t
 
 from policykit import Decision
 

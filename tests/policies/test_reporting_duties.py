@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import Evaluate
-from helpers import ev, profile, t
+from helpers import Evaluate, ev, profile, t
 
 from policykit import Decision
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Evaluate
-from helpers import ev
+from helpers import Evaluate, ev
 
 POLICY = "site-access"
 

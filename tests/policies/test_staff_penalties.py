@@ -9,8 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import Evaluate
-from helpers import ev
+from helpers import Evaluate, ev
 
 from policykit import Decision, standard_pack
 

@@ -62,6 +62,7 @@ _REGRESSION = Stream(tuple(iter_events([
 ])), datetime.fromisoformat("2026-04-01T00:00:00+08:00"))
 
 
+@pytest.mark.slow(seconds=15)
 @settings(max_examples=200, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(pack_streams())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
+import pytest
 from hypothesis import example, given
 from pk_props import (
     PROFILE,
@@ -42,6 +43,7 @@ def _promise_due_before_it_was_made() -> Case:
     return Case("shanghai", f.stream(until="2026-03-02 10:00"))
 
 
+@pytest.mark.slow
 @PROFILE
 @given(case=cases(), rnd=RANDOMS)
 def test_same_input_same_decisions_and_ids(case: Case, rnd: random.Random) -> None:
@@ -53,6 +55,7 @@ def test_same_input_same_decisions_and_ids(case: Case, rnd: random.Random) -> No
     assert first == second, diff(first, second)
 
 
+@pytest.mark.slow
 @PROFILE
 @given(case=cases(), rnd=RANDOMS)
 def test_arrival_order_does_not_change_decisions(case: Case, rnd: random.Random) -> None:
@@ -64,6 +67,7 @@ def test_arrival_order_does_not_change_decisions(case: Case, rnd: random.Random)
     assert got == expected, diff(expected, got)
 
 
+@pytest.mark.slow
 @PROFILE
 @given(case=cases(), rnd=RANDOMS)
 def test_duplicate_deliveries_change_nothing(case: Case, rnd: random.Random) -> None:
@@ -92,6 +96,7 @@ def test_duplicate_deliveries_change_nothing(case: Case, rnd: random.Random) -> 
     assert [e.id for e in refused] == too_old
 
 
+@pytest.mark.slow
 @PROFILE
 @given(case=cases(), rnd=RANDOMS)
 def test_batch_equals_streaming_in_any_chunking(case: Case, rnd: random.Random) -> None:
@@ -109,6 +114,7 @@ def test_batch_equals_streaming_in_any_chunking(case: Case, rnd: random.Random) 
     assert got == expected, diff(expected, got)
 
 
+@pytest.mark.slow
 @PROFILE
 @given(case=cases(), rnd=RANDOMS)
 @example(case=_promise_due_before_it_was_made(), rnd=random.Random(0))
@@ -128,6 +134,7 @@ def test_evidence_exists_and_is_not_later_than_the_decision(case: Case,
                 f"{by_id[ev_id].at.isoformat()}, after the decision")
 
 
+@pytest.mark.slow
 @PROFILE
 @given(case=cases(), rnd=RANDOMS)
 def test_decision_ids_are_unique(case: Case, rnd: random.Random) -> None:
@@ -139,6 +146,7 @@ def test_decision_ids_are_unique(case: Case, rnd: random.Random) -> None:
         seen[d.id] = d
 
 
+@pytest.mark.slow
 @PROFILE
 @given(case=cases(), rnd=RANDOMS)
 def test_other_utc_offsets_give_the_same_decisions(case: Case, rnd: random.Random) -> None:

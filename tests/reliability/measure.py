@@ -95,17 +95,17 @@ def late_figures() -> None:
     print(f"late events, 12 seeded runs like the property test: {tried} events delivered, "
           f"{late} late, {fixes} corrections, {revoked} revocations, {revised} revisions; "
           f"{decisions} decisions compared, all equal")
-    log = models(month_log(5, employees=40))
+    parsed = models(month_log(5, employees=40))
     engine = Engine(standard_pack())
     for name, kw in [("strict", {}), ("allowed_lateness=1h", {
             "allowed_lateness": timedelta(hours=1)})]:
         def run(kw: dict[str, Any] = kw) -> None:
             s = engine.session(**kw)
-            for e in log:
+            for e in parsed:
                 s.feed(e)
         took = best_of(5, run)
-        print(f"in-order feed, whole pack, {len(log)} events, {name}: "
-              f"{len(log) / took:,.0f} events/s (best of 5)")
+        print(f"in-order feed, whole pack, {len(parsed)} events, {name}: "
+              f"{len(parsed) / took:,.0f} events/s (best of 5)")
 
 
 def thread_figures() -> None:

@@ -369,6 +369,7 @@ RULE_VALUES = st.one_of(
         "Asia/Nowhere", [1, 2], {"a": 1}, "x" * 300]))
 
 
+@pytest.mark.slow
 @fuzz(100)
 @given(doc=st.sampled_from(range(len(PACK_DOCS))), data=st.data(),
        fmt=st.sampled_from(["yaml", "json"]))

@@ -24,6 +24,7 @@ from stream_child import events_for, session_options
 from policykit import Engine
 
 CHILD = Path(__file__).with_name("stream_child.py")
+pytestmark = pytest.mark.slow  # streams in child processes, killed and restored
 ROOT = Path(__file__).resolve().parents[2]
 BASE: dict[str, Any] = {"seed": 11, "employees": 12, "every": 50}
 

@@ -219,7 +219,7 @@ def _explode_on(session: Any, event_id: str) -> None:
                     raise RuntimeError("rule failed")
                 _orig(event, ctx)
 
-            runtime.on_event = on_event  # type: ignore[method-assign]
+            runtime.on_event = on_event
 
 
 def test_a_strict_session_whose_rule_raised_refuses_further_use() -> None:
