@@ -457,6 +457,23 @@ def prepare(
     if horizon is not None:
         check_horizon(horizon, policies)
     tracker = _Quarantined(quarantine, source)
+    prep, first, last = _read(records, tracker, source, assume_tz, parse, track_lines)
+    if first is not None and last is not None:
+        _refuse_unplaced(prep, policies, first, last, tracker, source, track_lines)
+    _resolve_corrections(prep, tracker, source, track_lines)
+    _order(prep, track_lines)
+    if horizon is not None:
+        _hold_after(prep, horizon, hold_after_until, track_lines)
+    tracker.flush()
+    prep.quarantined = tracker.count
+    return prep
+
+
+def _read(records: Iterable[tuple[int | None, Any]], tracker: _Quarantined, source: str,
+          assume_tz: tzinfo | None, parse: Parse, track_lines: bool
+          ) -> tuple[Prepared, EventBase | None, EventBase | None]:
+    """Parse each record (a bad one to ``tracker``), counting the late ones; with the
+    events, the earliest and the (first) latest, for :class:`_Placement`."""
     events: list[EventBase] = []
     lines: list[int | None] = []
     read = late = 0
@@ -492,32 +509,45 @@ def prepare(
         events.append(event)
         if track_lines:
             lines.append(line)
-    if first is not None and last is not None:
-        refused = _Placement(policies).refused(events, first, last)
-        if refused:
-            if quarantine is None:
-                i = min(refused)
-                raise _placement_error(refused[i], events[i], source,
-                                       lines[i] if track_lines else None)
-            kept: list[EventBase] = []
-            kept_lines: list[int | None] = []
-            for i, e in enumerate(events):
-                problem = refused.get(i)
-                line = lines[i] if track_lines else None
-                if problem is None:
-                    kept.append(e)
-                    if track_lines:
-                        kept_lines.append(line)
-                    continue
-                tracker.add(EventError(source, [("at", e.at.isoformat(), str(problem))],
-                                       event_id=e.id, line=line), line, e)
-            events, lines = kept, kept_lines
-    # THE one place corrections and repeated ids are resolved, by the rules a session
-    # applies (split_corrections): a correction (meta.corrects) replaces the event it names,
-    # wherever it is in the log, and the corrected event counts as never delivered; a copy
-    # of an id with another payload, a correction that changes its original's type or
-    # subject, and every member of a cycle of corrections are refused — quarantined here, or
-    # raised without a quarantine.
+    return Prepared(events, lines, read=read, late=late), first, last
+
+
+def _refuse_unplaced(prep: Prepared, policies: PolicySet, first: EventBase, last: EventBase,
+                     tracker: _Quarantined, source: str, track_lines: bool) -> None:
+    """Set aside (or, without a quarantine, raise for the first of) the events a policy
+    calendar cannot place."""
+    events, lines = prep.events, prep.lines
+    refused = _Placement(policies).refused(events, first, last)
+    if not refused:
+        return
+    if not tracker.quarantining:
+        i = min(refused)
+        raise _placement_error(refused[i], events[i], source,
+                               lines[i] if track_lines else None)
+    kept: list[EventBase] = []
+    kept_lines: list[int | None] = []
+    for i, e in enumerate(events):
+        problem = refused.get(i)
+        line = lines[i] if track_lines else None
+        if problem is None:
+            kept.append(e)
+            if track_lines:
+                kept_lines.append(line)
+            continue
+        tracker.add(EventError(source, [("at", e.at.isoformat(), str(problem))],
+                               event_id=e.id, line=line), line, e)
+    prep.events, prep.lines = kept, kept_lines
+
+
+def _resolve_corrections(prep: Prepared, tracker: _Quarantined, source: str,
+                         track_lines: bool) -> None:
+    """THE one place corrections and repeated ids are resolved, by the rules a session
+    applies (split_corrections): a correction (meta.corrects) replaces the event it names,
+    wherever it is in the log, and the corrected event counts as never delivered; a copy
+    of an id with another payload, a correction that changes its original's type or
+    subject, and every member of a cycle of corrections are refused — quarantined here, or
+    raised without a quarantine."""
+    events, lines = prep.events, prep.lines
     valid = len(events)
     kept_events, refusals = split_corrections(events)
     if refusals:
@@ -528,37 +558,49 @@ def prepare(
     corrected = valid - len(kept_events) - len(refusals)
     if corrected or refusals:
         if corrected and log.isEnabledFor(logging.DEBUG):
-            gone = ({id(e) for e in events} - {id(e) for e in kept_events}
-                    - {id(e) for e, _x in refusals})
-            for e in events:
-                if id(e) in gone:
-                    log.debug("%s: event %r is replaced by a correction", source, e.id)
+            _log_corrected(events, kept_events, refusals, source)
         if track_lines:
             keep = {id(e) for e in kept_events}
-            lines = [ln for e, ln in zip(events, lines, strict=True) if id(e) in keep]
-    events = kept_events
-    # Applied in (time, id) order: arrival order never changes the result.
+            prep.lines = [ln for e, ln in zip(events, lines, strict=True) if id(e) in keep]
+    prep.events = kept_events
+    prep.corrected = corrected
+
+
+def _log_corrected(events: list[EventBase], kept: list[EventBase],
+                   refusals: Sequence[tuple[EventBase, EventError]], source: str) -> None:
+    gone = {id(e) for e in events} - {id(e) for e in kept} - {id(e) for e, _x in refusals}
+    for e in events:
+        if id(e) in gone:
+            log.debug("%s: event %r is replaced by a correction", source, e.id)
+
+
+def _order(prep: Prepared, track_lines: bool) -> None:
+    """Applied in (time, id) order: arrival order never changes the result."""
+    events = prep.events
     if track_lines:
         order = sorted(range(len(events)), key=lambda i: (events[i].at, events[i].id))
-        events = [events[i] for i in order]
-        lines = [lines[i] for i in order]
+        prep.events = [events[i] for i in order]
+        prep.lines = [prep.lines[i] for i in order]
     else:
         events.sort(key=lambda e: (e.at, e.id))
-    after = 0
-    if horizon is not None and events and events[-1].at > horizon:
-        if not hold_after_until:
-            raise ParameterError("until", horizon.isoformat(),
-                                 f"not before the last event ({events[-1].at.isoformat()})")
-        cut = len(events)
-        while cut and events[cut - 1].at > horizon:
-            cut -= 1
-        after = len(events) - cut
-        del events[cut:]
-        if track_lines:
-            del lines[cut:]
-    tracker.flush()
-    return Prepared(events, lines, read=read, quarantined=tracker.count, corrected=corrected,
-                    late=late, after_until=after)
+
+
+def _hold_after(prep: Prepared, horizon: datetime, hold_after_until: bool,
+                track_lines: bool) -> None:
+    """Refuse the horizon when events come after it, or set them aside (counted)."""
+    events = prep.events
+    if not events or events[-1].at <= horizon:
+        return
+    if not hold_after_until:
+        raise ParameterError("until", horizon.isoformat(),
+                             f"not before the last event ({events[-1].at.isoformat()})")
+    cut = len(events)
+    while cut and events[cut - 1].at > horizon:
+        cut -= 1
+    prep.after_until = len(events) - cut
+    del events[cut:]
+    if track_lines:
+        del prep.lines[cut:]
 
 
 def _placement_error(exc: PolicyKitError, event: EventBase, source: str,
@@ -579,6 +621,11 @@ class _Quarantined:
         self._q = quarantine
         self._source = source
         self.count = 0
+
+    @property
+    def quarantining(self) -> bool:
+        """False when :meth:`add` raises (no quarantine)."""
+        return self._q is not None
 
     def add(self, exc: EventError, line: int | None, raw: Any) -> None:
         if self._q is None:

@@ -327,44 +327,60 @@ class _NativeSession(EvaluatorSession):
     def _checked(
         self, state: Any
     ) -> tuple[dict[str, EmployeeProfile], list[Timer], list[list[dict[str, Any]]]]:
-        def bad(what: str) -> SnapshotError:
-            return SnapshotError(f"evaluator state does not fit this policy set: {what}")
-
         if not isinstance(state, dict) or set(state) != {"directory", "heap", "rules"}:
-            raise bad("expected the keys directory, heap and rules")
-        directory = state["directory"]
-        if not isinstance(directory, dict) or not all(
-                isinstance(p, EmployeeProfile) and p.employee_id == k
-                for k, p in directory.items()):
-            raise bad("the directory must map employee ids to their employee.profile events")
-        heap: list[Timer] = []
-        if not isinstance(state["heap"], list):
-            raise bad("the timer heap must be a list")
-        for t in state["heap"]:
+            raise _misfit("expected the keys directory, heap and rules")
+        return (_checked_directory(state["directory"]), self._checked_heap(state["heap"]),
+                self._checked_rules(state["rules"]))
+
+    def _checked_heap(self, heap: Any) -> list[Timer]:
+        """The snapshot's timers, each naming a rule of this policy set."""
+        if not isinstance(heap, list):
+            raise _misfit("the timer heap must be a list")
+        runtimes = self._runtimes
+        out: list[Timer] = []
+        for t in heap:
             if not (isinstance(t, tuple | list) and len(t) == 4 and isinstance(t[0], datetime)
                     and t[0].tzinfo is not None and type(t[1]) is int and type(t[2]) is int
-                    and isinstance(t[3], str) and 0 <= t[1] < len(self._runtimes)
-                    and 0 <= t[2] < len(self._runtimes[t[1]])):
-                raise bad(f"timer {t!r:.80} is not (aware due, policy, rule, key)")
-            heap.append((t[0], t[1], t[2], t[3]))
-        rules = state["rules"]
+                    and isinstance(t[3], str) and 0 <= t[1] < len(runtimes)
+                    and 0 <= t[2] < len(runtimes[t[1]])):
+                raise _misfit(f"timer {t!r:.80} is not (aware due, policy, rule, key)")
+            out.append((t[0], t[1], t[2], t[3]))
+        return out
+
+    def _checked_rules(self, rules: Any) -> list[list[dict[str, Any]]]:
+        """A copy of the snapshot's rule states (never the caller's lists), each the shape
+        of a fresh state of its rule; a keyed map added since the snapshot starts empty."""
         if not isinstance(rules, list) or [len(r) if isinstance(r, list) else -1
                                             for r in rules] != [len(r) for r in self._shapes]:
-            raise bad("the number of policies or rules differs")
-        rules = [list(states) for states in rules]  # filled in below, never the caller's
-        for pi, states in enumerate(rules):
-            for ri, st in enumerate(states):
-                shape = self._shapes[pi][ri]
-                if isinstance(st, dict) and any(k not in st for k in _ADDED):
-                    # A snapshot from before a rule gained a keyed map: it starts empty.
-                    states[ri] = st = {**{k: {} for k in _ADDED if shape.get(k) is dict},
-                                       **st}
-                if not isinstance(st, dict) or any(
-                        not isinstance(st.get(k), typ) for k, typ in shape.items()):
-                    spec = self._runtimes[pi][ri].spec
-                    raise bad(f"policy #{pi} rule {spec.id}: state lacks or mistypes "
-                              f"{sorted(shape)}")
-        return directory, heap, rules
+            raise _misfit("the number of policies or rules differs")
+        return [[self._checked_state(pi, ri, st) for ri, st in enumerate(states)]
+                for pi, states in enumerate(rules)]
+
+    def _checked_state(self, pi: int, ri: int, st: Any) -> dict[str, Any]:
+        """One rule's state, checked against the shape of a fresh one."""
+        shape = self._shapes[pi][ri]
+        if isinstance(st, dict) and any(k not in st for k in _ADDED):
+            # A snapshot from before a rule gained a keyed map: it starts empty.
+            st = {**{k: {} for k in _ADDED if shape.get(k) is dict}, **st}
+        if not isinstance(st, dict) or any(
+                not isinstance(st.get(k), typ) for k, typ in shape.items()):
+            spec = self._runtimes[pi][ri].spec
+            raise _misfit(f"policy #{pi} rule {spec.id}: state lacks or mistypes "
+                          f"{sorted(shape)}")
+        return st
+
+
+def _misfit(what: str) -> SnapshotError:
+    return SnapshotError(f"evaluator state does not fit this policy set: {what}")
+
+
+def _checked_directory(directory: Any) -> dict[str, EmployeeProfile]:
+    """The snapshot's employee directory: employee id -> their employee.profile event."""
+    if not isinstance(directory, dict) or not all(
+            isinstance(p, EmployeeProfile) and p.employee_id == k
+            for k, p in directory.items()):
+        raise _misfit("the directory must map employee ids to their employee.profile events")
+    return directory
 
 
 class NativeBackend(Backend):
