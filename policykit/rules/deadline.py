@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, NotRequired, TypedDict, cast
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -372,6 +372,42 @@ def _joined(values: list[Any]) -> str | None:
     return KEY_SEP.join(map(value_part, values))
 
 
+class _Case(TypedDict):
+    """One open case. ``clock`` is what its deadline is made of (None: open-ended);
+    ``due`` None until its clock starts. Only with their options: ``carry`` (carry),
+    ``touched`` / ``expiry`` (expire_after; expiry None once expired), ``warn_at``
+    (warn_before)."""
+
+    key: str
+    trigger: str
+    opened_at: datetime
+    started_at: datetime | None
+    clock: str | datetime | None
+    due: datetime | None
+    subject: str
+    owners: list[str]
+    context: list[str]
+    aliases: list[str]
+    period: int
+    latest: str | None
+    fields: dict[str, Any]
+    carry: NotRequired[dict[str, str]]
+    touched: NotRequired[datetime]
+    expiry: NotRequired[str | None]
+    warn_at: NotRequired[datetime]
+
+
+class _State(TypedDict):
+    """``_DeadlineRuntime.state`` (a plain dict at run time; the type is for mypy only):
+    ``expiry`` UTC day -> keys (a dict used as an ordered set)."""
+
+    open: dict[str, _Case]
+    done: dict[str, datetime]
+    alias: dict[str, str]
+    index: dict[str, dict[str, list[str]]]
+    expiry: dict[str, dict[str, None]]
+
+
 class _DeadlineRuntime(RuleRuntime):
     """State: ``open`` key -> case dict; ``done`` keys already judged (with ``once``);
     ``alias`` extra key -> case key; ``index`` correlate index name -> trigger values ->
@@ -385,7 +421,8 @@ class _DeadlineRuntime(RuleRuntime):
         super().__init__(spec, policy)
         # done: closed key -> the instant it closed (see forget_after)
         # expiry: UTC day -> keys of the open cases expiring that day (see expire_after)
-        self.state = {"open": {}, "done": {}, "alias": {}, "index": {}, "expiry": {}}
+        state: _State = {"open": {}, "done": {}, "alias": {}, "index": {}, "expiry": {}}
+        self.state = cast(dict[str, Any], state)
         self._forget: timedelta | None = (parse_duration(spec.forget_after)
                                           if spec.forget_after else None)
         self._sweep_at: datetime | None = None  # a memory chore only: not state
@@ -416,7 +453,7 @@ class _DeadlineRuntime(RuleRuntime):
         # scanned), the closing kinds among them (breach, fulfil, cancel, each with its
         # handler) and whether it can trigger. Built once, so the per-event path builds
         # nothing.
-        Handler = Callable[[dict[str, Any], EventBase, RuleContext], None]
+        Handler = Callable[[_Case, EventBase, RuleContext], None]
         self._plans: dict[str, tuple[list[_CompiledStep], list[_CompiledStep],
                                      list[_CompiledStep],
                                      tuple[tuple[list[_CompiledStep], Handler], ...],
@@ -453,23 +490,26 @@ class _DeadlineRuntime(RuleRuntime):
                                           s.within_by.default)
         return s.within
 
-    def _due(self, case: dict[str, Any], since: datetime, ctx: RuleContext) -> datetime:
+    def _due(self, case: _Case, since: datetime, ctx: RuleContext) -> datetime:
         clock = case["clock"]
         if isinstance(clock, datetime):
             # A deadline taken from an event field (a promised reply time) may lie before
             # the event that set it: it is then due at once, never before its own evidence.
             return max(clock, since)
+        # Only open-ended cases have no clock, and they are never armed (no start/restart
+        # steps, see _check_clock).
+        assert clock is not None
         return ctx.calendar.deadline(since, clock, self.spec.basis)
 
-    def _subject(self, case: dict[str, Any]) -> Subject:
+    def _subject(self, case: _Case) -> Subject:
         return Subject(kind=self.spec.subject.kind, id=case["subject"])
 
     @staticmethod
-    def _evidence(case: dict[str, Any], *more: str) -> list[str]:
+    def _evidence(case: _Case, *more: str) -> list[str]:
         latest = case["latest"]
         return [case["trigger"], *case["context"], *((latest,) if latest else ()), *more]
 
-    def _details(self, case: dict[str, Any], ctx: RuleContext, **extra: Any) -> dict[str, Any]:
+    def _details(self, case: _Case, ctx: RuleContext, **extra: Any) -> dict[str, Any]:
         s = self.spec
         out: dict[str, Any] = {
             "what": self._what,
@@ -499,7 +539,7 @@ class _DeadlineRuntime(RuleRuntime):
         return out
 
     @staticmethod
-    def _fits(step: _CompiledStep, event: EventBase, case: dict[str, Any]) -> bool:
+    def _fits(step: _CompiledStep, event: EventBase, case: _Case) -> bool:
         fields = case["fields"]
         for mine, theirs in step.same:
             if mine(event) != fields.get(theirs):
@@ -510,44 +550,46 @@ class _DeadlineRuntime(RuleRuntime):
         return True
 
     def _find(self, step: _CompiledStep, event: EventBase,
-              ctx: RuleContext) -> dict[str, Any] | None:
+              ctx: RuleContext) -> _Case | None:
         """The open case this step event belongs to, if any."""
-        opened = self.state["open"]
+        state = cast(_State, self.state)
+        opened = state["open"]
         if step.index:
             values = _joined([event_value(event, f) for f in step.corr])
-            keys = self.state["index"].get(step.index, {}).get(values, ()) if values else ()
-            for key in reversed(keys):
-                case = opened[key]
+            keys = state["index"].get(step.index, {}).get(values, ()) if values else ()
+            for open_key in reversed(keys):
+                candidate = opened[open_key]
                 if step.corr_within is not None and ctx.calendar.deadline(
-                        case["opened_at"], step.corr_within) < event.at:
+                        candidate["opened_at"], step.corr_within) < event.at:
                     continue
-                if self._fits(step, event, case):
-                    return case  # type: ignore[no-any-return]
+                if self._fits(step, event, candidate):
+                    return candidate
             return None
         key = step.keyget(event)
         if key is None:
             return None
-        key = self.state["alias"].get(key, key)
+        key = state["alias"].get(key, key)
         case = opened.get(key)
         if case is None or not self._fits(step, event, case):
             return None
-        return case  # type: ignore[no-any-return]
+        return case
 
-    def _add_alias(self, step: _CompiledStep, event: EventBase, case: dict[str, Any]) -> None:
+    def _add_alias(self, step: _CompiledStep, event: EventBase, case: _Case) -> None:
         if step.alias is None:
             return
         value = event_value(event, step.alias)
         if value is None:
             return
         alias = key_part(str(value))
-        if alias != case["key"] and alias not in self.state["open"]:
-            self.state["alias"][alias] = case["key"]
+        state = cast(_State, self.state)
+        if alias != case["key"] and alias not in state["open"]:
+            state["alias"][alias] = case["key"]
             case["aliases"].append(alias)
 
     # -- events ----------------------------------------------------------------------
 
     def _first(self, steps: list[_CompiledStep], event: EventBase,
-               ctx: RuleContext) -> tuple[_CompiledStep, dict[str, Any]] | None:
+               ctx: RuleContext) -> tuple[_CompiledStep, _Case] | None:
         """The first of ``steps`` (all of this event's type) this event is, with the open
         case it reaches."""
         for step in steps:
@@ -602,7 +644,7 @@ class _DeadlineRuntime(RuleRuntime):
         subject_id = self._subject_get(event)
         if key is None or subject_id is None:
             return
-        state = self.state
+        state = cast(_State, self.state)
         if key in state["open"] or key in state["alias"] or (s.once and self._done(key, ctx)):
             return
         if self._continues is not None and (earlier := self._continues(event)) is not None:
@@ -614,7 +656,7 @@ class _DeadlineRuntime(RuleRuntime):
         if clock is None and not s.open_ended:
             return
         fields = {f: get(event) for f, get in self._needed_get}
-        case: dict[str, Any] = {
+        case: _Case = {
             "key": key,
             "trigger": event.id,
             "opened_at": event.at,
@@ -642,7 +684,7 @@ class _DeadlineRuntime(RuleRuntime):
         if not s.open_ended and not self._start:
             self._arm(case, event, ctx)
 
-    def _arm(self, case: dict[str, Any], event: EventBase, ctx: RuleContext) -> None:
+    def _arm(self, case: _Case, event: EventBase, ctx: RuleContext) -> None:
         """Start the case's clock at ``event`` (the trigger, or its ``start`` event)."""
         if event.id != case["trigger"]:
             case["context"].append(event.id)
@@ -657,7 +699,7 @@ class _DeadlineRuntime(RuleRuntime):
                                                          if escalate and s.escalate_to else {})),
                      severity=None if escalate else "info")
 
-    def _set_due(self, case: dict[str, Any], due: datetime, now: datetime,
+    def _set_due(self, case: _Case, due: datetime, now: datetime,
                  ctx: RuleContext) -> None:
         case["due"] = due
         ctx.schedule(due, case["key"])
@@ -667,13 +709,13 @@ class _DeadlineRuntime(RuleRuntime):
                 case["warn_at"] = warn_at
                 ctx.schedule(warn_at, _WARN + case["key"])
 
-    def _touch(self, case: dict[str, Any], event: EventBase) -> None:
+    def _touch(self, case: _Case, event: EventBase) -> None:
         """An event of the case that leaves it open: its expiry counts from here (the timer
         set when it opened is moved on lazily, when it fires)."""
         if "touched" in case and event.at > case["touched"]:
             case["touched"] = event.at
 
-    def _file_expiry(self, case: dict[str, Any], when: datetime, ctx: RuleContext) -> None:
+    def _file_expiry(self, case: _Case, when: datetime, ctx: RuleContext) -> None:
         """File the case under the first UTC midnight at or after ``when``: one timer per
         day for all the cases expiring that day (not one per case, which would keep a
         timer for every case long closed), and closing a case unfiles it."""
@@ -682,7 +724,7 @@ class _DeadlineRuntime(RuleRuntime):
         if day < utc:
             day += _DAY
         bucket = day.isoformat()
-        filed = self.state["expiry"]
+        filed = cast(_State, self.state)["expiry"]
         keys = filed.get(bucket)
         if keys is None:
             # The day's timer is set with its first case: it stays set until it fires and
@@ -692,21 +734,23 @@ class _DeadlineRuntime(RuleRuntime):
         keys[case["key"]] = None
         case["expiry"] = bucket
 
-    def _unfile_expiry(self, case: dict[str, Any]) -> None:
+    def _unfile_expiry(self, case: _Case) -> None:
         bucket = case.get("expiry")
         if bucket is None:
             return
-        keys = self.state["expiry"].get(bucket)
+        filed = cast(_State, self.state)["expiry"]
+        keys = filed.get(bucket)
         if keys is not None:
             keys.pop(case["key"], None)
             if not keys:
-                del self.state["expiry"][bucket]
+                del filed[bucket]
 
     def _expire_day(self, bucket: str, due: datetime, ctx: RuleContext) -> None:
-        keys = self.state["expiry"].pop(bucket, None)
+        state = cast(_State, self.state)
+        keys = state["expiry"].pop(bucket, None)
         if not keys or self._expire is None:
             return
-        opened = self.state["open"]
+        opened = state["open"]
         # In key order: the same whatever order the day's keys were filed in (a late event's
         # repair may file them again in another).
         for key in sorted(keys):
@@ -727,7 +771,7 @@ class _DeadlineRuntime(RuleRuntime):
             ctx.emit(s, "expired", kind="warning", subject=self._subject(case), at=due,
                      evidence=self._evidence(case), key=key, details=details, severity="low")
 
-    def _restart_clock(self, case: dict[str, Any], event: EventBase, ctx: RuleContext) -> None:
+    def _restart_clock(self, case: _Case, event: EventBase, ctx: RuleContext) -> None:
         case["latest"] = event.id  # the update the next period runs from
         case["period"] += 1
         self._set_due(case, self._due(case, event.at, ctx), event.at, ctx)
@@ -735,7 +779,7 @@ class _DeadlineRuntime(RuleRuntime):
     def _done(self, key: str, ctx: RuleContext) -> bool:
         """True when ``key`` was judged and is still remembered at ``ctx.now``. Decided by
         the closing time alone, so when the sweep below runs never changes an answer."""
-        closed = self.state["done"].get(key)
+        closed = cast(_State, self.state)["done"].get(key)
         if closed is None:
             return False
         return self._forget is None or closed + self._forget >= ctx.now
@@ -747,7 +791,7 @@ class _DeadlineRuntime(RuleRuntime):
             return
         self._sweep_at = now + _SWEEP_EVERY
         horizon = now - self._forget
-        done: dict[str, datetime] = self.state["done"]
+        done = cast(_State, self.state)["done"]
         # ``_close`` keeps ``done`` in closing order (event time only moves forward), so the
         # stale keys are a prefix: stop at the first one still remembered instead of a pass
         # over a year of keys every day. Were the order ever off (a restored state), a stale
@@ -760,8 +804,8 @@ class _DeadlineRuntime(RuleRuntime):
         for k in stale:
             del done[k]
 
-    def _close(self, case: dict[str, Any], now: datetime, judged: bool = True) -> None:
-        state = self.state
+    def _close(self, case: _Case, now: datetime, judged: bool = True) -> None:
+        state = cast(_State, self.state)
         key = case["key"]
         del state["open"][key]
         self._unfile_expiry(case)
@@ -769,8 +813,10 @@ class _DeadlineRuntime(RuleRuntime):
             state["alias"].pop(alias, None)
         for name, trigger_fields in self._indexes.items():
             values = _joined([case["fields"].get(f) for f in trigger_fields])
+            if values is None:
+                continue  # never indexed (see _open)
             bucket = state["index"].get(name, {})
-            keys = bucket.get(values) if values is not None else None
+            keys = bucket.get(values)
             if keys is not None:
                 keys.remove(key)
                 if not keys:
@@ -785,7 +831,7 @@ class _DeadlineRuntime(RuleRuntime):
                 done[alias] = now
             self._sweep(now)
 
-    def _on_fulfil(self, case: dict[str, Any], event: EventBase, ctx: RuleContext) -> None:
+    def _on_fulfil(self, case: _Case, event: EventBase, ctx: RuleContext) -> None:
         self._close(case, ctx.now)
         missing = [self._missing(p, event) for p, test in self._require if not test(event)]
         if missing:
@@ -807,10 +853,10 @@ class _DeadlineRuntime(RuleRuntime):
                 return f"{path}: {' '.join(lacking)}"
         return path
 
-    def _on_cancel(self, case: dict[str, Any], event: EventBase, ctx: RuleContext) -> None:
+    def _on_cancel(self, case: _Case, event: EventBase, ctx: RuleContext) -> None:
         self._close(case, ctx.now)
 
-    def _on_breach(self, case: dict[str, Any], event: EventBase, ctx: RuleContext) -> None:
+    def _on_breach(self, case: _Case, event: EventBase, ctx: RuleContext) -> None:
         key = case["key"]
         if self.spec.breach_closes:
             self._close(case, ctx.now)
@@ -830,13 +876,13 @@ class _DeadlineRuntime(RuleRuntime):
             self._expire_day(key[len(_EXPIRE):], due, ctx)
             return
         if key.startswith(_WARN):
-            case = self.state["open"].get(key[len(_WARN):])
+            case = cast(_State, self.state)["open"].get(key[len(_WARN):])
             if case is not None and case.get("warn_at") == due:
                 ctx.emit(s, "warning", kind="warning", subject=self._subject(case), at=due,
                          evidence=self._evidence(case), key=case["key"],
                          details=self._details(case, ctx), severity="low")
             return
-        case = self.state["open"].get(key)
+        case = cast(_State, self.state)["open"].get(key)
         if case is None or case["due"] != due:
             return  # fulfilled, cancelled, breached or restarted since it was scheduled
         details = self._details(case, ctx)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NotRequired, TypedDict, cast
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -202,6 +202,33 @@ class _Route:
         self.role = role
 
 
+class _Chain(TypedDict):
+    """One key's chain: the subject, the last event (id, time, who left), the gap start
+    (``since``) and its ``due``, the active interval ``win`` ``[start, end]`` and the timer
+    at its edge (``start``), the occupants; ``fired`` repeats so far, ``touched`` and
+    ``entry`` only while occupied (with ``expire_after`` / occupancy)."""
+
+    subject: str | None
+    last: str | None
+    last_at: datetime | None
+    last_by: str | None
+    since: datetime | None
+    due: datetime | None
+    win: list[datetime] | None
+    start: datetime | None
+    occ: list[str]
+    fired: NotRequired[int]
+    touched: NotRequired[datetime]
+    entry: NotRequired[str]
+
+
+class _State(TypedDict):
+    """``_GapRuntime.state`` (a plain dict at run time; the type is for mypy only)."""
+
+    chains: dict[str, _Chain]
+    members: dict[str, str]
+
+
 class _GapRuntime(RuleRuntime):
     """State: ``chains`` key -> plain dict (last event, gap start, due, active interval,
     next interval timer, occupants); ``members`` the population."""
@@ -213,7 +240,8 @@ class _GapRuntime(RuleRuntime):
 
     def __init__(self, spec: GapSpec, policy: PolicyInfo) -> None:
         super().__init__(spec, policy)
-        self.state = {"chains": {}, "members": {}}
+        state: _State = {"chains": {}, "members": {}}
+        self.state = cast(dict[str, Any], state)
         routes: list[_Route] = []
         if spec.event is not None:
             routes.append(_Route(spec.event, spec.key, "beat"))
@@ -232,8 +260,8 @@ class _GapRuntime(RuleRuntime):
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _chain(self, key: str) -> dict[str, Any]:
-        chains: dict[str, dict[str, Any]] = self.state["chains"]
+    def _chain(self, key: str) -> _Chain:
+        chains = cast(_State, self.state)["chains"]
         chain = chains.get(key)
         if chain is None:
             chain = {"subject": None, "last": None, "last_at": None, "last_by": None,
@@ -242,9 +270,9 @@ class _GapRuntime(RuleRuntime):
         return chain
 
     def _in_force(self) -> bool:
-        return self._pop is None or bool(self.state["members"])
+        return self._pop is None or bool(cast(_State, self.state)["members"])
 
-    def _arm(self, key: str, chain: dict[str, Any], since: datetime, ctx: RuleContext) -> None:
+    def _arm(self, key: str, chain: _Chain, since: datetime, ctx: RuleContext) -> None:
         """Start measuring a gap at ``since`` (a beat, a post left empty, an interval's
         start) and schedule the moment it is exceeded."""
         chain["due"] = None
@@ -281,7 +309,7 @@ class _GapRuntime(RuleRuntime):
         chain["start"] = wake
         ctx.schedule(wake, "s" + KEY_SEP + key)
 
-    def _subject(self, chain: dict[str, Any]) -> Subject:
+    def _subject(self, chain: _Chain) -> Subject:
         if self._fixed is not None:
             return self._fixed
         return Subject(kind=self.spec.subject.kind, id=chain["subject"] or "?")
@@ -290,14 +318,15 @@ class _GapRuntime(RuleRuntime):
 
     def on_event(self, event: EventBase, ctx: RuleContext) -> None:
         if self._pop is not None and self._pop.handles(event):
-            change = self._pop.apply(event, self.state["members"])
+            state = cast(_State, self.state)
+            change = self._pop.apply(event, state["members"])
             if change > 0:
                 if not self.spec.key:
                     self._chain("")
-                for key, chain in self.state["chains"].items():
-                    self._arm(key, chain, event.at, ctx)
+                for chain_key, chain in state["chains"].items():
+                    self._arm(chain_key, chain, event.at, ctx)
             elif change < 0:
-                for chain in self.state["chains"].values():
+                for chain in state["chains"].values():
                     chain["due"] = chain["start"] = None
         for route in self._routes:
             if event.type in route.types and route.pred(event):
@@ -307,7 +336,7 @@ class _GapRuntime(RuleRuntime):
 
     def _on_match(self, role: str, key: str, event: EventBase, ctx: RuleContext) -> None:
         if role == "stop":
-            self.state["chains"].pop(key, None)
+            cast(_State, self.state)["chains"].pop(key, None)
             return
         chain = self._chain(key)
         chain.pop("fired", None)  # any event of the key ends a run of repeats
@@ -321,7 +350,7 @@ class _GapRuntime(RuleRuntime):
             return
         assert self.spec.occupancy is not None
         who = str(event_value(event, self.spec.occupancy.occupant))
-        occ: list[str] = chain["occ"]
+        occ = chain["occ"]
         if self._expire is not None:
             chain["touched"] = event.at
         if role == "enter":
@@ -343,7 +372,8 @@ class _GapRuntime(RuleRuntime):
 
     def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
         kind, _, chain_key = key.partition(KEY_SEP)
-        chain = self.state["chains"].get(chain_key)
+        chains = cast(_State, self.state)["chains"]
+        chain = chains.get(chain_key)
         if chain is None:
             return
         if kind == "x":
@@ -366,12 +396,12 @@ class _GapRuntime(RuleRuntime):
         elif self._pop is None and chain["start"] is None and not chain["occ"]:
             # Judged, and nothing pending: the key's next event starts a new chain just as
             # this one would go on, so the chain ends here instead of staying for ever.
-            del self.state["chains"][chain_key]
+            del chains[chain_key]
         else:
             chain.pop("fired", None)
             chain["due"] = None
 
-    def _expire_chain(self, key: str, chain: dict[str, Any], due: datetime,
+    def _expire_chain(self, key: str, chain: _Chain, due: datetime,
                       ctx: RuleContext) -> None:
         touched = chain.get("touched")
         if not chain["occ"] or touched is None or self._expire is None:
@@ -384,17 +414,19 @@ class _GapRuntime(RuleRuntime):
             "what": self._what, "key": key, "occupants": ", ".join(chain["occ"]),
             "last_event_at": _iso(ctx, touched), "expire_after": s.expire_after,
         }
-        del self.state["chains"][key]
+        del cast(_State, self.state)["chains"][key]
         ctx.emit(s, "expired", kind="warning", subject=self._subject(chain), at=due,
                  evidence=[e for e in (chain.get("entry"), chain["last"]) if e], key=key,
                  details=details, severity="low")
 
-    def _emit(self, key: str, chain: dict[str, Any], due: datetime, ctx: RuleContext) -> None:
+    def _emit(self, key: str, chain: _Chain, due: datetime, ctx: RuleContext) -> None:
         s = self.spec
-        since: datetime = chain["since"]
+        since = chain["since"]
+        assert since is not None  # set by every _arm that sets ``due``
         evidence = [chain["last"]] if chain["last"] else []
-        if self._pop is not None and self.state["members"]:
-            evidence.append(next(iter(self.state["members"].values())))
+        members = cast(_State, self.state)["members"]
+        if self._pop is not None and members:
+            evidence.append(next(iter(members.values())))
         details: dict[str, Any] = {
             "what": self._what,
             "key": key,

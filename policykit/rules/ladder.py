@@ -10,7 +10,7 @@ measures is the company's choice: the rulebook lists them without one.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypedDict, cast
 
 from pydantic import Field, model_validator
 
@@ -139,6 +139,17 @@ class LadderSpec(RuleSpec):
         return _LadderRuntime(self, policy)
 
 
+# One counted violation: ``[at, decision id, rule, outcome, evidence]``. A list, not a
+# record, because that is its snapshot form; its fields are read by position.
+_Entry = list[Any]
+
+
+class _State(TypedDict):
+    """``_LadderRuntime.state`` (a plain dict at run time; the type is for mypy only)."""
+
+    seen: dict[str, list[_Entry]]
+
+
 class _LadderRuntime(RuleRuntime):
     """State: ``seen`` subject id -> counted violations still possibly in the window, each
     ``[at, decision id, rule, outcome, evidence]`` in arrival order."""
@@ -147,7 +158,8 @@ class _LadderRuntime(RuleRuntime):
 
     def __init__(self, spec: LadderSpec, policy: PolicyInfo) -> None:
         super().__init__(spec, policy)
-        self.state = {"seen": {}}
+        state: _State = {"seen": {}}
+        self.state = cast(dict[str, Any], state)
         self._kinds = frozenset(spec.kinds)
         self._counts = ", ".join(spec.counts)
         from ..calendar import parse_calendar_duration
@@ -158,7 +170,7 @@ class _LadderRuntime(RuleRuntime):
                       + (dur.exact or timedelta(0)))
 
     def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
-        seen = self.state["seen"]
+        seen = cast(_State, self.state)["seen"]
         entries = seen.get(key)
         if entries is None:
             return
@@ -179,10 +191,11 @@ class _LadderRuntime(RuleRuntime):
             return
         sid = decision.subject.id
         start = window_start(ctx.calendar, decision.at, s.window)
-        kept = [v for v in self.state["seen"].get(sid, []) if v[0] > start]
+        seen = cast(_State, self.state)["seen"]
+        kept = [v for v in seen.get(sid, []) if v[0] > start]
         kept.append([decision.at, decision.id, decision.spec_rule,
                      decision.details.get("outcome", decision.kind), list(decision.evidence)])
-        self.state["seen"][sid] = kept
+        seen[sid] = kept
         # When this violation has surely left the window: the subject's list is pruned
         # then, so a subject with no later violation is not remembered for ever.
         ctx.schedule(decision.at + self._span, sid)

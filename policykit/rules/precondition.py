@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NotRequired, TypedDict, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -317,6 +317,47 @@ _SWEEP_EVERY = timedelta(days=1)
 _FAST_FORGET = timedelta(days=365_000)  # see _sweep
 
 
+class _Held(TypedDict):
+    """A held ``only_if`` event: its id, time and the fields later matching reads."""
+
+    id: str
+    at: datetime
+    f: dict[str, Any]
+
+
+# A held prior event: a _Held plus its validity interval (the event's own ``valid_from`` /
+# ``valid_until`` values, compared as instants) and whether it is co-signed. Spelled this
+# way because ``from`` is a keyword.
+_Prior = TypedDict("_Prior", {
+    "id": str, "at": datetime, "f": dict[str, Any],
+    "from": datetime | None, "until": datetime | None, "signed": bool,
+})
+
+
+class _Case(TypedDict):
+    """An action waiting for a late prior; ``gated`` only with ``only_if``."""
+
+    id: str
+    at: datetime
+    subject: str
+    f: dict[str, Any]
+    reason: str
+    candidates: list[str]
+    due: datetime | None
+    gated: NotRequired[bool]
+
+
+class _State(TypedDict):
+    """``_PreconditionRuntime.state`` (a plain dict at run time; the type is for mypy only)."""
+
+    priors: dict[str, list[_Prior]]
+    pending: dict[str, list[_Case]]
+    gates: NotRequired[dict[str, list[_Held]]]
+
+
+_R = TypeVar("_R", _Held, _Prior)
+
+
 class _PreconditionRuntime(RuleRuntime):
     """State: ``priors`` key -> records of earlier events still holding; ``pending`` key ->
     actions waiting for a late prior (with ``settle_within`` / ``grace`` / ``settle``);
@@ -326,7 +367,8 @@ class _PreconditionRuntime(RuleRuntime):
 
     def __init__(self, spec: PreconditionSpec, policy: PolicyInfo) -> None:
         super().__init__(spec, policy)
-        self.state = {"priors": {}, "pending": {}}
+        state: _State = {"priors": {}, "pending": {}}
+        self.state = cast(dict[str, Any], state)
         self._event_types = frozenset(spec.event.type)
         self._event_pred = spec.event.predicate()
         self._require: list[tuple[str, Callable[[EventBase], bool]]] = [
@@ -366,7 +408,7 @@ class _PreconditionRuntime(RuleRuntime):
         g = spec.only_if if spec.only_if is not None and spec.only_if.required else None
         self._gate = g
         if g is not None:
-            self.state["gates"] = {}  # only then: other rules' state stays as it was
+            state["gates"] = {}  # only then: other rules' state stays as it was
             self._gate_types: frozenset[str] = frozenset(g.type)
             self._gate_pred = g.predicate()
             self._gate_key = g.key or spec.key
@@ -381,7 +423,7 @@ class _PreconditionRuntime(RuleRuntime):
 
     # -- judging ---------------------------------------------------------------------
 
-    def _failure(self, rec: dict[str, Any], fields: dict[str, Any], t: datetime,
+    def _failure(self, rec: _Prior, fields: dict[str, Any], t: datetime,
                  ctx: RuleContext, *, late: bool) -> str | None:
         """Why ``rec`` does not cover an action with ``fields`` at ``t`` (None: it does)."""
         p = self.spec.prior
@@ -413,7 +455,7 @@ class _PreconditionRuntime(RuleRuntime):
             return "too_old"
         return None
 
-    def _forgotten(self, rec: dict[str, Any], now: datetime) -> bool:
+    def _forgotten(self, rec: _Held | _Prior, now: datetime) -> bool:
         """A record past ``forget_after`` at ``now``: it counts for nothing. Decided by the
         record's own time, so when the sweep below runs never changes an answer."""
         return self._forget is not None and after(rec["at"], self._forget) < now
@@ -435,19 +477,24 @@ class _PreconditionRuntime(RuleRuntime):
                            else now.astimezone(UTC) - self._forget)
             except OverflowError:
                 horizon = None
-        for held in (self.state["priors"], self.state.get("gates", {})):
-            for key in list(held):
-                records = held[key]
-                if horizon is not None:
-                    kept = [r for r in records if not r["at"] < horizon]
-                else:
-                    kept = [r for r in records if not self._forgotten(r, now)]
-                if kept:
-                    held[key] = kept
-                else:
-                    del held[key]
+        state = cast(_State, self.state)
+        self._sweep_held(state["priors"], horizon, now)
+        self._sweep_held(state.get("gates", {}), horizon, now)
 
-    def _prune(self, records: list[dict[str, Any]], now: datetime, ctx: RuleContext) -> None:
+    def _sweep_held(self, held: dict[str, list[_R]], horizon: datetime | None,
+                    now: datetime) -> None:
+        for key in list(held):
+            records = held[key]
+            if horizon is not None:
+                kept = [r for r in records if not r["at"] < horizon]
+            else:
+                kept = [r for r in records if not self._forgotten(r, now)]
+            if kept:
+                held[key] = kept
+            else:
+                del held[key]
+
+    def _prune(self, records: list[_Prior], now: datetime, ctx: RuleContext) -> None:
         """Drop records no later action can rely on (expired, or older than max_age)."""
         max_age = self._max_age
         # Covering a span, an expired record still explains an action whose span began
@@ -477,18 +524,19 @@ class _PreconditionRuntime(RuleRuntime):
     def on_event(self, event: EventBase, ctx: RuleContext) -> None:
         if event.type in self._event_types and self._event_pred(event):
             self._on_action(event, ctx)
-        self._revoke(event, self._revokes, self.state["priors"])
+        state = cast(_State, self.state)
+        self._revoke(event, self._revokes, state["priors"])
         if (self._prior_pred is not None and event.type in self._prior_types
                 and self._prior_pred(event)):
             self._on_prior(event, ctx)
         if self._gate is not None:
-            self._revoke(event, self._gate_revokes, self.state["gates"])
+            self._revoke(event, self._gate_revokes, state["gates"])
             if event.type in self._gate_types and self._gate_pred(event):
                 self._on_gate(event)
 
     @staticmethod
     def _revoke(event: EventBase, revokes: list[Any],
-                held: dict[str, list[dict[str, Any]]]) -> None:
+                held: dict[str, list[_R]]) -> None:
         for types, pred, rkey, same in revokes:
             if event.type in types and pred(event):
                 key = key_of(event, rkey)
@@ -502,7 +550,7 @@ class _PreconditionRuntime(RuleRuntime):
                     if not records:
                         del held[key]
 
-    def _opens(self, rec: dict[str, Any], fields: dict[str, Any]) -> bool:
+    def _opens(self, rec: _Held, fields: dict[str, Any]) -> bool:
         """Whether the ``only_if`` record ``rec`` makes an action with ``fields`` owed."""
         g = self._gate
         assert g is not None
@@ -514,14 +562,15 @@ class _PreconditionRuntime(RuleRuntime):
         key = key_of(event, self._gate_key)
         if key is None:
             return
-        rec = {"id": event.id, "at": event.at,
-               "f": {f: event_value(event, f) for f in self._gate_fields}}
-        for case in self.state["pending"].get(key, ()):
+        rec: _Held = {"id": event.id, "at": event.at,
+                      "f": {f: event_value(event, f) for f in self._gate_fields}}
+        state = cast(_State, self.state)
+        for case in state["pending"].get(key, ()):
             if not case["gated"] and self._opens(rec, case["f"]):
                 case["gated"] = True
         if self._forget is not None:
             self._sweep(event.at)
-        records = self.state["gates"].setdefault(key, [])
+        records = state["gates"].setdefault(key, [])
         records.append(rec)
         if len(records) > _MAX_PRIORS_PER_KEY:
             del records[: len(records) - _MAX_PRIORS_PER_KEY]
@@ -543,7 +592,8 @@ class _PreconditionRuntime(RuleRuntime):
         if s.prior is None:
             return
         fields = {f: event_value(event, f) for f in self._action_fields}
-        stored = self.state["priors"].get(key, [])
+        state = cast(_State, self.state)
+        stored = state["priors"].get(key, [])
         records = stored
         if self._forget is not None and stored:
             records = [r for r in stored if not self._forgotten(r, event.at)]
@@ -565,7 +615,7 @@ class _PreconditionRuntime(RuleRuntime):
             return
         gated = True
         if self._gate is not None:
-            held = self.state["gates"].get(key, ())
+            held = state["gates"].get(key, ())
             gated = any(self._opens(r, fields) for r in held
                         if not (self._forget is not None and self._forgotten(r, event.at)))
         if not self._waits:
@@ -574,11 +624,11 @@ class _PreconditionRuntime(RuleRuntime):
                             ctx)
             return
         due = after(event.at, self._wait) if self._wait is not None else None
-        case = {"id": event.id, "at": event.at, "subject": subject_id, "f": fields,
-                "reason": reason, "candidates": candidates, "due": due}
+        case: _Case = {"id": event.id, "at": event.at, "subject": subject_id, "f": fields,
+                       "reason": reason, "candidates": candidates, "due": due}
         if self._gate is not None:
             case["gated"] = gated
-        self.state["pending"].setdefault(key, []).append(case)
+        state["pending"].setdefault(key, []).append(case)
         if due is not None:
             ctx.schedule(due, "p" + KEY_SEP + key_part(event.id) + KEY_SEP + key)
 
@@ -603,7 +653,7 @@ class _PreconditionRuntime(RuleRuntime):
         if p.cosign is not None and p.cosign.required:
             names = event_value(event, p.cosign.field) or ()
             signed = all(event_value(event, f) in names for f in p.cosign.by)
-        rec = {
+        rec: _Prior = {
             "id": event.id,
             "at": event.at,
             "f": {f: event_value(event, f) for f in self._prior_fields},
@@ -611,24 +661,25 @@ class _PreconditionRuntime(RuleRuntime):
             "until": event_value(event, p.valid_until) if p.valid_until else None,
             "signed": signed,
         }
-        waiting = self.state["pending"].get(key)
+        state = cast(_State, self.state)
+        waiting = state["pending"].get(key)
         if waiting:
             self._settle(key, waiting, rec, ctx)
         self._sweep(event.at)
-        records = self.state["priors"].setdefault(key, [])
+        records = state["priors"].setdefault(key, [])
         records.append(rec)
         self._prune(records, event.at, ctx)
         if len(records) > _MAX_PRIORS_PER_KEY:
             del records[: len(records) - _MAX_PRIORS_PER_KEY]
         if not records:
-            del self.state["priors"][key]
+            del state["priors"][key]
 
-    def _settle(self, key: str, waiting: list[dict[str, Any]], rec: dict[str, Any],
+    def _settle(self, key: str, waiting: list[_Case], rec: _Prior,
                 ctx: RuleContext) -> None:
         """A prior arrived while actions were waiting for one: each it covers is settled,
         in time within the grace, ``late`` after it."""
         s = self.spec
-        still: list[dict[str, Any]] = []
+        still: list[_Case] = []
         for case in waiting:
             if self._failure(rec, case["f"], case["at"], ctx, late=True) is not None:
                 still.append(case)
@@ -647,7 +698,7 @@ class _PreconditionRuntime(RuleRuntime):
         if still:
             waiting[:] = still
         else:
-            del self.state["pending"][key]
+            del cast(_State, self.state)["pending"][key]
 
     # -- time ------------------------------------------------------------------------
 
@@ -655,7 +706,8 @@ class _PreconditionRuntime(RuleRuntime):
         _, _, rest = key.partition(KEY_SEP)
         part, _, case_key = rest.partition(KEY_SEP)
         event_id = part_value(part)
-        waiting = self.state["pending"].get(case_key)
+        pending = cast(_State, self.state)["pending"]
+        waiting = pending.get(case_key)
         if not waiting:
             return
         case = next((c for c in waiting if c["id"] == event_id), None)
@@ -663,7 +715,7 @@ class _PreconditionRuntime(RuleRuntime):
             return  # settled since
         waiting.remove(case)
         if not waiting:
-            del self.state["pending"][case_key]
+            del pending[case_key]
         if self.spec.on_unsettled == "emit" and case.get("gated", True):
             self._unmet(case_key, case["id"], case["at"], case["subject"], case["reason"],
                         case["candidates"], due, ctx)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypedDict, cast
 
 from pydantic import Field, model_validator
 
@@ -122,6 +122,28 @@ class RateSpec(RuleSpec):
         return _RateRuntime(self, policy)
 
 
+class _Period(TypedDict):
+    """One open period's counts (``num``/``den`` distinct keys, ``num_n``/``den_n`` keyless
+    counts, ``items`` joined item -> numerator seen, ``ev`` evidence so far)."""
+
+    start: datetime
+    end: datetime
+    num: set[str]
+    num_n: int
+    den: set[str]
+    den_n: int
+    items: dict[str, bool]
+    ev: list[str]
+
+
+class _State(TypedDict):
+    """``_RateRuntime.state`` (a plain dict at run time; the type is for mypy only)."""
+
+    periods: dict[str, _Period]
+    item_period: dict[str, str]
+    members: dict[str, str]
+
+
 class _RateRuntime(RuleRuntime):
     """State: ``periods`` period key -> counts of the open period; ``item_period`` (with
     ``join``) item -> the open period it was recorded in; ``members`` the population."""
@@ -133,7 +155,8 @@ class _RateRuntime(RuleRuntime):
 
     def __init__(self, spec: RateSpec, policy: PolicyInfo) -> None:
         super().__init__(spec, policy)
-        self.state = {"periods": {}, "item_period": {}, "members": {}}
+        state: _State = {"periods": {}, "item_period": {}, "members": {}}
+        self.state = cast(dict[str, Any], state)
         self._num_types = frozenset(spec.numerator.type)
         self._num = spec.numerator.predicate()
         den = spec.denominator
@@ -146,13 +169,13 @@ class _RateRuntime(RuleRuntime):
         # ``state`` is safe across snapshots.
         self._last: tuple[datetime, datetime, str] | None = None
 
-    def _period(self, t: datetime, ctx: RuleContext) -> dict[str, Any]:
+    def _period(self, t: datetime, ctx: RuleContext) -> _Period:
         last = self._last
         if last is None or not (last[0] <= t <= last[1]):
             start, end = ctx.calendar.period(t, self.spec.period)
             last = (start, end, ctx.calendar.period_key(t, self.spec.period))
             self._last = last
-        periods: dict[str, dict[str, Any]] = self.state["periods"]
+        periods = cast(_State, self.state)["periods"]
         found = periods.get(last[2])
         if found is None:
             found = {"start": last[0], "end": last[1], "num": set(), "num_n": 0,
@@ -161,25 +184,31 @@ class _RateRuntime(RuleRuntime):
             ctx.schedule(last[1], "c" + KEY_SEP + last[2])
         return found
 
-    def _evidence(self, period: dict[str, Any], event_id: str) -> None:
+    def _evidence(self, period: _Period, event_id: str) -> None:
         if len(period["ev"]) < self.spec.evidence_limit:
             period["ev"].append(event_id)
 
     @staticmethod
-    def _count(period: dict[str, Any], which: str, key: str | None) -> bool:
+    def _count(period: _Period, which: Literal["num", "den"], key: str | None) -> bool:
         """Count one event (or a new distinct key); False if the key was counted already."""
         if key is None:
-            period[which + "_n"] += 1
+            # Spelled out (not ``which + "_n"``) so the keys stay checkable.
+            if which == "num":
+                period["num_n"] += 1
+            else:
+                period["den_n"] += 1
             return True
-        if key in period[which]:
+        keys = period[which]
+        if key in keys:
             return False
-        period[which].add(key)
+        keys.add(key)
         return True
 
     def on_event(self, event: EventBase, ctx: RuleContext) -> None:
         s = self.spec
+        state = cast(_State, self.state)
         if (self._pop is not None and self._pop.handles(event)
-                and self._pop.apply(event, self.state["members"]) > 0):
+                and self._pop.apply(event, state["members"]) > 0):
             self._period(event.at, ctx)
         if self._den is not None and event.type in self._den_types and self._den(event):
             den = s.denominator
@@ -189,9 +218,9 @@ class _RateRuntime(RuleRuntime):
                 period = self._period(event.at, ctx)
                 if s.join:
                     assert key is not None
-                    if key not in period["items"] and key not in self.state["item_period"]:
+                    if key not in period["items"] and key not in state["item_period"]:
                         period["items"][key] = False
-                        self.state["item_period"][key] = ctx.calendar.period_key(
+                        state["item_period"][key] = ctx.calendar.period_key(
                             event.at, s.period)
                         self._evidence(period, event.id)
                 elif self._count(period, "den", key):
@@ -202,8 +231,8 @@ class _RateRuntime(RuleRuntime):
                 return
             if s.join:
                 assert nkey is not None
-                pkey = self.state["item_period"].get(nkey)
-                recorded = self.state["periods"].get(pkey) if pkey is not None else None
+                pkey = state["item_period"].get(nkey)
+                recorded = state["periods"].get(pkey) if pkey is not None else None
                 # An item recorded before the log or in a closed period is not this rate's.
                 if recorded is not None and not recorded["items"][nkey]:
                     recorded["items"][nkey] = True
@@ -216,20 +245,21 @@ class _RateRuntime(RuleRuntime):
     def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
         s = self.spec
         pkey = key.partition(KEY_SEP)[2]
-        period = self.state["periods"].pop(pkey, None)
+        state = cast(_State, self.state)
+        period = state["periods"].pop(pkey, None)
         if period is None:
             return
         evidence: list[str] = list(period["ev"])
         if s.join:
-            items: dict[str, bool] = period["items"]
+            items = period["items"]
             for item in items:
-                self.state["item_period"].pop(item, None)
+                state["item_period"].pop(item, None)
             den = len(items)
             num = sum(1 for done in items.values() if done)
         else:
             num = len(period["num"]) if s.numerator.key else period["num_n"]
             if self._pop is not None:
-                members: dict[str, str] = self.state["members"]
+                members = state["members"]
                 den = len(members)
                 for admitted_by in members.values():
                     if len(evidence) >= s.evidence_limit:
@@ -267,5 +297,5 @@ class _RateRuntime(RuleRuntime):
         ctx.emit(s, outcome, kind="kpi", subject=s.subject.subject(), at=due,
                  evidence=evidence, key=pkey, details=details,
                  severity=severity)  # type: ignore[arg-type]
-        if self._pop is not None and self.state["members"]:
+        if self._pop is not None and state["members"]:
             self._period(due + _ONE_US, ctx)
