@@ -96,7 +96,7 @@ def pct(sorted_lat: list[int], q: float) -> float:
     return sorted_lat[min(len(sorted_lat) - 1, int(q * len(sorted_lat)))] / 1000
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--employees", type=int, default=30)
     ap.add_argument("--months", type=int, default=2)
@@ -107,8 +107,71 @@ def main() -> None:
     ap.add_argument("--profile", choices=BACKENDS, help="cProfile one feed loop and stop")
     ap.add_argument("--tail", action="store_true",
                     help="with --profile: profile only the calls at or above p99")
-    args = ap.parse_args()
+    return ap.parse_args()
 
+
+def _profile(args: argparse.Namespace, events: list[Any], warmup: int,
+             watch: _GcWatch) -> None:
+    # With --tail, one timed loop first picks the calls at or above p99; a second fresh
+    # session (the stream is deterministic) profiles only those calls.
+    slow: set[int] | None = None
+    if args.tail:
+        r = feed_loop(args.profile, events, warmup, False, watch)
+        cut = sorted(r["lat"])[int(0.99 * len(r["lat"]))]
+        slow = {i for i, t in enumerate(r["lat"]) if t >= cut}
+        print(f"profiling the {len(slow)} calls at or above p99 ({cut / 1000:.1f} µs)")
+    prof = cProfile.Profile()
+    session = policykit.Engine(backend=args.profile).session()
+    for ev in events[:warmup]:
+        session.feed(ev)
+    for i, ev in enumerate(events[warmup:]):
+        if slow is None or i in slow:
+            prof.enable()
+            session.feed(ev)
+            prof.disable()
+        else:
+            session.feed(ev)
+    session.close()
+    stats = pstats.Stats(prof)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(30)
+
+
+def _tail_report(b: str, p99: float, lat: list[int], info: list[Row],
+                 types: list[str]) -> None:
+    """What the calls at or above p99 have in common, against the rest."""
+    cut = p99 * 1000
+    tail = [i for i, t in enumerate(lat) if t >= cut]
+    body = [i for i, t in enumerate(lat) if t < cut]
+    n = len(tail)
+
+    def share(idx: list[int], k: int) -> str:
+        return f"{sum(1 for i in idx if info[i][k]) / max(1, len(idx)) * 100:.0f}%"
+
+    print(f"\n{b}: the {n} calls at or above p99 ({p99:.1f} µs) — with decisions "
+          f"{share(tail, 0)} (rest of calls {share(body, 0)}), firing a deadline due "
+          f"before the event {share(tail, 1)} ({share(body, 1)}), overlapping a "
+          f"collector run {share(tail, 2)} ({share(body, 2)}), a full collection "
+          f"{share(tail, 3)}; decisions per tail call "
+          f"{sum(info[i][0] for i in tail) / max(1, n):.1f} "
+          f"(rest {sum(info[i][0] for i in body) / max(1, len(body)):.2f})")
+    tail_types = Counter(types[i] for i in tail)
+    all_types = Counter(types)
+    print("  tail event types: " + ", ".join(
+        f"{t} {c} ({c / all_types[t] * 100:.1f}% of its calls)"
+        for t, c in tail_types.most_common(8)))
+    print(f"  first event of its local day {share(tail, 4)} ({share(body, 4)}), of its local "
+          f"hour {share(tail, 5)} ({share(body, 5)})")
+    rest = sorted(t for t, r in zip(lat, info, strict=True) if not r[0] and not r[4])
+    print(f"  p99 of the calls that neither returned a decision nor were the first of a "
+          f"local day: {pct(rest, 0.99):.1f} µs ({len(rest)} calls)")
+    quiet = Counter(types[i] for i in tail if not info[i][0] and not info[i][2])
+    print(f"  tail calls with no decision and no collector run: {sum(quiet.values())}: "
+          + ", ".join(f"{t} {c}" for t, c in quiet.most_common(6)))
+
+
+def main() -> None:
+    args = _args()
     events = [parse_event(e) for e in generate(args.employees, args.months, args.seed)]
     warmup = min(args.warmup, len(events) // 10)
     measured = len(events) - warmup
@@ -120,29 +183,7 @@ def main() -> None:
     watch = _GcWatch()
     gc.callbacks.append(watch)
     if args.profile:
-        # With --tail, one timed loop first picks the calls at or above p99; a second fresh
-        # session (the stream is deterministic) profiles only those calls.
-        slow: set[int] | None = None
-        if args.tail:
-            r = feed_loop(args.profile, events, warmup, False, watch)
-            cut = sorted(r["lat"])[int(0.99 * len(r["lat"]))]
-            slow = {i for i, t in enumerate(r["lat"]) if t >= cut}
-            print(f"profiling the {len(slow)} calls at or above p99 ({cut / 1000:.1f} µs)")
-        prof = cProfile.Profile()
-        session = policykit.Engine(backend=args.profile).session()
-        for ev in events[:warmup]:
-            session.feed(ev)
-        for i, ev in enumerate(events[warmup:]):
-            if slow is None or i in slow:
-                prof.enable()
-                session.feed(ev)
-                prof.disable()
-            else:
-                session.feed(ev)
-        session.close()
-        stats = pstats.Stats(prof)
-        stats.sort_stats("tottime").print_stats(25)
-        stats.sort_stats("cumulative").print_stats(30)
+        _profile(args, events, warmup, watch)
         return
 
     lat: dict[str, list[int]] = {b: [] for b in BACKENDS}
@@ -177,36 +218,8 @@ def main() -> None:
     print(f"target 5: native p99 < 50 µs: {'met' if q['native']['p99'] < 50 else 'MISSED'}; "
           f"durable p99 within 2× native: "
           f"{'met' if q['durable']['p99'] <= 2 * q['native']['p99'] else 'MISSED'}")
-
     for b in BACKENDS:
-        cut = q[b]["p99"] * 1000
-        tail = [i for i, t in enumerate(lat[b]) if t >= cut]
-        body = [i for i, t in enumerate(lat[b]) if t < cut]
-        n = len(tail)
-
-        def share(idx: list[int], k: int, rows: list[Row] = info[b]) -> str:
-            return f"{sum(1 for i in idx if rows[i][k]) / max(1, len(idx)) * 100:.0f}%"
-
-        print(f"\n{b}: the {n} calls at or above p99 ({q[b]['p99']:.1f} µs) — with decisions "
-              f"{share(tail, 0)} (rest of calls {share(body, 0)}), firing a deadline due "
-              f"before the event {share(tail, 1)} ({share(body, 1)}), overlapping a "
-              f"collector run {share(tail, 2)} ({share(body, 2)}), a full collection "
-              f"{share(tail, 3)}; decisions per tail call "
-              f"{sum(info[b][i][0] for i in tail) / max(1, n):.1f} "
-              f"(rest {sum(info[b][i][0] for i in body) / max(1, len(body)):.2f})")
-        tail_types = Counter(types[b][i] for i in tail)
-        all_types = Counter(types[b])
-        print("  tail event types: " + ", ".join(
-            f"{t} {c} ({c / all_types[t] * 100:.1f}% of its calls)"
-            for t, c in tail_types.most_common(8)))
-        print(f"  first event of its local day {share(tail, 4)} ({share(body, 4)}), of its local "
-              f"hour {share(tail, 5)} ({share(body, 5)})")
-        rest = sorted(t for t, r in zip(lat[b], info[b], strict=True) if not r[0] and not r[4])
-        print(f"  p99 of the calls that neither returned a decision nor were the first of a "
-              f"local day: {pct(rest, 0.99):.1f} µs ({len(rest)} calls)")
-        quiet = Counter(types[b][i] for i in tail if not info[b][i][0] and not info[b][i][2])
-        print(f"  tail calls with no decision and no collector run: {sum(quiet.values())}: "
-              + ", ".join(f"{t} {c}" for t, c in quiet.most_common(6)))
+        _tail_report(b, q[b]["p99"], lat[b], info[b], types[b])
 
 
 if __name__ == "__main__":
