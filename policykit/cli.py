@@ -284,6 +284,27 @@ def _progress_choice(flag: bool | None) -> bool | float:
     return 1.0 if sys.stderr.isatty() else False
 
 
+def _write_output(out: str | None, write: Callable[[IO[str]], None]) -> None:
+    """Run ``write`` on stdout, or on ``out`` written atomically, with the errors a
+    command reports the same way whatever it writes."""
+    try:
+        if out is None:
+            with click.open_file("-", "w", encoding="utf-8", lazy=False) as fh:
+                write(fh)
+        else:
+            _write_atomically(out, write)
+    except BrokenPipeError:
+        # `policykit audit log | head`: the reader left. Not an error; the exit status
+        # still says whether decisions were found.
+        _silence_stdout()
+    except PolicyKitError as exc:  # MissingDependencyError for charts: names the extra
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write {out or 'stdout'}: {exc.strerror or exc}")
+    except ImportError as exc:  # an optional import not (yet) behind policykit._optional
+        _fail(f"{exc}; install it with: pip install 'policykit[audit]'")
+
+
 def _write_atomically(path: str, write: Callable[[IO[str]], None]) -> None:
     """Write ``path`` through a temporary file in its directory, renamed over it only once
     everything is written: a failed or interrupted run leaves the previous file intact and
@@ -506,22 +527,7 @@ def audit(events: str, policy: tuple[str, ...], until: str | None, assume_tz: st
         else:
             fh.write(report.to_html(trail=trail))
 
-    try:
-        if out is None:
-            with click.open_file("-", "w", encoding="utf-8", lazy=False) as fh:
-                write(fh)
-        else:
-            _write_atomically(out, write)
-    except BrokenPipeError:
-        # `policykit audit log | head`: the reader left. Not an error; the exit status
-        # still says whether decisions were found.
-        _silence_stdout()
-    except PolicyKitError as exc:  # MissingDependencyError for charts: names the extra
-        _fail(str(exc))
-    except OSError as exc:
-        _fail(f"cannot write {out or 'stdout'}: {exc.strerror or exc}")
-    except ImportError as exc:  # an optional import not (yet) behind policykit._optional
-        _fail(f"{exc}; install it with: pip install 'policykit[audit]'")
+    _write_output(out, write)
     if quiet:
         _report_quarantine(report)
     else:
@@ -628,16 +634,7 @@ def diff(events: str, old: str | None, new: str, until: str | None, assume_tz: s
         else:
             report.write_csv(fh, bom=csv_bom)
 
-    try:
-        if out is None:
-            with click.open_file("-", "w", encoding="utf-8", lazy=False) as fh:
-                write(fh)
-        else:
-            _write_atomically(out, write)
-    except BrokenPipeError:
-        _silence_stdout()
-    except OSError as exc:
-        _fail(f"cannot write {out or 'stdout'}: {exc.strerror or exc}")
+    _write_output(out, write)
     _report_quarantine(report)
     if not quiet:
         click.echo(f"policykit: {report.old.counts.read} records read; old: "
