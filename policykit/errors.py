@@ -272,22 +272,24 @@ class MissingDependencyError(PolicyKitError, ImportError):
 class RegistrationError(PolicyKitError, ValueError):
     """An event type the application registers that cannot join the vocabulary.
 
-    ``name`` is the class (or event type) refused, ``problem`` what is wrong with it."""
+    ``name`` is the class (or event type) refused, ``problem`` what is wrong with it;
+    the message starts with ``call``, the function that refused it."""
 
-    def __init__(self, name: str, problem: str, *, suggestion: str | None = None) -> None:
+    call = "register_event_types"
+
+    def __init__(self, name: str, problem: str, *, suggestion: str | None = None,
+                 call: str | None = None) -> None:
         self.name = name
         self.problem = problem
         self.suggestion = suggestion
-        super().__init__(f"register_event_types: {name}: {problem}" + _suggest(suggestion))
+        super().__init__(f"{call or self.call}: {name}: {problem}" + _suggest(suggestion))
 
 
 class ShapeRegistrationError(RegistrationError):
     """A rule shape that cannot be registered: ``name`` is the class (or shape name)
     refused, ``problem`` what is wrong with it."""
 
-    def __init__(self, name: str, problem: str, *, suggestion: str | None = None) -> None:
-        super().__init__(name, problem, suggestion=suggestion)
-        self.args = (f"register_shape: {name}: {problem}" + _suggest(suggestion),)
+    call = "register_shape"
 
 
 class SnapshotError(PolicyKitError, ValueError):

@@ -135,11 +135,8 @@ def unregister_event_types(*types: type[EventBase] | str) -> None:
             label = t if isinstance(t, str) else getattr(t, "__qualname__", repr(t))
             problem = ("a built-in event type cannot be unregistered" if name in _BUILTIN
                        else "not a registered event type")
-            err = RegistrationError(str(label), problem,
+            raise RegistrationError(str(label), problem, call="unregister_event_types",
                                     suggestion=nearest(name, _REGISTERED) if name else None)
-            err.args = (err.args[0].replace("register_event_types", "unregister_event_types",
-                                            1),)
-            raise err
         names.append(name)
     if not types:
         names = list(_REGISTERED)

@@ -141,11 +141,9 @@ def unregister_shape(*shapes: type[RuleSpec] | str) -> None:
             label = s if isinstance(s, str) else _label(s)
             problem = ("a built-in shape cannot be unregistered" if name in _BUILTIN
                        else "not a registered shape")
-            err = ShapeRegistrationError(
-                str(label), problem,
+            raise ShapeRegistrationError(
+                str(label), problem, call="unregister_shape",
                 suggestion=nearest(name, _REGISTERED) if name else None)
-            err.args = ("un" + err.args[0],)  # unregister_shape: ...
-            raise err
         names.append(name)
     if not shapes:
         names = list(_REGISTERED)
