@@ -1,5 +1,6 @@
 """The figures of docs/reliability.md, measured:
-``PYTHONPATH=. python tests/reliability/measure.py``.
+``PYTHONPATH=.:tests python tests/reliability/measure.py`` (its own directory is on the
+path as the script's; ``tests`` holds the shared helpers).
 
 Not a test (pytest does not collect it): it runs the same logs and scenarios as the tests,
 with counters, and prints what they tried and compared.
@@ -17,9 +18,6 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: helpers
 
 from reliability_logs import comparable, effective, horizon, models, month_log, policies
 from stream_child import events_for, session_options

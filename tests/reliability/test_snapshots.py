@@ -90,7 +90,7 @@ def test_snapshot_bytes_are_deterministic_across_processes(tmp_path: Path) -> No
     stream(session, LOG[:300])
     mine = session.snapshot()
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "import sys\n"
         "from datetime import timedelta\n"
         "from reliability_logs import models, month_log, policies\n"
         "from policykit import Engine\n"
@@ -98,9 +98,11 @@ def test_snapshot_bytes_are_deterministic_across_processes(tmp_path: Path) -> No
         "for e in models(month_log(9, employees=6, days=20))[:300]: s.feed(e)\n"
         "sys.stdout.buffer.write(s.snapshot())\n"
     )
+    # The child finds policykit and the reliability helpers the way pytest's pythonpath does.
+    here = Path(__file__).resolve()
     env = {**os.environ, "PYTHONHASHSEED": "12345",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    other = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)],
+           "PYTHONPATH": os.pathsep.join([str(here.parents[2]), str(here.parent)])}
+    other = subprocess.run([sys.executable, "-c", code],
                            env=env, capture_output=True, timeout=120, check=True).stdout
     assert other == mine
 
