@@ -21,7 +21,14 @@ enough opportunities gets at least one plant, so even a one-month example breaks
 rule that can be judged within a month.
 
     python bench/generate.py --employees 200 --months 3 --seed 1 --out /tmp/log.jsonl \
-        [--start 2026-03-01] [--planted /tmp/log.planted.json] [--session-ends]
+        [--start 2026-03-01] [--planted /tmp/log.planted.json] [--session-ends] [--steady]
+
+The default company grows: every month brings new customers (5% of all it has had), their
+projects (which the rulebook never ends) and households, so its populations and its events
+per month rise year after year. ``--steady`` runs a business that stays the same size
+instead, for long streams that must show flat state: the first year's projects and no more,
+no new households, and every month one customer leaves (``customer.deactivated``) and a new
+one registers the same day, so the customers churn at a fixed count.
 """
 
 from __future__ import annotations
@@ -233,7 +240,7 @@ class LogGenerator:
     """Generates one company's event log; iterate ``events()``, then read ``planted()``."""
 
     def __init__(self, employees: int, months: int, seed: int, start: date = date(2026, 3, 1),
-                 *, session_ends: bool = False):
+                 *, session_ends: bool = False, steady: bool = False):
         if employees < 12:
             raise ValueError("employees must be at least 12 (one of every role, guards in 3s)")
         if months < 1:
@@ -242,6 +249,7 @@ class LogGenerator:
         # remote.session_ended is optional in the wire format: off, the log is the one made
         # before the event existed (the bundled example), seed for seed.
         self.session_ends = session_ends
+        self.steady = steady  # a business of a fixed size (the module docstring)
         self.end = add_months(start, months)
         self.ndays = (self.end - start).days
         self.end_t = self.ndays * DAY
@@ -1482,6 +1490,8 @@ class LogGenerator:
 
     def _projects_day(self, day: int) -> None:
         rng, base = self._rng, day * DAY
+        if self.steady and day >= 365:  # delivered projects never end: only the first year's
+            return
         lam = len(self.active_customers) * (0.06 if day < 5 else 0.03)
         for _ in range(sum(1 for _ in range(4) if rng.random() < lam / 4)):
             customer = rng.choice(self.active_customers)
@@ -1648,6 +1658,9 @@ class LogGenerator:
             put("case", rng.choice(days), rng.choice(posts))
         for _ in range(max(1, round(len(posts) * 1.5))):
             put("unsafe", rng.choice(days), rng.choice(posts))
+        if self.steady:  # every month one customer leaves and a new one takes its place
+            put("swap", rng.choice(work))
+            return
         for _ in range(max(1, round(len(self.customers) * 0.05))):
             put("onboard", rng.choice(work))
         if first == 0 or rng.random() < 0.5:
@@ -1667,7 +1680,7 @@ class LogGenerator:
                     self._push(when, "home_visit.made",
                                {"household_id": rng.choice(self.households), "employee_id": e.id})
         leaders = self.by_role["general_manager"] + self.by_role["director"]
-        for c in self.customers:
+        for c in self.active_customers if self.steady else self.customers:
             c_seq = self._customer_seq[c]
             cs = rng.choice(self.by_role["customer_service"])
             if self._judged(y_end * DAY) and self._chance("annual-customer-care/R3"):
@@ -1718,6 +1731,9 @@ class LogGenerator:
     def _registers_day(self, day: int) -> None:
         """New households and customers now and then; a customer leaves once in a while."""
         rng, base = self._rng, day * DAY
+        if self.steady:
+            self._swap_customers(day)
+            return
         if rng.random() < 0.08:
             h = f"H{len(self.households) + 1:05d}"
             self.households.append(h)
@@ -1725,35 +1741,48 @@ class LogGenerator:
             self._push(base + self._u(9 * HOUR, 18 * HOUR), "household.registered",
                        {"household_id": h, "area_id": self.household_area[h]})
         for _ in range(self._scheduled.pop(("onboard", day, ""), 0)):
-            c = f"C{len(self.customers) + 1:04d}"
-            self.customers.append(c)
-            self.active_customers.append(c)
-            t = base + self._u(10 * HOUR, 15 * HOUR)
-            self._customer_seq[c] = self._push(t, "customer.registered", {"customer_id": c})
-            self._wanted.add(self._customer_seq[c])
-            # A new customer gets a welcome gift and a demand-plan survey (篇二 §三) within
-            # days, before the year ends so that December's R1 holds for them too.
-            y_end = self._day_index(date(self.dates[day].year + 1, 1, 1))
-            cs = rng.choice(self.by_role["customer_service"]).id
-            for etype in ("gift.sent", "demand_survey.done"):
-                when = self._rand_work_time(day + 1, min(day + 8, y_end))
-                self._push(when if when is not None else t + self._u(HOUR, 2 * HOUR), etype,
-                           {"customer_id": c, "employee_id": cs})
-            # The yearly satisfaction survey and service research are owed for it too.
-            when = self._rand_work_time(day + 1, y_end)
-            if when is not None:
-                self._push(when, "satisfaction_survey.done", {"customer_id": c, "employee_id": cs})
-                lead = rng.choice(self.by_role["general_manager"] + self.by_role["director"]).id
-                self._push(when + HOUR, "service_research.visited",
-                           {"customer_id": c, "employee_id": lead})
-                self._push(when + self._u(3 * DAY, 25 * DAY), "service_research.plan_made",
-                           {"customer_id": c, "employee_id": lead})
+            self._onboard(day)
         for _ in range(self._scheduled.pop(("leave", day, ""), 0)):
             if len(self.active_customers) > 6:
-                c = rng.choice(self.active_customers)
-                self.active_customers.remove(c)
-                self._push(base + self._u(10 * HOUR, 17 * HOUR), "customer.deactivated",
-                           {"customer_id": c})
+                self._deactivate(day, rng.choice(self.active_customers))
+
+    def _swap_customers(self, day: int) -> None:
+        """The steady business: a customer leaves and a new one registers the same day."""
+        for _ in range(self._scheduled.pop(("swap", day, ""), 0)):
+            self._deactivate(day, self._rng.choice(self.active_customers))
+            self._onboard(day)
+
+    def _deactivate(self, day: int, c: str) -> None:
+        self.active_customers.remove(c)
+        self._push(day * DAY + self._u(10 * HOUR, 17 * HOUR), "customer.deactivated",
+                   {"customer_id": c})
+
+    def _onboard(self, day: int) -> None:
+        """A new customer, with what is owed to it in its first days and year."""
+        rng, base = self._rng, day * DAY
+        c = f"C{len(self.customers) + 1:04d}"
+        self.customers.append(c)
+        self.active_customers.append(c)
+        t = base + self._u(10 * HOUR, 15 * HOUR)
+        self._customer_seq[c] = self._push(t, "customer.registered", {"customer_id": c})
+        self._wanted.add(self._customer_seq[c])
+        # A new customer gets a welcome gift and a demand-plan survey (篇二 §三) within
+        # days, before the year ends so that December's R1 holds for them too.
+        y_end = self._day_index(date(self.dates[day].year + 1, 1, 1))
+        cs = rng.choice(self.by_role["customer_service"]).id
+        for etype in ("gift.sent", "demand_survey.done"):
+            when = self._rand_work_time(day + 1, min(day + 8, y_end))
+            self._push(when if when is not None else t + self._u(HOUR, 2 * HOUR), etype,
+                       {"customer_id": c, "employee_id": cs})
+        # The yearly satisfaction survey and service research are owed for it too.
+        when = self._rand_work_time(day + 1, y_end)
+        if when is not None:
+            self._push(when, "satisfaction_survey.done", {"customer_id": c, "employee_id": cs})
+            lead = rng.choice(self.by_role["general_manager"] + self.by_role["director"]).id
+            self._push(when + HOUR, "service_research.visited",
+                       {"customer_id": c, "employee_id": lead})
+            self._push(when + self._u(3 * DAY, 25 * DAY), "service_research.plan_made",
+                       {"customer_id": c, "employee_id": lead})
 
     # --- the books ------------------------------------------------------------------------
 
@@ -1792,10 +1821,11 @@ class LogGenerator:
         }
 
 
-def generate(employees: int, months: int, seed: int,
-             start: date = date(2026, 3, 1)) -> Iterator[dict[str, Any]]:
-    """The events of a ``employees``-person company over ``months`` months, sorted by ``at``."""
-    return LogGenerator(employees, months, seed, start).events()
+def generate(employees: int, months: int, seed: int, start: date = date(2026, 3, 1),
+             *, steady: bool = False) -> Iterator[dict[str, Any]]:
+    """The events of a ``employees``-person company over ``months`` months, sorted by ``at``
+    (``steady``: a business of a fixed size, see the module docstring)."""
+    return LogGenerator(employees, months, seed, start, steady=steady).events()
 
 
 def dumps(event: Event) -> str:
@@ -1824,9 +1854,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--planted", type=Path, help="also write the planted-violation books (JSON)")
     ap.add_argument("--session-ends", action="store_true",
                     help="also record the end of each remote session (remote.session_ended)")
+    ap.add_argument("--steady", action="store_true",
+                    help="a business of a fixed size: no growth, customers churn at a fixed count")
     args = ap.parse_args(argv)
     gen = LogGenerator(args.employees, args.months, args.seed, args.start,
-                       session_ends=args.session_ends)
+                       session_ends=args.session_ends, steady=args.steady)
     began = time.perf_counter()  # only to report throughput, never part of the output
     if str(args.out) == "-":
         n = write_jsonl(gen.events(), sys.stdout)

@@ -117,7 +117,7 @@ def generated(size: int) -> Path:
     return path
 
 
-LONG_EMPLOYEES, LONG_MONTHS = 44, 132  # the company of tests/test_memory.py, 2016 on
+LONG_EMPLOYEES, LONG_MONTHS = 44, 132  # a growing company, 2016 on (docs/performance.md, Memory)
 
 
 def long_stream(size: int) -> Path:
