@@ -103,42 +103,53 @@ def _mismatches(value: Any, hint: Any, at: str) -> list[str]:
     if hint is Any:
         return []
     if is_typeddict(hint):
-        if not isinstance(value, dict):
-            return [f"{at}: {type(value).__name__}, not a {hint.__name__}"]
-        fields = get_type_hints(hint)
-        # Not __required_keys__: under postponed annotations Python 3.11 counts a
-        # NotRequired key as required there.
-        optional = {k for k, h in get_type_hints(hint, include_extras=True).items()
-                    if get_origin(h) is NotRequired}
-        out = [f"{at}: key {k!r} not in {hint.__name__}" for k in value if k not in fields]
-        out += [f"{at}: {hint.__name__} key {k!r} missing"
-                for k in fields if k not in optional and k not in value]
-        for k, v in value.items():
-            if k in fields:
-                out += _mismatches(v, fields[k], f"{at}.{k}")
-        return out
+        return _record_mismatches(value, hint, at)
     origin, args = get_origin(hint), get_args(hint)
     if origin in (Union, UnionType):
         found = [_mismatches(value, a, at) for a in args]
         return [] if any(not f for f in found) else min(found, key=len)
     if origin is Literal:
         return [] if value in args else [f"{at}: {value!r} not one of {args}"]
-    if origin is dict:
-        if not isinstance(value, dict):
-            return [f"{at}: {type(value).__name__}, not a dict"]
-        return [m for k, v in value.items() for m in _mismatches(v, args[1], f"{at}[{k!r}]")]
-    if origin in (list, set):
-        if not isinstance(value, origin):
-            return [f"{at}: {type(value).__name__}, not a {origin.__name__}"]
-        return [m for i, v in enumerate(value) for m in _mismatches(v, args[0], f"{at}[{i}]")]
-    if origin is tuple:
-        if not isinstance(value, tuple) or len(value) != len(args):
-            return [f"{at}: {value!r} is not a {len(args)}-tuple"]
-        return [m for i, (v, a) in enumerate(zip(value, args, strict=True))
-                for m in _mismatches(v, a, f"{at}[{i}]")]
+    if origin in (dict, list, set, tuple):
+        return _container_mismatches(value, origin, args, at)
     if hint is None or hint is type(None):
         return [] if value is None else [f"{at}: {value!r} is not None"]
     return [] if isinstance(value, hint) else [f"{at}: {type(value).__name__}, not {hint}"]
+
+
+def _record_mismatches(value: Any, hint: Any, at: str) -> list[str]:
+    """:func:`_mismatches` for a TypedDict: its keys, then each value."""
+    if not isinstance(value, dict):
+        return [f"{at}: {type(value).__name__}, not a {hint.__name__}"]
+    fields = get_type_hints(hint)
+    # Not __required_keys__: under postponed annotations Python 3.11 counts a
+    # NotRequired key as required there.
+    optional = {k for k, h in get_type_hints(hint, include_extras=True).items()
+                if get_origin(h) is NotRequired}
+    out = [f"{at}: key {k!r} not in {hint.__name__}" for k in value if k not in fields]
+    out += [f"{at}: {hint.__name__} key {k!r} missing"
+            for k in fields if k not in optional and k not in value]
+    for k, v in value.items():
+        if k in fields:
+            out += _mismatches(v, fields[k], f"{at}.{k}")
+    return out
+
+
+def _container_mismatches(value: Any, origin: type, args: tuple[Any, ...],
+                          at: str) -> list[str]:
+    """:func:`_mismatches` for a dict, list, set or fixed tuple: the container, then each
+    item."""
+    if not isinstance(value, origin):
+        return [f"{at}: {type(value).__name__}, not a {origin.__name__}"]
+    if isinstance(value, dict):
+        return [m for k, v in value.items() for m in _mismatches(v, args[1], f"{at}[{k!r}]")]
+    assert isinstance(value, list | set | tuple)
+    if isinstance(value, tuple):
+        if len(value) != len(args):
+            return [f"{at}: {value!r} is not a {len(args)}-tuple"]
+        return [m for i, (v, a) in enumerate(zip(value, args, strict=True))
+                for m in _mismatches(v, a, f"{at}[{i}]")]
+    return [m for i, v in enumerate(value) for m in _mismatches(v, args[0], f"{at}[{i}]")]
 
 
 def _typed_states(session: Any) -> list[tuple[str, Any, dict[str, Any]]]:
