@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypedDict, cast
 
 from pydantic import Field, model_validator
 
@@ -115,6 +115,25 @@ class CapSpec(RuleSpec):
         return _CapRuntime(self, policy)
 
 
+# One money decision: ``[policy, rule, amount text, currency, UTC time text, evidence]``.
+# A list, not a record, because that is its snapshot form; its fields are read by position.
+_Money = list[Any]
+
+
+class _Book(TypedDict):
+    """One open period: its bounds and, by employee id, money decision id -> its money."""
+
+    start: datetime
+    end: datetime
+    employees: dict[str, dict[str, _Money]]
+
+
+class _State(TypedDict):
+    """``_CapRuntime.state`` (a plain dict at run time; the type is for mypy only)."""
+
+    periods: dict[str, _Book]
+
+
 class _CapRuntime(RuleRuntime):
     """State: ``periods`` label -> ``{start, end, employees}``, employees by id -> money
     decision id -> ``[policy, rule, amount, currency, UTC time, evidence]``. A period's
@@ -124,7 +143,8 @@ class _CapRuntime(RuleRuntime):
 
     def __init__(self, spec: CapSpec, policy: PolicyInfo) -> None:
         super().__init__(spec, policy)
-        self.state = {"periods": {}}
+        state: _State = {"periods": {}}
+        self.state = cast(dict[str, Any], state)
         self._kinds = frozenset(spec.kinds)
         self._policies = frozenset(spec.policies)
 
@@ -134,10 +154,10 @@ class _CapRuntime(RuleRuntime):
     def on_decision(self, decision: Decision, ctx: RuleContext) -> None:
         if decision.status != "final" or decision.subject.kind != "employee":
             return
-        periods = self.state["periods"]
+        periods = cast(_State, self.state)["periods"]
         sid = decision.subject.id
-        for book in periods.values():  # a revision replaces what it supersedes
-            money = book["employees"].get(sid)
+        for held in periods.values():  # a revision replaces what it supersedes
+            money = held["employees"].get(sid)
             if money:
                 for old in decision.supersedes:
                     money.pop(old, None)
@@ -156,7 +176,7 @@ class _CapRuntime(RuleRuntime):
             decision.at.astimezone(UTC).isoformat(), list(decision.evidence)]
 
     def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
-        book = self.state["periods"].pop(key, None)
+        book = cast(_State, self.state)["periods"].pop(key, None)
         if book is None or not self.spec.active:
             # Inactive: a policy with versions whose version in force at the period's end
             # has no cap (docs/versions.md); the earlier one booked the money.
@@ -165,8 +185,8 @@ class _CapRuntime(RuleRuntime):
             if money:
                 self._settle(sid, money, key, book, due, ctx)
 
-    def _settle(self, sid: str, money: dict[str, list[Any]], label: str,
-                book: dict[str, Any], at: datetime, ctx: RuleContext) -> None:
+    def _settle(self, sid: str, money: dict[str, _Money], label: str,
+                book: _Book, at: datetime, ctx: RuleContext) -> None:
         s = self.spec
         profile = ctx.directory.get(sid)
         if profile is None:

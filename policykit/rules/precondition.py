@@ -12,9 +12,11 @@ from typing import Any, ClassVar, Literal, NotRequired, TypedDict, TypeVar, cast
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..calendar import format_duration
+from ..errors import RuleValueError
 from ..models.decisions import DecisionKind, Subject
-from ..models.events import EventBase
+from ..models.events import EVENT_TYPES, EventBase
 from ._base import (
+    _DATETIMES,
     KEY_SEP,
     Condition,
     Match,
@@ -26,8 +28,11 @@ from ._base import (
     RuleRuntime,
     RuleSpec,
     SubjectRef,
+    _bases,
     _check_field,
     _compile_condition,
+    _describe,
+    _leaf_annotation,
     event_value,
     first_key,
     key_of,
@@ -76,9 +81,11 @@ class Prior(Match):
     differ: dict[str, str] = Field(default_factory=dict)
     """Action field -> prior field that must differ."""
     valid_from: str | None = None
-    """The prior's field holding when its validity starts (it must not be after the action)."""
+    """The prior's date-time field holding when its validity starts (it must not be after the
+    action)."""
     valid_until: str | None = None
-    """The prior's field holding when its validity ends (it must not be before the action)."""
+    """The prior's date-time field holding when its validity ends (it must not be before the
+    action)."""
     covers_from: str | None = None
     """An action field holding the start of a span the prior must cover, the action's time
     being its end (a session's end names its start): the prior must have been recorded at or
@@ -254,9 +261,10 @@ class PreconditionSpec(RuleSpec):
         for mine, theirs in (*p.same.items(), *p.differ.items()):
             _check_field(ev_types, mine, what="prior.same/differ")
             _check_field(p.type, theirs, what="prior.same/differ")
-        for bound in (p.valid_from, p.valid_until):
+        for name, bound in (("valid_from", p.valid_from), ("valid_until", p.valid_until)):
             if bound is not None:
                 _check_field(p.type, bound, what="prior.valid_from/valid_until")
+                self._check_instant(p.type, name, bound)
         if p.covers_from is not None:
             _check_field(ev_types, p.covers_from, what="prior.covers_from")
         for r in p.revoke:
@@ -268,6 +276,19 @@ class PreconditionSpec(RuleSpec):
         if p.cosign is not None:
             for f in (p.cosign.field, *p.cosign.by):
                 _check_field(p.type, f, what="prior.cosign")
+
+    def _check_instant(self, types: tuple[str, ...], name: str, path: str) -> None:
+        """A validity bound is compared with the action's time: the field it names must
+        hold a date-time in every prior type declaring it (free-form ``meta.*`` paths are
+        not checked)."""
+        for t in types:
+            model = EVENT_TYPES.get(t)
+            annotation = None if model is None else _leaf_annotation(model, path)
+            if annotation is not None and not _bases(annotation) <= set(_DATETIMES):
+                raise RuleValueError(
+                    f"rule {self.id}: prior.{name}: event type {t} declares {path!r} as "
+                    f"{_describe(annotation)}; expected a date-time field (the bound is "
+                    "compared with the action's time)", path, ("prior", name))
 
     def _check_durations(self, p: Prior) -> None:
         from ..calendar import parse_duration

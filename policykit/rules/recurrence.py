@@ -72,7 +72,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, NotRequired, TypedDict, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -494,6 +494,44 @@ _FORGET = "forget"
 _KEEP_EXEMPT = timedelta(days=366)
 
 
+class _Win(TypedDict):
+    """A subject's current window, in UTC: ``counts`` one per occurrence matcher with
+    ``require: each`` (else one), ``ids`` its first occurrences, ``last`` the latest one's
+    time and id."""
+
+    label: str
+    start: datetime
+    end: datetime
+    due: datetime | None
+    not_before: datetime | None
+    counts: list[int]
+    ids: list[str]
+    last: tuple[datetime, str] | None
+
+
+class _Subj(TypedDict):
+    """A subject (with ``per_item``: one duty). ``anchor`` and ``origin`` are the time and id
+    of the event that created it (None without a population); ``resume`` where a window
+    beyond the calendar's data waits; ``who`` and ``item`` only with ``per_item``."""
+
+    anchor: datetime | None
+    origin: str | None
+    win: _Win | None
+    resume: NotRequired[datetime]
+    who: NotRequired[str]
+    item: NotRequired[str | None]
+
+
+class _State(TypedDict):
+    """``_RecurrenceRuntime.state`` (a plain dict at run time; the type is for mypy only).
+    ``members`` holds a subject id per member, or with ``per_item`` its duties' ids."""
+
+    members: dict[str, str] | dict[str, list[str]]
+    subjects: dict[str, _Subj]
+    agenda: dict[str, dict[str, str]]
+    exempt: dict[str, list[list[date]]]
+
+
 class _RecurrenceRuntime(RuleRuntime):
     """State (plain data):
 
@@ -514,7 +552,8 @@ class _RecurrenceRuntime(RuleRuntime):
 
     def __init__(self, spec: RecurrenceSpec, policy: PolicyInfo) -> None:
         super().__init__(spec, policy)
-        self.state = {"members": {}, "subjects": {}, "agenda": {}, "exempt": {}}
+        state: _State = {"members": {}, "subjects": {}, "agenda": {}, "exempt": {}}
+        self.state = cast(dict[str, Any], state)
         pop = spec.population
         self._pop_field = _getter((pop.field or spec.subject.field) if pop
                                   else spec.subject.field)
@@ -712,7 +751,7 @@ class _RecurrenceRuntime(RuleRuntime):
         return win, due, nb, allowed
 
     def _new_win(self, found: tuple[Window, datetime | None, datetime | None, bool]
-                 ) -> dict[str, Any]:
+                 ) -> _Win:
         (label, s, e), due, nb, _ = found
         return {"label": label, "start": s, "end": e, "due": due, "not_before": nb,
                 "counts": [0] * self._n, "ids": [], "last": None}
@@ -727,7 +766,7 @@ class _RecurrenceRuntime(RuleRuntime):
             if len(self._keys) > 4096:
                 self._keys.clear()
             key = self._keys[name] = f"{action}{KEY_SEP}{due.isoformat()}"
-        agenda = self.state["agenda"]
+        agenda = cast(_State, self.state)["agenda"]
         # A slot is booked with its timer and popped when the timer fires: while it is
         # there, its timer is pending (a rewind or a restore puts back both together).
         pending = key in agenda
@@ -736,13 +775,14 @@ class _RecurrenceRuntime(RuleRuntime):
         if not pending:
             ctx.schedule(due, action)
 
-    def _open_next(self, sid: str, subj: dict[str, Any], x: datetime, ctx: RuleContext) -> None:
+    def _open_next(self, sid: str, subj: _Subj, x: datetime, ctx: RuleContext) -> None:
         """Open the first judged window of a tracked subject that ends at or after ``x``.
 
         A window beyond the calendar's holiday data (the next year's arrangement is not
         published yet) cannot be laid out: the subject waits (``resume``) and picks up
         again at its next occurrence; the session refuses events in such years anyway."""
         anchor = subj["anchor"]
+        assert anchor is not None  # only a population's subjects have windows laid out ahead
         subj.pop("resume", None)
         for _ in range(_MAX_SCAN):
             try:
@@ -757,13 +797,13 @@ class _RecurrenceRuntime(RuleRuntime):
                 subj["win"] = win
                 self._prune_exempt(sid, win["start"], ctx)
                 due = win["due"]
-                owed = due is not None and due >= anchor
-                if owed and self._warn is not None:
-                    warn_at = self._warn_at(due, ctx)
-                    if warn_at >= max(win["start"], anchor, _utc(ctx.now)):
-                        self._book("warn", warn_at, sid, label, ctx)
-                if owed and not self._judge_at_end and due < e:
-                    self._book("due", due, sid, label, ctx)
+                if due is not None and due >= anchor:  # owed
+                    if self._warn is not None:
+                        warn_at = self._warn_at(due, ctx)
+                        if warn_at >= max(win["start"], anchor, _utc(ctx.now)):
+                            self._book("warn", warn_at, sid, label, ctx)
+                    if not self._judge_at_end and due < e:
+                        self._book("due", due, sid, label, ctx)
                 self._book("end", e, sid, label, ctx)
                 return
             x = e + _ONE_US
@@ -774,11 +814,12 @@ class _RecurrenceRuntime(RuleRuntime):
         return due - self._warn
 
     def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
-        slot = self.state["agenda"].pop(f"{key}{KEY_SEP}{_utc(due).isoformat()}", None)
+        state = cast(_State, self.state)
+        slot = state["agenda"].pop(f"{key}{KEY_SEP}{_utc(due).isoformat()}", None)
         due = _utc(due)
         if not slot:
             return
-        subjects = self.state["subjects"]
+        subjects = state["subjects"]
         if key == _FORGET:
             for sid in slot:
                 if sid not in subjects:
@@ -787,7 +828,7 @@ class _RecurrenceRuntime(RuleRuntime):
         for sid, label in slot.items():
             subj = subjects.get(sid)
             win = subj["win"] if subj is not None else None
-            if win is None or win["label"] != label:
+            if subj is None or win is None or win["label"] != label:
                 continue  # the subject left, or moved on, since this was booked
             if key == "warn":
                 if self._short(win) and not self._exempted(sid, win, ctx):
@@ -797,21 +838,21 @@ class _RecurrenceRuntime(RuleRuntime):
             else:
                 self._close(sid, subj, win, due, ctx)
 
-    def _short(self, win: dict[str, Any]) -> bool:
+    def _short(self, win: _Win) -> bool:
         return bool(min(win["counts"]) < self.spec.min_count)
 
-    def _owed(self, subj: dict[str, Any], win: dict[str, Any]) -> bool:
+    def _owed(self, subj: _Subj, win: _Win) -> bool:
         due = win["due"]
         anchor = subj["anchor"]
         return due is not None and (anchor is None or due >= anchor)
 
-    def _judge(self, sid: str, subj: dict[str, Any], win: dict[str, Any], at: datetime,
+    def _judge(self, sid: str, subj: _Subj, win: _Win, at: datetime,
                ctx: RuleContext) -> None:
         if (self._missed and subj["anchor"] is not None and self._owed(subj, win)
                 and self._short(win) and not self._exempted(sid, win, ctx)):
             self._emit_missed(sid, subj, win, at, "missed", ctx)
 
-    def _close(self, sid: str, subj: dict[str, Any], win: dict[str, Any], at: datetime,
+    def _close(self, sid: str, subj: _Subj, win: _Win, at: datetime,
                ctx: RuleContext) -> None:
         due = win["due"]
         if self._judge_at_end or (due is not None and due >= win["end"]):
@@ -824,13 +865,13 @@ class _RecurrenceRuntime(RuleRuntime):
             # A subject known only by its occurrences (no population): nothing of it
             # outlives its window, so it is dropped, not kept for ever (its next occurrence
             # opens its next window as for a subject never seen).
-            self.state["subjects"].pop(sid, None)
+            cast(_State, self.state)["subjects"].pop(sid, None)
         else:
             subj["win"] = None
 
     # -- decisions -----------------------------------------------------------------------
 
-    def _details(self, win: dict[str, Any], ctx: RuleContext, **extra: Any) -> dict[str, Any]:
+    def _details(self, win: _Win, ctx: RuleContext, **extra: Any) -> dict[str, Any]:
         out: dict[str, Any] = {
             "what": self._what,
             "window": win["label"],
@@ -855,7 +896,7 @@ class _RecurrenceRuntime(RuleRuntime):
             text = self._isos[t] = _iso(ctx, t)
         return text
 
-    def _subject(self, sid: str, subj: dict[str, Any] | None = None) -> Subject:
+    def _subject(self, sid: str, subj: _Subj | None = None) -> Subject:
         who = subj.get("who", sid) if subj is not None else sid
         # A Subject is frozen: one per id serves every decision about it.
         found = self._subjects.get(who)
@@ -865,17 +906,17 @@ class _RecurrenceRuntime(RuleRuntime):
             found = self._subjects[who] = Subject(kind=self.spec.subject.kind, id=who)
         return found
 
-    def _itemised(self, subj: dict[str, Any], outcome: str, key: str,
+    def _itemised(self, subj: _Subj, outcome: str, key: str,
                   details: dict[str, Any]) -> tuple[str, Message | None]:
         """``per_item``: the item in the details, the key and the message of its duty."""
-        if self._per is None or subj.get("item") is None:
+        item = subj.get("item")
+        if self._per is None or item is None:
             return key, None
-        item = subj["item"]
         details[self._per.name] = item
         msg = self.spec.messages.get(f"{outcome}_per_item")
         return key + KEY_SEP + key_part(item), msg
 
-    def _emit_missed(self, sid: str, subj: dict[str, Any], win: dict[str, Any], at: datetime,
+    def _emit_missed(self, sid: str, subj: _Subj, win: _Win, at: datetime,
                      outcome: str, ctx: RuleContext) -> None:
         extra: dict[str, Any] = {}
         if self._n > 1:
@@ -891,10 +932,12 @@ class _RecurrenceRuntime(RuleRuntime):
                  evidence=evidence, key=key, details=details,
                  severity="low" if outcome == "warning" else None, message=msg)
 
-    def _judge_early(self, sid: str, subj: dict[str, Any], win: dict[str, Any], at: datetime,
+    def _judge_early(self, sid: str, subj: _Subj, win: _Win, at: datetime,
                      ctx: RuleContext) -> None:
         nb = win["not_before"]
-        last_at, last_id = win["last"]
+        last = win["last"]
+        assert last is not None  # judged only for a window with an occurrence
+        last_at, last_id = last
         anchor = subj["anchor"]
         if nb is None or (anchor is not None and nb < anchor):
             return
@@ -929,11 +972,12 @@ class _RecurrenceRuntime(RuleRuntime):
         member = str(raw)
         ends = any(event.type in types and pred(event) for types, pred in self._end)
         joins = not ends and event.type in self._start_types and self._start(event)
-        members = self.state["members"]
-        subjects = self.state["subjects"]
         if self._per is not None:
             self._on_duties(event, member, joins, ctx)
             return
+        state = cast(_State, self.state)
+        members = cast(dict[str, str], state["members"])  # a subject id each (no per_item)
+        subjects = state["subjects"]
         if joins:
             if member in members:
                 return
@@ -941,16 +985,16 @@ class _RecurrenceRuntime(RuleRuntime):
             members[member] = sid
             if sid not in subjects:
                 anchor = event.at.astimezone(UTC)
-                subj = {"anchor": anchor, "origin": event.id, "win": None}
+                subj: _Subj = {"anchor": anchor, "origin": event.id, "win": None}
                 subjects[sid] = subj
                 if self._tracking:
                     self._open_next(sid, subj, anchor, ctx)
             return
         if event.type in self._start_types or ends:
-            sid = members.pop(member, None)
-            if sid is not None and sid not in members.values():
-                subjects.pop(sid, None)
-                self.state["exempt"].pop(sid, None)
+            left = members.pop(member, None)
+            if left is not None and left not in members.values():
+                subjects.pop(left, None)
+                state["exempt"].pop(left, None)
 
     def _duty(self, member: str, item: str | None) -> str:
         return key_part(member) + KEY_SEP + ("" if item is None else key_part(item))
@@ -959,8 +1003,9 @@ class _RecurrenceRuntime(RuleRuntime):
         """``per_item``: the member's duties follow its latest start event's items; a duty
         kept from an earlier one keeps its anchor."""
         assert self._per is not None and self._items is not None
-        members = self.state["members"]
-        subjects = self.state["subjects"]
+        state = cast(_State, self.state)
+        members = cast(dict[str, list[str]], state["members"])  # with per_item: duty ids
+        subjects = state["subjects"]
         wanted: dict[str, str | None] = {}
         if joins:
             found = self._items(event)
@@ -979,8 +1024,8 @@ class _RecurrenceRuntime(RuleRuntime):
         anchor = event.at.astimezone(UTC)
         for duty, listed_item in wanted.items():
             if duty not in subjects:
-                subj = {"anchor": anchor, "origin": event.id, "win": None, "who": member,
-                        "item": listed_item}
+                subj: _Subj = {"anchor": anchor, "origin": event.id, "win": None,
+                               "who": member, "item": listed_item}
                 subjects[duty] = subj
                 if self._tracking:
                     self._open_next(duty, subj, anchor, ctx)
@@ -996,7 +1041,7 @@ class _RecurrenceRuntime(RuleRuntime):
         first = cal.local_date(first) if isinstance(first, datetime) else first
         last = cal.local_date(last) if isinstance(last, datetime) else last
         if isinstance(first, date) and isinstance(last, date) and first <= last:
-            self.state["exempt"].setdefault(str(sid), []).append([first, last])
+            cast(_State, self.state)["exempt"].setdefault(str(sid), []).append([first, last])
             if self.spec.population is not None:
                 # A member's spans are pruned as its windows move on; one of someone not
                 # (or not yet) a member is dropped a year after its last day, when no
@@ -1005,17 +1050,18 @@ class _RecurrenceRuntime(RuleRuntime):
                            last.isoformat(), ctx)
 
     def _prune_exempt(self, sid: str, start: datetime, ctx: RuleContext) -> None:
-        spans = self.state["exempt"].get(sid)
+        exempt = cast(_State, self.state)["exempt"]
+        spans = exempt.get(sid)
         if spans:
             first = ctx.calendar.local_date(start)
             kept = [s for s in spans if s[1] >= first]
             if kept:
-                self.state["exempt"][sid] = kept
+                exempt[sid] = kept
             else:
-                del self.state["exempt"][sid]
+                del exempt[sid]
 
-    def _exempted(self, sid: str, win: dict[str, Any], ctx: RuleContext) -> bool:
-        spans = self.state["exempt"].get(sid)
+    def _exempted(self, sid: str, win: _Win, ctx: RuleContext) -> bool:
+        spans = cast(_State, self.state)["exempt"].get(sid)
         if not spans:
             return False
         cal = ctx.calendar
@@ -1044,11 +1090,11 @@ class _RecurrenceRuntime(RuleRuntime):
         self._count_occurrence(event, index, sid, subj, win, at, ctx)
 
     def _occurrence_subject(self, event: EventBase, field: Callable[[EventBase], Any],
-                            ctx: RuleContext) -> tuple[str, dict[str, Any]] | None:
+                            ctx: RuleContext) -> tuple[str, _Subj] | None:
         """Whose duty the occurrence counts for, and that subject's state (created for a
         rule without a population); None when it counts for nobody."""
         pop = self.spec.population
-        subjects = self.state["subjects"]
+        subjects = cast(_State, self.state)["subjects"]
         if pop is not None and pop.value is not None:
             sid: str | None = pop.value
         else:
@@ -1074,12 +1120,12 @@ class _RecurrenceRuntime(RuleRuntime):
             subjects[sid] = subj
         return sid, subj
 
-    def _occurrence_window(self, sid: str, subj: dict[str, Any], at: datetime,
-                           ctx: RuleContext) -> dict[str, Any] | None:
+    def _occurrence_window(self, sid: str, subj: _Subj, at: datetime,
+                           ctx: RuleContext) -> _Win | None:
         """The subject's window that ``at`` may count for, opened if need be; None when
         ``at`` falls in no judged window."""
-        subjects = self.state["subjects"]
-        win: dict[str, Any] | None = subj["win"]
+        subjects = cast(_State, self.state)["subjects"]
+        win: _Win | None = subj["win"]
         if win is None and "resume" in subj:
             self._open_next(sid, subj, subj["resume"], ctx)
             win = subj["win"]
@@ -1100,8 +1146,8 @@ class _RecurrenceRuntime(RuleRuntime):
                 self._book("end", _utc(win["end"]), sid, win["label"], ctx)
         return win
 
-    def _count_occurrence(self, event: EventBase, index: int, sid: str, subj: dict[str, Any],
-                          win: dict[str, Any], at: datetime, ctx: RuleContext) -> None:
+    def _count_occurrence(self, event: EventBase, index: int, sid: str, subj: _Subj,
+                          win: _Win, at: datetime, ctx: RuleContext) -> None:
         """Count it in the window (judging it late first, when it is)."""
         counts = win["counts"]
         slot = index if self._n > 1 else 0

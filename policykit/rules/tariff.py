@@ -44,12 +44,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NotRequired, TypedDict, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..calendar import PeriodUnit, parse_duration
-from ..models.decisions import Decision, DecisionKind, Subject
+from ..models.decisions import Decision, DecisionKind, Subject, SubjectKind
 from ..models.events import EventBase
 from ._base import (
     KEY_SEP,
@@ -325,6 +325,38 @@ class TariffSpec(RuleSpec):
 # ------------------------------------------------------------------------ the evaluator
 
 
+# One counted item: ``[id, local time text, value, evidence]``. A list, not a record,
+# because that is its snapshot form; its fields are read by position.
+_Item = list[Any]
+
+
+class _Entry(TypedDict):
+    """One subject's items in an open period, the ids of its provisional totals, and whether
+    its ``over_limit`` decision was made."""
+
+    kind: SubjectKind
+    id: str
+    items: list[_Item]
+    prov: list[str]
+    limited: bool
+
+
+class _Book(TypedDict):
+    """One open period: its bounds and, by ``kind SEP id``, each subject's entry."""
+
+    start: datetime
+    end: datetime
+    subjects: dict[str, _Entry]
+
+
+class _State(TypedDict):
+    """``_TariffRuntime.state`` (a plain dict at run time; the type is for mypy only);
+    ``seen`` only with ``distinct``."""
+
+    periods: dict[str, _Book]
+    seen: NotRequired[dict[str, datetime]]
+
+
 class _TariffRuntime(RuleRuntime):
     """State: ``periods`` label -> ``{start, end, subjects}``, subjects by kind and id ->
     ``{kind, id, items, prov, limited}``; an item is ``[id, local time text, value,
@@ -338,10 +370,11 @@ class _TariffRuntime(RuleRuntime):
 
     def __init__(self, spec: TariffSpec, policy: PolicyInfo) -> None:
         super().__init__(spec, policy)
-        self.state = {"periods": {}}
+        state: _State = {"periods": {}}
+        self.state = cast(dict[str, Any], state)
         if spec.distinct is not None:
             # distinct value key -> when first recorded; forgotten after distinct_for.
-            self.state["seen"] = {}
+            state["seen"] = {}
             self._remember = parse_duration(spec.distinct_for)
         self._subject = spec.subject or SubjectRef(kind="employee", field="employee_id")
         self._pred = spec.events.predicate() if spec.events is not None else None
@@ -373,9 +406,10 @@ class _TariffRuntime(RuleRuntime):
             if same is not None:
                 seen_key = KEY_SEP.join((key_part(self._subject.kind), key_part(str(sid)),
                                          key_part(str(same))))
-                if seen_key in self.state["seen"]:
+                seen = cast(_State, self.state)["seen"]
+                if seen_key in seen:
                     return  # another record of an item already counted
-                self.state["seen"][seen_key] = event.at
+                seen[seen_key] = event.at
                 ctx.schedule(after(event.at, self._remember), _SEEN + KEY_SEP + seen_key)
         value = event_value(event, self.spec.amount_by.field) if self.spec.amount_by else None
         shown = {f: _plain(event_value(event, f)) for f in self.spec.show}
@@ -415,7 +449,7 @@ class _TariffRuntime(RuleRuntime):
         if span is None or not (span[0] <= at <= span[1]):
             span = self._span = (*cal.period(at, s.period), cal.period_key(at, s.period))
         label = span[2]
-        periods = self.state["periods"]
+        periods = cast(_State, self.state)["periods"]
         book = periods.get(label)
         if book is None:
             start, end = span[0], span[1]
@@ -534,8 +568,8 @@ class _TariffRuntime(RuleRuntime):
         ctx.emit(s, "item", kind=s.kind, subject=subject, at=at, evidence=evidence,
                  key=item_id, details=details, amount=amount, currency=currency)
 
-    def _charge_period(self, subject: Subject, entry: dict[str, Any], label: str,
-                       book: dict[str, Any], at: datetime,
+    def _charge_period(self, subject: Subject, entry: _Entry, label: str,
+                       book: _Book, at: datetime,
                        status: Literal["final", "provisional"], ctx: RuleContext
                        ) -> Decision | None:
         s = self.spec
@@ -586,7 +620,7 @@ class _TariffRuntime(RuleRuntime):
                         at=at, evidence=evidence, key=key, details=details, amount=total,
                         currency=currency, status=status, supersedes=supersedes)
 
-    def _priced_rows(self, label: str, skey: str, items: list[Any],
+    def _priced_rows(self, label: str, skey: str, items: list[_Item],
                      salary: Decimal | None) -> _Priced:
         """The period's items priced, each row as the whole-period pass would price it.
 
@@ -665,8 +699,8 @@ class _TariffRuntime(RuleRuntime):
             details["capped"] = False
         return total
 
-    def _over_limit(self, subject: Subject, entry: dict[str, Any], label: str,
-                    book: dict[str, Any], at: datetime, ctx: RuleContext) -> None:
+    def _over_limit(self, subject: Subject, entry: _Entry, label: str,
+                    book: _Book, at: datetime, ctx: RuleContext) -> None:
         s = self.spec
         items = entry["items"]
         evidence = [e for it in items for e in it[3]]
@@ -688,10 +722,11 @@ class _TariffRuntime(RuleRuntime):
     # -- time ------------------------------------------------------------------------
 
     def on_timer(self, key: str, due: datetime, ctx: RuleContext) -> None:
+        state = cast(_State, self.state)
         if key.startswith(_SEEN + KEY_SEP):
-            self.state["seen"].pop(key[len(_SEEN) + 1:], None)
+            state["seen"].pop(key[len(_SEEN) + 1:], None)
             return
-        book = self.state["periods"].pop(key, None)
+        book = state["periods"].pop(key, None)
         if book is not None and self._charges and self.spec.settle == "period":
             for entry in book["subjects"].values():
                 self._charge_period(Subject(kind=entry["kind"], id=entry["id"]), entry, key,
@@ -705,7 +740,7 @@ class _Priced:
     __slots__ = ("evidence", "items", "last", "n", "reaching", "rows", "salary_key", "share",
                  "total")
 
-    def __init__(self, items: list[Any], salary_key: str | None) -> None:
+    def __init__(self, items: list[_Item], salary_key: str | None) -> None:
         self.items = items
         self.salary_key = salary_key
         self.n = 0
