@@ -38,7 +38,14 @@ from pydantic import (
 )
 
 from ..errors import EventError, RuleValueError, format_loc, nearest
-from ..models.decisions import Decision, DecisionKind, Severity, Subject, SubjectKind
+from ..models.decisions import (
+    Decision,
+    DecisionKind,
+    Severity,
+    Subject,
+    SubjectKind,
+    build_decision,
+)
 from ..models.events import EVENT_TYPES, EventBase
 
 if TYPE_CHECKING:
@@ -1161,28 +1168,30 @@ class RuleContext:
             fmt.setdefault("amount", amount)
             fmt.setdefault("currency", currency)
         msg = message or spec.message(outcome)
-        decision = Decision(
-            id=decision_id(pol.id, pol.version, spec.id, outcome, subject, key, at, status,
-                           pol.fingerprint),
-            policy=pol.id,
+        # Built without re-validating what is already of the model's types (see
+        # build_decision: anything else is validated, and refused, as by Decision(...)).
+        decision = build_decision(
+            decision_id(pol.id, pol.version, spec.id, outcome, subject, key, at, status,
+                        pol.fingerprint),
+            pol.id,
             # A split rule's decisions name the rulebook's rule and the part; the id keeps
             # hashing the part, so ids stay unique per part and unchanged by the split.
-            rule=spec.part_of or spec.id,
-            part=spec.id if spec.part_of else None,
-            kind=kind,
-            subject=subject,
-            at=local_at,
-            evidence=tuple(dict.fromkeys(evidence)),
-            amount=amount,
-            currency=currency,
-            severity=severity or spec.severity,
-            clause=spec.clause or pol.clause,
-            message=render(msg.en, fmt),
-            message_zh=render(msg.zh, fmt),
-            details={"outcome": outcome, **details},
-            status=status,
-            supersedes=tuple(supersedes),
-            policy_fingerprint=pol.fingerprint or None,
+            spec.part_of or spec.id,
+            spec.id if spec.part_of else None,
+            kind,
+            subject,
+            local_at,
+            tuple(dict.fromkeys(evidence)),
+            amount,
+            currency,
+            severity or spec.severity,
+            spec.clause or pol.clause,
+            render(msg.en, fmt),
+            render(msg.zh, fmt),
+            {"outcome": outcome, **details},
+            status,
+            tuple(supersedes),
+            pol.fingerprint or None,
         )
         self._emit(decision)
         return decision
