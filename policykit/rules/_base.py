@@ -806,17 +806,21 @@ def render(text: str, values: Mapping[str, Any]) -> str:
         if len(_TEMPLATES) < 10_000:
             _TEMPLATES[text] = pieces
     out: list[str] = []
+    add = out.append
     for literal, name in pieces:
-        out.append(literal)
+        add(literal)
         if name is not None:
-            if name in values:
-                value = format(values[name], "")
-                if len(value) > MAX_VALUE_CHARS:
-                    value = value[:MAX_VALUE_CHARS - 1] + _CLIP
-                out.append(value)
-            else:
-                out.append("{" + name + "}")
+            value = values.get(name, _ABSENT)
+            if value is _ABSENT:
+                add("{" + name + "}")
+                continue
+            # format(text, "") is the text itself (for an exact str): no call needed.
+            text = value if type(value) is str else format(value, "")
+            add(text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS - 1] + _CLIP)
     return "".join(out)
+
+
+_ABSENT: Any = object()
 
 
 class Message(BaseModel):
@@ -1161,12 +1165,11 @@ class RuleContext:
         details = details or {}
         pol = self.policy
         local_at = self.calendar.local(at)
-        fmt = dict(details)
-        fmt.setdefault("subject", subject.id)
-        fmt.setdefault("rule", spec.id)
-        if amount is not None:
-            fmt.setdefault("amount", amount)
-            fmt.setdefault("currency", currency)
+        # The message's fields: the details, and (unless the details name them) the
+        # subject, the rule, the amount and currency. One dict, built once for both texts.
+        fmt = ({"subject": subject.id, "rule": spec.id, **details} if amount is None else
+               {"subject": subject.id, "rule": spec.id, "amount": amount,
+                "currency": currency, **details})
         msg = message or spec.message(outcome)
         # Built without re-validating what is already of the model's types (see
         # build_decision: anything else is validated, and refused, as by Decision(...)).
