@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+import gc
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
 from unittest.mock import patch
@@ -21,6 +22,7 @@ from policykit.models.decisions import (
     Subject,
     build_decision,
 )
+from policykit.rules._base import decision_id
 
 _SUBJECT_KINDS = ("employee", "customer", "request", "item")
 _text = st.text(max_size=12)
@@ -28,8 +30,27 @@ _json = st.recursive(
     st.none() | st.booleans() | st.integers() | _text,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
     max_leaves=8)
+
+
+class Plus3(tzinfo):
+    """A zone of neither ZoneInfo nor timezone: its offset is asked for."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(hours=3)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+
+class NoOffset(tzinfo):
+    """A tzinfo that gives no offset: a datetime with it is not aware."""
+
+    def utcoffset(self, dt: datetime | None) -> None:
+        return None
+
+
 _zones = st.sampled_from([UTC, ZoneInfo("Asia/Shanghai"), ZoneInfo("America/New_York"),
-                          timezone(timedelta(hours=5, minutes=45))])
+                          timezone(timedelta(hours=5, minutes=45)), Plus3()])
 _amounts = st.decimals(allow_nan=False, allow_infinity=False, places=2,
                        min_value=Decimal("-1e9"), max_value=Decimal("1e9"))
 
@@ -102,6 +123,7 @@ BAD: dict[str, dict[str, Any]] = {
     "unknown severity": {"severity": "urgent"},
     "unknown status": {"status": "draft"},
     "naive time": {"at": datetime(2026, 3, 2, 9)},
+    "time in a zone without offset": {"at": datetime(2026, 3, 2, 9, tzinfo=NoOffset())},
     "time as text": {"at": "2026-03-02T09:00:00+08:00"},
     "NaN amount": {"amount": Decimal("NaN")},
     "infinite amount": {"amount": Decimal("Infinity")},
@@ -152,3 +174,63 @@ def test_a_rules_bad_value_is_refused_with_a_policykit_error() -> None:
         session.feed(ev("contact.received", "2026-03-02T09:00:00", id="c-R1", request_id="R1",
                         customer_id="C1", employee_id="E1", channel="phone", topic="printer",
                         in_remit=False, finish_at_once=False))
+
+
+def _contact(i: int) -> dict[str, Any]:
+    return ev("contact.received", f"2026-03-02T09:{i // 60:02d}:{i % 60:02d}", id=f"c-{i}",
+              request_id=f"R{i}", customer_id="C1", employee_id=f"E{i % 7}", channel="phone",
+              topic="printer", in_remit=False, finish_at_once=False)
+
+
+def test_emitted_ids_are_decision_id() -> None:
+    """emit writes the id inline: the text decision_id gives, for every outcome and subject."""
+    session = Engine().session()
+    runtime, ctx = session._ev._targets["contact.received"][0]
+    got: list[Decision] = []
+    ctx._emit = got.append
+    at = datetime(2026, 3, 2, 9, tzinfo=ZoneInfo("Asia/Shanghai"))
+    for outcome, sid, key, status in [("late", "E1", "k", "final"),
+                                      ("late", "E\x1f2", "a\x1fb", "provisional"),
+                                      ("other", "E\x1b3", "", "final")]:
+        d = ctx.emit(runtime.spec, outcome, kind="violation", at=at, evidence=["e1"], key=key,
+                     subject=Subject(kind="employee", id=sid), status=status)  # type: ignore[arg-type]
+        pol = ctx.policy
+        assert d.id == decision_id(pol.id, pol.version, runtime.spec.id, outcome, d.subject,
+                                   key, at, status, pol.fingerprint)
+    assert len({d.id for d in got}) == 3
+
+
+def test_collector_stays_paused_through_evaluate() -> None:
+    """No collection runs inside evaluate, its final sort included (gc.callbacks sees every
+    run of the collector)."""
+    runs: list[str] = []
+
+    def watch(phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            runs.append(phase)
+
+    events = [_contact(i) for i in range(300)]
+    engine = Engine()
+    engine.evaluate(events[:5])  # what a first run loads (the pack's lazy parts)
+    gc.collect()
+    assert gc.isenabled()
+    gc.callbacks.append(watch)
+    try:
+        decisions = engine.evaluate(events, until="2026-03-03T00:00:00+08:00")
+    finally:
+        gc.callbacks.remove(watch)
+    assert decisions and runs == []
+    assert gc.isenabled()
+
+
+def test_a_run_leaves_no_cyclic_garbage() -> None:
+    """The batch session is discarded at the end of the run: its rules' state is freed by
+    reference counting, so moving the run's objects past the young generation (instead of
+    walking them) leaves no garbage waiting for a full collection."""
+    events = [_contact(i) for i in range(300)]
+    engine = Engine()
+    engine.evaluate(events[:5])
+    gc.collect()
+    decisions = engine.evaluate(events, until="2026-03-03T00:00:00+08:00")
+    assert decisions
+    assert gc.collect() == 0

@@ -3,9 +3,10 @@ its evidence."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Literal, get_args
+from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -113,6 +114,7 @@ _SEVERITIES = frozenset(get_args(Severity))
 _STATUSES = frozenset(("final", "provisional"))
 _FIELDS = frozenset(Decision.model_fields)
 _STR = frozenset((str,))
+_ZONES = frozenset((ZoneInfo, timezone))
 _new = object.__new__
 _set = object.__setattr__
 
@@ -138,9 +140,12 @@ def build_decision(
             and kind in _KINDS and severity in _SEVERITIES and status in _STATUSES
             and (part is None or type(part) is str)
             and type(subject) is Subject
-            and type(at) is datetime and at.tzinfo is not None and at.utcoffset() is not None
+            # aware: a zone whose offsets are never None, else asked (what the model checks)
+            and type(at) is datetime and (type(at.tzinfo) in _ZONES or (
+                at.tzinfo is not None and at.utcoffset() is not None))
             and type(evidence) is tuple is type(supersedes)
-            and set(map(type, evidence)) <= _STR and set(map(type, supersedes)) <= _STR
+            and set(map(type, evidence)) <= _STR
+            and (not supersedes or set(map(type, supersedes)) <= _STR)
             and (evidence or kind != "violation")
             and (amount is None
                  or (type(amount) is Decimal and amount.is_finite() and type(currency) is str))

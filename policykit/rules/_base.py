@@ -1120,7 +1120,7 @@ class RuleContext:
     """What a rule may do while evaluating: read the time, the calendar and the employee
     directory, schedule a wake-up in event time, and emit decisions."""
 
-    __slots__ = ("_emit", "_schedule", "calendar", "directory", "now", "policy")
+    __slots__ = ("_emit", "_outcomes", "_schedule", "calendar", "directory", "now", "policy")
 
     def __init__(
         self,
@@ -1136,6 +1136,9 @@ class RuleContext:
         self._emit = emit
         self._schedule = schedule
         self.now: datetime = datetime.min.replace(tzinfo=UTC)
+        # (id of a spec, outcome) -> what emit takes from them for every decision (see
+        # _outcome); the spec is kept in the entry so its id is never reused while cached.
+        self._outcomes: dict[tuple[int, str], _Outcome] = {}
 
     def schedule(self, due: datetime, key: str) -> None:
         """Wake this rule's ``on_timer(key)`` when event time reaches ``due``."""
@@ -1170,25 +1173,28 @@ class RuleContext:
         fmt = ({"subject": subject.id, "rule": spec.id, **details} if amount is None else
                {"subject": subject.id, "rule": spec.id, "amount": amount,
                 "currency": currency, **details})
-        msg = message or spec.message(outcome)
+        o = self._outcomes.get((id(spec), outcome))
+        if o is None or o.spec is not spec or o.policy is not pol:
+            o = self._outcome(spec, outcome)
+        msg = message or o.message
+        # decision_id's text, its first four parts encoded once per rule and outcome.
+        raw = KEY_SEP.join((o.id_head, key_part(subject.kind), key_part(subject.id), key,
+                            at.astimezone(UTC).isoformat(), status, pol.fingerprint))
         # Built without re-validating what is already of the model's types (see
         # build_decision: anything else is validated, and refused, as by Decision(...)).
         decision = build_decision(
-            decision_id(pol.id, pol.version, spec.id, outcome, subject, key, at, status,
-                        pol.fingerprint),
+            "d-" + hashlib.blake2b(raw.encode(), digest_size=10).hexdigest(),
             pol.id,
-            # A split rule's decisions name the rulebook's rule and the part; the id keeps
-            # hashing the part, so ids stay unique per part and unchanged by the split.
-            spec.part_of or spec.id,
-            spec.id if spec.part_of else None,
+            o.rule,
+            o.part,
             kind,
             subject,
             local_at,
             tuple(dict.fromkeys(evidence)),
             amount,
             currency,
-            severity or spec.severity,
-            spec.clause or pol.clause,
+            severity or o.severity,
+            o.clause,
             render(msg.en, fmt),
             render(msg.zh, fmt),
             {"outcome": outcome, **details},
@@ -1198,6 +1204,37 @@ class RuleContext:
         )
         self._emit(decision)
         return decision
+
+    def _outcome(self, spec: RuleSpec, outcome: str) -> _Outcome:
+        pol = self.policy
+        if len(self._outcomes) > 1024:
+            self._outcomes.clear()
+        o = self._outcomes[(id(spec), outcome)] = _Outcome(
+            spec=spec,
+            policy=pol,
+            id_head=KEY_SEP.join(map(key_part, (pol.id, pol.version, spec.id, outcome))),
+            # A split rule's decisions name the rulebook's rule and the part; the id keeps
+            # hashing the part, so ids stay unique per part and unchanged by the split.
+            rule=spec.part_of or spec.id,
+            part=spec.id if spec.part_of else None,
+            severity=spec.severity,
+            clause=spec.clause or pol.clause,
+            message=spec.message(outcome))
+        return o
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What every decision of one rule's outcome shares, looked up once per context."""
+
+    spec: RuleSpec
+    policy: PolicyInfo
+    id_head: str
+    rule: str
+    part: str | None
+    severity: Severity
+    clause: str
+    message: Message
 
 
 class RuleRuntime(ABC):
