@@ -704,8 +704,8 @@ def _resume_collector(*, promote: bool) -> None:
     decisions, about 6 µs a decision; docs/performance.md). With ``promote`` (the run
     discarded its native session, so it left no cyclic garbage), ``freeze`` then
     ``unfreeze`` moves them to the oldest generation in constant time instead, where a full
-    collection sees them if they are still alive by then. Not done when the application froze objects
-    itself (``gc.freeze``), which ``unfreeze`` would undo."""
+    collection sees them if they are still alive by then. Not done when the application
+    froze objects itself (``gc.freeze``), which ``unfreeze`` would undo."""
     if promote and not gc.get_freeze_count():
         gc.freeze()
         gc.unfreeze()
