@@ -703,9 +703,10 @@ def _resume_collector(*, promote: bool) -> None:
     ``gc.enable()`` would walk them all (45 ms after a 22,544-event run with 4,726
     decisions, about 6 µs a decision; docs/performance.md). With ``promote`` (the run
     discarded its native session, so it left no cyclic garbage), ``freeze`` then
-    ``unfreeze`` moves them to the oldest generation in constant time instead, where a full
-    collection sees them if they are still alive by then. Not done when the application
-    froze objects itself (``gc.freeze``), which ``unfreeze`` would undo."""
+    ``unfreeze`` moves them to the oldest generation in constant time instead (with the
+    caller's own young objects of before the run), where a full collection sees them if
+    they are still alive by then. Not done when the application froze objects itself
+    (``gc.freeze``), which ``unfreeze`` would undo."""
     if promote and not gc.get_freeze_count():
         gc.freeze()
         gc.unfreeze()
