@@ -3,8 +3,10 @@ its evidence."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Literal, get_args
+from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -105,3 +107,65 @@ class Decision(BaseModel):
     def to_json_dict(self) -> dict[str, Any]:
         """The wire form: amounts as decimal strings, times as ISO-8601 with offset."""
         return self.model_dump(mode="json", exclude_none=True)
+
+
+_KINDS = frozenset(DECISION_KINDS)
+_SEVERITIES = frozenset(get_args(Severity))
+_STATUSES = frozenset(("final", "provisional"))
+_FIELDS = frozenset(Decision.model_fields)
+_STR = frozenset((str,))
+_ZONES = frozenset((ZoneInfo, timezone))
+_new = object.__new__
+_set = object.__setattr__
+
+
+def build_decision(
+    id: str, policy: str, rule: str, part: str | None, kind: str, subject: Subject,
+    at: datetime, evidence: tuple[str, ...], amount: Decimal | None, currency: str | None,
+    severity: str, clause: str, message: str, message_zh: str, details: dict[str, Any],
+    status: str, supersedes: tuple[str, ...], policy_fingerprint: str | None,
+) -> Decision:
+    """The :class:`Decision` of these fields, as ``Decision(...)`` builds it.
+
+    Validating a decision through pydantic costs more than the rest of building it. Where
+    every value is already of the exact type the model holds (a ``str``, not a subclass; a
+    finite ``Decimal``; an aware ``datetime``; a ``Subject``; tuples of ``str``; a dict
+    with ``str`` keys; a kind, severity and status the model names; amount and currency
+    together; a violation with evidence) validation would accept it and keep each value
+    as given, so the model is filled in directly. Anything else goes through
+    ``Decision(...)``, which converts it or refuses it with its own error, exactly as
+    before (tests/test_decision_build.py checks both sides)."""
+    if (str is type(id) is type(policy) is type(rule) is type(kind) is type(severity)
+            is type(status) is type(clause) is type(message) is type(message_zh)
+            and kind in _KINDS and severity in _SEVERITIES and status in _STATUSES
+            and (part is None or type(part) is str)
+            and type(subject) is Subject
+            # aware: a zone whose offsets are never None, else asked (what the model checks)
+            and type(at) is datetime and (type(at.tzinfo) in _ZONES or (
+                at.tzinfo is not None and at.utcoffset() is not None))
+            and type(evidence) is tuple is type(supersedes)
+            and set(map(type, evidence)) <= _STR
+            and (not supersedes or set(map(type, supersedes)) <= _STR)
+            and (evidence or kind != "violation")
+            and (amount is None
+                 or (type(amount) is Decimal and amount.is_finite() and type(currency) is str))
+            and (currency is None or amount is not None)
+            and type(details) is dict and set(map(type, details)) <= _STR
+            and (policy_fingerprint is None or type(policy_fingerprint) is str)):
+        d = _new(Decision)
+        _set(d, "__dict__", {
+            "id": id, "policy": policy, "rule": rule, "part": part, "kind": kind,
+            "subject": subject, "at": at, "evidence": evidence, "amount": amount,
+            "currency": currency, "severity": severity, "clause": clause,
+            "message": message, "message_zh": message_zh, "details": dict(details),
+            "status": status, "supersedes": supersedes,
+            "policy_fingerprint": policy_fingerprint})
+        _set(d, "__pydantic_fields_set__", set(_FIELDS))
+        _set(d, "__pydantic_extra__", None)
+        _set(d, "__pydantic_private__", None)
+        return d
+    return Decision(id=id, policy=policy, rule=rule, part=part, kind=kind, subject=subject,
+                    at=at, evidence=evidence, amount=amount, currency=currency,
+                    severity=severity, clause=clause, message=message, message_zh=message_zh,
+                    details=details, status=status, supersedes=supersedes,
+                    policy_fingerprint=policy_fingerprint)

@@ -38,7 +38,14 @@ from pydantic import (
 )
 
 from ..errors import EventError, RuleValueError, format_loc, nearest
-from ..models.decisions import Decision, DecisionKind, Severity, Subject, SubjectKind
+from ..models.decisions import (
+    Decision,
+    DecisionKind,
+    Severity,
+    Subject,
+    SubjectKind,
+    build_decision,
+)
 from ..models.events import EVENT_TYPES, EventBase
 
 if TYPE_CHECKING:
@@ -799,17 +806,21 @@ def render(text: str, values: Mapping[str, Any]) -> str:
         if len(_TEMPLATES) < 10_000:
             _TEMPLATES[text] = pieces
     out: list[str] = []
+    add = out.append
     for literal, name in pieces:
-        out.append(literal)
+        add(literal)
         if name is not None:
-            if name in values:
-                value = format(values[name], "")
-                if len(value) > MAX_VALUE_CHARS:
-                    value = value[:MAX_VALUE_CHARS - 1] + _CLIP
-                out.append(value)
-            else:
-                out.append("{" + name + "}")
+            value = values.get(name, _ABSENT)
+            if value is _ABSENT:
+                add("{" + name + "}")
+                continue
+            # format(text, "") is the text itself (for an exact str): no call needed.
+            text = value if type(value) is str else format(value, "")
+            add(text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS - 1] + _CLIP)
     return "".join(out)
+
+
+_ABSENT: Any = object()
 
 
 class Message(BaseModel):
@@ -1109,7 +1120,7 @@ class RuleContext:
     """What a rule may do while evaluating: read the time, the calendar and the employee
     directory, schedule a wake-up in event time, and emit decisions."""
 
-    __slots__ = ("_emit", "_schedule", "calendar", "directory", "now", "policy")
+    __slots__ = ("_emit", "_outcomes", "_schedule", "calendar", "directory", "now", "policy")
 
     def __init__(
         self,
@@ -1125,6 +1136,9 @@ class RuleContext:
         self._emit = emit
         self._schedule = schedule
         self.now: datetime = datetime.min.replace(tzinfo=UTC)
+        # (id of a spec, outcome) -> what emit takes from them for every decision (see
+        # _outcome); the spec is kept in the entry so its id is never reused while cached.
+        self._outcomes: dict[tuple[int, str], _Outcome] = {}
 
     def schedule(self, due: datetime, key: str) -> None:
         """Wake this rule's ``on_timer(key)`` when event time reaches ``due``."""
@@ -1154,38 +1168,73 @@ class RuleContext:
         details = details or {}
         pol = self.policy
         local_at = self.calendar.local(at)
-        fmt = dict(details)
-        fmt.setdefault("subject", subject.id)
-        fmt.setdefault("rule", spec.id)
-        if amount is not None:
-            fmt.setdefault("amount", amount)
-            fmt.setdefault("currency", currency)
-        msg = message or spec.message(outcome)
-        decision = Decision(
-            id=decision_id(pol.id, pol.version, spec.id, outcome, subject, key, at, status,
-                           pol.fingerprint),
-            policy=pol.id,
+        # The message's fields: the details, and (unless the details name them) the
+        # subject, the rule, the amount and currency. One dict, built once for both texts.
+        fmt = ({"subject": subject.id, "rule": spec.id, **details} if amount is None else
+               {"subject": subject.id, "rule": spec.id, "amount": amount,
+                "currency": currency, **details})
+        o = self._outcomes.get((id(spec), outcome))
+        if o is None or o.spec is not spec or o.policy is not pol:
+            o = self._outcome(spec, outcome)
+        msg = message or o.message
+        # decision_id's text, its first four parts encoded once per rule and outcome.
+        raw = KEY_SEP.join((o.id_head, key_part(subject.kind), key_part(subject.id), key,
+                            at.astimezone(UTC).isoformat(), status, pol.fingerprint))
+        # Built without re-validating what is already of the model's types (see
+        # build_decision: anything else is validated, and refused, as by Decision(...)).
+        decision = build_decision(
+            "d-" + hashlib.blake2b(raw.encode(), digest_size=10).hexdigest(),
+            pol.id,
+            o.rule,
+            o.part,
+            kind,
+            subject,
+            local_at,
+            tuple(dict.fromkeys(evidence)),
+            amount,
+            currency,
+            severity or o.severity,
+            o.clause,
+            render(msg.en, fmt),
+            render(msg.zh, fmt),
+            {"outcome": outcome, **details},
+            status,
+            tuple(supersedes),
+            pol.fingerprint or None,
+        )
+        self._emit(decision)
+        return decision
+
+    def _outcome(self, spec: RuleSpec, outcome: str) -> _Outcome:
+        pol = self.policy
+        if len(self._outcomes) > 1024:
+            self._outcomes.clear()
+        o = self._outcomes[(id(spec), outcome)] = _Outcome(
+            spec=spec,
+            policy=pol,
+            id_head=KEY_SEP.join(map(key_part, (pol.id, pol.version, spec.id, outcome))),
             # A split rule's decisions name the rulebook's rule and the part; the id keeps
             # hashing the part, so ids stay unique per part and unchanged by the split.
             rule=spec.part_of or spec.id,
             part=spec.id if spec.part_of else None,
-            kind=kind,
-            subject=subject,
-            at=local_at,
-            evidence=tuple(dict.fromkeys(evidence)),
-            amount=amount,
-            currency=currency,
-            severity=severity or spec.severity,
+            severity=spec.severity,
             clause=spec.clause or pol.clause,
-            message=render(msg.en, fmt),
-            message_zh=render(msg.zh, fmt),
-            details={"outcome": outcome, **details},
-            status=status,
-            supersedes=tuple(supersedes),
-            policy_fingerprint=pol.fingerprint or None,
-        )
-        self._emit(decision)
-        return decision
+            message=spec.message(outcome))
+        return o
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What every decision of one rule's outcome shares, looked up once per context."""
+
+    spec: RuleSpec
+    policy: PolicyInfo
+    id_head: str
+    rule: str
+    part: str | None
+    severity: Severity
+    clause: str
+    message: Message
 
 
 class RuleRuntime(ABC):
