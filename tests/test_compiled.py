@@ -1,0 +1,53 @@
+"""The mypyc-compiled hot path decides exactly as pure Python (issue 17, target 4).
+
+Compiles ``policykit._compiled.MODULES`` in a copy of the package (bench/compiled.py), runs
+tests/compiled_run.py on the pure package and on the copy in subprocesses, and compares the
+decision JSONL byte for byte. Skipped, saying so, only on a machine without a C compiler."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import policykit
+from bench.compiled import build, c_compiler
+from policykit._compiled import MODULES, backend, compiled_modules
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(pythonpath: Path, out: Path) -> tuple[str, list[str]]:
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join(map(str, (pythonpath, ROOT)))}  # bench/ from ROOT
+    modules = out.with_suffix(".modules")
+    subprocess.run([sys.executable, str(ROOT / "tests" / "compiled_run.py"), str(out),
+                    str(modules)], env=env, check=True, cwd=out.parent, timeout=600)
+    return out.read_text(encoding="utf-8"), modules.read_text(encoding="utf-8").split()
+
+
+def test_this_suite_runs_pure_python() -> None:
+    # The suite's own monkeypatches (Session._feed, Window._replay) need the pure modules.
+    assert Path(policykit.__file__).parent == ROOT / "policykit"
+    assert compiled_modules() == []
+    assert backend() == "pure Python"
+
+
+@pytest.mark.slow(seconds=150)
+def test_compiled_decides_byte_for_byte_as_pure(tmp_path: Path) -> None:
+    if c_compiler() is None:
+        pytest.skip("no C compiler on this machine: the compiled-vs-pure differential test "
+                    "needs one (the pure install is what the rest of the suite tests)")
+    # -O1: the same C mypyc generates, in a third of -O3's compile time.
+    seconds = build(tmp_path / "compiled", opt="1")
+    print(f"compiled {len(MODULES)} modules in {seconds:.0f} s")
+    pure, pure_mods = _run(ROOT, tmp_path / "pure.jsonl")
+    compiled, compiled_mods = _run(tmp_path / "compiled", tmp_path / "compiled.jsonl")
+    assert pure_mods == []
+    assert compiled_mods == list(MODULES)  # the copy really ran compiled
+    assert pure.count("\n") > 1000  # every run decided something
+    assert {"# example native", "# generated native", "# stream"} <= set(pure.splitlines())
+    assert compiled == pure
