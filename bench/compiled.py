@@ -1,6 +1,7 @@
 """Build a mypyc-compiled copy of policykit in a directory of its own, beside the pure one.
 
     python bench/compiled.py DIR [--opt 3]    # then: PYTHONPATH=DIR python ...
+    python bench/compiled.py DIR --compare LOG.jsonl [--rounds 3]   # pure against DIR
 
 Copies ``policykit/`` into DIR and compiles the modules of ``policykit._compiled.MODULES`` there
 in place (``mypycify`` + ``build_ext --inplace``), so a bench or a test can run the same code
@@ -63,11 +64,65 @@ def build(target: Path, *, opt: str = "3") -> float:
     return time.perf_counter() - began
 
 
+# One measurement, run in a fresh process on the pure package or the compiled copy: CPU
+# seconds of the parse floor, the full pack, lateness-deduction alone and no policy at all.
+_MEASURE = """\
+import json, sys, time
+from policykit import Engine, PolicySet
+from policykit._compiled import backend
+from policykit.models.parsing import parse_event
+from policykit.pack import standard_pack
+text = open(sys.argv[1], encoding="utf-8").read()
+lines = [ln for ln in text.splitlines() if ln.strip()]
+def cpu(f):
+    t = time.process_time(); f(); return time.process_time() - t
+out = {"backend": backend(), "floor": cpu(lambda: [parse_event(ln) for ln in lines]),
+       "full_pack": cpu(lambda: Engine().evaluate(text))}
+events = sorted((parse_event(ln) for ln in lines), key=lambda e: (e.at, e.id))
+late = Engine(standard_pack().select("lateness-deduction"))
+out["lateness"] = cpu(lambda: late.evaluate(events))
+out["no_policy"] = cpu(lambda: Engine(PolicySet([])).evaluate(events))
+print(json.dumps(out))
+"""
+
+
+def compare(target: Path, log: Path, rounds: int) -> None:
+    """Pure and compiled alternately, ``rounds`` times each; medians and their ratios."""
+    import json
+    import os
+    import statistics
+
+    runs: dict[str, list[dict[str, float]]] = {"pure": [], "compiled": []}
+    for _ in range(rounds):
+        for name, path in (("pure", ROOT), ("compiled", target)):
+            env = {**os.environ, "PYTHONPATH": str(path)}
+            done = subprocess.run([sys.executable, "-c", _MEASURE, str(log)], env=env, cwd=path,
+                                  check=True, capture_output=True, text=True)
+            result = json.loads(done.stdout)
+            print(name, result["backend"], {k: round(v, 3) for k, v in result.items()
+                                            if k != "backend"}, "load", os.getloadavg())
+            runs[name].append(result)
+    med = {name: {k: statistics.median(r[k] for r in rs) for k in ("floor", "full_pack",
+                                                                   "lateness", "no_policy")}
+           for name, rs in runs.items()}
+    for k in med["pure"]:
+        print(f"{k:10} pure {med['pure'][k]:.3f} s  compiled {med['compiled'][k]:.3f} s  "
+              f"compiled/pure {med['compiled'][k] / med['pure'][k]:.2f}")
+    for name in med:
+        print(f"{name}: full pack / floor {med[name]['full_pack'] / med[name]['floor']:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("target", type=Path)
     ap.add_argument("--opt", default="3", help="the C compiler's -O level (mypyc's opt_level)")
+    ap.add_argument("--compare", type=Path, metavar="LOG",
+                    help="measure pure against an already compiled TARGET on this log")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
+    if args.compare:
+        compare(args.target, args.compare, args.rounds)
+        return
     if c_compiler() is None:
         sys.exit("no C compiler on PATH: nothing to compile with")
     try:

@@ -21,7 +21,6 @@ MODULES: tuple[str, ...] = (
     "policykit.engine._late",
     "policykit.engine._corrections",
     "policykit.engine._batch",
-    "policykit.engine._dedupe",
 )
 
 

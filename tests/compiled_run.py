@@ -40,7 +40,7 @@ def _audits(out: io.StringIO) -> None:
 
 def _stream(out: io.StringIO) -> None:
     """Events two by two out of order (late events, revisions) and a snapshot half way."""
-    events = [parse_event(dumps(e)) for e in generate(8, 1, 4)]
+    events = [parse_event(dumps(e)) for e in generate(12, 1, 4)]
     events.sort(key=lambda e: (e.at, e.id))
     for i in range(0, len(events) - 1, 2):
         events[i], events[i + 1] = events[i + 1], events[i]
