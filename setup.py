@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,10 @@ def _ext_modules() -> list[Any]:
     except ImportError:
         _say("POLICYKIT_COMPILE=1 but mypyc (mypy) is not importable here; installing pure "
              "Python (install mypy first and pass --no-build-isolation)")
+        return []
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(cc) is None:
+        _say(f"POLICYKIT_COMPILE=1 but there is no C compiler ({cc}); installing pure Python")
         return []
     paths = [str(Path(*name.split("."))) + ".py" for name in _modules()]
     try:
