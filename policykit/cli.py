@@ -158,6 +158,15 @@ def _set_debug(_ctx: click.Context, _param: click.Parameter, value: bool) -> Non
         _STATE.debug = True
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    # Which build runs: docs/contributing.md, "A compiled build".
+    if value and not ctx.resilient_parsing:
+        from ._compiled import backend
+
+        click.echo(f"policykit {__version__} ({backend()})")
+        ctx.exit()
+
+
 _POLICY_HELP = ("A policy file (YAML, TOML or JSON) or the id of one standard policy; "
                 "repeat it to combine several (one policy id twice exits 2). "
                 "Default: the whole standard pack with its defaults.")
@@ -389,8 +398,8 @@ def _summary_table(report: Any) -> str:
 
 @click.group(cls=_Group,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(version=__version__, prog_name="policykit",
-                      message="%(prog)s %(version)s")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version, help="Show the version (and pure Python or compiled).")
 @click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
               help="On an internal error, print the traceback (also: POLICYKIT_DEBUG=1).")
 def cli() -> None:

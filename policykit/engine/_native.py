@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from .._timezones import shared_offset
 from ..errors import SnapshotError
 from ..models.decisions import Decision
@@ -53,6 +55,7 @@ class _Mark:
         self.log: dict[tuple[Any, ...], Any] = {}
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # _durable.py's session (policykit/_compiled.py)
 class _NativeSession(EvaluatorSession):
     def __init__(self, policies: PolicySet) -> None:
         self._journal: Journal | None = None
