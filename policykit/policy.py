@@ -492,7 +492,7 @@ class PolicySet:
         versions: dict[str, list[tuple[Policy, str]]] = {}
         for i, p in enumerate(policies):
             if p.id in self._by_id:
-                if not (_dated(p) or p.id in versions or _dated(self._by_id[p.id])):
+                if not (dated(p) or p.id in versions or dated(self._by_id[p.id])):
                     raise ParameterError("policies", p.id, "unique policy ids")
                 versions.setdefault(p.id, [(self._by_id[p.id], f"policy #{first[p.id]}")])
                 versions[p.id].append((p, f"policy #{i}"))
@@ -592,7 +592,7 @@ def _combine(parts: Iterable[tuple[PolicySet, str]]) -> PolicySet:
         for p in ps:
             origin = ps._origins.get(p.id, name)
             if p.id in by_id:
-                if not (_dated(p) or _dated(by_id[p.id])):
+                if not (dated(p) or dated(by_id[p.id])):
                     raise ParameterError("policies", p.id, "each policy id once: "
                                          f"{p.id!r} comes from {origins[p.id]} and from "
                                          f"{origin}")
@@ -677,7 +677,12 @@ def version_text(policy: Policy) -> str:
                      for v in policy._versions)
 
 
-def _dated(policy: Policy) -> bool:
+def has_versions(policy: Policy) -> bool:
+    """True for a policy standing for versions in force by date (docs/versions.md)."""
+    return bool(policy._versions)
+
+
+def dated(policy: Policy) -> bool:
     """True for a policy with versions, or a version with an effective date."""
     return bool(policy._versions) or policy.effective_from is not None \
         or policy.effective_until is not None

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from ..errors import AuditSourceError, MissingDependencyError, ParameterError, nearest
 from ..models.events import EVENT_TYPES, EventBase
+from ..models.registry import on_types_changed
 
 Unit = Literal["line", "row", "item"]
 
@@ -146,6 +147,18 @@ def _fields_of(kind: type) -> dict[str, frozenset[str]]:
 # (the models themselves accept only true/false and integers).
 _BOOLS = _fields_of(bool)
 _INTS = _fields_of(int)
+
+
+def _types_changed() -> None:
+    """The vocabulary changed: the tables above, recomputed in place (read by reference)."""
+    _STRUCTURED.clear()
+    _STRUCTURED.update(_structured_fields())
+    for table, kind in ((_BOOLS, bool), (_INTS, int)):
+        table.clear()
+        table.update(_fields_of(kind))
+
+
+on_types_changed(_types_changed)
 _INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
 
 
