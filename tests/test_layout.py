@@ -299,3 +299,36 @@ def test_the_public_errors_are_exported_from_policykit() -> None:
     names = {c.__name__ for c in _error_classes()}
     assert names - through_base <= set(policykit.__all__)
     assert through_base <= names  # the list above names real classes
+
+
+def test_the_errors_docstring_tree_is_the_class_tree() -> None:
+    """Each class sits under each of its policykit bases in the docstring's tree, and under
+    nothing else; a builtin named beside it, ``(ValueError)``, is one of its bases."""
+    import re
+
+    import policykit.errors as errors
+
+    doc = inspect.getdoc(errors) or ""
+    tree = doc.split("::", 1)[1].strip("\n").split("\n\n", 1)[0]
+    classes = {c.__name__: c for c in _error_classes()}
+    parents: dict[str, set[str]] = {}
+    stack: list[str] = []
+    for line in tree.splitlines():
+        branch = line.find("── ")
+        if branch < 0 and stack:
+            continue  # a description's second line
+        depth = 0 if branch < 0 else (branch - 5) // 4 + 1  # "    ├── " is depth 1
+        head = re.split(r"\s{2,}", line[branch + 3 if branch >= 0 else 0:].strip())[0]
+        listed = re.findall(r"([A-Z]\w+)(?: \((\w+)\))?", head)
+        assert listed, line
+        del stack[depth:]
+        for name, builtin in listed:
+            cls = classes[name]
+            if builtin:
+                assert builtin in {b.__name__ for b in cls.__mro__}, line
+            if stack:
+                parents.setdefault(name, set()).add(stack[-1])
+        stack.append(listed[-1][0])
+    for name, cls in classes.items():
+        own = {b.__name__ for b in cls.__bases__ if b.__name__ in classes}
+        assert parents.get(name, set()) == own, name
