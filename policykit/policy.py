@@ -436,7 +436,6 @@ class Policy(BaseModel):
 
     @cached_property
     def _digest(self) -> str:
-        import hashlib
         import json
 
         # Keys sorted: the same policy written in YAML (keys in any order), TOML or Python
@@ -444,14 +443,14 @@ class Policy(BaseModel):
         if self._versions:
             # All the versions and their dates: another schedule is another policy.
             joined = "|".join(v.fingerprint() for v in self._versions)
-            return hashlib.blake2b(joined.encode(), digest_size=12).hexdigest()
+            return _fingerprint_of(joined)
         # The dates enter only when given: a policy without them keeps its fingerprint.
         unset = {k for k in ("effective_from", "effective_until") if getattr(self, k) is None}
         data = self.model_dump(mode="json", exclude=unset)
         data["rules"] = [_hashed_rule(r) for r in data["rules"]]
         text = json.dumps(data, sort_keys=True,
                           ensure_ascii=False, separators=(",", ":"))
-        return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+        return _fingerprint_of(text)
 
     def __repr__(self) -> str:
         rules = ", ".join(s.id for s in self._specs)
@@ -577,10 +576,7 @@ class PolicySet:
 
     def fingerprint(self) -> str:
         """A digest of the set's policies (ids and fingerprints, in order)."""
-        import hashlib
-
-        joined = "|".join(f"{p.id}:{p.fingerprint()}" for p in self)
-        return hashlib.blake2b(joined.encode(), digest_size=12).hexdigest()
+        return _fingerprint_of("|".join(f"{p.id}:{p.fingerprint()}" for p in self))
 
 
 def _combine(parts: Iterable[tuple[PolicySet, str]]) -> PolicySet:
@@ -675,6 +671,13 @@ def version_text(policy: Policy) -> str:
     return ", ".join(f"{v.version} from {_date_text(v.effective_from)}"
                      + (f" until {_date_text(v.effective_until)}" if v.effective_until else "")
                      for v in policy._versions)
+
+
+def _fingerprint_of(text: str) -> str:
+    """The one digest every fingerprint is (a policy's, a version schedule's, a set's)."""
+    import hashlib
+
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 def has_versions(policy: Policy) -> bool:
