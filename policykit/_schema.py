@@ -24,7 +24,7 @@ from pydantic_core import core_schema
 if TYPE_CHECKING:
     from .policy import PolicySet
 
-__all__ = ["DRAFT_07", "attribute_docs", "policy_schema", "wire_schema"]
+__all__ = ["DRAFT_07", "attribute_docs", "policy_schema", "shapes_changed", "wire_schema"]
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 _DRAFT_2020 = "https://json-schema.org/draft/2020-12/schema"
@@ -350,6 +350,12 @@ def policy_schema() -> dict[str, Any]:
     """The JSON Schema (draft-07) of a policy file, as YAML, TOML or JSON data."""
     # Keyed by the installed packs: one installed (or a test's) after the first call counts.
     return copy.deepcopy(_policy_schema(tuple(_pack_names())))
+
+
+def shapes_changed() -> None:
+    """The rule shapes changed (policykit/rules/_registry.py): the policy schema, which lists
+    them, is built again when next asked."""
+    _policy_schema.cache_clear()
 
 
 def wire_schema(part: str = "all") -> dict[str, Any]:

@@ -27,6 +27,7 @@ tests/test_layout.py keeps it so). The hierarchy, with the builtin each also is:
     └── DurableAdapterError                 the durable backend's adapter (internal)
         ├── RulesetSpecError (ValueError), MessageError (ValueError)
         ├── DurableCapacityError (RuntimeError), RulesetClosedError (RuntimeError)
+        ├── DurableUnavailable              (both: also a BackendUnavailableError, above)
         └── DurableEngineError (RuntimeError)
             └── DurableActionError
 

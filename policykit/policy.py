@@ -436,7 +436,6 @@ class Policy(BaseModel):
 
     @cached_property
     def _digest(self) -> str:
-        import hashlib
         import json
 
         # Keys sorted: the same policy written in YAML (keys in any order), TOML or Python
@@ -444,14 +443,14 @@ class Policy(BaseModel):
         if self._versions:
             # All the versions and their dates: another schedule is another policy.
             joined = "|".join(v.fingerprint() for v in self._versions)
-            return hashlib.blake2b(joined.encode(), digest_size=12).hexdigest()
+            return _fingerprint_of(joined)
         # The dates enter only when given: a policy without them keeps its fingerprint.
         unset = {k for k in ("effective_from", "effective_until") if getattr(self, k) is None}
         data = self.model_dump(mode="json", exclude=unset)
         data["rules"] = [_hashed_rule(r) for r in data["rules"]]
         text = json.dumps(data, sort_keys=True,
                           ensure_ascii=False, separators=(",", ":"))
-        return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+        return _fingerprint_of(text)
 
     def __repr__(self) -> str:
         rules = ", ".join(s.id for s in self._specs)
@@ -492,7 +491,7 @@ class PolicySet:
         versions: dict[str, list[tuple[Policy, str]]] = {}
         for i, p in enumerate(policies):
             if p.id in self._by_id:
-                if not (_dated(p) or p.id in versions or _dated(self._by_id[p.id])):
+                if not (dated(p) or p.id in versions or dated(self._by_id[p.id])):
                     raise ParameterError("policies", p.id, "unique policy ids")
                 versions.setdefault(p.id, [(self._by_id[p.id], f"policy #{first[p.id]}")])
                 versions[p.id].append((p, f"policy #{i}"))
@@ -577,10 +576,7 @@ class PolicySet:
 
     def fingerprint(self) -> str:
         """A digest of the set's policies (ids and fingerprints, in order)."""
-        import hashlib
-
-        joined = "|".join(f"{p.id}:{p.fingerprint()}" for p in self)
-        return hashlib.blake2b(joined.encode(), digest_size=12).hexdigest()
+        return _fingerprint_of("|".join(f"{p.id}:{p.fingerprint()}" for p in self))
 
 
 def _combine(parts: Iterable[tuple[PolicySet, str]]) -> PolicySet:
@@ -592,7 +588,7 @@ def _combine(parts: Iterable[tuple[PolicySet, str]]) -> PolicySet:
         for p in ps:
             origin = ps._origins.get(p.id, name)
             if p.id in by_id:
-                if not (_dated(p) or _dated(by_id[p.id])):
+                if not (dated(p) or dated(by_id[p.id])):
                     raise ParameterError("policies", p.id, "each policy id once: "
                                          f"{p.id!r} comes from {origins[p.id]} and from "
                                          f"{origin}")
@@ -677,7 +673,19 @@ def version_text(policy: Policy) -> str:
                      for v in policy._versions)
 
 
-def _dated(policy: Policy) -> bool:
+def _fingerprint_of(text: str) -> str:
+    """The one digest every fingerprint is (a policy's, a version schedule's, a set's)."""
+    import hashlib
+
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+def has_versions(policy: Policy) -> bool:
+    """True for a policy standing for versions in force by date (docs/versions.md)."""
+    return bool(policy._versions)
+
+
+def dated(policy: Policy) -> bool:
     """True for a policy with versions, or a version with an effective date."""
     return bool(policy._versions) or policy.effective_from is not None \
         or policy.effective_until is not None

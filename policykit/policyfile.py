@@ -40,7 +40,7 @@ from ._yamllines import LineMap
 from .calendar import BusinessCalendar
 from .errors import ParameterError, PolicyFileError, PolicyKitError, format_loc, nearest
 from .models.declared import declare_event_types, rollback_on_error
-from .policy import Policy, PolicySet, _combine, _dated, _schedule
+from .policy import Policy, PolicySet, _combine, _schedule, dated
 
 __all__ = ["PolicyLike", "load_policy", "loads_policy", "resolve_policies"]
 
@@ -552,7 +552,7 @@ class _Read:
             else:
                 policy = _policy(entry, source, path, lines, calendar)
             here = _where(source, lines, path)
-            if policy.id in chosen and (_dated(policy) or _dated(chosen[policy.id])
+            if policy.id in chosen and (dated(policy) or dated(chosen[policy.id])
                                         or policy.id in versions):
                 # Versions in force by date (docs/versions.md): joined once all are read.
                 versions.setdefault(policy.id, [(chosen[policy.id], origins[policy.id])])
@@ -574,7 +574,7 @@ class _Read:
     def once_with(self, included: PolicySet) -> None:
         """No id both included and defined here (unless both are dated versions)."""
         for pid in self.chosen:
-            if pid in included and not (_dated(self.chosen[pid]) or _dated(included.get(pid))):
+            if pid in included and not (dated(self.chosen[pid]) or dated(included.get(pid))):
                 path = self.paths[pid]
                 raise PolicyFileError(self.source, path, pid, "each policy id once: "
                                       f"{pid!r} comes from {included._origins[pid]} and from "

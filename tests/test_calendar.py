@@ -604,3 +604,15 @@ def test_working_day_navigation_brackets_the_day(day: date) -> None:
     assert before <= day <= after
     assert CAL.is_working_day(before) and CAL.is_working_day(after)
     assert (before == day) == CAL.is_working_day(day) == (after == day)
+
+
+def test_every_period_unit_is_spelled_from_the_one_list() -> None:
+    """The shapes' period and window units are PeriodUnit's words: the months-only units a
+    subset, the recurrence's window units PeriodUnit and ``working_day``."""
+    from typing import get_args
+
+    from policykit.calendar import PERIOD_UNITS, MonthsUnit
+    from policykit.rules.recurrence import Unit
+
+    assert set(get_args(MonthsUnit)) <= set(PERIOD_UNITS)
+    assert set(get_args(Unit)) == {*PERIOD_UNITS, "working_day"}

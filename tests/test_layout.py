@@ -64,9 +64,11 @@ def _crossing(importer: str, dotted: str) -> bool:
         if i and _private(part):
             owner = _package_of(".".join(parts[:i]))
             if own == owner:
-                return False
+                continue
             is_module = ".".join(parts[: i + 1]) in MODULES
-            return not (is_module and own.startswith(owner + "."))
+            if not (is_module and own.startswith(owner + ".")):
+                return True
+            # a parent's private module: its private names are still its directory's own
     return False
 
 
@@ -118,12 +120,37 @@ def crossings(importer: str, source: str) -> list[str]:
                 else:
                     head = alias.name.split(".")[0]
                     modules[head] = head
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 \
+                and isinstance(node.targets[0], ast.Name):
+            looked_up = _module_lookup(node.value)  # m = sys.modules.get("policykit.x")
+            if looked_up is not None:
+                check(node.lineno, looked_up)
+                modules[node.targets[0].id] = looked_up
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):
             chain = _dotted(node)
             if chain and chain[0] in modules and any(_private(a) for a in chain[1]):
                 check(node.lineno, ".".join([modules[chain[0]], *chain[1]]))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in ("getattr", "setattr", "hasattr") and len(node.args) >= 2 \
+                and isinstance(node.args[0], ast.Name) and node.args[0].id in modules \
+                and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str):
+            check(node.lineno, f"{modules[node.args[0].id]}.{node.args[1].value}")
     return sorted(set(found), key=lambda s: int(s.split(":")[0]))
+
+
+def _module_lookup(node: ast.expr) -> str | None:
+    """The module name of ``sys.modules.get("name")`` or ``sys.modules["name"]``."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+            and node.func.attr == "get" and ast.unparse(node.func.value) == "sys.modules" \
+            and node.args and isinstance(node.args[0], ast.Constant):
+        name = node.args[0].value
+    elif isinstance(node, ast.Subscript) and ast.unparse(node.value) == "sys.modules" \
+            and isinstance(node.slice, ast.Constant):
+        name = node.slice.value
+    else:
+        return None
+    return name if isinstance(name, str) else None
 
 
 def test_no_private_name_crosses_a_package_boundary() -> None:
@@ -149,7 +176,85 @@ def test_the_check_sees_each_kind_of_crossing() -> None:
     assert crossings("policykit.rules.cap", "from ._base import _check_field") == []
     assert crossings(audit, "from ._readers import read_records") == []
     assert crossings(audit, "from .._optional import optional_import") == []
+    assert crossings(audit, "from .._optional import _missing") == [
+        "1: policykit._optional._missing"]  # a parent's private module, a private name in it
     assert crossings("policykit.cli", "from .policy import _combine") == []
+    # a module looked up in sys.modules, and a private name read from it by getattr
+    looked_up = 'import sys\nm = sys.modules.get("policykit.audit._readers")\nm.read_records'
+    assert crossings("policykit.models.registry", looked_up) == [
+        "2: policykit.audit._readers"]
+    assert crossings("policykit.rules._registry",
+                     'import sys\ns = sys.modules["policykit._schema"]\ns._policy_schema') == [
+        "3: policykit._schema._policy_schema"]
+    assert crossings("policykit.models.registry", "from .. import policy as p\n"
+                     "getattr(p, 'version_text')\ngetattr(p, '_combine')") == [
+        "3: policykit.policy._combine"]
+
+
+def _declared_private_attributes() -> dict[str, set[str]]:
+    """Private attribute names, each with the packages whose classes declare it (a method,
+    a class-level name or ``__slots__`` entry, or ``self._x = ...`` in a method)."""
+    declared: dict[str, set[str]] = {}
+    for name, path in MODULES.items():
+        package = _package_of(name)
+        for cls in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(cls, ast.ClassDef):
+                continue
+            names: list[str] = []
+            for node in cls.body:
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    names.append(node.name)
+                elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                    names.append(node.target.id)
+                elif isinstance(node, ast.Assign):
+                    for target in node.targets:
+                        if isinstance(target, ast.Name):
+                            names.append(target.id)
+                            if target.id == "__slots__" and isinstance(node.value,
+                                                                       ast.Tuple | ast.List):
+                                names += [e.value for e in node.value.elts
+                                          if isinstance(e, ast.Constant)
+                                          and isinstance(e.value, str)]
+            for inner in ast.walk(cls):
+                if isinstance(inner, ast.Attribute) and isinstance(inner.ctx, ast.Store) \
+                        and isinstance(inner.value, ast.Name) and inner.value.id == "self":
+                    names.append(inner.attr)
+            for attr in names:
+                if _private(attr):
+                    declared.setdefault(attr, set()).add(package)
+    return declared
+
+
+#: (module, attribute) pairs allowed to read another package's private attribute anyway,
+#: each with the reason. Keep it empty.
+ALLOWED_ATTRIBUTES: frozenset[tuple[str, str]] = frozenset({
+    # A rule of a policy with versions gives each version's runtime a RuleContext of its
+    # own, made from the session's callbacks; RuleContext (rules/_base.py) has no public
+    # way to make one for another policy yet.
+    ("policykit.engine._versions", "_emit"),
+    ("policykit.engine._versions", "_schedule"),
+})
+
+
+def test_no_private_attribute_of_another_package_is_read() -> None:
+    """``obj._x`` (obj not self or cls) where only classes of other packages declare
+    ``_x``: the object's internals reached past its public names (``policy._versions``
+    from audit/). Names no policykit class declares (a library's) are not judged."""
+    declared = _declared_private_attributes()
+    bad: list[str] = []
+    for name, path in MODULES.items():
+        package = _package_of(name)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Attribute) and _private(node.attr)):
+                continue
+            if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+                continue
+            owners = declared.get(node.attr, set())
+            if owners and package not in owners \
+                    and (name, node.attr) not in ALLOWED_ATTRIBUTES:
+                bad.append(f"{name}:{node.lineno}: {ast.unparse(node)} "
+                           f"(declared in {sorted(owners)})")
+    assert bad == []
 
 
 def _error_classes() -> set[type[PolicyKitError]]:
@@ -194,3 +299,36 @@ def test_the_public_errors_are_exported_from_policykit() -> None:
     names = {c.__name__ for c in _error_classes()}
     assert names - through_base <= set(policykit.__all__)
     assert through_base <= names  # the list above names real classes
+
+
+def test_the_errors_docstring_tree_is_the_class_tree() -> None:
+    """Each class sits under each of its policykit bases in the docstring's tree, and under
+    nothing else; a builtin named beside it, ``(ValueError)``, is one of its bases."""
+    import re
+
+    import policykit.errors as errors
+
+    doc = inspect.getdoc(errors) or ""
+    tree = doc.split("::", 1)[1].strip("\n").split("\n\n", 1)[0]
+    classes = {c.__name__: c for c in _error_classes()}
+    parents: dict[str, set[str]] = {}
+    stack: list[str] = []
+    for line in tree.splitlines():
+        branch = line.find("── ")
+        if branch < 0 and stack:
+            continue  # a description's second line
+        depth = 0 if branch < 0 else (branch - 5) // 4 + 1  # "    ├── " is depth 1
+        head = re.split(r"\s{2,}", line[branch + 3 if branch >= 0 else 0:].strip())[0]
+        listed = re.findall(r"([A-Z]\w+)(?: \((\w+)\))?", head)
+        assert listed, line
+        del stack[depth:]
+        for name, builtin in listed:
+            cls = classes[name]
+            if builtin:
+                assert builtin in {b.__name__ for b in cls.__mro__}, line
+            if stack:
+                parents.setdefault(name, set()).add(stack[-1])
+        stack.append(listed[-1][0])
+    for name, cls in classes.items():
+        own = {b.__name__ for b in cls.__bases__ if b.__name__ in classes}
+        assert parents.get(name, set()) == own, name

@@ -310,3 +310,15 @@ def test_policy_schema_accepts_include_and_installed_pack_names(
     assert validator.is_valid({"include": "base.yaml", "pack": "acme"})
     assert not validator.is_valid({"include": 3})
     assert not validator.is_valid({"pack": "nope"})
+
+
+def test_the_old_home_of_the_pack_still_works_and_says_where_it_moved() -> None:
+    import policykit.pack
+    import policykit.rules.standard as old
+
+    with pytest.warns(DeprecationWarning, match=r"import standard_pack from policykit\.pack"):
+        assert old.standard_pack is policykit.pack.standard_pack
+    with pytest.warns(DeprecationWarning, match="PACK_ORDER"):
+        assert old.PACK_ORDER == policykit.pack.PACK_ORDER
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        old.nope  # noqa: B018

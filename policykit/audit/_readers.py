@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from ..errors import AuditSourceError, MissingDependencyError, ParameterError, nearest
 from ..models.events import EVENT_TYPES, EventBase
+from ..models.registry import on_types_changed
 
 Unit = Literal["line", "row", "item"]
 
@@ -146,6 +147,18 @@ def _fields_of(kind: type) -> dict[str, frozenset[str]]:
 # (the models themselves accept only true/false and integers).
 _BOOLS = _fields_of(bool)
 _INTS = _fields_of(int)
+
+
+def _types_changed() -> None:
+    """The vocabulary changed: the tables above, recomputed in place (read by reference)."""
+    _STRUCTURED.clear()
+    _STRUCTURED.update(_structured_fields())
+    for table, kind in ((_BOOLS, bool), (_INTS, int)):
+        table.clear()
+        table.update(_fields_of(kind))
+
+
+on_types_changed(_types_changed)
 _INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
 
 
@@ -676,23 +689,9 @@ def _csv_reader(label: str, source: Path | bytes, head: bytes,
         feed = _Lines(_bounded_lines(text, oversize))
         reader = csv.reader(feed, delimiter=delimiter)
         try:
-            try:
-                header = next(reader)
-            except StopIteration:
+            header = _csv_header(reader, label)
+            if header is None:
                 return
-            except (csv.Error, _RowTooLong) as exc:
-                why = (_csv_problem(exc) if isinstance(exc, csv.Error)
-                       else "a header on one line")
-                raise AuditSourceError(label, f"the CSV header does not parse ({why})",
-                                       line=1) from None
-            header = [h.lstrip("\ufeff").strip() if isinstance(h, str) else h
-                      for h in header]
-            twice = sorted({h for h in header if h and header.count(h) > 1})
-            if twice:
-                # Which of two "id" columns is the event's? Guessing would pick one silently.
-                raise AuditSourceError(label, "the CSV header names a column more than once "
-                                       f"({', '.join(map(repr, twice))}): rename or remove "
-                                       "the copy", line=1)
             while True:
                 feed.start_row()
                 problem: str | None = None  # what a row on one line should have been
@@ -715,16 +714,7 @@ def _csv_reader(label: str, source: Path | bytes, head: bytes,
                     detail = "the file ends inside it"
                     problem = problem or _UNTERMINATED
                 if len(taken) > 1:
-                    if detail is None and len(cells) != len(header):
-                        detail = (f"the row would have {len(cells)} cells, the header has "
-                                  f"{len(header)}")
-                    if detail is None and any(n in oversize for n, _ in taken):
-                        detail = f"a line in it is over {MAX_RECORD_BYTES} characters"
-                    if detail is None and (n := _row_inside(taken[1:], header,
-                                                            delimiter)) is not None:
-                        # Two stray quotes close each other: the row parses and has the
-                        # header's cells, but a line inside it is a whole event row.
-                        detail = f"line {n} inside it is an event row of its own"
+                    detail = detail or _swallowed(taken, cells, header, oversize, delimiter)
                     if detail is not None:
                         # Most likely a stray quote: set aside only this line and read
                         # the lines it swallowed again, as rows of their own.
@@ -754,6 +744,43 @@ def _csv_reader(label: str, source: Path | bytes, head: bytes,
 
     return Reader(label, "line", records(), total=opened.size, progress_unit="B",
                   advance=opened.advance, notes=notes)
+
+
+def _csv_header(reader: Iterator[list[str]], label: str) -> list[str] | None:
+    """The header row, its names stripped (and of a BOM); None for an empty file. An
+    AuditSourceError when it does not parse or names a column twice."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        return None
+    except (csv.Error, _RowTooLong) as exc:
+        why = (_csv_problem(exc) if isinstance(exc, csv.Error)
+               else "a header on one line")
+        raise AuditSourceError(label, f"the CSV header does not parse ({why})",
+                               line=1) from None
+    header = [h.lstrip("\ufeff").strip() if isinstance(h, str) else h for h in header]
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if twice:
+        # Which of two "id" columns is the event's? Guessing would pick one silently.
+        raise AuditSourceError(label, "the CSV header names a column more than once "
+                               f"({', '.join(map(repr, twice))}): rename or remove "
+                               "the copy", line=1)
+    return header
+
+
+def _swallowed(taken: list[tuple[int, str]], cells: list[str], header: list[str],
+               oversize: set[int], delimiter: str) -> str | None:
+    """Why a row read over several lines (``taken``) is most likely not one row but lines a
+    stray quote swallowed; None when it stands as one row."""
+    if len(cells) != len(header):
+        return f"the row would have {len(cells)} cells, the header has {len(header)}"
+    if any(n in oversize for n, _ in taken):
+        return f"a line in it is over {MAX_RECORD_BYTES} characters"
+    if (n := _row_inside(taken[1:], header, delimiter)) is not None:
+        # Two stray quotes close each other: the row parses and has the header's cells,
+        # but a line inside it is a whole event row.
+        return f"line {n} inside it is an event row of its own"
+    return None
 
 
 def _row_inside(lines: list[tuple[int, str]], header: list[str],

@@ -22,7 +22,7 @@ from .._optional import optional_import
 from ..errors import ParameterError, nearest
 from ..models.decisions import Decision, Subject
 from ..models.events import EventBase
-from ..policy import PolicySet
+from ..policy import PolicySet, has_versions
 from . import _charts, _explain, _payroll, _why_not
 from ._charts import Chart
 from ._data import AuditCounts, ReportData, Status
@@ -450,7 +450,7 @@ def _write_file(path: str | Path, write: Callable[[TextIO], None],
 def _versions(policy: Any) -> dict[str, Any]:
     """For a policy with versions in force by date (docs/versions.md): each version's
     fingerprint, the one its decisions carry, and its dates; nothing for another policy."""
-    if not policy._versions:
+    if not has_versions(policy):
         return {}
     return {"versions": [
         {"version": v.version, "fingerprint": v.fingerprint(),

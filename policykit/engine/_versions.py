@@ -20,7 +20,7 @@ from typing import Any
 
 from ..models.decisions import Decision
 from ..models.events import EventBase
-from ..policy import Policy
+from ..policy import Policy, dated
 from ..rules import PolicyInfo, RuleContext, RuleRuntime, RuleSpec
 
 __all__ = ["engine_specs", "windows"]
@@ -77,8 +77,7 @@ class _VersionedRule:
 def engine_specs(policy: Policy) -> Sequence[Any]:
     """The rules a session runs for ``policy``: its specs, or for a policy with versions one
     :class:`_VersionedRule` per rule id of any version."""
-    if not policy._versions and policy.effective_from is None \
-            and policy.effective_until is None:
+    if not dated(policy):
         return policy.specs
     spans = windows(policy)
     out: list[_VersionedRule] = []

@@ -8,8 +8,7 @@ testing strategies) treats it as it treats a built-in type.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal, get_args, get_origin
 
@@ -167,6 +166,18 @@ def event_types(*classes: type[EventBase]) -> Iterator[None]:
             _changed()
 
 
+def on_types_changed(listener: Callable[[], None]) -> None:
+    """Call ``listener`` after every change of the vocabulary (EVENT_TYPES and the parser
+    already updated). A module of another package that keeps tables computed from the event
+    types when imported (the batch pipeline, the record readers, the testing strategies)
+    registers how to recompute them here, rather than this module reaching into it.
+    Library-internal."""
+    _LISTENERS.append(listener)
+
+
+_LISTENERS: list[Callable[[], None]] = []
+
+
 def _changed() -> None:
     """Make the vocabulary the built-in types plus the registered ones, everywhere."""
     # EVENT_TYPES is one dict read by reference across the package: update it in place.
@@ -174,22 +185,10 @@ def _changed() -> None:
         del EVENT_TYPES[name]
     EVENT_TYPES.update(_REGISTERED)
     parsing._use_types(tuple(_REGISTERED.values()))
-    # Caches keyed by event type name, computed from EVENT_TYPES when first asked: clear
-    # them in the modules already imported (the others compute from the new vocabulary).
-    batch = sys.modules.get("policykit.engine._batch")
-    if batch is not None:
-        for fn in ("_fields_holding", "_time_fields_any"):
-            getattr(batch, fn).cache_clear()
-    readers = sys.modules.get("policykit.audit._readers")
-    if readers is not None:
-        readers._STRUCTURED.clear()
-        readers._STRUCTURED.update(readers._structured_fields())
-        for table, kind in ((readers._BOOLS, bool), (readers._INTS, int)):
-            table.clear()
-            table.update(readers._fields_of(kind))
-    strategies = sys.modules.get("policykit.testing.strategies")
-    if strategies is not None:
-        strategies._types_changed()
+    # What other modules computed from EVENT_TYPES when imported (a module imported later
+    # computes from the new vocabulary).
+    for listener in _LISTENERS:
+        listener()
 
 
 #: The entry point group installed packages register their event models in: each entry

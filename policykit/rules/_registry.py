@@ -166,7 +166,7 @@ def _changed() -> None:
     SHAPES.update(_REGISTERED)
     schema = sys.modules.get("policykit._schema")
     if schema is not None:  # the policy schema lists the shapes: computed once, kept
-        schema._policy_schema.cache_clear()
+        schema.shapes_changed()
 
 
 def _entry_points(group: str) -> list[Any]:

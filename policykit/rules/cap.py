@@ -54,7 +54,7 @@ from pydantic import Field, model_validator
 from ..calendar import MonthsUnit
 from ..models.decisions import Decision, Subject
 from ..models.events import EventBase
-from ._base import Amount, Message, PolicyInfo, RuleContext, RuleRuntime, RuleSpec
+from ._base import Amount, Message, PolicyInfo, RuleContext, RuleRuntime, RuleSpec, local_iso
 
 __all__ = ["CapSpec"]
 
@@ -199,10 +199,8 @@ class _CapRuntime(RuleRuntime):
         total = sum((x[2] for x in items), _ZERO)
         limits = []
         details: dict[str, Any] = {"period": label,
-                                   "period_start": ctx.calendar.local(book["start"]).isoformat(
-                                       timespec="seconds"),
-                                   "period_end": ctx.calendar.local(book["end"]).isoformat(
-                                       timespec="seconds"),
+                                   "period_start": local_iso(ctx, book["start"]),
+                                   "period_end": local_iso(ctx, book["end"]),
                                    "base_salary": str(_cents(salary))}
         if s.cap_rate is not None:
             cap = _cents(salary * s.cap_rate)

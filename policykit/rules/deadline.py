@@ -53,7 +53,7 @@ from ._base import (
     split_key,
     value_part,
 )
-from ._base import local_iso as _fmt_time
+from ._base import local_iso as _iso
 
 __all__ = ["DeadlineSpec", "Reassign", "Step", "WithinBy"]
 
@@ -514,19 +514,19 @@ class _DeadlineRuntime(RuleRuntime):
         out: dict[str, Any] = {
             "what": self._what,
             "key": "/".join(split_key(case["key"])),
-            "opened_at": _fmt_time(ctx, case["opened_at"]),
+            "opened_at": _iso(ctx, case["opened_at"]),
         }
         if len(s.key) > 1:
             out.update(zip(s.key, split_key(case["key"]), strict=False))
         if case["due"] is not None:
-            out["due"] = _fmt_time(ctx, case["due"])
+            out["due"] = _iso(ctx, case["due"])
             out["deadline"] = (case["clock"] if isinstance(case["clock"], str)
                                else s.within_field)
             out["basis"] = s.basis
         else:
             out["deadline"] = "open" if s.open_ended else "not started"
         if case["started_at"] is not None and self._start:
-            out["started_at"] = _fmt_time(ctx, case["started_at"])
+            out["started_at"] = _iso(ctx, case["started_at"])
         if s.actor:
             out["actor"] = s.actor
         if self._reassign:
@@ -764,7 +764,7 @@ class _DeadlineRuntime(RuleRuntime):
             case["expiry"] = None
             s = self.spec
             details = self._details(case, ctx, expire_after=s.expire_after,
-                                    last_event_at=_fmt_time(ctx, touched))
+                                    last_event_at=_iso(ctx, touched))
             # Not judged, so not remembered as judged (once): a later trigger with its key
             # opens a new case. Its key is not kept a year more.
             self._close(case, ctx.now, judged=False)
@@ -866,7 +866,7 @@ class _DeadlineRuntime(RuleRuntime):
         ctx.emit(self.spec, "breached", kind=self.spec.kind, subject=self._subject(case),
                  at=event.at, evidence=self._evidence(case, event.id), key=key,
                  details=self._details(case, ctx, breach_type=event.type,
-                                       breach_at=_fmt_time(ctx, event.at), breach_event=event.id))
+                                       breach_at=_iso(ctx, event.at), breach_event=event.id))
 
     # -- time ------------------------------------------------------------------------
 

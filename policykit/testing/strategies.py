@@ -34,6 +34,7 @@ from ..calendar import (
 )
 from ..models.events import EVENT_TYPES, EventBase
 from ..models.parsing import parse_event
+from ..models.registry import on_types_changed
 from ._model import POOLS, FieldShape, field_shapes, pool_for
 
 __all__ = [
@@ -511,6 +512,7 @@ def _types_changed() -> None:
 
 
 _register_from_type()
+on_types_changed(_types_changed)
 
 
 @st.composite
