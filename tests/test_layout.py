@@ -227,13 +227,7 @@ def _declared_private_attributes() -> dict[str, set[str]]:
 
 #: (module, attribute) pairs allowed to read another package's private attribute anyway,
 #: each with the reason. Keep it empty.
-ALLOWED_ATTRIBUTES: frozenset[tuple[str, str]] = frozenset({
-    # A rule of a policy with versions gives each version's runtime a RuleContext of its
-    # own, made from the session's callbacks; RuleContext (rules/_base.py) has no public
-    # way to make one for another policy yet.
-    ("policykit.engine._versions", "_emit"),
-    ("policykit.engine._versions", "_schedule"),
-})
+ALLOWED_ATTRIBUTES: frozenset[tuple[str, str]] = frozenset()
 
 
 def test_no_private_attribute_of_another_package_is_read() -> None:

@@ -142,8 +142,7 @@ class _VersionedRuntime(RuleRuntime):
                     return None  # the version in force has no such rule
                 vctx = self._contexts[i]
                 if vctx is None:
-                    vctx = self._contexts[i] = RuleContext(
-                        m.info, ctx.directory, ctx._emit, ctx._schedule)
+                    vctx = self._contexts[i] = ctx.for_policy(m.info)
                 vctx.now = now
                 return runtime, vctx
         return None  # between versions: none in force

@@ -1140,6 +1140,11 @@ class RuleContext:
         # _outcome); the spec is kept in the entry so its id is never reused while cached.
         self._outcomes: dict[tuple[int, str], _Outcome] = {}
 
+    def for_policy(self, policy: PolicyInfo) -> RuleContext:
+        """A context for another version of the policy: the same directory and session
+        callbacks, that version's identity and calendar."""
+        return RuleContext(policy, self.directory, self._emit, self._schedule)
+
     def schedule(self, due: datetime, key: str) -> None:
         """Wake this rule's ``on_timer(key)`` when event time reaches ``due``."""
         self._schedule(due, key)
