@@ -69,13 +69,15 @@ need policykit installed, in the same version as the driver.
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
-from typing import Any
+from typing import Any, overload
 
+from ._distributed import AuditSummary, file_source, run_files
 from .errors import ParameterError
 from .models import raw_records
 from .models.decisions import Decision
@@ -83,7 +85,7 @@ from .models.events import EventBase
 from .policy import Policy, PolicySet
 from .rules import RuleSpec
 
-__all__ = ["Shard", "distributed_audit", "plan"]
+__all__ = ["AuditSummary", "Shard", "distributed_audit", "plan"]
 
 PROFILE = "employee.profile"
 
@@ -293,23 +295,74 @@ def _run_shard(policy: Policy, events: list[EventBase], stop: datetime | None,
                      until=stop, fire_before=last).decisions
 
 
+@overload
 def distributed_audit(
-    events: Iterable[EventBase | Mapping[str, Any] | str] | str | bytes,
-    policies: PolicySet | Iterable[Policy] | None = None,
+    events: Any,
+    policies: PolicySet | Iterable[Policy] | str | os.PathLike[str] | None = None,
     until: datetime | date | str | None = None,
     client: Any = None,
     partitions: int | None = None,
     *,
     backend: str = "native",
     assume_tz: str | tzinfo | None = None,
-) -> list[Decision]:
-    """The decisions of ``Engine(policies, backend=backend).evaluate(events, until,
-    assume_tz=assume_tz)``, computed shard by shard on a Dask ``client``
-    (``distributed.Client``; None runs the shards here, one after the other).
+    output: None = None,
+    format: str | None = None,
+    encoding: str | None = None,
+) -> list[Decision]: ...
+
+
+@overload
+def distributed_audit(
+    events: Any,
+    policies: PolicySet | Iterable[Policy] | str | os.PathLike[str] | None = None,
+    until: datetime | date | str | None = None,
+    client: Any = None,
+    partitions: int | None = None,
+    *,
+    backend: str = "native",
+    assume_tz: str | tzinfo | None = None,
+    output: str | os.PathLike[str],
+    format: str | None = None,
+    encoding: str | None = None,
+) -> AuditSummary: ...
+
+
+def distributed_audit(
+    events: Any,
+    policies: PolicySet | Iterable[Policy] | str | os.PathLike[str] | None = None,
+    until: datetime | date | str | None = None,
+    client: Any = None,
+    partitions: int | None = None,
+    *,
+    backend: str = "native",
+    assume_tz: str | tzinfo | None = None,
+    output: str | os.PathLike[str] | None = None,
+    format: str | None = None,
+    encoding: str | None = None,
+) -> list[Decision] | AuditSummary:
+    """An audit on a Dask ``client`` (``distributed.Client``; None: dask's default
+    scheduler, or one shard after another in this process for the in-memory call).
+
+    With ``output`` (a directory or fsspec URL): the audit of :func:`policykit.audit` on
+    ``events`` — a path, a glob or a directory of ``.jsonl``/``.json``/``.csv``/``.parquet``
+    files (optionally ``.gz``, local or on any fsspec filesystem), a DataFrame or an
+    iterable of records — with its quarantine. The workers read the files; the decisions
+    and the quarantine are written as Parquet under ``output/decisions`` and
+    ``output/quarantine`` (replacing what was there), and an :class:`AuditSummary` is
+    returned. Records later than ``until`` are counted (``after_until``), not evaluated.
+
+    Without ``output`` (``events`` in memory: an iterable of models, dicts or JSON text):
+    the decisions of ``Engine(policies, backend=backend).evaluate(events, until,
+    assume_tz=assume_tz)``, ids included; the first bad record raises.
+
     ``partitions``: shards per splittable rule group (default: twice the cluster's worker
     threads, 4 without a client). See the module docstring for how it stays exact."""
     from .engine import BACKENDS, parse_instant, zone
 
+    if isinstance(policies, str | os.PathLike):
+        from .policyfile import resolve_policies
+
+        policies = resolve_policies(policies)
     pset = _policy_set(policies)
     if backend not in BACKENDS:
         from .errors import nearest
@@ -325,6 +378,23 @@ def distributed_audit(
         raise ParameterError("partitions", partitions, "a positive int")
     tz = zone(assume_tz)
     horizon = None if until is None else parse_instant(until, policies=pset, assume_tz=tz)
+    if output is not None or file_source(events):
+        if output is None:
+            raise ParameterError(
+                "output", None, f"a directory or fsspec URL for the decisions and the "
+                f"quarantine: the workers read {os.fspath(events)!r} and write what they "
+                "find, the driver holds none of it")
+        if horizon is not None:
+            from .engine._batch import check_horizon
+
+            check_horizon(horizon, pset)
+        return run_files(events, pset, horizon, tz, output=output, client=client,
+                         partitions=partitions, backend=backend, fmt=format,
+                         encoding=encoding)
+    if format is not None or encoding is not None:
+        raise ParameterError("format" if format is not None else "encoding",
+                             format if format is not None else encoding,
+                             "None for events given in memory (it names how to read a file)")
     ordered = _prepare(events, pset, horizon, tz)
     last = ordered[-1].at if ordered else None
     work: list[tuple[Policy, list[EventBase]]] = []
