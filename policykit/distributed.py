@@ -75,6 +75,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
+from pathlib import Path
 from typing import Any, overload
 
 from ._distributed import AuditSummary, file_source, run_files
@@ -362,7 +363,8 @@ def distributed_audit(
     if isinstance(policies, str | os.PathLike):
         from .policyfile import resolve_policies
 
-        policies = resolve_policies(policies)
+        policies = resolve_policies(policies if isinstance(policies, str)
+                                    else Path(os.fspath(policies)))
     pset = _policy_set(policies)
     if backend not in BACKENDS:
         from .errors import nearest

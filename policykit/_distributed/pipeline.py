@@ -4,11 +4,12 @@ driver builds the task graph and adds up a summary. The argument for its exactne
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from decimal import Decimal
@@ -18,7 +19,7 @@ from ..errors import AuditSourceError, EventError, ParameterError
 from ..models.events import EventBase
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
     from ..models.decisions import Decision
     from ..policy import Policy, PolicySet
@@ -88,7 +89,7 @@ def _accepted(path: str) -> bool:
 
 def _expand(source: str | os.PathLike[str]) -> list[tuple[str, bool]]:
     """(path or URL, local?) of each file ``source`` names, in a stable (sorted) order."""
-    from fsspec.core import url_to_fs
+    from fsspec.core import url_to_fs  # type: ignore[import-untyped,unused-ignore]
 
     text = os.fspath(source)
     try:
@@ -122,7 +123,7 @@ def _pos(index: int, line: int | None) -> int:
 
 
 def _frame(rows: dict[str, list[Any]], dtypes: dict[str, str]) -> pd.DataFrame:
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
     out = pd.DataFrame({c: pd.Series(rows[c], dtype=t) for c, t in dtypes.items()})
     return out
@@ -140,7 +141,7 @@ def _q_row(q: Any, pos: int) -> dict[str, Any]:
 
 
 def _q_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
     return pd.DataFrame(rows, columns=list(_QUARANTINE)).astype(
         {"pos": "int64", **{c: "object" for c in _QUARANTINE if c != "pos"}})
@@ -182,7 +183,7 @@ def _read_file(index: int, url: str, local: bool, policies: PolicySet, tz: tzinf
 
     if local:
         return _parse(index, read_records(url, format=fmt, encoding=encoding), policies, tz)
-    from fsspec.core import url_to_fs
+    from fsspec.core import url_to_fs  # type: ignore[import-untyped,unused-ignore]
 
     fs, path = url_to_fs(url)
     with tempfile.TemporaryDirectory(prefix="policykit-") as tmp:
@@ -256,7 +257,7 @@ def _resolve(part: pd.DataFrame, horizon: datetime | None,
         label, unit = labels[p >> _LINE_BITS]
         line = p & ((1 << _LINE_BITS) - 1)
         q = quarantined(exc, Reader(label, unit, iter(())), line, e)  # type: ignore[arg-type]
-        kinds.append("q"), pos.append(p), evs.append(None), rows.append(_q_row(q, p))
+        _add(kinds, pos, evs, rows, "q", p, None, _q_row(q, p))
     corrected = len(events) - len(kept) - len(refused)
     after = 0
     if horizon is not None:
@@ -269,14 +270,21 @@ def _resolve(part: pd.DataFrame, horizon: datetime | None,
         if e.id in seen:
             continue
         seen.add(e.id)
-        kinds.append("e"), pos.append(where[id(e)]), evs.append(e), rows.append(None)
-    kinds.append("s"), pos.append(0), evs.append(None)
-    rows.append((corrected, len(kept) - len(seen), after))
+        _add(kinds, pos, evs, rows, "e", where[id(e)], e, None)
+    _add(kinds, pos, evs, rows, "s", 0, None, (corrected, len(kept) - len(seen), after))
     return _frame({"kind": kinds, "pos": pos, "ev": evs, "row": rows}, _RESOLVED)
 
 
+def _add(kinds: list[str], pos: list[int], evs: list[EventBase | None], rows: list[Any],
+         kind: str, p: int, ev: EventBase | None, row: Any) -> None:
+    kinds.append(kind)
+    pos.append(p)
+    evs.append(ev)
+    rows.append(row)
+
+
 def _latest(part: pd.DataFrame) -> pd.DataFrame:
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
     evs = [e for e in part["ev"] if e is not None]
     last = max((e.at for e in evs), default=None)
@@ -326,40 +334,49 @@ def _router(pset: PolicySet, partitions: int) -> list[_Group]:
     return out
 
 
-def _targets(ev: EventBase, group: _Group) -> Iterator[int]:
-    """The shards of ``group`` that read ``ev``: what ``distributed._shard_events`` puts
-    in each shard's list."""
-    from ..distributed import PROFILE, _bucket
+def _actions(router: list[_Group]) -> dict[str, list[tuple[str | None, int, int]]]:
+    """Per event type: (field, or None for every shard; first shard; shard count) per group
+    reading it: the lists ``distributed._shard_events`` builds, as a table."""
+    from ..distributed import PROFILE
 
-    t = ev.type
-    routes = group.routes
-    if routes is None:
-        if t in group.types:
-            yield group.base
-        return
-    if t == PROFILE and PROFILE not in routes:
-        if group.directory:
-            yield from range(group.base, group.base + group.count)
-        return
-    if t not in routes:
-        return
-    name = routes[t]
-    if name is None:
-        yield from range(group.base, group.base + group.count)
-        return
-    value = getattr(ev, name, None)
-    if value is not None:
-        yield group.base + _bucket(value, group.count)
+    out: dict[str, list[tuple[str | None, int, int]]] = {}
+    for g in router:
+        types = set(g.types) | ({PROFILE} if g.directory else set())
+        if g.routes is not None:
+            types |= set(g.routes)
+        for t in sorted(types):
+            if g.routes is None:
+                if t in g.types:
+                    out.setdefault(t, []).append((None, g.base, 1))
+            elif t == PROFILE and PROFILE not in g.routes:
+                if g.directory:
+                    out.setdefault(t, []).append((None, g.base, g.count))
+            elif t in g.routes:
+                out.setdefault(t, []).append((g.routes[t], g.base, g.count))
+    return out
 
 
 def _route(part: pd.DataFrame, router: list[_Group]) -> pd.DataFrame:
+    """Each event once per shard that reads it."""
+    from ..distributed import _bucket
+
+    actions = _actions(router)
     shards: list[int] = []
     pos: list[int] = []
     evs: list[EventBase] = []
-    for p, ev in zip(part["pos"], part["ev"], strict=True):
-        for group in router:
-            for k in _targets(ev, group):
-                shards.append(k), pos.append(int(p)), evs.append(ev)
+    for p, ev in zip(part["pos"].tolist(), part["ev"], strict=True):
+        for name, base, count in actions.get(ev.type, ()):
+            if name is None:
+                ks: Iterable[int] = range(base, base + count)
+            else:
+                value = getattr(ev, name, None)
+                if value is None:
+                    continue
+                ks = (base + _bucket(value, count),)
+            for k in ks:
+                shards.append(k)
+                pos.append(p)
+                evs.append(ev)
     return _frame({"shard": shards, "pos": pos, "ev": evs}, _ROUTED)
 
 
@@ -384,7 +401,7 @@ def _run_shards(part: pd.DataFrame, router: list[_Group], horizon: datetime | No
 
 
 def _decision_frame(decisions: list[Decision]) -> pd.DataFrame:
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
     return pd.DataFrame(
         [(d.id, d.at.isoformat(), d.policy, d.rule, d.kind, d.subject.kind, d.subject.id,
@@ -421,6 +438,10 @@ def _schemas() -> tuple[Any, Any]:
     return decisions, quarantine
 
 
+def _dask() -> Any:
+    return importlib.import_module("dask")  # untyped: one Any for every dask call
+
+
 class _Runner:
     """persist/compute on the given client, else on dask's default scheduler."""
 
@@ -428,14 +449,14 @@ class _Runner:
         self.client = client
 
     def persist(self, *colls: Any) -> list[Any]:
-        import dask
+        dask = _dask()
 
         if self.client is not None:
             return list(self.client.persist(list(colls)))
         return list(dask.persist(*colls))
 
     def compute(self, *colls: Any) -> list[Any]:
-        import dask
+        dask = _dask()
 
         if self.client is not None:
             return list(self.client.gather(self.client.compute(list(colls))))
@@ -445,7 +466,7 @@ class _Runner:
 def _read_tasks(source: Any, pset: PolicySet, tz: tzinfo | None, fmt: str | None,
                 encoding: str | None) -> tuple[list[Any], list[str]]:
     """One delayed read per file (or per chunk of an in-memory source), and the sources."""
-    from dask import delayed
+    delayed = _dask().delayed
 
     if file_source(source):
         files = _expand(source)
@@ -468,14 +489,14 @@ def run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo
               *, output: str | os.PathLike[str], client: Any, partitions: int, backend: str,
               fmt: str | None = None, encoding: str | None = None) -> AuditSummary:
     """The driver-less audit of ``source``, written under ``output``."""
-    import dask
-
+    dask = _dask()
     try:
-        import dask.dataframe as dd
+        dd: Any = importlib.import_module("dask.dataframe")
     except ImportError:
         from ..errors import MissingDependencyError
 
-        raise MissingDependencyError("dask", "dask", "distributed audits") from None
+        raise MissingDependencyError("dask[dataframe]", "dask", "distributed audits of "
+                                     "files") from None
     out = os.fspath(output)
     if not out.strip():
         raise ParameterError("output", output, "a directory or fsspec URL to write the "
@@ -550,6 +571,6 @@ def _join(base: str, name: str) -> str:
 
 def read_decisions(path: str) -> Iterable[str]:
     """The decisions' JSON of a Parquet dataset written by a distributed audit."""
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
     return list(pd.read_parquet(path, columns=["decision"])["decision"])
