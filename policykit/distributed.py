@@ -1,5 +1,6 @@
-"""Audits on Dask: the decisions of ``Engine().evaluate`` — the same decisions, ids included —
-computed by many processes or machines.
+"""Audits on Dask: the decisions of ``Engine().evaluate`` and :func:`policykit.audit` — the
+same decisions, ids included — computed by many processes or machines, from files the
+workers read themselves.
 
 How the work is split, and why the result is exact
 --------------------------------------------------
@@ -44,12 +45,56 @@ crosses policies; a set where one is active is refused.) So:
    employees, the only ones its rules look up — salaries and role filters are looked up for
    a decision's subject); to every shard of any other group that looks salaries or roles up.
 
-Before splitting, the driver runs the first half of the batch pipeline
-(:mod:`policykit.engine._batch`: validate, place on the calendars, drop events corrected by a
-later one (``meta.corrects``), order by (time, id)) and drops repeated ids (the first
-wins), so every shard sees exactly the events the single process applies; each shard then
-runs the whole pipeline on its events, as ``Engine.evaluate`` does on the whole log.
+The in-memory call
+------------------
+``distributed_audit(events)`` with ``events`` in memory and no ``output``: the driver runs
+the first half of the batch pipeline (:mod:`policykit.engine._batch`: validate, place on
+the calendars, drop events corrected by a later one (``meta.corrects``), order by (time,
+id)) and drops repeated ids (the first wins), so every shard sees exactly the events the
+single process applies; each shard then runs the whole pipeline on its events, as
+``Engine.evaluate`` does on the whole log, and the decisions come back to the driver.
 :func:`plan` shows the split of a policy set.
+
+Without the log on the driver
+-----------------------------
+With ``output`` (and always for a path, a glob or a directory, local or any fsspec URL)
+the driver only builds a Dask graph; it holds no event and no decision:
+
+5. **Read and validate where the data is.** One task per file reads it with the readers
+   of :func:`policykit.audit` (``.jsonl``/``.json``/``.csv``/``.parquet``, ``.gz``; a
+   remote file is first copied to the worker's disk) and runs the pipeline's first two
+   steps (validate, place on the calendars): each judges one record at a time, so a file
+   gives the quarantine entries the whole log gives, named by their own file and line.
+   Each event keeps its place in the input (file number, line): ties of (time, id) then
+   fall in input order, as in one process.
+6. **Corrections and repeated ids, per correction group.** What ``split_corrections``
+   decides about an event depends only on the events it meets through equal ids and
+   ``meta.corrects`` links (its copies, what it corrects, what corrects it, chains and
+   rings): the ledger looks nothing else up. So the ids linked by corrections are joined
+   into groups (union-find over the (id, corrected id) pairs, in one task: their number is
+   the number of corrections), every event is keyed by its group (its own id when no
+   correction touches it), and a Dask shuffle on that key puts each group whole in one
+   partition, where ``split_corrections`` runs on the partition's events in input order.
+   Being a union of whole groups, a partition gets exactly the single-process outcome for
+   each of its events: replaced, refused (quarantined with the same message), or kept.
+   Then, as in one process, events after ``until`` are set aside (counted), and of
+   identical copies the first is kept.
+7. **To the shards.** Each kept event is written once per shard that reads it (rule 2-4
+   above: the key's hash, every shard, or the one whole shard), and a second shuffle on
+   the shard number brings each shard's events together. The event a correction replaces
+   is applied nowhere (it counts as never delivered), so the correction is routed as any
+   event, by its own fields; they hold the corrected event's subject anyway (a correction
+   keeping another type or subject is refused). Every shard runs the whole
+   pipeline as above, firing deadlines up to ``until``, or up to just before the latest
+   kept event (one number, reduced on the workers).
+8. **Written by the workers.** Decisions (one row each, the decision's JSON in
+   ``decision``) and the quarantine are Parquet datasets under ``output``; the call returns
+   an :class:`AuditSummary` (counts, decisions by policy and kind, money per policy and
+   currency, the paths). Read back, the decisions equal ``audit()``'s (``trail``), ids
+   and content, and the quarantine equals its quarantine (tests/test_distributed_files.py).
+
+The shuffles are Dask's own (``DataFrame.shuffle``, task-based: events travel pickled).
+Between stages the partitions are persisted on the workers.
 
 Running it
 ----------
@@ -59,12 +104,13 @@ Running it
     from policykit.distributed import distributed_audit
 
     client = Client("tcp://scheduler:8786")      # a real cluster; Client() starts a local one
-    decisions = distributed_audit(events, until=end_of_month, client=client)
-    decisions = distributed_audit(events, until="2026-04-01", backend="durable")  # in-process
+    summary = distributed_audit("s3://bucket/events/2026-03/*.parquet", until="2026-04-01",
+                                output="s3://bucket/audits/2026-03", client=client)
+    decisions = distributed_audit(events, until=end_of_month, client=client)  # in memory
 
-Without a client the shards run one after the other in this process (the same split, for
-tests and small logs). Events travel to the workers pickled (~150 bytes an event); workers
-need policykit installed, in the same version as the driver.
+Without a client the file path runs on Dask's default scheduler in this process, and the
+in-memory call runs its shards one after the other here. Workers need policykit installed,
+in the same version as the driver, and access to the files.
 """
 
 from __future__ import annotations

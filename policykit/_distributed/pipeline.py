@@ -455,6 +455,19 @@ class _Runner:
             return list(self.client.persist(list(colls)))
         return list(dask.persist(*colls))
 
+    def persist_frame(self, frame: Any, meta: pd.DataFrame) -> Any:
+        """``frame`` computed and kept (on the workers with a client) as a new collection
+        of its partitions. Not ``DataFrame.persist``: without a client that embeds the
+        partitions in the graph, and every expression built on it hashes them all."""
+        dask = _dask()
+        dd: Any = importlib.import_module("dask.dataframe")
+        parts = frame.to_delayed()
+        if self.client is not None:
+            parts = self.client.persist(parts)
+        else:
+            parts = [dask.delayed(p, pure=False) for p in dask.compute(*parts)]
+        return dd.from_delayed(parts, meta=meta, verify_meta=False)
+
     def compute(self, *colls: Any) -> list[Any]:
         dask = _dask()
 
@@ -517,7 +530,7 @@ def run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo
         keyed = events.map_partitions(_keyed, groups, meta=_empty(_KEYED))
         resolved = keyed.shuffle(on="key", npartitions=partitions, shuffle_method="tasks") \
             .map_partitions(_resolve, horizon, labels, meta=_empty(_RESOLVED))
-        (resolved,) = run.persist(resolved)
+        resolved = run.persist_frame(resolved, _empty(_RESOLVED))
         del tasks, events, keyed
         stats = resolved[resolved["kind"] == "s"]["row"]
         applied = resolved[resolved["kind"] == "e"]
@@ -537,7 +550,7 @@ def run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo
                                    shuffle_method="tasks") \
             .map_partitions(_run_shards, router, horizon, last, backend,
                             meta=_decision_frame([]))
-        (decisions,) = run.persist(decisions)
+        decisions = run.persist_frame(decisions, _decision_frame([]))
         quarantine = dd.concat([
             q0, resolved[resolved["kind"] == "q"].map_partitions(
                 _quarantine_rows, meta=_q_frame([]))]).map_partitions(_by_pos, meta=_q_frame([]))
