@@ -179,3 +179,24 @@ def test_a_missing_path_is_named(tmp_path: Path) -> None:
 def test_a_path_is_read_as_a_path_and_needs_an_output(tmp_path: Path) -> None:
     with pytest.raises(ParameterError, match="output"):
         distributed_audit(str(EXAMPLE))
+
+
+def test_an_fsspec_url_is_read_by_the_workers_and_written_there(tmp_path: Path) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()[:600]
+    local = tmp_path / "head.jsonl.gz"
+    import gzip
+
+    local.write_bytes(gzip.compress(("\n".join([*lines, "{oops"]) + "\n").encode()))
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/h17/in/head.jsonl.gz", local.read_bytes())
+    summary = distributed_audit("memory://h17/in/*.gz", until="2026-04-01",
+                                output="memory://h17/out", partitions=2)
+    ref = audit(local, until="2026-04-01")
+    assert summary.decisions_path == "memory://h17/out/decisions"
+    got = sorted(pd.read_parquet(summary.decisions_path)["decision"])
+    assert got == sorted(d.model_dump_json() for d in ref.trail) and got
+    q = pd.read_parquet(summary.quarantine_path)
+    assert list(q["source"]) == [fs.unstrip_protocol("/h17/in/head.jsonl.gz")]
+    assert list(q["line"]) == [601]
+    fs.rm("/h17", recursive=True)

@@ -176,9 +176,12 @@ def _parse(index: int, reader: Any, policies: PolicySet, tz: tzinfo | None
 
 
 def _read_file(index: int, url: str, local: bool, policies: PolicySet, tz: tzinfo | None,
-               fmt: str | None, encoding: str | None) -> dict[str, Any]:
+               fmt: str | None, encoding: str | None, _types: tuple[type, ...] = ()
+               ) -> dict[str, Any]:
     """One file, read on a worker. A remote file is copied to a temporary local file first,
-    so every format is read (gzip limits, CSV sniffing) exactly as audit() reads it."""
+    so every format is read (gzip limits, CSV sniffing) exactly as audit() reads it.
+    ``_types``: the driver's registered event types, unpickled here only to register them
+    (a type declared in a policy file travels as its declaration)."""
     from ..audit._readers import read_records
 
     if local:
@@ -196,7 +199,7 @@ def _read_file(index: int, url: str, local: bool, policies: PolicySet, tz: tzinf
 
 
 def _read_chunk(label: str, unit: str, records: list[tuple[int, Any]], policies: PolicySet,
-                tz: tzinfo | None) -> dict[str, Any]:
+                tz: tzinfo | None, _types: tuple[type, ...] = ()) -> dict[str, Any]:
     from ..audit._readers import Reader
 
     return _parse(0, Reader(label, unit, iter(records)), policies, tz)  # type: ignore[arg-type]
@@ -479,11 +482,13 @@ class _Runner:
 def _read_tasks(source: Any, pset: PolicySet, tz: tzinfo | None, fmt: str | None,
                 encoding: str | None) -> tuple[list[Any], list[str]]:
     """One delayed read per file (or per chunk of an in-memory source), and the sources."""
-    delayed = _dask().delayed
+    from ..models.registry import registered_event_types
 
+    delayed = _dask().delayed
+    types = tuple(registered_event_types().values())
     if file_source(source):
         files = _expand(source)
-        return [delayed(_read_file, pure=True)(i, url, local, pset, tz, fmt, encoding)
+        return [delayed(_read_file, pure=True)(i, url, local, pset, tz, fmt, encoding, types)
                 for i, (url, local) in enumerate(files)], [u for u, _l in files]
     from ..audit._readers import read_records
 
@@ -492,9 +497,10 @@ def _read_tasks(source: Any, pset: PolicySet, tz: tzinfo | None, fmt: str | None
     tasks = []
     while chunk := list(itertools.islice(records, _CHUNK)):
         tasks.append(delayed(_read_chunk, pure=False)(reader.label, reader.unit, chunk,
-                                                      pset, tz))
+                                                      pset, tz, types))
     if not tasks:
-        tasks.append(delayed(_read_chunk, pure=False)(reader.label, reader.unit, [], pset, tz))
+        tasks.append(delayed(_read_chunk, pure=False)(reader.label, reader.unit, [], pset, tz,
+                                                      types))
     return tasks, [reader.label]
 
 
