@@ -249,7 +249,9 @@ def _resolve(part: pd.DataFrame, horizon: datetime | None,
 
     part = part.sort_values("pos", kind="stable")
     events: list[EventBase] = list(part["ev"])
-    where = {id(e): int(p) for e, p in zip(events, part["pos"], strict=True)}
+    where: dict[int, int] = {}
+    for e, p in zip(events, part["pos"].tolist(), strict=True):
+        where.setdefault(id(e), p)  # one object twice (an in-memory list): its first place
     kept, refused = split_corrections(events)
     kinds: list[str] = []
     pos: list[int] = []
@@ -521,33 +523,35 @@ def run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo
         raise ParameterError("output", output, "a directory or fsspec URL to write the "
                              "decisions and quarantine to")
     run = _Runner(client)
+    # Each stage is kept on the workers until the next one is; the driver holds futures,
+    # counts and the latest event time.
     with dask.config.set({"dataframe.convert-string": False}):
         tasks, sources = _read_tasks(source, pset, tz, fmt, encoding)
-        tasks = run.persist(*tasks)  # read once, kept on the workers
+        tasks = run.persist(*tasks)  # read once
         infos = run.compute(*[dask.delayed(_part)(t, "info") for t in tasks])
         # An in-memory source's chunks share source number 0 (their lines run on).
         labels = [(label, unit) for label, unit, _n, _notes in infos]
         read = sum(n for _l, _u, n, _notes in infos)
+        q0 = run.persist(*[dask.delayed(_part)(t, "quarantine") for t in tasks])
         groups = dask.delayed(_components)(*[dask.delayed(_part)(t, "edges") for t in tasks])
         events = dd.from_delayed([dask.delayed(_part)(t, "events") for t in tasks],
                                  meta=_empty(_EVENTS), verify_meta=False)
-        q0 = dd.from_delayed([dask.delayed(_part)(t, "quarantine") for t in tasks],
-                             meta=_q_frame([]), verify_meta=False)
         keyed = events.map_partitions(_keyed, groups, meta=_empty(_KEYED))
         resolved = keyed.shuffle(on="key", npartitions=partitions, shuffle_method="tasks") \
             .map_partitions(_resolve, horizon, labels, meta=_empty(_RESOLVED))
         resolved = run.persist_frame(resolved, _empty(_RESOLVED))
-        del tasks, events, keyed
-        stats = resolved[resolved["kind"] == "s"]["row"]
+        del tasks, groups, events, keyed  # the parsed files: released on the workers
         applied = resolved[resolved["kind"] == "e"]
+        q1 = run.persist_frame(resolved[resolved["kind"] == "q"].map_partitions(
+            _quarantine_rows, meta=_q_frame([])), _q_frame([]))
         latest = applied.map_partitions(_latest, meta={"at": "object"})["at"]
-        stats_rows, latest_rows = run.compute(stats, latest)
+        stats_rows, latest_rows, evaluated = run.compute(
+            resolved[resolved["kind"] == "s"]["row"], latest, applied["pos"].count())
         corrected, duplicates, after_until = (sum(r[i] for r in stats_rows) for i in range(3))
         last = None if horizon is not None else max(latest_rows, default=None)
         router = _router(pset, partitions)
         nshards = sum(g.count for g in router)
-        import pandas as pd
-
+        # One marker row per shard: a shard no event reaches still runs (to its horizon).
         markers = dd.from_pandas(_frame({"shard": list(range(nshards)), "pos": [0] * nshards,
                                          "ev": [None] * nshards}, _ROUTED), npartitions=1)
         routed = dd.concat([applied.map_partitions(_route, router, meta=_empty(_ROUTED)),
@@ -557,9 +561,10 @@ def run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo
             .map_partitions(_run_shards, router, horizon, last, backend,
                             meta=_decision_frame([]))
         decisions = run.persist_frame(decisions, _decision_frame([]))
+        del resolved, applied, routed  # the events: released on the workers
         quarantine = dd.concat([
-            q0, resolved[resolved["kind"] == "q"].map_partitions(
-                _quarantine_rows, meta=_q_frame([]))]).map_partitions(_by_pos, meta=_q_frame([]))
+            dd.from_delayed(q0, meta=_q_frame([]), verify_meta=False), q1]).map_partitions(
+            _by_pos, meta=_q_frame([]))
         dschema, qschema = _schemas()
         dpath, qpath = _join(out, "decisions"), _join(out, "quarantine")
         write_d = decisions.to_parquet(dpath, write_index=False, schema=dschema,
@@ -567,11 +572,10 @@ def run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo
         write_q = quarantine.to_parquet(qpath, write_index=False, schema=qschema,
                                         overwrite=True, compute=False)
         tally = decisions.map_partitions(_tally, meta=_empty(_TALLY))
-        _w1, _w2, counts, nq, evaluated = run.compute(
-            write_d, write_q, tally, quarantine["pos"].count(), applied["pos"].count())
+        _w1, _w2, counts, nq = run.compute(write_d, write_q, tally, quarantine["pos"].count())
     by_outcome: dict[tuple[str, str], int] = {}
     money: dict[tuple[str, str], Decimal] = {}
-    for row in pd.DataFrame(counts).itertuples(index=False):
+    for row in counts.itertuples(index=False):
         by_outcome[(row.policy, row.kind)] = by_outcome.get((row.policy, row.kind), 0) + row.n
         if row.currency is not None:
             key = (row.policy, row.currency)
@@ -586,10 +590,3 @@ def run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo
 
 def _join(base: str, name: str) -> str:
     return base.rstrip("/") + "/" + name if "://" in base else os.path.join(base, name)
-
-
-def read_decisions(path: str) -> Iterable[str]:
-    """The decisions' JSON of a Parquet dataset written by a distributed audit."""
-    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
-
-    return list(pd.read_parquet(path, columns=["decision"])["decision"])
