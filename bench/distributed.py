@@ -79,6 +79,10 @@ def write_files(events: int, files: int, out: Path, months: int = 3, seed: int =
     return written
 
 
+def _peak_rss() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def check(inputs: Path, decisions: str) -> tuple[bool, int, float]:
     """Decisions read back from Parquet == audit() of the same files, as sorted JSON; and
     the wall time of that single-process audit."""
@@ -134,10 +138,12 @@ def main(argv: list[str] | None = None) -> int:
         summary = distributed_audit(inputs, output=output, client=client)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        workers = client.run(_peak_rss)
     print(f"distributed_audit: {summary.read:,} events, {summary.decisions:,} decisions, "
           f"{summary.quarantined} quarantined; {wall:.1f} s wall, "
           f"{summary.read / wall:,.0f} events/s on {args.workers} workers; driver CPU "
-          f"{cpu:.1f} s, driver peak RSS {peak:.0f} MiB; load avg before "
+          f"{cpu:.1f} s, driver peak RSS {peak:.0f} MiB (workers: "
+          f"{', '.join(f'{v:.0f}' for v in workers.values())} MiB); load avg before "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, after "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     if summary.read <= args.check_max:

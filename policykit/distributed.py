@@ -124,7 +124,7 @@ from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any, overload
 
-from ._distributed import AuditSummary, file_source, run_files
+from ._dask_files import AuditSummary, file_source, run_files
 from .errors import ParameterError
 from .models import raw_records
 from .models.decisions import Decision
@@ -417,13 +417,7 @@ def distributed_audit(
 
         raise ParameterError("backend", backend, "one of " + ", ".join(BACKENDS),
                              suggestion=nearest(backend, BACKENDS))
-    if partitions is None:
-        threads = 0
-        if client is not None:
-            threads = sum(client.nthreads().values())
-        partitions = max(2, 2 * threads) if threads else 4
-    if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
-        raise ParameterError("partitions", partitions, "a positive int")
+    partitions = _partitions(partitions, client)
     tz = zone(assume_tz)
     horizon = None if until is None else parse_instant(until, policies=pset, assume_tz=tz)
     if output is not None or file_source(events):
@@ -433,7 +427,7 @@ def distributed_audit(
                 f"quarantine: the workers read {os.fspath(events)!r} and write what they "
                 "find, the driver holds none of it")
         if horizon is not None:
-            from .engine._batch import check_horizon
+            from .engine.internal import check_horizon
 
             check_horizon(horizon, pset)
         return run_files(events, pset, horizon, tz, output=output, client=client,
@@ -443,6 +437,25 @@ def distributed_audit(
         raise ParameterError("format" if format is not None else "encoding",
                              format if format is not None else encoding,
                              "None for events given in memory (it names how to read a file)")
+    return _in_memory(events, pset, horizon, tz, client, partitions, backend)
+
+
+def _partitions(partitions: int | None, client: Any) -> int:
+    """Shards per splittable group: as given, else twice the cluster's worker threads (4
+    without a client)."""
+    if partitions is None:
+        threads = 0
+        if client is not None:
+            threads = sum(client.nthreads().values())
+        partitions = max(2, 2 * threads) if threads else 4
+    if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
+        raise ParameterError("partitions", partitions, "a positive int")
+    return partitions
+
+
+def _in_memory(events: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo | None,
+               client: Any, partitions: int, backend: str) -> list[Decision]:
+    """The in-memory call: prepared here, shards submitted with their events."""
     ordered = _prepare(events, pset, horizon, tz)
     last = ordered[-1].at if ordered else None
     work: list[tuple[Policy, list[EventBase]]] = []

@@ -1,6 +1,8 @@
-"""The driver-less audit: workers read, validate, resolve, route, evaluate and write; the
-driver builds the task graph and adds up a summary. The argument for its exactness is in
-:mod:`policykit.distributed`'s docstring ("Without the log on the driver")."""
+"""The driver-less audit behind :func:`policykit.distributed.distributed_audit` (private;
+the public module is :mod:`policykit.distributed`): workers read, validate, resolve,
+route, evaluate and write; the driver builds the task graph and adds up a summary. The
+argument for its exactness is in :mod:`policykit.distributed`'s docstring ("Without the
+log on the driver")."""
 
 from __future__ import annotations
 
@@ -15,14 +17,14 @@ from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AuditSourceError, EventError, ParameterError
-from ..models.events import EventBase
+from .errors import AuditSourceError, EventError, ParameterError
+from .models.events import EventBase
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
-    from ..models.decisions import Decision
-    from ..policy import Policy, PolicySet
+    from .models.decisions import Decision
+    from .policy import Policy, PolicySet
 
 __all__ = ["AuditSummary", "file_source", "run_files"]
 
@@ -151,9 +153,8 @@ def _parse(index: int, reader: Any, policies: PolicySet, tz: tzinfo | None
            ) -> dict[str, Any]:
     """Validate and place one part of the log (a file, or a chunk of an in-memory source),
     quarantining as audit() does."""
-    from ..audit._quarantine import quarantined, validate
-    from ..engine._batch import read_valid
-    from ..engine._corrections import corrected_id
+    from .audit.internal import quarantined, validate
+    from .engine.internal import corrected_id, read_valid
 
     rows: list[dict[str, Any]] = []
 
@@ -182,7 +183,7 @@ def _read_file(index: int, url: str, local: bool, policies: PolicySet, tz: tzinf
     so every format is read (gzip limits, CSV sniffing) exactly as audit() reads it.
     ``_types``: the driver's registered event types, unpickled here only to register them
     (a type declared in a policy file travels as its declaration)."""
-    from ..audit._readers import read_records
+    from .audit import read_records
 
     if local:
         return _parse(index, read_records(url, format=fmt, encoding=encoding), policies, tz)
@@ -200,7 +201,7 @@ def _read_file(index: int, url: str, local: bool, policies: PolicySet, tz: tzinf
 
 def _read_chunk(label: str, unit: str, records: list[tuple[int, Any]], policies: PolicySet,
                 tz: tzinfo | None, _types: tuple[type, ...] = ()) -> dict[str, Any]:
-    from ..audit._readers import Reader
+    from .audit.internal import Reader
 
     return _parse(0, Reader(label, unit, iter(records)), policies, tz)  # type: ignore[arg-type]
 
@@ -243,9 +244,8 @@ def _resolve(part: pd.DataFrame, horizon: datetime | None,
     """Corrections and repeated ids of whole groups (every copy of an id, every event a
     correction links to it): the single-process rules (split_corrections), then the
     horizon, then the first copy of each id."""
-    from ..audit._quarantine import quarantined
-    from ..audit._readers import Reader
-    from ..engine._corrections import split_corrections
+    from .audit.internal import Reader, quarantined
+    from .engine.internal import split_corrections
 
     part = part.sort_values("pos", kind="stable")
     events: list[EventBase] = list(part["ev"])
@@ -320,7 +320,7 @@ class _Group:
 
 
 def _router(pset: PolicySet, partitions: int) -> list[_Group]:
-    from ..distributed import PROFILE, _group_routes, _groups, _subset
+    from .distributed import PROFILE, _group_routes, _groups, _subset
 
     out: list[_Group] = []
     base = 0
@@ -342,7 +342,7 @@ def _router(pset: PolicySet, partitions: int) -> list[_Group]:
 def _actions(router: list[_Group]) -> dict[str, list[tuple[str | None, int, int]]]:
     """Per event type: (field, or None for every shard; first shard; shard count) per group
     reading it: the lists ``distributed._shard_events`` builds, as a table."""
-    from ..distributed import PROFILE
+    from .distributed import PROFILE
 
     out: dict[str, list[tuple[str | None, int, int]]] = {}
     for g in router:
@@ -363,7 +363,7 @@ def _actions(router: list[_Group]) -> dict[str, list[tuple[str | None, int, int]
 
 def _route(part: pd.DataFrame, router: list[_Group]) -> pd.DataFrame:
     """Each event once per shard that reads it."""
-    from ..distributed import _bucket
+    from .distributed import _bucket
 
     actions = _actions(router)
     shards: list[int] = []
@@ -389,7 +389,7 @@ def _run_shards(part: pd.DataFrame, router: list[_Group], horizon: datetime | No
                 last: datetime | None, backend: str) -> pd.DataFrame:
     """Each shard of the partition through the whole batch pipeline (as ``Engine.evaluate``
     runs the whole log), its decisions as rows."""
-    from ..distributed import _run_shard
+    from .distributed import _run_shard
 
     by_shard: dict[int, list[tuple[int, EventBase | None]]] = {}
     for k, p, ev in zip(part["shard"], part["pos"], part["ev"], strict=True):
@@ -484,7 +484,7 @@ class _Runner:
 def _read_tasks(source: Any, pset: PolicySet, tz: tzinfo | None, fmt: str | None,
                 encoding: str | None) -> tuple[list[Any], list[str]]:
     """One delayed read per file (or per chunk of an in-memory source), and the sources."""
-    from ..models.registry import registered_event_types
+    from .models.registry import registered_event_types
 
     delayed = _dask().delayed
     types = tuple(registered_event_types().values())
@@ -492,7 +492,7 @@ def _read_tasks(source: Any, pset: PolicySet, tz: tzinfo | None, fmt: str | None
         files = _expand(source)
         return [delayed(_read_file, pure=True)(i, url, local, pset, tz, fmt, encoding, types)
                 for i, (url, local) in enumerate(files)], [u for u, _l in files]
-    from ..audit._readers import read_records
+    from .audit import read_records
 
     reader = read_records(source, format=fmt, encoding=encoding)
     records = iter(reader.records)
@@ -514,7 +514,7 @@ def run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo
     try:
         dd: Any = importlib.import_module("dask.dataframe")
     except ImportError:
-        from ..errors import MissingDependencyError
+        from .errors import MissingDependencyError
 
         raise MissingDependencyError("dask[dataframe]", "dask", "distributed audits of "
                                      "files") from None
