@@ -107,6 +107,7 @@ def quarantine_of(path: str) -> list[tuple[Any, ...]]:
     return sorted(zip(q["event_id"].fillna(""), q["error"], q["record"], strict=True))
 
 
+@pytest.mark.slow(seconds=3)
 def test_a_directory_of_jsonl_and_parquet_equals_audit(
         files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_a: Any, **_k: Any) -> Any:
@@ -200,3 +201,19 @@ def test_an_fsspec_url_is_read_by_the_workers_and_written_there(tmp_path: Path) 
     assert list(q["source"]) == [fs.unstrip_protocol("/h17/in/head.jsonl.gz")]
     assert list(q["line"]) == [601]
     fs.rm("/h17", recursive=True)
+
+
+@pytest.mark.slow(seconds=3)
+def test_on_a_cluster_equals_audit(files: Path, tmp_path: Path) -> None:
+    distributed_ = pytest.importorskip("distributed")
+    # A real scheduler (futures, the peer-to-peer shuffle), its worker in this process.
+    with distributed_.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                   dashboard_address=None) as cluster, \
+            distributed_.Client(cluster) as client:
+        summary = distributed_audit(files, until="2026-04-01", output=tmp_path,
+                                    client=client)
+    ref = reference(sorted(files.iterdir()), "2026-04-01")
+    assert decisions_of(summary.decisions_path) == sorted(
+        d.model_dump_json() for d in ref.trail)
+    assert quarantine_of(summary.quarantine_path) == sorted(
+        (q.event_id or "", q.error, q.record) for q in ref.quarantine)
