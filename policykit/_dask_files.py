@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import AuditSourceError, EventError, ParameterError
 from .models.events import EventBase
+from .models.parsing import CORRECTS
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped,unused-ignore]
@@ -41,8 +42,8 @@ _loads = pickle.loads
 #: (time, id) fall in input order, as in the single-process pipeline.
 _LINE_BITS = 40
 
-_EVENTS = {"pos": "int64", "ev": "object", "target": "object", "id": "object"}
-_KEYED = {**_EVENTS, "key": "object"}
+_EVENTS = {"pos": "int64", "ev": "object", "at": "object", "id": "object"}
+_KEYED = {**_EVENTS, "key": "object", "linked": "bool"}
 _RESOLVED = {"kind": "object", "pos": "int64", "ev": "object", "at": "object",
              "row": "object"}
 _ROUTED = {"shard": "int64", "pos": "int64", "ev": "object"}
@@ -169,16 +170,19 @@ def _parse(index: int, reader: Any, policies: PolicySet, tz: tzinfo | None
 
     prep = read_valid(reader.records, policies, source=reader.label, quarantine=keep,
                       assume_tz=tz, parse=validate)
-    targets: list[str | None] = []
+    edges: list[tuple[str, str]] = []  # (id, the id it corrects)
     for e in prep.events:
-        try:
-            targets.append(corrected_id(e))
-        except EventError:
-            targets.append(None)  # refused when corrections are resolved, whoever it meets
+        if e.meta and CORRECTS in e.meta:
+            try:
+                target = corrected_id(e)
+            except EventError:
+                target = None
+            # Malformed: linked to itself, so that the rules see it (and refuse it).
+            edges.append((e.id, target or e.id))
     events = _frame({"pos": [_pos(index, ln) for ln in prep.lines],
-                     "ev": [_dumps(e, 5) for e in prep.events], "target": targets,
-                     "id": [e.id for e in prep.events]}, _EVENTS)
-    edges = [(e.id, t) for e, t in zip(prep.events, targets, strict=True) if t is not None]
+                     "ev": [_dumps(e, 5) for e in prep.events],
+                     "at": [e.at for e in prep.events], "id": [e.id for e in prep.events]},
+                    _EVENTS)
     return {"events": events, "quarantine": _q_frame(rows), "edges": edges,
             "info": (reader.label, reader.unit, prep.read, list(reader.notes))}
 
@@ -243,6 +247,7 @@ def _components(*edge_lists: list[tuple[str, str]]) -> dict[str, str]:
 def _keyed(part: pd.DataFrame, groups: dict[str, str]) -> pd.DataFrame:
     out = part.copy()
     out["key"] = [groups.get(i, i) for i in part["id"]]
+    out["linked"] = [i in groups for i in part["id"]]  # a correction involves it
     return out
 
 
@@ -255,16 +260,27 @@ def _resolve(part: pd.DataFrame, horizon: datetime | None,
     from .engine.internal import split_corrections
 
     part = part.sort_values("pos", kind="stable")
-    packed: list[bytes] = list(part["ev"])
-    events: list[EventBase] = [_loads(b) for b in packed]
-    where = {id(e): p for e, p in zip(events, part["pos"].tolist(), strict=True)}
-    blob = {id(e): b for e, b in zip(events, packed, strict=True)}
-    kept, refused = split_corrections(events)
     kinds: list[str] = []
     pos: list[int] = []
     evs: list[bytes | None] = []
     ats: list[datetime | None] = []
     rows: list[Any] = []
+    # An event with an id of its own that no correction involves is kept as it is (its
+    # group is itself), without being unpickled; the rules run on the others' groups.
+    alone = ~(part["linked"] | part["id"].duplicated(keep=False))
+    after = 0
+    for p, b, at in zip(part["pos"][alone].tolist(), part["ev"][alone],
+                        part["at"][alone], strict=True):
+        if horizon is not None and at > horizon:
+            after += 1
+            continue
+        _add(kinds, pos, evs, ats, rows, "e", p, b, at, None)
+    part = part[~alone]
+    packed: list[bytes] = list(part["ev"])
+    events: list[EventBase] = [_loads(b) for b in packed]
+    where = {id(e): p for e, p in zip(events, part["pos"].tolist(), strict=True)}
+    blob = {id(e): b for e, b in zip(events, packed, strict=True)}
+    kept, refused = split_corrections(events)
     for e, exc in refused:
         p = where[id(e)]
         label, unit = labels[p >> _LINE_BITS]
@@ -272,11 +288,10 @@ def _resolve(part: pd.DataFrame, horizon: datetime | None,
         q = quarantined(exc, Reader(label, unit, iter(())), line, e)
         _add(kinds, pos, evs, ats, rows, "q", p, None, None, _q_row(q, p))
     corrected = len(events) - len(kept) - len(refused)
-    after = 0
     if horizon is not None:
-        later = [e for e in kept if e.at > horizon]
-        after = len(later)
-        if after:
+        later = sum(1 for e in kept if e.at > horizon)
+        if later:
+            after += later
             kept = [e for e in kept if e.at <= horizon]
     seen: set[str] = set()
     for e in sorted(kept, key=lambda e: (e.at, e.id)):  # stable: ties in input order

@@ -67,6 +67,7 @@ def planted_log() -> list[Any]:
         # A correction changing the subject: refused.
         {**clock_ins[100], "id": "fix-3", "employee_id": "E9999",
          "meta": {"corrects": clock_ins[100]["id"]}},
+        {**clock_ins[120], "id": "fix-4", "meta": {"corrects": 42}},  # not an id: refused
         {"id": "odd-1", "type": "no.such_type", "at": a["at"]},
         {"id": "odd-2", "type": "attendance.clock_in", "at": "yesterday", "employee_id": "E1"},
     ]
