@@ -76,7 +76,9 @@ the driver only builds a Dask graph; it holds no event and no decision:
    correction touches it), and a Dask shuffle on that key puts each group whole in one
    partition, where ``split_corrections`` runs on the partition's events in input order.
    Being a union of whole groups, a partition gets exactly the single-process outcome for
-   each of its events: replaced, refused (quarantined with the same message), or kept.
+   each of its events: replaced, refused (quarantined with the same message), or kept. (An
+   event whose id no other event has and no correction involves is a group of one, kept as
+   it is: the rules run on the other groups only.)
    Then, as in one process, events after ``until`` are set aside (counted), and of
    identical copies the first is kept.
 7. **To the shards.** Each kept event is written once per shard that reads it (rule 2-4
