@@ -1,5 +1,6 @@
-"""Audits on Dask: the decisions of ``Engine().evaluate`` — the same decisions, ids included —
-computed by many processes or machines.
+"""Audits on Dask: the decisions of ``Engine().evaluate`` and :func:`policykit.audit` — the
+same decisions, ids included — computed by many processes or machines, from files the
+workers read themselves.
 
 How the work is split, and why the result is exact
 --------------------------------------------------
@@ -44,12 +45,58 @@ crosses policies; a set where one is active is refused.) So:
    employees, the only ones its rules look up — salaries and role filters are looked up for
    a decision's subject); to every shard of any other group that looks salaries or roles up.
 
-Before splitting, the driver runs the first half of the batch pipeline
-(:mod:`policykit.engine._batch`: validate, place on the calendars, drop events corrected by a
-later one (``meta.corrects``), order by (time, id)) and drops repeated ids (the first
-wins), so every shard sees exactly the events the single process applies; each shard then
-runs the whole pipeline on its events, as ``Engine.evaluate`` does on the whole log.
+The in-memory call
+------------------
+``distributed_audit(events)`` with ``events`` in memory and no ``output``: the driver runs
+the first half of the batch pipeline (:mod:`policykit.engine._batch`: validate, place on
+the calendars, drop events corrected by a later one (``meta.corrects``), order by (time,
+id)) and drops repeated ids (the first wins), so every shard sees exactly the events the
+single process applies; each shard then runs the whole pipeline on its events, as
+``Engine.evaluate`` does on the whole log, and the decisions come back to the driver.
 :func:`plan` shows the split of a policy set.
+
+Without the log on the driver
+-----------------------------
+With ``output`` (and always for a path, a glob or a directory, local or any fsspec URL)
+the driver only builds a Dask graph; it holds no event and no decision:
+
+5. **Read and validate where the data is.** One task per file reads it with the readers
+   of :func:`policykit.audit` (``.jsonl``/``.json``/``.csv``/``.parquet``, ``.gz``; a
+   remote file is first copied to the worker's disk) and runs the pipeline's first two
+   steps (validate, place on the calendars): each judges one record at a time, so a file
+   gives the quarantine entries the whole log gives, named by their own file and line.
+   Each event keeps its place in the input (file number, line): ties of (time, id) then
+   fall in input order, as in one process.
+6. **Corrections and repeated ids, per correction group.** What ``split_corrections``
+   decides about an event depends only on the events it meets through equal ids and
+   ``meta.corrects`` links (its copies, what it corrects, what corrects it, chains and
+   rings): the ledger looks nothing else up. So the ids linked by corrections are joined
+   into groups (union-find over the (id, corrected id) pairs, in one task: their number is
+   the number of corrections), every event is keyed by its group (its own id when no
+   correction touches it), and a Dask shuffle on that key puts each group whole in one
+   partition, where ``split_corrections`` runs on the partition's events in input order.
+   Being a union of whole groups, a partition gets exactly the single-process outcome for
+   each of its events: replaced, refused (quarantined with the same message), or kept. (An
+   event whose id no other event has and no correction involves is a group of one, kept as
+   it is: the rules run on the other groups only.)
+   Then, as in one process, events after ``until`` are set aside (counted), and of
+   identical copies the first is kept.
+7. **To the shards.** Each kept event is written once per shard that reads it (rule 2-4
+   above: the key's hash, every shard, or the one whole shard), and a second shuffle on
+   the shard number brings each shard's events together. The event a correction replaces
+   is applied nowhere (it counts as never delivered), so the correction is routed as any
+   event, by its own fields; they hold the corrected event's subject anyway (a correction
+   keeping another type or subject is refused). Every shard runs the whole
+   pipeline as above, firing deadlines up to ``until``, or up to just before the latest
+   kept event (one number, reduced on the workers).
+8. **Written by the workers.** Decisions (one row each, the decision's JSON in
+   ``decision``) and the quarantine are Parquet datasets under ``output``; the call returns
+   an :class:`AuditSummary` (counts, decisions by policy and kind, money per policy and
+   currency, the paths). Read back, the decisions equal ``audit()``'s (``trail``), ids
+   and content, and the quarantine equals its quarantine (tests/test_distributed_files.py).
+
+The shuffles are Dask's own (``DataFrame.shuffle``, task-based: events travel pickled).
+Between stages the partitions are persisted on the workers.
 
 Running it
 ----------
@@ -59,23 +106,27 @@ Running it
     from policykit.distributed import distributed_audit
 
     client = Client("tcp://scheduler:8786")      # a real cluster; Client() starts a local one
-    decisions = distributed_audit(events, until=end_of_month, client=client)
-    decisions = distributed_audit(events, until="2026-04-01", backend="durable")  # in-process
+    summary = distributed_audit("s3://bucket/events/2026-03/*.parquet", until="2026-04-01",
+                                output="s3://bucket/audits/2026-03", client=client)
+    decisions = distributed_audit(events, until=end_of_month, client=client)  # in memory
 
-Without a client the shards run one after the other in this process (the same split, for
-tests and small logs). Events travel to the workers pickled (~150 bytes an event); workers
-need policykit installed, in the same version as the driver.
+Without a client the file path runs on Dask's default scheduler in this process, and the
+in-memory call runs its shards one after the other here. Workers need policykit installed,
+in the same version as the driver, and access to the files.
 """
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
-from typing import Any
+from pathlib import Path
+from typing import Any, overload
 
+from ._dask_files import AuditSummary, file_source, run_files
 from .errors import ParameterError
 from .models import raw_records
 from .models.decisions import Decision
@@ -83,7 +134,7 @@ from .models.events import EventBase
 from .policy import Policy, PolicySet
 from .rules import RuleSpec
 
-__all__ = ["Shard", "distributed_audit", "plan"]
+__all__ = ["AuditSummary", "Shard", "distributed_audit", "plan"]
 
 PROFILE = "employee.profile"
 
@@ -293,29 +344,107 @@ def _run_shard(policy: Policy, events: list[EventBase], stop: datetime | None,
                      until=stop, fire_before=last).decisions
 
 
+@overload
 def distributed_audit(
-    events: Iterable[EventBase | Mapping[str, Any] | str] | str | bytes,
-    policies: PolicySet | Iterable[Policy] | None = None,
+    events: Any,
+    policies: PolicySet | Iterable[Policy] | str | os.PathLike[str] | None = None,
     until: datetime | date | str | None = None,
     client: Any = None,
     partitions: int | None = None,
     *,
     backend: str = "native",
     assume_tz: str | tzinfo | None = None,
-) -> list[Decision]:
-    """The decisions of ``Engine(policies, backend=backend).evaluate(events, until,
-    assume_tz=assume_tz)``, computed shard by shard on a Dask ``client``
-    (``distributed.Client``; None runs the shards here, one after the other).
+    output: None = None,
+    format: str | None = None,
+    encoding: str | None = None,
+) -> list[Decision]: ...
+
+
+@overload
+def distributed_audit(
+    events: Any,
+    policies: PolicySet | Iterable[Policy] | str | os.PathLike[str] | None = None,
+    until: datetime | date | str | None = None,
+    client: Any = None,
+    partitions: int | None = None,
+    *,
+    backend: str = "native",
+    assume_tz: str | tzinfo | None = None,
+    output: str | os.PathLike[str],
+    format: str | None = None,
+    encoding: str | None = None,
+) -> AuditSummary: ...
+
+
+def distributed_audit(
+    events: Any,
+    policies: PolicySet | Iterable[Policy] | str | os.PathLike[str] | None = None,
+    until: datetime | date | str | None = None,
+    client: Any = None,
+    partitions: int | None = None,
+    *,
+    backend: str = "native",
+    assume_tz: str | tzinfo | None = None,
+    output: str | os.PathLike[str] | None = None,
+    format: str | None = None,
+    encoding: str | None = None,
+) -> list[Decision] | AuditSummary:
+    """An audit on a Dask ``client`` (``distributed.Client``; None: dask's default
+    scheduler, or one shard after another in this process for the in-memory call).
+
+    With ``output`` (a directory or fsspec URL): the audit of :func:`policykit.audit` on
+    ``events`` — a path, a glob or a directory of ``.jsonl``/``.json``/``.csv``/``.parquet``
+    files (optionally ``.gz``, local or on any fsspec filesystem), a DataFrame or an
+    iterable of records — with its quarantine. The workers read the files; the decisions
+    and the quarantine are written as Parquet under ``output/decisions`` and
+    ``output/quarantine`` (replacing what was there), and an :class:`AuditSummary` is
+    returned. Records later than ``until`` are counted (``after_until``), not evaluated.
+
+    Without ``output`` (``events`` in memory: an iterable of models, dicts or JSON text):
+    the decisions of ``Engine(policies, backend=backend).evaluate(events, until,
+    assume_tz=assume_tz)``, ids included; the first bad record raises.
+
     ``partitions``: shards per splittable rule group (default: twice the cluster's worker
     threads, 4 without a client). See the module docstring for how it stays exact."""
     from .engine import BACKENDS, parse_instant, zone
 
+    if isinstance(policies, str | os.PathLike):
+        from .policyfile import resolve_policies
+
+        policies = resolve_policies(policies if isinstance(policies, str)
+                                    else Path(os.fspath(policies)))
     pset = _policy_set(policies)
     if backend not in BACKENDS:
         from .errors import nearest
 
         raise ParameterError("backend", backend, "one of " + ", ".join(BACKENDS),
                              suggestion=nearest(backend, BACKENDS))
+    partitions = _partitions(partitions, client)
+    tz = zone(assume_tz)
+    horizon = None if until is None else parse_instant(until, policies=pset, assume_tz=tz)
+    if output is not None or file_source(events):
+        if output is None:
+            raise ParameterError(
+                "output", None, f"a directory or fsspec URL for the decisions and the "
+                f"quarantine: the workers read {os.fspath(events)!r} and write what they "
+                "find, the driver holds none of it")
+        if horizon is not None:
+            from .engine.internal import check_horizon
+
+            check_horizon(horizon, pset)
+        return run_files(events, pset, horizon, tz, output=output, client=client,
+                         partitions=partitions, backend=backend, fmt=format,
+                         encoding=encoding)
+    if format is not None or encoding is not None:
+        raise ParameterError("format" if format is not None else "encoding",
+                             format if format is not None else encoding,
+                             "None for events given in memory (it names how to read a file)")
+    return _in_memory(events, pset, horizon, tz, client, partitions, backend)
+
+
+def _partitions(partitions: int | None, client: Any) -> int:
+    """Shards per splittable group: as given, else twice the cluster's worker threads (4
+    without a client)."""
     if partitions is None:
         threads = 0
         if client is not None:
@@ -323,8 +452,12 @@ def distributed_audit(
         partitions = max(2, 2 * threads) if threads else 4
     if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
         raise ParameterError("partitions", partitions, "a positive int")
-    tz = zone(assume_tz)
-    horizon = None if until is None else parse_instant(until, policies=pset, assume_tz=tz)
+    return partitions
+
+
+def _in_memory(events: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo | None,
+               client: Any, partitions: int, backend: str) -> list[Decision]:
+    """The in-memory call: prepared here, shards submitted with their events."""
     ordered = _prepare(events, pset, horizon, tz)
     last = ordered[-1].at if ordered else None
     work: list[tuple[Policy, list[EventBase]]] = []

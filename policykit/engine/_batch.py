@@ -469,6 +469,27 @@ def prepare(
     return prep
 
 
+def read_valid(
+    records: Iterable[tuple[int | None, Any]],
+    policies: PolicySet,
+    *,
+    source: str,
+    quarantine: Quarantine,
+    assume_tz: tzinfo | None = None,
+    parse: Parse = _parse,
+) -> Prepared:
+    """The first two steps of :func:`prepare` on one part of a log: validate and place,
+    each bad record to ``quarantine`` (a distributed audit's worker, per file). Both steps
+    judge one record at a time, so the parts give what the whole log gives."""
+    tracker = _Quarantined(quarantine, source)
+    prep, first, last = _read(records, tracker, source, assume_tz, parse, True)
+    if first is not None and last is not None:
+        _refuse_unplaced(prep, policies, first, last, tracker, source, True)
+    tracker.flush()
+    prep.quarantined = tracker.count
+    return prep
+
+
 def _read(records: Iterable[tuple[int | None, Any]], tracker: _Quarantined, source: str,
           assume_tz: tzinfo | None, parse: Parse, track_lines: bool
           ) -> tuple[Prepared, EventBase | None, EventBase | None]:

@@ -1,0 +1,622 @@
+"""The driver-less audit behind :func:`policykit.distributed.distributed_audit` (private;
+the public module is :mod:`policykit.distributed`): workers read, validate, resolve,
+route, evaluate and write; the driver builds the task graph and adds up a summary. The
+argument for its exactness is in :mod:`policykit.distributed`'s docstring ("Without the
+log on the driver")."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+import os
+import pickle
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from .errors import AuditSourceError, EventError, ParameterError
+from .models.events import EventBase
+from .models.parsing import CORRECTS
+
+if TYPE_CHECKING:
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+
+    from .models.decisions import Decision
+    from .policy import Policy, PolicySet
+
+__all__ = ["AuditSummary", "file_source", "run_files"]
+
+#: The files a directory source is read from (each optionally ``.gz``).
+_SUFFIXES = (".jsonl", ".ndjson", ".jsonlines", ".json", ".csv", ".parquet", ".pq")
+#: Records of an in-memory source per task.
+_CHUNK = 50_000
+#: Events travel and wait between stages pickled one by one (``ev``: bytes): a tenth of
+#: the memory of the live models, and one pickle to send whatever the number of copies.
+_dumps = pickle.dumps
+_loads = pickle.loads
+#: A record's place in the input: (source number << _LINE_BITS) + line, so that ties of
+#: (time, id) fall in input order, as in the single-process pipeline.
+_LINE_BITS = 40
+
+_EVENTS = {"pos": "int64", "ev": "object", "at": "object", "id": "object"}
+_KEYED = {**_EVENTS, "key": "object", "linked": "bool"}
+_RESOLVED = {"kind": "object", "pos": "int64", "ev": "object", "at": "object",
+             "row": "object"}
+_ROUTED = {"shard": "int64", "pos": "int64", "ev": "object"}
+_QUARANTINE = ("pos", "source", "line", "unit", "event_id", "problems", "error", "record")
+_DECISIONS = ("id", "at", "policy", "rule", "kind", "subject_kind", "subject_id", "amount",
+              "currency", "status", "decision")
+_TALLY = {"policy": "object", "kind": "object", "currency": "object", "n": "int64",
+          "amount": "object"}
+
+
+@dataclass(frozen=True)
+class AuditSummary:
+    """What a distributed audit wrote, and its counts (as :class:`~policykit.AuditCounts`
+    counts them). The decisions and the quarantine are Parquet datasets under ``output``:
+    read them with ``pandas.read_parquet(summary.decisions_path)``; the ``decision`` column
+    holds each decision's JSON (``Decision.model_validate_json``)."""
+
+    output: str
+    decisions_path: str
+    quarantine_path: str
+    sources: tuple[str, ...]
+    read: int
+    valid: int
+    quarantined: int
+    corrected: int
+    duplicates: int
+    after_until: int
+    evaluated: int
+    decisions: int
+    by_outcome: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(policy id, decision kind) -> how many."""
+    money: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    """(policy id, currency) -> the total amount of its decisions."""
+
+
+# ------------------------------------------------------------------------------ sources
+
+
+def file_source(source: Any) -> bool:
+    """A path, a glob or a directory (local or an fsspec URL): read by the workers."""
+    return isinstance(source, str | os.PathLike)
+
+
+def _accepted(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    if name.startswith((".", "_")):  # hidden files, _SUCCESS, _metadata
+        return False
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return name.lower().endswith(_SUFFIXES)
+
+
+def _expand(source: str | os.PathLike[str]) -> list[tuple[str, bool]]:
+    """(path or URL, local?) of each file ``source`` names, in a stable (sorted) order."""
+    from fsspec.core import url_to_fs  # type: ignore[import-untyped,unused-ignore]
+
+    text = os.fspath(source)
+    try:
+        fs, path = url_to_fs(text)
+    except (ImportError, ValueError) as exc:
+        raise AuditSourceError(text, f"cannot read the events: {exc}") from None
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    local = protocol in ("file", "local")
+    if any(c in path for c in "*?["):
+        found = sorted(p for p in fs.glob(path) if fs.isfile(p))
+        if not found:
+            raise AuditSourceError(text, "cannot read the events: no file matches this "
+                                   "pattern")
+    elif fs.isdir(path):
+        found = sorted(p for p in fs.find(path) if _accepted(p))
+        if not found:
+            raise AuditSourceError(text, "cannot read the events: the directory holds no "
+                                   ".jsonl, .json, .csv or .parquet file (optionally .gz)")
+    elif fs.isfile(path):
+        return [(text if local else fs.unstrip_protocol(path), local)]
+    else:
+        raise AuditSourceError(text, "cannot read the events: no such file or directory")
+    return [(p if local else fs.unstrip_protocol(p), local) for p in found]
+
+
+# ------------------------------------------------------------------------------ stage 0: read
+
+
+def _pos(index: int, line: int | None) -> int:
+    return (index << _LINE_BITS) + (line or 0)
+
+
+def _frame(rows: dict[str, list[Any]], dtypes: dict[str, str]) -> pd.DataFrame:
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+
+    out = pd.DataFrame({c: pd.Series(rows[c], dtype=t) for c, t in dtypes.items()})
+    return out
+
+
+def _empty(dtypes: dict[str, str]) -> pd.DataFrame:
+    return _frame({c: [] for c in dtypes}, dtypes)
+
+
+def _q_row(q: Any, pos: int) -> dict[str, Any]:
+    return {"pos": pos, "source": q.source, "line": q.line, "unit": q.unit,
+            "event_id": q.event_id, "error": q.error, "record": q.record,
+            "problems": json.dumps([list(p) for p in q.problems], ensure_ascii=False,
+                                   default=str)}
+
+
+def _q_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+
+    return pd.DataFrame(rows, columns=list(_QUARANTINE)).astype(
+        {"pos": "int64", **{c: "object" for c in _QUARANTINE if c != "pos"}})
+
+
+def _parse(index: int, reader: Any, policies: PolicySet, tz: tzinfo | None
+           ) -> dict[str, Any]:
+    """Validate and place one part of the log (a file, or a chunk of an in-memory source),
+    quarantining as audit() does."""
+    from .audit.internal import quarantined, validate
+    from .engine.internal import corrected_id, read_valid
+
+    rows: list[dict[str, Any]] = []
+
+    def keep(exc: EventError, line: int | None, raw: Any) -> None:
+        rows.append(_q_row(quarantined(exc, reader, line, raw), _pos(index, line)))
+
+    prep = read_valid(reader.records, policies, source=reader.label, quarantine=keep,
+                      assume_tz=tz, parse=validate)
+    edges: list[tuple[str, str]] = []  # (id, the id it corrects)
+    for e in prep.events:
+        if e.meta and CORRECTS in e.meta:
+            try:
+                target = corrected_id(e)
+            except EventError:
+                target = None
+            # Malformed: linked to itself, so that the rules see it (and refuse it).
+            edges.append((e.id, target or e.id))
+    events = _frame({"pos": [_pos(index, ln) for ln in prep.lines],
+                     "ev": [_dumps(e, 5) for e in prep.events],
+                     "at": [e.at for e in prep.events], "id": [e.id for e in prep.events]},
+                    _EVENTS)
+    return {"events": events, "quarantine": _q_frame(rows), "edges": edges,
+            "info": (reader.label, reader.unit, prep.read, list(reader.notes))}
+
+
+def _read_file(index: int, url: str, local: bool, policies: PolicySet, tz: tzinfo | None,
+               fmt: str | None, encoding: str | None, _types: tuple[type, ...] = ()
+               ) -> dict[str, Any]:
+    """One file, read on a worker. A remote file is copied to a temporary local file first,
+    so every format is read (gzip limits, CSV sniffing) exactly as audit() reads it.
+    ``_types``: the driver's registered event types, unpickled here only to register them
+    (a type declared in a policy file travels as its declaration)."""
+    from .audit import read_records
+
+    if local:
+        return _parse(index, read_records(url, format=fmt, encoding=encoding), policies, tz)
+    from fsspec.core import url_to_fs  # type: ignore[import-untyped,unused-ignore]
+
+    fs, path = url_to_fs(url)
+    with tempfile.TemporaryDirectory(prefix="policykit-") as tmp:
+        copy = os.path.join(tmp, path.rsplit("/", 1)[-1])
+        fs.get_file(path, copy)
+        reader = read_records(copy, format=fmt, encoding=encoding)
+        reader.label = url
+        reader.notes = [n.replace(copy, url) for n in reader.notes]
+        return _parse(index, reader, policies, tz)
+
+
+def _read_chunk(label: str, unit: str, records: list[tuple[int, Any]], policies: PolicySet,
+                tz: tzinfo | None, _types: tuple[type, ...] = ()) -> dict[str, Any]:
+    from .audit.internal import Reader
+
+    return _parse(0, Reader(label, unit, iter(records)), policies, tz)  # type: ignore[arg-type]
+
+
+def _part(parts: dict[str, Any], name: str) -> Any:
+    return parts[name]
+
+
+# ------------------------------------------------------------------------------ stage 1: resolve
+
+
+def _components(*edge_lists: list[tuple[str, str]]) -> dict[str, str]:
+    """Each id joined by corrections to others -> one id standing for its whole group (the
+    ids linked by ``meta.corrects``, chains and rings included)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for edges in edge_lists:
+        for a, b in edges:
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    return {x: find(x) for x in parent}
+
+
+def _keyed(part: pd.DataFrame, groups: dict[str, str]) -> pd.DataFrame:
+    out = part.copy()
+    out["key"] = [groups.get(i, i) for i in part["id"]]
+    out["linked"] = [i in groups for i in part["id"]]  # a correction involves it
+    return out
+
+
+def _resolve(part: pd.DataFrame, horizon: datetime | None,
+             labels: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """Corrections and repeated ids of whole groups (every copy of an id, every event a
+    correction links to it): the single-process rules (split_corrections), then the
+    horizon, then the first copy of each id."""
+    from .audit.internal import Reader, quarantined
+    from .engine.internal import split_corrections
+
+    part = part.sort_values("pos", kind="stable")
+    kinds: list[str] = []
+    pos: list[int] = []
+    evs: list[bytes | None] = []
+    ats: list[datetime | None] = []
+    rows: list[Any] = []
+    # An event with an id of its own that no correction involves is kept as it is (its
+    # group is itself), without being unpickled; the rules run on the others' groups.
+    alone = ~(part["linked"] | part["id"].duplicated(keep=False))
+    after = 0
+    for p, b, at in zip(part["pos"][alone].tolist(), part["ev"][alone],
+                        part["at"][alone], strict=True):
+        if horizon is not None and at > horizon:
+            after += 1
+            continue
+        _add(kinds, pos, evs, ats, rows, "e", p, b, at, None)
+    part = part[~alone]
+    packed: list[bytes] = list(part["ev"])
+    events: list[EventBase] = [_loads(b) for b in packed]
+    where = {id(e): p for e, p in zip(events, part["pos"].tolist(), strict=True)}
+    blob = {id(e): b for e, b in zip(events, packed, strict=True)}
+    kept, refused = split_corrections(events)
+    for e, exc in refused:
+        p = where[id(e)]
+        label, unit = labels[p >> _LINE_BITS]
+        line = p & ((1 << _LINE_BITS) - 1)
+        q = quarantined(exc, Reader(label, unit, iter(())), line, e)
+        _add(kinds, pos, evs, ats, rows, "q", p, None, None, _q_row(q, p))
+    corrected = len(events) - len(kept) - len(refused)
+    if horizon is not None:
+        later = sum(1 for e in kept if e.at > horizon)
+        if later:
+            after += later
+            kept = [e for e in kept if e.at <= horizon]
+    seen: set[str] = set()
+    for e in sorted(kept, key=lambda e: (e.at, e.id)):  # stable: ties in input order
+        if e.id in seen:
+            continue
+        seen.add(e.id)
+        _add(kinds, pos, evs, ats, rows, "e", where[id(e)], blob[id(e)], e.at, None)
+    _add(kinds, pos, evs, ats, rows, "s", 0, None, None,
+         (corrected, len(kept) - len(seen), after))
+    return _frame({"kind": kinds, "pos": pos, "ev": evs, "at": ats, "row": rows}, _RESOLVED)
+
+
+def _add(kinds: list[str], pos: list[int], evs: list[bytes | None],
+         ats: list[datetime | None], rows: list[Any], kind: str, p: int, ev: bytes | None,
+         at: datetime | None, row: Any) -> None:
+    kinds.append(kind)
+    pos.append(p)
+    evs.append(ev)
+    ats.append(at)
+    rows.append(row)
+
+
+def _latest(part: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+
+    last = max((at for at in part["at"] if at is not None), default=None)
+    return pd.DataFrame({"at": pd.Series([last] if last is not None else [], dtype=object)})
+
+
+def _by_pos(part: pd.DataFrame) -> pd.DataFrame:
+    return part.sort_values("pos", kind="stable")
+
+
+def _quarantine_rows(part: pd.DataFrame) -> pd.DataFrame:
+    return _q_frame(list(part["row"]))
+
+
+# ------------------------------------------------------------------------------ stage 2: shards
+
+
+@dataclass(frozen=True)
+class _Group:
+    """One rule group of :func:`policykit.distributed.plan`, with its first shard number."""
+
+    policy: Policy
+    routes: dict[str, str | None] | None
+    directory: bool
+    types: frozenset[str]
+    base: int
+    count: int
+
+
+def _router(pset: PolicySet, partitions: int) -> list[_Group]:
+    from .distributed import PROFILE, _group_routes, _groups, _subset
+
+    out: list[_Group] = []
+    base = 0
+    for policy in pset:
+        for group in _groups(policy):
+            routes, directory, _why = _group_routes(group)
+            types: set[str] = set()
+            for spec in group:
+                types |= spec.event_types()
+            count = 1 if routes is None else partitions
+            if routes is None:
+                types.add(PROFILE)
+            sub = _subset(policy, tuple(dict.fromkeys(s.id for s in group)))
+            out.append(_Group(sub, routes, directory, frozenset(types), base, count))
+            base += count
+    return out
+
+
+def _actions(router: list[_Group]) -> dict[str, list[tuple[str | None, int, int]]]:
+    """Per event type: (field, or None for every shard; first shard; shard count) per group
+    reading it: the lists ``distributed._shard_events`` builds, as a table."""
+    from .distributed import PROFILE
+
+    out: dict[str, list[tuple[str | None, int, int]]] = {}
+    for g in router:
+        types = set(g.types) | ({PROFILE} if g.directory else set())
+        if g.routes is not None:
+            types |= set(g.routes)
+        for t in sorted(types):
+            if g.routes is None:
+                if t in g.types:
+                    out.setdefault(t, []).append((None, g.base, 1))
+            elif t == PROFILE and PROFILE not in g.routes:
+                if g.directory:
+                    out.setdefault(t, []).append((None, g.base, g.count))
+            elif t in g.routes:
+                out.setdefault(t, []).append((g.routes[t], g.base, g.count))
+    return out
+
+
+def _route(part: pd.DataFrame, router: list[_Group]) -> pd.DataFrame:
+    """Each event once per shard that reads it."""
+    from .distributed import _bucket
+
+    actions = _actions(router)
+    shards: list[int] = []
+    pos: list[int] = []
+    evs: list[bytes] = []
+    for p, blob in zip(part["pos"].tolist(), part["ev"], strict=True):
+        ev = _loads(blob)
+        for name, base, count in actions.get(ev.type, ()):
+            if name is None:
+                ks: Iterable[int] = range(base, base + count)
+            else:
+                value = getattr(ev, name, None)
+                if value is None:
+                    continue
+                ks = (base + _bucket(value, count),)
+            for k in ks:
+                shards.append(k)
+                pos.append(p)
+                evs.append(blob)
+    return _frame({"shard": shards, "pos": pos, "ev": evs}, _ROUTED)
+
+
+def _run_shards(part: pd.DataFrame, router: list[_Group], horizon: datetime | None,
+                last: datetime | None, backend: str) -> pd.DataFrame:
+    """Each shard of the partition through the whole batch pipeline (as ``Engine.evaluate``
+    runs the whole log), its decisions as rows."""
+    from .distributed import _run_shard
+
+    by_shard: dict[int, list[tuple[int, bytes | None]]] = {}
+    for k, p, blob in zip(part["shard"], part["pos"], part["ev"], strict=True):
+        by_shard.setdefault(int(k), []).append((int(p), blob))
+    groups = {g.base + i: g for g in router for i in range(g.count)}
+    decisions: list[Decision] = []
+    for k, items in sorted(by_shard.items()):
+        items.sort(key=lambda item: item[0])
+        evs = [_loads(b) for _p, b in items if b is not None]  # None: the shard's marker
+        if evs or horizon is not None or last is not None:
+            decisions += _run_shard(groups[k].policy, evs, horizon, last, backend)
+    decisions.sort(key=lambda d: (d.at, d.id))
+    return _decision_frame(decisions)
+
+
+def _decision_frame(decisions: list[Decision]) -> pd.DataFrame:
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+
+    return pd.DataFrame(
+        [(d.id, d.at.isoformat(), d.policy, d.rule, d.kind, d.subject.kind, d.subject.id,
+          None if d.amount is None else str(d.amount), d.currency, d.status,
+          d.model_dump_json()) for d in decisions],
+        columns=list(_DECISIONS)).astype(dict.fromkeys(_DECISIONS, "object"))
+
+
+def _tally(part: pd.DataFrame) -> pd.DataFrame:
+    counts: dict[tuple[str, str, str | None], list[Any]] = {}
+    for policy, kind, amount, currency in zip(part["policy"], part["kind"], part["amount"],
+                                              part["currency"], strict=True):
+        entry = counts.setdefault((policy, kind, currency), [0, Decimal(0)])
+        entry[0] += 1
+        if amount is not None:
+            entry[1] += Decimal(amount)
+    keys = list(counts)
+    return _frame({"policy": [k[0] for k in keys], "kind": [k[1] for k in keys],
+                   "currency": [k[2] for k in keys], "n": [counts[k][0] for k in keys],
+                   "amount": [str(counts[k][1]) for k in keys]}, _TALLY)
+
+
+# ------------------------------------------------------------------------------ the run
+
+
+def _schemas() -> tuple[Any, Any]:
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+    text = pa.string()
+    decisions = pa.schema([(c, text) for c in _DECISIONS])
+    quarantine = pa.schema([("pos", pa.int64()), ("source", text), ("line", pa.int64()),
+                            ("unit", text), ("event_id", text), ("problems", text),
+                            ("error", text), ("record", text)])
+    return decisions, quarantine
+
+
+def _dask() -> Any:
+    return importlib.import_module("dask")  # untyped: one Any for every dask call
+
+
+class _Runner:
+    """persist/compute on the given client, else on dask's default scheduler."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        # Dask's task-based shuffle. The peer-to-peer one (the columns are ints, text and
+        # bytes, so it could) was slower and took more worker memory in bench/distributed.py
+        # at 200k events (63 s and ~820 MiB per worker, against 47 s and ~550 MiB).
+        self.shuffle = "tasks"
+
+    def persist(self, *colls: Any) -> list[Any]:
+        dask = _dask()
+
+        if self.client is not None:
+            return list(self.client.persist(list(colls)))
+        return list(dask.persist(*colls))
+
+    def persist_frame(self, frame: Any, meta: pd.DataFrame) -> Any:
+        """``frame`` computed and kept (on the workers with a client) as a new collection
+        of its partitions. Not ``DataFrame.persist``: without a client that embeds the
+        partitions in the graph, and every expression built on it hashes them all."""
+        dask = _dask()
+        dd: Any = importlib.import_module("dask.dataframe")
+        parts = frame.to_delayed()
+        if self.client is not None:
+            parts = self.client.persist(parts)
+        else:
+            parts = [dask.delayed(p, pure=False) for p in dask.compute(*parts)]
+        return dd.from_delayed(parts, meta=meta, verify_meta=False)
+
+    def compute(self, *colls: Any) -> list[Any]:
+        dask = _dask()
+
+        if self.client is not None:
+            return list(self.client.gather(self.client.compute(list(colls))))
+        return list(dask.compute(*colls))
+
+
+def _read_tasks(source: Any, pset: PolicySet, tz: tzinfo | None, fmt: str | None,
+                encoding: str | None) -> tuple[list[Any], list[str]]:
+    """One delayed read per file (or per chunk of an in-memory source), and the sources."""
+    from .models.registry import registered_event_types
+
+    delayed = _dask().delayed
+    types = tuple(registered_event_types().values())
+    if file_source(source):
+        files = _expand(source)
+        return [delayed(_read_file, pure=True)(i, url, local, pset, tz, fmt, encoding, types)
+                for i, (url, local) in enumerate(files)], [u for u, _l in files]
+    from .audit import read_records
+
+    reader = read_records(source, format=fmt, encoding=encoding)
+    records = iter(reader.records)
+    tasks = []
+    while chunk := list(itertools.islice(records, _CHUNK)):
+        tasks.append(delayed(_read_chunk, pure=False)(reader.label, reader.unit, chunk,
+                                                      pset, tz, types))
+    if not tasks:
+        tasks.append(delayed(_read_chunk, pure=False)(reader.label, reader.unit, [], pset, tz,
+                                                      types))
+    return tasks, [reader.label]
+
+
+def run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo | None,
+              *, output: str | os.PathLike[str], client: Any, partitions: int, backend: str,
+              fmt: str | None = None, encoding: str | None = None) -> AuditSummary:
+    """The driver-less audit of ``source``, written under ``output``."""
+    dask = _dask()
+    try:
+        dd: Any = importlib.import_module("dask.dataframe")
+    except ImportError:
+        from .errors import MissingDependencyError
+
+        raise MissingDependencyError("dask[dataframe]", "dask", "distributed audits of "
+                                     "files") from None
+    out = os.fspath(output)
+    if not out.strip():
+        raise ParameterError("output", output, "a directory or fsspec URL to write the "
+                             "decisions and quarantine to")
+    run = _Runner(client)
+    # Each stage is kept on the workers until the next one is; the driver holds futures,
+    # counts and the latest event time.
+    with dask.config.set({"dataframe.convert-string": False}):
+        tasks, sources = _read_tasks(source, pset, tz, fmt, encoding)
+        tasks = run.persist(*tasks)  # read once
+        infos = run.compute(*[dask.delayed(_part)(t, "info") for t in tasks])
+        # An in-memory source's chunks share source number 0 (their lines run on).
+        labels = [(label, unit) for label, unit, _n, _notes in infos]
+        read = sum(n for _l, _u, n, _notes in infos)
+        q0 = run.persist(*[dask.delayed(_part)(t, "quarantine") for t in tasks])
+        groups = dask.delayed(_components)(*[dask.delayed(_part)(t, "edges") for t in tasks])
+        events = dd.from_delayed([dask.delayed(_part)(t, "events") for t in tasks],
+                                 meta=_empty(_EVENTS), verify_meta=False)
+        keyed = events.map_partitions(_keyed, groups, meta=_empty(_KEYED))
+        resolved = keyed.shuffle(on="key", npartitions=partitions, shuffle_method=run.shuffle) \
+            .map_partitions(_resolve, horizon, labels, meta=_empty(_RESOLVED))
+        resolved = run.persist_frame(resolved, _empty(_RESOLVED))
+        del tasks, groups, events, keyed  # the parsed files: released on the workers
+        applied = resolved[resolved["kind"] == "e"]
+        q1 = run.persist_frame(resolved[resolved["kind"] == "q"].map_partitions(
+            _quarantine_rows, meta=_q_frame([])), _q_frame([]))
+        latest = applied.map_partitions(_latest, meta={"at": "object"})["at"]
+        stats_rows, latest_rows, evaluated = run.compute(
+            resolved[resolved["kind"] == "s"]["row"], latest, applied["pos"].count())
+        corrected, duplicates, after_until = (sum(r[i] for r in stats_rows) for i in range(3))
+        last = None if horizon is not None else max(latest_rows, default=None)
+        router = _router(pset, partitions)
+        nshards = sum(g.count for g in router)
+        # One marker row per shard: a shard no event reaches still runs (to its horizon).
+        markers = dd.from_pandas(_frame({"shard": list(range(nshards)), "pos": [0] * nshards,
+                                         "ev": [None] * nshards}, _ROUTED), npartitions=1)
+        routed = dd.concat([applied.map_partitions(_route, router, meta=_empty(_ROUTED)),
+                            markers])
+        decisions = routed.shuffle(on="shard", npartitions=max(1, min(nshards, 4 * partitions)),
+                                   shuffle_method=run.shuffle) \
+            .map_partitions(_run_shards, router, horizon, last, backend,
+                            meta=_decision_frame([]))
+        decisions = run.persist_frame(decisions, _decision_frame([]))
+        del resolved, applied, routed  # the events: released on the workers
+        quarantine = dd.concat([
+            dd.from_delayed(q0, meta=_q_frame([]), verify_meta=False), q1]).map_partitions(
+            _by_pos, meta=_q_frame([]))
+        dschema, qschema = _schemas()
+        dpath, qpath = _join(out, "decisions"), _join(out, "quarantine")
+        write_d = decisions.to_parquet(dpath, write_index=False, schema=dschema,
+                                       overwrite=True, compute=False)
+        write_q = quarantine.to_parquet(qpath, write_index=False, schema=qschema,
+                                        overwrite=True, compute=False)
+        tally = decisions.map_partitions(_tally, meta=_empty(_TALLY))
+        _w1, _w2, counts, nq = run.compute(write_d, write_q, tally, quarantine["pos"].count())
+    by_outcome: dict[tuple[str, str], int] = {}
+    money: dict[tuple[str, str], Decimal] = {}
+    for row in counts.itertuples(index=False):
+        by_outcome[(row.policy, row.kind)] = by_outcome.get((row.policy, row.kind), 0) + row.n
+        if row.currency is not None:
+            key = (row.policy, row.currency)
+            money[key] = money.get(key, Decimal(0)) + Decimal(row.amount)
+    return AuditSummary(output=out, decisions_path=dpath, quarantine_path=qpath,
+                        sources=tuple(sources), read=read, valid=read - int(nq),
+                        quarantined=int(nq), corrected=corrected, duplicates=duplicates,
+                        after_until=after_until, evaluated=int(evaluated),
+                        decisions=sum(by_outcome.values()), by_outcome=by_outcome,
+                        money=money)
+
+
+def _join(base: str, name: str) -> str:
+    return base.rstrip("/") + "/" + name if "://" in base else os.path.join(base, name)

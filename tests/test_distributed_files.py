@@ -1,0 +1,220 @@
+"""The driver-less Dask audit of files equals the single-process audit: decisions (ids and
+content) and quarantine, with duplicates, conflicting copies, corrections (chained, and of
+an event in another file), bad records and unknown types spread over JSONL and Parquet."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.generate import generate
+from policykit import audit
+from policykit.audit._readers import read_records
+from policykit.errors import AuditSourceError, ParameterError
+
+dask = pytest.importorskip("dask")
+pd = pytest.importorskip("pandas")
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+from policykit import distributed  # noqa: E402
+from policykit.distributed import distributed_audit  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "policykit" / "examples" / "acme-2026-03.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def synchronous() -> Iterator[None]:
+    with dask.config.set(scheduler="synchronous"):
+        yield
+
+
+def write_parquet(path: Path, records: list[dict[str, Any]]) -> None:
+    """Records as a Parquet file the way an export holds them: nested fields as JSON text,
+    every other value as text (the readers turn it back, as audit() does)."""
+    def cell(v: Any) -> str | None:
+        if v is None:
+            return None
+        if isinstance(v, dict | list):
+            return json.dumps(v, ensure_ascii=False)
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return str(v)
+
+    columns = sorted({k for r in records for k in r})
+    table = pa.table({c: pa.array([cell(r.get(c)) for r in records], type=pa.string())
+                      for c in columns})
+    pq.write_table(table, path)
+
+
+def planted_log() -> list[Any]:
+    """A generated month with every kind of record the pipeline must sort out."""
+    events: list[Any] = list(generate(12, 1, 3))
+    clock_ins = [e for e in events if e["type"] == "attendance.clock_in"]
+    a, b, c = clock_ins[5], clock_ins[40], clock_ins[80]
+    events += [
+        dict(a),  # a redelivery: ignored
+        {**b, "note": "a conflicting copy"} if "note" in b else {**b, "at": c["at"]},
+        # A correction of c, then a correction of the correction (a chain).
+        {**c, "id": "fix-1", "at": c["at"].replace("T0", "T1", 1), "meta": {"corrects": c["id"]}},
+        {**c, "id": "fix-2", "meta": {"corrects": "fix-1"}},
+        # A correction changing the subject: refused.
+        {**clock_ins[100], "id": "fix-3", "employee_id": "E9999",
+         "meta": {"corrects": clock_ins[100]["id"]}},
+        {**clock_ins[120], "id": "fix-4", "meta": {"corrects": 42}},  # not an id: refused
+        {"id": "odd-1", "type": "no.such_type", "at": a["at"]},
+        {"id": "odd-2", "type": "attendance.clock_in", "at": "yesterday", "employee_id": "E1"},
+    ]
+    return events
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("log")
+    events = planted_log()
+    n = len(events)
+    cuts = [0, n // 4, n // 2, 3 * n // 4, n]
+    # The planted records (at the end) land in the last two files, their originals earlier.
+    for i, (lo, hi) in enumerate(itertools.pairwise(cuts)):
+        part = events[lo:hi]
+        if i % 2 == 0:
+            lines = [json.dumps(e, ensure_ascii=False) for e in part]
+            if i == 2:
+                lines.insert(3, "{not json")
+            (root / f"part-{i}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        else:
+            write_parquet(root / f"part-{i}.parquet", part)
+    return root
+
+
+def reference(paths: list[Path], until: str | None) -> Any:
+    """audit() of the same records, in the same order, in one process."""
+    raw = [r for p in paths for _line, r in read_records(p).records]
+    return audit(raw, until=until)
+
+
+def decisions_of(path: str) -> list[str]:
+    return sorted(pd.read_parquet(path)["decision"])
+
+
+def quarantine_of(path: str) -> list[tuple[Any, ...]]:
+    q = pd.read_parquet(path)
+    return sorted(zip(q["event_id"].fillna(""), q["error"], q["record"], strict=True))
+
+
+@pytest.mark.slow(seconds=3)
+def test_a_directory_of_jsonl_and_parquet_equals_audit(
+        files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("the driver parsed the log")
+
+    # The in-memory call's driver-side parse: never reached from a file source.
+    monkeypatch.setattr(distributed, "_prepare", refuse)
+    monkeypatch.setattr(distributed, "raw_records", refuse)
+    summary = distributed_audit(files, until="2026-04-01", output=tmp_path / "out",
+                                partitions=3)
+    ref = reference(sorted(files.iterdir()), "2026-04-01")
+    assert decisions_of(summary.decisions_path) == sorted(
+        d.model_dump_json() for d in ref.trail)
+    assert len(ref.trail) > 50
+    assert quarantine_of(summary.quarantine_path) == sorted(
+        (q.event_id or "", q.error, q.record) for q in ref.quarantine)
+    kinds = {q.error.split(":")[0] for q in ref.quarantine}
+    assert len(ref.quarantine) >= 5, kinds  # bad JSON, unknown type, bad time, conflict, fix-3
+    counts = ref.counts
+    assert (summary.read, summary.quarantined, summary.corrected, summary.duplicates,
+            summary.evaluated, summary.decisions) == (
+        counts.read, counts.quarantined, counts.corrected, counts.duplicates,
+        counts.evaluated, counts.decisions)
+    assert summary.corrected == 2 and summary.duplicates == 1
+    # Bad records are named by their own file and line.
+    q = pd.read_parquet(summary.quarantine_path)
+    bad = q[q["record"] == "{not json"]
+    assert list(bad["source"]) == [str(files / "part-2.jsonl")] and list(bad["line"]) == [4]
+
+
+def test_a_glob_without_until_equals_audit(files: Path, tmp_path: Path) -> None:
+    summary = distributed_audit(str(files / "*.parquet"), output=str(tmp_path / "out"),
+                                partitions=2)
+    ref = reference(sorted(files.glob("*.parquet")), None)
+    assert decisions_of(summary.decisions_path) == sorted(
+        d.model_dump_json() for d in ref.trail)
+    assert summary.sources == tuple(str(p) for p in sorted(files.glob("*.parquet")))
+
+
+def test_the_example_month_equals_audit(tmp_path: Path) -> None:
+    summary = distributed_audit(str(EXAMPLE), until="2026-04-01", output=tmp_path,
+                                partitions=3)
+    ref = audit(EXAMPLE, until="2026-04-01")
+    assert decisions_of(summary.decisions_path) == sorted(
+        d.model_dump_json() for d in ref.trail)
+    assert summary.decisions == len(ref.trail) == sum(summary.by_outcome.values())
+    money = sum((d.amount for d in ref.trail if d.amount is not None and d.currency == "CNY"),
+                start=0)
+    assert sum(v for (_p, cur), v in summary.money.items() if cur == "CNY") == money
+
+
+def test_in_memory_records_with_an_output_equal_audit(tmp_path: Path) -> None:
+    log = planted_log()[-400:]
+    summary = distributed_audit(log, output=tmp_path, partitions=2)
+    ref = audit(log)
+    assert decisions_of(summary.decisions_path) == sorted(
+        d.model_dump_json() for d in ref.trail)
+    assert quarantine_of(summary.quarantine_path) == sorted(
+        (q.event_id or "", q.error, q.record) for q in ref.quarantine)
+
+
+def test_a_missing_path_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "log.jsonl"
+    with pytest.raises(AuditSourceError, match="nowhere"):
+        distributed_audit(str(missing), output=tmp_path / "out")
+    with pytest.raises(AuditSourceError, match="no file matches"):
+        distributed_audit(str(tmp_path / "*.jsonl"), output=tmp_path / "out")
+
+
+def test_a_path_is_read_as_a_path_and_needs_an_output(tmp_path: Path) -> None:
+    with pytest.raises(ParameterError, match="output"):
+        distributed_audit(str(EXAMPLE))
+
+
+def test_an_fsspec_url_is_read_by_the_workers_and_written_there(tmp_path: Path) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()[:600]
+    local = tmp_path / "head.jsonl.gz"
+    import gzip
+
+    local.write_bytes(gzip.compress(("\n".join([*lines, "{oops"]) + "\n").encode()))
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/h17/in/head.jsonl.gz", local.read_bytes())
+    summary = distributed_audit("memory://h17/in/*.gz", until="2026-04-01",
+                                output="memory://h17/out", partitions=2)
+    ref = audit(local, until="2026-04-01")
+    assert summary.decisions_path == "memory://h17/out/decisions"
+    got = sorted(pd.read_parquet(summary.decisions_path)["decision"])
+    assert got == sorted(d.model_dump_json() for d in ref.trail) and got
+    q = pd.read_parquet(summary.quarantine_path)
+    assert list(q["source"]) == [fs.unstrip_protocol("/h17/in/head.jsonl.gz")]
+    assert list(q["line"]) == [601]
+    fs.rm("/h17", recursive=True)
+
+
+@pytest.mark.slow(seconds=3)
+def test_on_a_cluster_equals_audit(files: Path, tmp_path: Path) -> None:
+    distributed_ = pytest.importorskip("distributed")
+    # A real scheduler (futures, the peer-to-peer shuffle), its worker in this process.
+    with distributed_.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                   dashboard_address=None) as cluster, \
+            distributed_.Client(cluster) as client:
+        summary = distributed_audit(files, until="2026-04-01", output=tmp_path,
+                                    client=client)
+    ref = reference(sorted(files.iterdir()), "2026-04-01")
+    assert decisions_of(summary.decisions_path) == sorted(
+        d.model_dump_json() for d in ref.trail)
+    assert quarantine_of(summary.quarantine_path) == sorted(
+        (q.event_id or "", q.error, q.record) for q in ref.quarantine)
