@@ -1843,6 +1843,14 @@ def write_jsonl(events: Iterable[Event], out: TextIO) -> int:
     return n
 
 
+def late_clock_ins(events: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """``events`` with every clock-in moved to 08:45 of its (local) day."""
+    for e in events:
+        if e.get("type") == "attendance.clock_in":
+            e = {**e, "at": e["at"][:11] + "08:45:00" + e["at"][19:]}
+        yield e
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--employees", type=int, required=True)

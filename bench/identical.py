@@ -18,26 +18,17 @@ import hashlib
 import io
 import json
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generate import dumps, generate
+from generate import dumps, generate, late_clock_ins
 
 import policykit
 
 EXAMPLE = Path(policykit.__file__).parent / "examples" / "acme-2026-03.jsonl"
-
-
-def late_clock_ins(events: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """``events`` with every clock-in moved to 08:45 of its (local) day."""
-    for e in events:
-        if e.get("type") == "attendance.clock_in":
-            e = {**e, "at": e["at"][:11] + "08:45:00" + e["at"][19:]}
-        yield e
 
 
 def logs() -> dict[str, tuple[str, Any, str]]:

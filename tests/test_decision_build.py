@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from unittest.mock import patch
 from zoneinfo import ZoneInfo
 
@@ -41,11 +41,20 @@ class Plus3(tzinfo):
     def dst(self, dt: datetime | None) -> timedelta:
         return timedelta(0)
 
+    def tzname(self, dt: datetime | None) -> str:
+        return "+03"
+
 
 class NoOffset(tzinfo):
     """A tzinfo that gives no offset: a datetime with it is not aware."""
 
     def utcoffset(self, dt: datetime | None) -> None:
+        return None
+
+    def dst(self, dt: datetime | None) -> None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> None:
         return None
 
 
@@ -162,14 +171,14 @@ def test_other_values_go_through_validation(change: dict[str, Any]) -> None:
 
 def test_a_rules_bad_value_is_refused_with_a_policykit_error() -> None:
     session = Engine().session()
-    runtime, _ctx = session._ev._targets["contact.received"][0]
+    runtime, _ctx = cast(Any, session._ev)._targets["contact.received"][0]
 
     def bad(event: Any, ctx: Any) -> None:
         ctx.emit(runtime.spec, "late", kind="violation", severity="urgent",
                  subject=Subject(kind="employee", id="E1"), at=event.at,
                  evidence=[event.id], key="k")
 
-    runtime.on_event = bad  # type: ignore[method-assign]
+    runtime.on_event = bad
     with pytest.raises(SessionFailedError, match="severity"):
         session.feed(ev("contact.received", "2026-03-02T09:00:00", id="c-R1", request_id="R1",
                         customer_id="C1", employee_id="E1", channel="phone", topic="printer",
@@ -185,7 +194,7 @@ def _contact(i: int) -> dict[str, Any]:
 def test_emitted_ids_are_decision_id() -> None:
     """emit writes the id inline: the text decision_id gives, for every outcome and subject."""
     session = Engine().session()
-    runtime, ctx = session._ev._targets["contact.received"][0]
+    runtime, ctx = cast(Any, session._ev)._targets["contact.received"][0]
     got: list[Decision] = []
     ctx._emit = got.append
     at = datetime(2026, 3, 2, 9, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -193,7 +202,7 @@ def test_emitted_ids_are_decision_id() -> None:
                                       ("late", "E\x1f2", "a\x1fb", "provisional"),
                                       ("other", "E\x1b3", "", "final")]:
         d = ctx.emit(runtime.spec, outcome, kind="violation", at=at, evidence=["e1"], key=key,
-                     subject=Subject(kind="employee", id=sid), status=status)  # type: ignore[arg-type]
+                     subject=Subject(kind="employee", id=sid), status=status)
         pol = ctx.policy
         assert d.id == decision_id(pol.id, pol.version, runtime.spec.id, outcome, d.subject,
                                    key, at, status, pol.fingerprint)

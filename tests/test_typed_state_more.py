@@ -25,8 +25,7 @@ from typing import (
 import pytest
 from helpers import Evaluate, ev, t
 
-from bench.generate import generate
-from bench.identical import late_clock_ins
+from bench.generate import generate, late_clock_ins
 from policykit import Engine, Policy, parse_events
 from policykit.errors import PolicyFileError
 from policykit.pack import standard_pack
