@@ -30,7 +30,7 @@ from pydantic import AwareDatetime
 from ..errors import EventError, ParameterError, PolicyKitError, nearest
 from ..models.decisions import Decision
 from ..models.events import EVENT_TYPES, EventBase
-from ..models.parsing import MAX_YEAR, MIN_YEAR, parse_event
+from ..models.parsing import MAX_YEAR, MIN_YEAR, parse_event, parse_texts
 from ._corrections import split_corrections
 
 if TYPE_CHECKING:
@@ -480,19 +480,11 @@ def _read(records: Iterable[tuple[int | None, Any]], tracker: _Quarantined, sour
     newest: datetime | None = None
     first: EventBase | None = None
     last: EventBase | None = None
-    # A model is taken as it is (what parse_event does with one), without two calls.
-    as_is = EventBase if parse is _parse and assume_tz is None else ()
-    for line, raw in records:
+    for line, raw, event in _parsed(records, source, assume_tz, parse):
         read += 1
-        if isinstance(raw, as_is):
-            event = raw
-        else:
-            try:
-                rec = _assume(raw, assume_tz, source, line) if assume_tz is not None else raw
-                event = parse(rec, source, line)
-            except EventError as exc:
-                tracker.add(_hinted(exc) if assume_tz is None else exc, line, raw)
-                continue
+        if not isinstance(event, EventBase):
+            tracker.add(_hinted(event) if assume_tz is None else event, line, raw)
+            continue
         at = event.at
         if newest is None or at > newest:
             newest = at
@@ -510,6 +502,74 @@ def _read(records: Iterable[tuple[int | None, Any]], tracker: _Quarantined, sour
         if track_lines:
             lines.append(line)
     return Prepared(events, lines, read=read, late=late), first, last
+
+
+#: JSON texts validated together (see policykit.models.parsing.parse_texts).
+_TEXTS = 512
+#: The parse functions that read a JSON text (str or bytes) exactly as parse_event does:
+#: their texts are validated in bulk (parse_texts). The audit's adds itself.
+TEXT_AS_EVENT: set[Callable[..., Any]] = set()
+
+
+def _parsed(records: Iterable[tuple[int | None, Any]], source: str,
+            assume_tz: tzinfo | None, parse: Parse
+            ) -> Iterator[tuple[int | None, Any, EventBase | EventError]]:
+    """(line, raw, its event or the EventError of parsing it), in the order of
+    ``records``. Runs of JSON texts of one type are validated in bulk when ``parse`` reads
+    them as parse_event does; anything else is parsed on its own."""
+    plain = assume_tz is None and (parse is _parse or parse in TEXT_AS_EVENT)
+    if not plain:
+        for line, raw in records:
+            try:
+                rec = _assume(raw, assume_tz, source, line) if assume_tz is not None else raw
+                yield line, raw, parse(rec, source, line)
+            except EventError as exc:
+                yield line, raw, exc
+        return
+    run: list[tuple[int | None, Any]] = []
+    kind: type | None = None
+    it = iter(records)
+    while True:
+        try:
+            item = next(it, None)
+        except BaseException:
+            # The reader failed: the records before it are parsed (and reported) first,
+            # as when each was parsed as it came.
+            yield from _texts(run, source)
+            raise
+        raw = item[1] if item is not None else None
+        if item is not None and type(raw) is kind and len(run) < _TEXTS:
+            run.append(item)
+            continue
+        yield from _texts(run, source)
+        run = []
+        if item is None:
+            return
+        if type(raw) in (str, bytes):
+            kind = type(raw)
+            run.append(item)
+            continue
+        kind = None
+        line = item[0]
+        if isinstance(raw, EventBase):  # taken as it is (what parse_event does with one)
+            yield line, raw, raw
+            continue
+        try:
+            yield line, raw, parse(raw, source, line)
+        except EventError as exc:
+            yield line, raw, exc
+
+
+def _texts(run: list[tuple[int | None, Any]], source: str
+           ) -> Iterator[tuple[int | None, Any, EventBase | EventError]]:
+    if not run:
+        return
+    got = parse_texts([raw for _line, raw in run], source=source,
+                      lines=[line for line, _raw in run])
+    for (line, raw), event in zip(run, got, strict=False):
+        if not isinstance(event, EventBase | EventError):
+            raise event  # what parse_event raised for this text
+        yield line, raw, event
 
 
 def _refuse_unplaced(prep: Prepared, policies: PolicySet, first: EventBase, last: EventBase,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, tzinfo
+from itertools import repeat
+from operator import add
 from typing import Annotated, Any, Union, get_args
 
 from pydantic import (
@@ -12,6 +14,7 @@ from pydantic import (
     Field,
     FutureDate,
     FutureDatetime,
+    Json,
     NaiveDatetime,
     PastDate,
     PastDatetime,
@@ -42,6 +45,20 @@ def _use_types(extra: tuple[type[EventBase], ...]) -> None:
     union = Annotated[Union[(*builtin_models(), *extra)],  # type: ignore[valid-type]
                       Field(discriminator="type")]
     _ADAPTER = TypeAdapter(union)
+
+
+#: The bulk form of :data:`_ADAPTER` (see :func:`parse_texts`), built on first use for the
+#: adapter it wraps.
+_BULK: tuple[TypeAdapter[Event], TypeAdapter[list[Any]]] | None = None
+
+
+def _bulk_adapter() -> TypeAdapter[list[Any]]:
+    global _BULK
+    if _BULK is None or _BULK[0] is not _ADAPTER:
+        # Json[...] parses each text on its own (no joining: a line cannot run into the
+        # next) and validates it as validate_json does, in one call for the whole list.
+        _BULK = (_ADAPTER, TypeAdapter(list[Json[_ADAPTER._type]]))  # type: ignore[name-defined]
+    return _BULK[1]
 
 #: Nesting deeper than this in one record is refused before validation (hostile input).
 MAX_DEPTH = 32
@@ -151,6 +168,74 @@ def parse_event(
         raise EventError(source, [("", _clip(raw), f"a valid event ({exc})")],
                          event_id=event_id, line=line) from None
     return _checked(event, source, line)
+
+
+def parse_texts(
+    texts: Sequence[str | bytes],
+    *,
+    source: str = "<events>",
+    lines: Sequence[int | None] | None = None,
+) -> list[Event | EventError]:
+    """:func:`parse_event` of each JSON text, in one pydantic call for the lot: for each
+    text its event, or the :class:`EventError` parse_event would raise (the same error).
+    Should parse_event raise anything else, the list ends with that exception.
+
+    A text that might nest deeper than MAX_DEPTH goes to parse_event on its own; when the
+    bulk validation fails, the texts it names are given to parse_event one by one (for the
+    exact error: same checks, same order, same messages) and the rest validated again in
+    bulk."""
+    n = len(texts)
+    where: Sequence[int | None] = lines if lines is not None else [None] * n
+    out: list[Any] = [None] * n  # Event | EventError, or what else parse_event raised
+    alone = _deep(texts)
+    todo = [i for i in range(n) if i not in alone] if alone else list(range(n))
+    for _attempt in range(2):
+        if not todo:
+            break
+        try:
+            got = _bulk_adapter().validate_python([texts[i] for i in todo])
+        except ValidationError as exc:
+            bad = {todo[e["loc"][0]] for e in exc.errors(include_url=False)
+                   if e["loc"] and isinstance(e["loc"][0], int)}
+            if not bad:  # not one record's fault: each on its own
+                bad = set(todo)
+            alone |= bad
+            todo = [i for i in todo if i not in bad]
+            continue
+        except Exception:  # each on its own: parse_event says what it is
+            alone |= set(todo)
+            break
+        for i, event in zip(todo, got, strict=True):
+            try:
+                out[i] = _checked(event, source, where[i])
+            except EventError as exc:
+                out[i] = exc
+        todo = []
+    if todo:  # failed twice: each on its own
+        alone |= set(todo)
+    for i in sorted(alone):
+        try:
+            out[i] = parse_event(texts[i], source=source, line=where[i])
+        except EventError as exc:
+            out[i] = exc
+        except BaseException as exc:  # raised there, after the texts before it
+            out[i] = exc
+            return out[:i + 1]
+    return out  # every slot is filled above
+
+
+def _deep(texts: Sequence[str | bytes]) -> set[int]:
+    """The positions of the texts _shallow would send to the slow path (counted in C: the
+    common case, texts all of one type and none deep, costs no Python per text)."""
+    kind = type(texts[0]) if texts else str
+    if kind in (str, bytes) and all(type(t) is kind for t in texts):
+        brace, bracket = ("{", "[") if kind is str else (b"{", b"[")
+        count = kind.count
+        counts = map(add, map(count, texts, repeat(brace)),  # type: ignore[arg-type]
+                     map(count, texts, repeat(bracket)))  # type: ignore[arg-type]
+        if max(counts, default=0) <= MAX_DEPTH:
+            return set()
+    return {i for i, t in enumerate(texts) if not _shallow(t)}
 
 
 def _checked(event: Event, source: str, line: int | None) -> Event:
