@@ -25,7 +25,7 @@ from pydantic import (
 from .._timezones import shared_offset
 from ..errors import EventError, ParameterError, nearest
 from .decisions import Decision
-from .events import EVENT_TYPES, Event, EventBase, builtin_models
+from .events import EVENT_TYPES, ID_PATTERN, Event, EventBase, builtin_models, control_problem
 
 __all__ = ["iter_events", "json_schema", "parse_event", "parse_events"]
 
@@ -98,6 +98,10 @@ def _problems(exc: ValidationError, raw: Any) -> list[tuple[str, Any, str]]:
             out.append((field, value, expected))
         elif kind == "missing":
             out.append((field, "<missing>", "a value: the field is required"))
+        elif (kind == "string_pattern_mismatch" and isinstance(value, str)
+              and (err.get("ctx") or {}).get("pattern") == ID_PATTERN
+              and (problem := control_problem(value)) is not None):
+            out.append((field, value, problem))
         elif kind == "timezone_aware":
             out.append((field, value,
                         "a date-time with a UTC offset, e.g. 2026-03-02T08:30:00+08:00"))
