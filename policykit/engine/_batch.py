@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import cache
+from itertools import islice
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -480,27 +482,31 @@ def _read(records: Iterable[tuple[int | None, Any]], tracker: _Quarantined, sour
     newest: datetime | None = None
     first: EventBase | None = None
     last: EventBase | None = None
-    for line, raw, event in _parsed(records, source, assume_tz, parse):
-        read += 1
-        if not isinstance(event, EventBase):
-            tracker.add(_hinted(event) if assume_tz is None else event, line, raw)
-            continue
-        at = event.at
-        if newest is None or at > newest:
-            newest = at
-            last = event  # the first event of the latest time
-            if first is None:
-                first = event
-        elif at < newest:
-            late += 1
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("%s: event %r (%s) came after later events; applied at its time",
-                          source, event.id, at.isoformat())
-            if first is not None and at < first.at:
-                first = event
-        events.append(event)
-        if track_lines:
-            lines.append(line)
+    for run, results in _parsed(records, source, assume_tz, parse):
+        read += len(results)
+        for i, event in enumerate(results):
+            if not isinstance(event, EventBase):
+                if not isinstance(event, EventError):
+                    raise event  # what parsing this record raised
+                line, raw = run[i]
+                tracker.add(_hinted(event) if assume_tz is None else event, line, raw)
+                continue
+            at = event.at
+            if newest is None or at > newest:
+                newest = at
+                last = event  # the first event of the latest time
+                if first is None:
+                    first = event
+            elif at < newest:
+                late += 1
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("%s: event %r (%s) came after later events; applied at its time",
+                              source, event.id, at.isoformat())
+                if first is not None and at < first.at:
+                    first = event
+            events.append(event)
+            if track_lines:
+                lines.append(run[i][0])
     return Prepared(events, lines, read=read, late=late), first, last
 
 
@@ -511,65 +517,87 @@ _TEXTS = 512
 TEXT_AS_EVENT: set[Callable[..., Any]] = set()
 
 
+Results = list[Any]
+"""For each (line, raw) pair of a run, its event or its EventError; the list ends early,
+with the exception, where parsing raised anything else (raised there, in order)."""
+
+
 def _parsed(records: Iterable[tuple[int | None, Any]], source: str,
             assume_tz: tzinfo | None, parse: Parse
-            ) -> Iterator[tuple[int | None, Any, EventBase | EventError]]:
-    """(line, raw, its event or the EventError of parsing it), in the order of
-    ``records``. Runs of JSON texts of one type are validated in bulk when ``parse`` reads
-    them as parse_event does; anything else is parsed on its own."""
+            ) -> Iterator[tuple[list[tuple[int | None, Any]], Results]]:
+    """Runs of at most _TEXTS (line, raw) pairs with what each parses to, in the order of
+    ``records``. A run of JSON texts of one type is validated in bulk (parse_texts) when
+    ``parse`` reads them as parse_event does; a model is taken as it is (what
+    parse_event does with one); anything else is parsed on its own."""
     plain = assume_tz is None and (parse is _parse or parse in TEXT_AS_EVENT)
-    if not plain:
-        for line, raw in records:
-            try:
-                rec = _assume(raw, assume_tz, source, line) if assume_tz is not None else raw
-                yield line, raw, parse(rec, source, line)
-            except EventError as exc:
-                yield line, raw, exc
-        return
-    run: list[tuple[int | None, Any]] = []
-    kind: type | None = None
     it = iter(records)
     while True:
+        chunk: list[tuple[int | None, Any]] = []
         try:
-            item = next(it, None)
-        except BaseException:
+            chunk.extend(islice(it, _TEXTS))  # what was read before a failure stays
+        except Exception:
             # The reader failed: the records before it are parsed (and reported) first,
             # as when each was parsed as it came.
-            yield from _texts(run, source)
+            yield from _runs(chunk, plain, source, assume_tz, parse)
             raise
-        raw = item[1] if item is not None else None
-        if item is not None and type(raw) is kind and len(run) < _TEXTS:
-            run.append(item)
-            continue
-        yield from _texts(run, source)
-        run = []
-        if item is None:
+        if not chunk:
             return
-        if type(raw) in (str, bytes):
-            kind = type(raw)
-            run.append(item)
-            continue
-        kind = None
-        line = item[0]
-        if isinstance(raw, EventBase):  # taken as it is (what parse_event does with one)
-            yield line, raw, raw
-            continue
-        try:
-            yield line, raw, parse(raw, source, line)
-        except EventError as exc:
-            yield line, raw, exc
+        yield from _runs(chunk, plain, source, assume_tz, parse)
 
 
-def _texts(run: list[tuple[int | None, Any]], source: str
-           ) -> Iterator[tuple[int | None, Any, EventBase | EventError]]:
-    if not run:
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+
+
+def _runs(chunk: list[tuple[int | None, Any]], plain: bool, source: str,
+          assume_tz: tzinfo | None, parse: Parse
+          ) -> Iterator[tuple[list[tuple[int | None, Any]], Results]]:
+    """``chunk`` in runs of one kind (texts of one type, models, anything else)."""
+    if not chunk:
         return
-    got = parse_texts([raw for _line, raw in run], source=source,
-                      lines=[line for line, _raw in run])
-    for (line, raw), event in zip(run, got, strict=False):
-        if not isinstance(event, EventBase | EventError):
-            raise event  # what parse_event raised for this text
-        yield line, raw, event
+    if plain:
+        raws = list(map(_SECOND, chunk))  # in C: no Python per record
+        kinds = set(map(type, raws))
+        if len(kinds) == 1 and (str in kinds or bytes in kinds):
+            yield chunk, parse_texts(raws, source=source, lines=list(map(_FIRST, chunk)))
+            return
+        if all(issubclass(k, EventBase) for k in kinds):
+            yield chunk, raws
+            return
+    run: list[tuple[int | None, Any]] = []
+    kind: type | None = None
+    for item in chunk:
+        raw = item[1]
+        got: type = object
+        if plain:
+            got = type(raw)
+            if got is not str and got is not bytes:
+                got = EventBase if isinstance(raw, EventBase) else object
+        if got is not kind and run:
+            yield run, _results(run, kind, source, assume_tz, parse)
+            run = []
+        kind = got
+        run.append(item)
+    yield run, _results(run, kind, source, assume_tz, parse)
+
+
+def _results(run: list[tuple[int | None, Any]], kind: type | None, source: str,
+             assume_tz: tzinfo | None, parse: Parse) -> Results:
+    if kind is EventBase:
+        return [raw for _line, raw in run]
+    if kind is str or kind is bytes:
+        return parse_texts([raw for _line, raw in run], source=source,
+                           lines=[line for line, _raw in run])
+    out: Results = []
+    for line, raw in run:
+        try:
+            rec = _assume(raw, assume_tz, source, line) if assume_tz is not None else raw
+            out.append(parse(rec, source, line))
+        except EventError as exc:
+            out.append(exc)
+        except Exception as exc:  # raised when its record is reached
+            out.append(exc)
+            break
+    return out
 
 
 def _refuse_unplaced(prep: Prepared, policies: PolicySet, first: EventBase, last: EventBase,
@@ -785,7 +813,7 @@ def _evaluate(engine: Engine, prep: Prepared, source: str, until: datetime | Non
                         seen.add(e.id)
                 before = stats.events + stats.duplicates + stats.superseded + stats.rejected
                 try:
-                    decisions += session.feed_many(chunk)
+                    decisions += session._feed_models(chunk)
                 except EventError as exc:
                     # One event refused by the session (the session checks it before
                     # applying anything, so it goes on): quarantined, the rest evaluated.
