@@ -18,12 +18,13 @@ import gc
 import logging
 import re
 import sys
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import cache
 from itertools import islice
-from operator import itemgetter
+from operator import attrgetter, itemgetter, le
 from typing import TYPE_CHECKING, Any, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -482,8 +483,22 @@ def _read(records: Iterable[tuple[int | None, Any]], tracker: _Quarantined, sour
     newest: datetime | None = None
     first: EventBase | None = None
     last: EventBase | None = None
-    for run, results in _parsed(records, source, assume_tz, parse):
+    for run, results, models in _parsed(records, source, assume_tz, parse):
         read += len(results)
+        if models or all(issubclass(k, EventBase) for k in set(map(type, results))):
+            # A run of events in time order, none before the latest so far (a log written
+            # as it happened): what the loop below would find, found in C.
+            ats = list(map(_AT, results))
+            if (newest is None or ats[0] >= newest) and all(map(le, ats, islice(ats, 1, None))):
+                if newest is None or ats[-1] > newest:
+                    newest = ats[-1]
+                    last = results[bisect_left(ats, newest)]  # the first of the latest time
+                if first is None:
+                    first = results[0]
+                events += results
+                if track_lines:
+                    lines += map(_FIRST, run)
+                continue
         for i, event in enumerate(results):
             if not isinstance(event, EventBase):
                 if not isinstance(event, EventError):
@@ -524,11 +539,12 @@ with the exception, where parsing raised anything else (raised there, in order).
 
 def _parsed(records: Iterable[tuple[int | None, Any]], source: str,
             assume_tz: tzinfo | None, parse: Parse
-            ) -> Iterator[tuple[list[tuple[int | None, Any]], Results]]:
+            ) -> Iterator[tuple[list[tuple[int | None, Any]], Results, bool]]:
     """Runs of at most _TEXTS (line, raw) pairs with what each parses to, in the order of
-    ``records``. A run of JSON texts of one type is validated in bulk (parse_texts) when
-    ``parse`` reads them as parse_event does; a model is taken as it is (what
-    parse_event does with one); anything else is parsed on its own."""
+    ``records``, and whether the run is of models (each its own result). A run of JSON
+    texts of one type is validated in bulk (parse_texts) when ``parse`` reads them as
+    parse_event does; a model is taken as it is (what parse_event does with one); anything
+    else is parsed on its own."""
     plain = assume_tz is None and (parse is _parse or parse in TEXT_AS_EVENT)
     it = iter(records)
     while True:
@@ -545,12 +561,12 @@ def _parsed(records: Iterable[tuple[int | None, Any]], source: str,
         yield from _runs(chunk, plain, source, assume_tz, parse)
 
 
-_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+_FIRST, _SECOND, _AT = itemgetter(0), itemgetter(1), attrgetter("at")
 
 
 def _runs(chunk: list[tuple[int | None, Any]], plain: bool, source: str,
           assume_tz: tzinfo | None, parse: Parse
-          ) -> Iterator[tuple[list[tuple[int | None, Any]], Results]]:
+          ) -> Iterator[tuple[list[tuple[int | None, Any]], Results, bool]]:
     """``chunk`` in runs of one kind (texts of one type, models, anything else)."""
     if not chunk:
         return
@@ -558,10 +574,10 @@ def _runs(chunk: list[tuple[int | None, Any]], plain: bool, source: str,
         raws = list(map(_SECOND, chunk))  # in C: no Python per record
         kinds = set(map(type, raws))
         if len(kinds) == 1 and (str in kinds or bytes in kinds):
-            yield chunk, parse_texts(raws, source=source, lines=list(map(_FIRST, chunk)))
+            yield chunk, parse_texts(raws, source=source, lines=list(map(_FIRST, chunk))), False
             return
         if all(issubclass(k, EventBase) for k in kinds):
-            yield chunk, raws
+            yield chunk, raws, True
             return
     run: list[tuple[int | None, Any]] = []
     kind: type | None = None
@@ -573,11 +589,11 @@ def _runs(chunk: list[tuple[int | None, Any]], plain: bool, source: str,
             if got is not str and got is not bytes:
                 got = EventBase if isinstance(raw, EventBase) else object
         if got is not kind and run:
-            yield run, _results(run, kind, source, assume_tz, parse)
+            yield run, _results(run, kind, source, assume_tz, parse), kind is EventBase
             run = []
         kind = got
         run.append(item)
-    yield run, _results(run, kind, source, assume_tz, parse)
+    yield run, _results(run, kind, source, assume_tz, parse), kind is EventBase
 
 
 def _results(run: list[tuple[int | None, Any]], kind: type | None, source: str,
