@@ -78,8 +78,7 @@ def _floor(lines: Sequence[str], *, bare: bool = False, bulk: bool = False
     its memory, which the pipeline never does)."""
     import gc
 
-    from policykit.engine._batch import _TEXTS
-    from policykit.models.parsing import _ADAPTER, parse_event, parse_texts
+    from policykit.models.parsing import _ADAPTER, parse_event
 
     kept: list[Any] = []
     collecting = gc.isenabled()
@@ -87,6 +86,9 @@ def _floor(lines: Sequence[str], *, bare: bool = False, bulk: bool = False
     try:
         wall, cpu = _time.perf_counter(), _time.process_time()
         if bulk:
+            from policykit.engine._batch import _TEXTS
+            from policykit.models.parsing import parse_texts
+
             for i in range(0, len(lines), _TEXTS):
                 kept += parse_texts(lines[i:i + _TEXTS])
         elif bare:
@@ -242,31 +244,37 @@ def ratios(path: str, runs: int = 3) -> dict[str, Any]:
     def keep(name: str, took: float) -> None:
         best[name] = min(best.get(name, took), took)
 
+    import policykit.models.parsing as parsing
+
+    bulk = hasattr(parsing, "parse_texts")  # not before issue 17's third pass: compare
     for _ in range(runs):
         keep("validate_json_per_line", _floor(lines, bare=True)[1])
         keep("parse_event_per_line", _floor(lines)[1])
-        keep("parse_texts_bulk", _floor(lines, bulk=True)[1])
+        if bulk:
+            keep("parse_texts_bulk", _floor(lines, bulk=True)[1])
         began = _time.process_time()
         engine.evaluate(text)
         keep("full_pack_evaluate", _time.process_time() - began)
     n = len(lines)
     out: dict[str, Any] = {"events": n, "runs": runs}
     out.update({f"{k}_us": round(v / n * 1e6, 2) for k, v in best.items()})
+    out["audit_x_parse_event_floor"] = round(best["full_pack_evaluate"]
+                                             / best["parse_event_per_line"], 2)
+    out["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    if not bulk:
+        return out
     out["floor_speedup_vs_validate_json"] = round(best["validate_json_per_line"]
                                                   / best["parse_texts_bulk"], 2)
     out["floor_speedup_vs_parse_event"] = round(best["parse_event_per_line"]
                                                 / best["parse_texts_bulk"], 2)
     out["audit_x_bulk_floor"] = round(best["full_pack_evaluate"] / best["parse_texts_bulk"], 2)
-    out["audit_x_parse_event_floor"] = round(best["full_pack_evaluate"]
-                                             / best["parse_event_per_line"], 2)
-    out["load_average"] = [round(x, 2) for x in os.getloadavg()]
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) in (2, 3) and args[1] == "--ratios":
-        print(json.dumps(ratios(args[0], int(args[2]) if len(args) == 3 else 3), indent=1))
+        print(json.dumps(ratios(args[0], int(args[2]) if len(args) == 3 else 3)))
         return 0
     if len(args) != 1:
         print(__doc__, file=sys.stderr)

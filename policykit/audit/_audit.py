@@ -9,8 +9,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime, tzinfo
 from typing import Any
 
-from ..engine import Engine, Parse, parse_instant, progress_bar, run_batch, zone
-from ..engine._batch import TEXT_AS_EVENT
+from ..engine import TEXT_AS_EVENT, Engine, Parse, parse_instant, progress_bar, run_batch, zone
 from ..errors import EventError
 from ..models.events import EventBase
 from ..policyfile import PolicyLike, resolve_policies
