@@ -8,12 +8,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pytest
 from audit_data import UNTIL, events, policies
+from pydantic import Field
 
-from policykit import Engine, EventError
+from policykit import (
+    Engine,
+    EventBase,
+    EventError,
+    register_event_types,
+    unregister_event_types,
+)
 from policykit.audit import audit, read_records
 from policykit.audit._quarantine import validate
 from policykit.engine import parse_instant, run_batch
@@ -145,3 +152,22 @@ def test_the_records_before_a_failing_reader_are_reported_first() -> None:
         run_batch(Engine(policies()), records(),
                   quarantine=lambda exc, line, raw: seen.append(line))
     assert seen == [2]
+
+
+class LiftStopped(EventBase):
+    type: Literal["lift.stopped"]
+    lift_id: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+def test_registered_types_are_validated_in_bulk_and_forgotten_with_them() -> None:
+    lift = ('{"id": "l1", "type": "lift.stopped", "at": "2026-03-02T08:00:00+08:00", '
+            '"lift_id": "L1"}')
+    register_event_types(LiftStopped)
+    try:
+        got = parse_texts([lift, text()])
+        assert type(got[0]) is LiftStopped
+        assert [outcome(r) for r in got] == [outcome(parse_event(t)) for t in (lift, text())]
+    finally:
+        unregister_event_types(LiftStopped)
+    (gone,) = parse_texts([lift])
+    assert isinstance(gone, EventError) and "a known event type" in str(gone)

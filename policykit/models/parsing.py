@@ -32,17 +32,18 @@ _BUILTIN_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 #: (see :mod:`policykit.models.registry`): one tagged union either way, so a record's type
 #: picks its model in one lookup and built-in records cost the same with types registered.
 _ADAPTER: TypeAdapter[Event] = _BUILTIN_ADAPTER
+_UNION: Any = Event  # the union _ADAPTER validates
 
 
 def _use_types(extra: tuple[type[EventBase], ...]) -> None:
     """Parse the built-in types and ``extra`` (the registered ones) from now on."""
-    global _ADAPTER
+    global _ADAPTER, _UNION
     if not extra:
-        _ADAPTER = _BUILTIN_ADAPTER
+        _ADAPTER, _UNION = _BUILTIN_ADAPTER, Event
         return
     union = Annotated[Union[(*builtin_models(), *extra)],  # type: ignore[valid-type]
                       Field(discriminator="type")]
-    _ADAPTER = TypeAdapter(union)
+    _ADAPTER, _UNION = TypeAdapter(union), union
 
 
 #: The bulk form of :data:`_ADAPTER` (see :func:`parse_texts`), built on first use for the
@@ -55,7 +56,7 @@ def _bulk_adapter() -> TypeAdapter[list[Any]]:
     if _BULK is None or _BULK[0] is not _ADAPTER:
         # Json[...] parses each text on its own (no joining: a line cannot run into the
         # next) and validates it as validate_json does, in one call for the whole list.
-        _BULK = (_ADAPTER, TypeAdapter(list[Json[_ADAPTER._type]]))  # type: ignore[name-defined]
+        _BULK = (_ADAPTER, TypeAdapter(list[Json[_UNION]]))
     return _BULK[1]
 
 #: Nesting deeper than this in one record is refused before validation (hostile input).
@@ -180,7 +181,7 @@ def parse_texts(
 ) -> list[Event | EventError]:
     """:func:`parse_event` of each JSON text, in one pydantic call for the lot: for each
     text its event, or the :class:`EventError` parse_event would raise (the same error).
-    Should parse_event raise anything else, the list ends with that exception.
+    Should parse_event raise any other Exception, the list ends with it.
 
     When the bulk validation fails, the texts it names are given to parse_event one by one
     (for the exact error: same checks, same order, same messages) and the rest validated
@@ -224,7 +225,7 @@ def parse_texts(
             out[i] = parse_event(texts[i], source=source, line=where[i])
         except EventError as exc:
             out[i] = exc
-        except BaseException as exc:  # raised there, after the texts before it
+        except Exception as exc:  # raised there, after the texts before it
             out[i] = exc
             return out[:i + 1]
     return out  # every slot is filled above
