@@ -546,6 +546,13 @@ def _parsed(records: Iterable[tuple[int | None, Any]], source: str,
     parse_event does; a model is taken as it is (what parse_event does with one); anything
     else is parsed on its own."""
     plain = assume_tz is None and (parse is _parse or parse in TEXT_AS_EVENT)
+    if not plain:
+        # Each record parsed as soon as it is read, as a parse function may expect (the
+        # diff's keeps what it parses beside the record last read).
+        for item in records:
+            run = [item]
+            yield run, _results(run, object, source, assume_tz, parse), False
+        return
     it = iter(records)
     while True:
         chunk: list[tuple[int | None, Any]] = []
@@ -554,46 +561,42 @@ def _parsed(records: Iterable[tuple[int | None, Any]], source: str,
         except Exception:
             # The reader failed: the records before it are parsed (and reported) first,
             # as when each was parsed as it came.
-            yield from _runs(chunk, plain, source, assume_tz, parse)
+            yield from _runs(chunk, source, parse)
             raise
         if not chunk:
             return
-        yield from _runs(chunk, plain, source, assume_tz, parse)
+        yield from _runs(chunk, source, parse)
 
 
 _FIRST, _SECOND, _AT = itemgetter(0), itemgetter(1), attrgetter("at")
 
 
-def _runs(chunk: list[tuple[int | None, Any]], plain: bool, source: str,
-          assume_tz: tzinfo | None, parse: Parse
+def _runs(chunk: list[tuple[int | None, Any]], source: str, parse: Parse
           ) -> Iterator[tuple[list[tuple[int | None, Any]], Results, bool]]:
     """``chunk`` in runs of one kind (texts of one type, models, anything else)."""
     if not chunk:
         return
-    if plain:
-        raws = list(map(_SECOND, chunk))  # in C: no Python per record
-        kinds = set(map(type, raws))
-        if len(kinds) == 1 and (str in kinds or bytes in kinds):
-            yield chunk, parse_texts(raws, source=source, lines=list(map(_FIRST, chunk))), False
-            return
-        if all(issubclass(k, EventBase) for k in kinds):
-            yield chunk, raws, True
-            return
+    raws = list(map(_SECOND, chunk))  # in C: no Python per record
+    kinds = set(map(type, raws))
+    if len(kinds) == 1 and (str in kinds or bytes in kinds):
+        yield chunk, parse_texts(raws, source=source, lines=list(map(_FIRST, chunk))), False
+        return
+    if all(issubclass(k, EventBase) for k in kinds):
+        yield chunk, raws, True
+        return
     run: list[tuple[int | None, Any]] = []
     kind: type | None = None
     for item in chunk:
         raw = item[1]
-        got: type = object
-        if plain:
-            got = type(raw)
-            if got is not str and got is not bytes:
-                got = EventBase if isinstance(raw, EventBase) else object
+        got = type(raw)
+        if got is not str and got is not bytes:
+            got = EventBase if isinstance(raw, EventBase) else object
         if got is not kind and run:
-            yield run, _results(run, kind, source, assume_tz, parse), kind is EventBase
+            yield run, _results(run, kind, source, None, parse), kind is EventBase
             run = []
         kind = got
         run.append(item)
-    yield run, _results(run, kind, source, assume_tz, parse), kind is EventBase
+    yield run, _results(run, kind, source, None, parse), kind is EventBase
 
 
 def _results(run: list[tuple[int | None, Any]], kind: type | None, source: str,
