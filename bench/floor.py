@@ -1,8 +1,10 @@
 """The floors policykit's audit is measured against.
 
 1. :func:`parse_floor` — parse and validate JSONL into the pydantic event models and nothing
-   else: ``policykit.models.parsing.parse_event`` per line (what every audit pays), and the
-   bare pydantic path (``TypeAdapter(Event).validate_json``) for reference.
+   else: ``policykit.models.parsing.parse_event`` per line, ``parse_texts`` per chunk of
+   lines (``bulk``: what the batch pipeline, so every audit, runs since issue 17: one
+   pydantic call per chunk, the collector paused as the pipeline pauses it), and the
+   bare pydantic path (``TypeAdapter(Event).validate_json`` per line) for reference.
 2. :func:`lateness` — the lateness-deduction policy
    (docs/policies/lateness-deduction.md, default parameters:
    R1 late day after 08:30:00, R2 1% / 5% from the 3rd late day with ``tier_mode: all``,
@@ -17,6 +19,7 @@ Both take events already in (time, id) order, as the engine applies them, and li
 ``Engine.evaluate(events)`` without ``until`` they fire nothing due after the last event.
 
     python bench/floor.py LOG.jsonl      # parse floor, hand-written lateness, engine, agreement
+    python bench/floor.py LOG.jsonl --ratios [RUNS]   # CPU: floors and the full pack's audit
 """
 
 from __future__ import annotations
@@ -45,8 +48,12 @@ _WORK_END = time(17, 30)
 _EXEMPT_ROLES = frozenset({"guard"})
 
 
-def parse_floor(lines: Sequence[str], *, bare: bool = False) -> float:
-    """Seconds to parse and validate ``lines`` (JSONL rows) into event models."""
+def parse_floor(lines: Sequence[str], *, bare: bool = False, bulk: bool = False) -> float:
+    """Seconds to parse and validate ``lines`` (JSONL rows) into event models (per line, each
+    event dropped at once, as bench/run.py has always measured it; ``bulk``: see
+    :func:`_floor`)."""
+    if bulk:
+        return _floor(lines, bulk=True)[0]
     if bare:
         from policykit.models.parsing import _ADAPTER
 
@@ -61,6 +68,41 @@ def parse_floor(lines: Sequence[str], *, bare: bool = False) -> float:
     for line in lines:
         parse_event(line)
     return _time.perf_counter() - began
+
+
+def _floor(lines: Sequence[str], *, bare: bool = False, bulk: bool = False
+           ) -> tuple[float, float]:
+    """(wall, CPU) seconds of one floor. Each keeps the events it makes and pauses the
+    cyclic collector, as the batch pipeline does (the events live to the end of the run);
+    freeing them is not timed (discarding each event at once would let the allocator reuse
+    its memory, which the pipeline never does)."""
+    import gc
+
+    from policykit.models.parsing import _ADAPTER, parse_event
+
+    kept: list[Any] = []
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        wall, cpu = _time.perf_counter(), _time.process_time()
+        if bulk:
+            from policykit.engine._batch import _TEXTS
+            from policykit.models.parsing import parse_texts
+
+            for i in range(0, len(lines), _TEXTS):
+                kept += parse_texts(lines[i:i + _TEXTS])
+        elif bare:
+            validate = _ADAPTER.validate_json
+            kept = [validate(line) for line in lines]
+        else:
+            kept = [parse_event(line) for line in lines]
+        wall, cpu = _time.perf_counter() - wall, _time.process_time() - cpu
+        assert len(kept) == len(lines) and not any(isinstance(e, Exception) for e in kept)
+        del kept
+    finally:
+        if collecting:
+            gc.enable()
+    return wall, cpu
 
 
 def _cents(value: Decimal) -> Decimal:
@@ -186,8 +228,54 @@ def engine_counts(decisions: Iterable[Any]) -> tuple[Counter[str], Decimal]:
     return out, total
 
 
+def ratios(path: str, runs: int = 3) -> dict[str, Any]:
+    """CPU seconds (best of ``runs``, alternating) of the floors (see :func:`_floor`) and of
+    the full pack's ``Engine().evaluate`` over the log's text (what bench/run.py's audit
+    task times: it parses in bulk and evaluates), and the audit's ratio to each floor."""
+    import os
+
+    from policykit import Engine
+
+    text = Path(path).read_text(encoding="utf-8")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    engine = Engine()
+    best: dict[str, float] = {}
+
+    def keep(name: str, took: float) -> None:
+        best[name] = min(best.get(name, took), took)
+
+    import policykit.models.parsing as parsing
+
+    bulk = hasattr(parsing, "parse_texts")  # not before issue 17's third pass: compare
+    for _ in range(runs):
+        keep("validate_json_per_line", _floor(lines, bare=True)[1])
+        keep("parse_event_per_line", _floor(lines)[1])
+        if bulk:
+            keep("parse_texts_bulk", _floor(lines, bulk=True)[1])
+        began = _time.process_time()
+        engine.evaluate(text)
+        keep("full_pack_evaluate", _time.process_time() - began)
+    n = len(lines)
+    out: dict[str, Any] = {"events": n, "runs": runs}
+    out.update({f"{k}_us": round(v / n * 1e6, 2) for k, v in best.items()})
+    out["audit_x_parse_event_floor"] = round(best["full_pack_evaluate"]
+                                             / best["parse_event_per_line"], 2)
+    out["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    if not bulk:
+        return out
+    out["floor_speedup_vs_validate_json"] = round(best["validate_json_per_line"]
+                                                  / best["parse_texts_bulk"], 2)
+    out["floor_speedup_vs_parse_event"] = round(best["parse_event_per_line"]
+                                                / best["parse_texts_bulk"], 2)
+    out["audit_x_bulk_floor"] = round(best["full_pack_evaluate"] / best["parse_texts_bulk"], 2)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) in (2, 3) and args[1] == "--ratios":
+        print(json.dumps(ratios(args[0], int(args[2]) if len(args) == 3 else 3)))
+        return 0
     if len(args) != 1:
         print(__doc__, file=sys.stderr)
         return 2
@@ -198,6 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = [ln for ln in Path(args[0]).read_text(encoding="utf-8").splitlines() if ln.strip()]
     took = parse_floor(lines)
     bare = parse_floor(lines, bare=True)
+    bulk = parse_floor(lines, bulk=True)
     events = sorted((parse_event(ln) for ln in lines), key=lambda e: (e.at, e.id))
     began = _time.perf_counter()
     mine, money = lateness(events)
@@ -211,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(json.dumps({
         "events": n,
         "parse_validate_events_per_s": round(n / took),
+        "bulk_parse_validate_events_per_s": round(n / bulk),
         "bare_pydantic_events_per_s": round(n / bare),
         "hand_written_lateness_events_per_s": round(n / hand),
         "engine_lateness_events_per_s": round(n / eng),

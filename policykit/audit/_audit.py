@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime, tzinfo
 from typing import Any
 
-from ..engine import Engine, Parse, parse_instant, progress_bar, run_batch, zone
+from ..engine import TEXT_AS_EVENT, Engine, Parse, parse_instant, progress_bar, run_batch, zone
 from ..errors import EventError
 from ..models.events import EventBase
 from ..policyfile import PolicyLike, resolve_policies
@@ -19,6 +19,7 @@ from ._readers import Reader, read_records
 from ._report import AuditReport
 
 PolicyArg = PolicyLike
+TEXT_AS_EVENT.add(validate)  # a JSON text: parse_event's event or error (validated in bulk)
 
 __all__ = ["audit", "parse_instant"]
 

@@ -18,10 +18,13 @@ import gc
 import logging
 import re
 import sys
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import cache
+from itertools import islice
+from operator import attrgetter, itemgetter, le
 from typing import TYPE_CHECKING, Any, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -30,7 +33,7 @@ from pydantic import AwareDatetime
 from ..errors import EventError, ParameterError, PolicyKitError, nearest
 from ..models.decisions import Decision
 from ..models.events import EVENT_TYPES, EventBase
-from ..models.parsing import MAX_YEAR, MIN_YEAR, parse_event
+from ..models.parsing import MAX_YEAR, MIN_YEAR, parse_event, parse_texts
 from ._corrections import split_corrections
 
 if TYPE_CHECKING:
@@ -501,36 +504,140 @@ def _read(records: Iterable[tuple[int | None, Any]], tracker: _Quarantined, sour
     newest: datetime | None = None
     first: EventBase | None = None
     last: EventBase | None = None
-    # A model is taken as it is (what parse_event does with one), without two calls.
-    as_is = EventBase if parse is _parse and assume_tz is None else ()
-    for line, raw in records:
-        read += 1
-        if isinstance(raw, as_is):
-            event = raw
-        else:
-            try:
-                rec = _assume(raw, assume_tz, source, line) if assume_tz is not None else raw
-                event = parse(rec, source, line)
-            except EventError as exc:
-                tracker.add(_hinted(exc) if assume_tz is None else exc, line, raw)
+    for run, results, models in _parsed(records, source, assume_tz, parse):
+        read += len(results)
+        if models or all(issubclass(k, EventBase) for k in set(map(type, results))):
+            # A run of events in time order, none before the latest so far (a log written
+            # as it happened): what the loop below would find, found in C.
+            ats = list(map(_AT, results))
+            if (newest is None or ats[0] >= newest) and all(map(le, ats, islice(ats, 1, None))):
+                if newest is None or ats[-1] > newest:
+                    newest = ats[-1]
+                    last = results[bisect_left(ats, newest)]  # the first of the latest time
+                if first is None:
+                    first = results[0]
+                events += results
+                if track_lines:
+                    lines += map(_FIRST, run)
                 continue
-        at = event.at
-        if newest is None or at > newest:
-            newest = at
-            last = event  # the first event of the latest time
-            if first is None:
-                first = event
-        elif at < newest:
-            late += 1
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("%s: event %r (%s) came after later events; applied at its time",
-                          source, event.id, at.isoformat())
-            if first is not None and at < first.at:
-                first = event
-        events.append(event)
-        if track_lines:
-            lines.append(line)
+        for i, event in enumerate(results):
+            if not isinstance(event, EventBase):
+                if not isinstance(event, EventError):
+                    raise event  # what parsing this record raised
+                line, raw = run[i]
+                tracker.add(_hinted(event) if assume_tz is None else event, line, raw)
+                continue
+            at = event.at
+            if newest is None or at > newest:
+                newest = at
+                last = event  # the first event of the latest time
+                if first is None:
+                    first = event
+            elif at < newest:
+                late += 1
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("%s: event %r (%s) came after later events; applied at its time",
+                              source, event.id, at.isoformat())
+                if first is not None and at < first.at:
+                    first = event
+            events.append(event)
+            if track_lines:
+                lines.append(run[i][0])
     return Prepared(events, lines, read=read, late=late), first, last
+
+
+#: JSON texts validated together (see policykit.models.parsing.parse_texts).
+_TEXTS = 512
+#: The parse functions that read a JSON text (str or bytes) exactly as parse_event does:
+#: their texts are validated in bulk (parse_texts). The audit's adds itself.
+TEXT_AS_EVENT: set[Callable[..., Any]] = set()
+
+
+Results = list[Any]
+"""For each (line, raw) pair of a run, its event or its EventError; the list ends early,
+with the exception, where parsing raised anything else (raised there, in order)."""
+
+
+def _parsed(records: Iterable[tuple[int | None, Any]], source: str,
+            assume_tz: tzinfo | None, parse: Parse
+            ) -> Iterator[tuple[list[tuple[int | None, Any]], Results, bool]]:
+    """Runs of at most _TEXTS (line, raw) pairs with what each parses to, in the order of
+    ``records``, and whether the run is of models (each its own result). A run of JSON
+    texts of one type is validated in bulk (parse_texts) when ``parse`` reads them as
+    parse_event does; a model is taken as it is (what parse_event does with one); anything
+    else is parsed on its own."""
+    plain = assume_tz is None and (parse is _parse or parse in TEXT_AS_EVENT)
+    if not plain:
+        # Each record parsed as soon as it is read, as a parse function may expect (the
+        # diff's keeps what it parses beside the record last read).
+        for item in records:
+            run = [item]
+            yield run, _results(run, object, source, assume_tz, parse), False
+        return
+    it = iter(records)
+    while True:
+        chunk: list[tuple[int | None, Any]] = []
+        try:
+            chunk.extend(islice(it, _TEXTS))  # what was read before a failure stays
+        except Exception:
+            # The reader failed: the records before it are parsed (and reported) first,
+            # as when each was parsed as it came.
+            yield from _runs(chunk, source, parse)
+            raise
+        if not chunk:
+            return
+        yield from _runs(chunk, source, parse)
+
+
+_FIRST, _SECOND, _AT = itemgetter(0), itemgetter(1), attrgetter("at")
+
+
+def _runs(chunk: list[tuple[int | None, Any]], source: str, parse: Parse
+          ) -> Iterator[tuple[list[tuple[int | None, Any]], Results, bool]]:
+    """``chunk`` in runs of one kind (texts of one type, models, anything else)."""
+    if not chunk:
+        return
+    raws = list(map(_SECOND, chunk))  # in C: no Python per record
+    kinds = set(map(type, raws))
+    if len(kinds) == 1 and (str in kinds or bytes in kinds):
+        yield chunk, parse_texts(raws, source=source, lines=list(map(_FIRST, chunk))), False
+        return
+    if all(issubclass(k, EventBase) for k in kinds):
+        yield chunk, raws, True
+        return
+    run: list[tuple[int | None, Any]] = []
+    kind: type | None = None
+    for item in chunk:
+        raw = item[1]
+        got = type(raw)
+        if got is not str and got is not bytes:
+            got = EventBase if isinstance(raw, EventBase) else object
+        if got is not kind and run:
+            yield run, _results(run, kind, source, None, parse), kind is EventBase
+            run = []
+        kind = got
+        run.append(item)
+    yield run, _results(run, kind, source, None, parse), kind is EventBase
+
+
+def _results(run: list[tuple[int | None, Any]], kind: type | None, source: str,
+             assume_tz: tzinfo | None, parse: Parse) -> Results:
+    if kind is EventBase:
+        return [raw for _line, raw in run]
+    if kind is str or kind is bytes:
+        return parse_texts([raw for _line, raw in run], source=source,
+                           lines=[line for line, _raw in run])
+    out: Results = []
+    for line, raw in run:
+        try:
+            rec = _assume(raw, assume_tz, source, line) if assume_tz is not None else raw
+            out.append(parse(rec, source, line))
+        except EventError as exc:
+            out.append(exc)
+        except Exception as exc:  # raised when its record is reached
+            out.append(exc)
+            break
+    return out
 
 
 def _refuse_unplaced(prep: Prepared, policies: PolicySet, first: EventBase, last: EventBase,
@@ -768,7 +875,7 @@ def _evaluate(engine: Engine, prep: Prepared, source: str, until: datetime | Non
                         seen.add(e.id)
                 before = stats.events + stats.duplicates + stats.superseded + stats.rejected
                 try:
-                    decisions += session.feed_many(chunk)
+                    decisions += session._feed_models(chunk)
                 except EventError as exc:
                     # One event refused by the session (the session checks it before
                     # applying anything, so it goes on): quarantined, the rest evaluated.

@@ -52,6 +52,10 @@ __all__ = ["CORRECTS", "Session", "SessionFailedError", "SessionStats", "correct
            "drop_corrected", "restore_state", "split_corrections"]
 
 
+def _as_is(event: Any) -> EventBase:
+    return event  # type: ignore[no-any-return]
+
+
 def _unexpected(exc: BaseException) -> bool:
     """An error rule code raised by accident: not policykit's own (those are documented,
     e.g. CalendarError) and not one to pass through unchanged (KeyboardInterrupt,
@@ -343,13 +347,22 @@ class Session:
         If an event is refused (or the iterable raises), the events before it stay applied
         and the exception carries their decisions in ``decisions``, so none is lost; from a
         one-shot iterator, the events after it are left unread."""
+        return self._feed_many(events, parsed=False)
+
+    def _feed_models(self, events: Sequence[EventBase]) -> list[Decision]:
+        """:meth:`feed_many` of events already parsed (the batch pipeline's): no call of
+        parse_event per event, which would return each as it is."""
+        return self._feed_many(events, parsed=True)
+
+    def _feed_many(self, events: Iterable[EventBase | Mapping[str, Any] | str | bytes],
+                   *, parsed: bool) -> list[Decision]:
         # The feeds run under one hold of the lock (still a sequence of atomic feeds) and
         # the decisions are ordered once at the end: the same list as feeding one by one,
         # since the final sort on (at, id) is stable and each step's own order was too.
         out: list[Decision] = []
         with self._lock:
             try:
-                self._feed_all(events, out)
+                self._feed_all(events, out, parsed)
             except BaseException as exc:
                 # A refused cycle's error already carries the decisions of its own step.
                 own = getattr(exc, "decisions", None)
@@ -360,17 +373,19 @@ class Session:
         return _order(out)
 
     def _feed_all(self, events: Iterable[EventBase | Mapping[str, Any] | str | bytes],
-                  out: list[Decision]) -> None:
+                  out: list[Decision], parsed: bool = False) -> None:
         stats = self.stats
         reads = self._skips()
+        parse: Any = _as_is if parsed else parse_event
         if not self._ev.prepares or not isinstance(events, Sequence):
             # Parsed and fed one at a time: an error leaves the rest of a one-shot iterator
             # unread, for the caller to go on with.
             if reads is not None:
-                self._feed_run(map(parse_event, events), out, reads)
+                self._feed_run(events if parsed else map(parse_event, events),  # type: ignore[arg-type]
+                               out, reads)
                 return
             for e in events:
-                got = self._feed(parse_event(e))
+                got = self._feed(parse(e))
                 if got:
                     stats.decisions += len(got)
                     out += got
@@ -384,7 +399,7 @@ class Session:
             failure: BaseException | None = None
             try:
                 for e in events[start:start + _CHUNK]:
-                    chunk.append(parse_event(e))
+                    chunk.append(parse(e))
             except BaseException as exc:
                 failure = exc
             if chunk:
