@@ -34,6 +34,7 @@ from ..errors import EventError, ParameterError, PolicyKitError, nearest
 from ..models.decisions import Decision
 from ..models.events import EVENT_TYPES, EventBase
 from ..models.parsing import MAX_YEAR, MIN_YEAR, parse_event, parse_texts
+from ..models.registry import on_types_changed
 from ._corrections import split_corrections
 
 if TYPE_CHECKING:
@@ -930,3 +931,8 @@ def progress_bar(progress: bool | float, total: int | None, desc: str, unit: str
     delay = 0.0 if progress is True else float(progress)
     return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", file=sys.stderr,
                 delay=delay, leave=False, dynamic_ncols=True)
+
+
+# The caches per event type name follow the vocabulary.
+on_types_changed(_fields_holding.cache_clear)
+on_types_changed(_time_fields_any.cache_clear)
