@@ -261,3 +261,32 @@ def test_a_run_leaves_no_cyclic_garbage() -> None:
     decisions = engine.evaluate(events, until="2026-03-03T00:00:00+08:00")
     assert decisions
     assert gc.collect() == 0
+
+
+def test_the_collector_state_is_the_applications_after_any_exit() -> None:
+    """After a run, whatever ends it (a rule raising KeyboardInterrupt included), the
+    collector is as the application left it, and objects it froze stay frozen (the end of
+    a run moves the run's objects on only when nothing is frozen: unfreeze would thaw them)."""
+    events = [_contact(i) for i in range(40)]
+    engine = Engine()
+    engine.evaluate(events[:5])
+    runtime_class = type(cast(Any, engine.session()._ev)._targets["contact.received"][0][0])
+
+    def interrupted(self: Any, event: Any, ctx: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        gc.freeze()
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        engine.evaluate(events)
+        assert gc.isenabled() and gc.get_freeze_count() >= frozen - 10
+        with patch.object(runtime_class, "on_event", interrupted):
+            for enabled in (True, False):
+                (gc.enable if enabled else gc.disable)()
+                with pytest.raises(KeyboardInterrupt):
+                    engine.evaluate(events)
+                assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
+        gc.unfreeze()
