@@ -62,7 +62,7 @@ def _ext_modules() -> list[Any]:
     paths = [str(Path(*name.split("."))) + ".py" for name in _modules()]
     try:
         return list(mypycify(paths, opt_level=os.environ.get("MYPYC_OPT_LEVEL", "3")))
-    except BaseException as exc:  # mypyc reports type errors with SystemExit
+    except (Exception, SystemExit) as exc:  # mypyc reports type errors with SystemExit
         _say(f"mypyc could not compile the hot path ({exc!r}); installing pure Python")
         return []
 

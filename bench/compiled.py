@@ -12,6 +12,7 @@ path", for the figures."""
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -41,8 +42,10 @@ setup(name="policykit-compiled-copy", ext_modules=mypycify(sys.argv[2:], opt_lev
 
 
 def c_compiler() -> str | None:
-    """The C compiler Python's extensions are built with, if it is on PATH."""
-    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    """The C compiler Python's extensions are built with, if it is on PATH: ``$CC`` when set
+    (setuptools builds with it, and setup.py looks for it), else the one Python was built
+    with."""
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
     return shutil.which(cc)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import json
+import logging
 import os
 import pickle
 import tempfile
@@ -77,6 +78,9 @@ class AuditSummary:
     """(policy id, decision kind) -> how many."""
     money: dict[tuple[str, str], Decimal] = field(default_factory=dict)
     """(policy id, currency) -> the total amount of its decisions."""
+    notes: tuple[str, ...] = ()
+    """What the readers guessed about the files (a CSV's encoding), to check: as
+    :attr:`AuditReport.notes <policykit.AuditReport.notes>`."""
 
 
 # ------------------------------------------------------------------------------ sources
@@ -562,6 +566,9 @@ def run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo
         # An in-memory source's chunks share source number 0 (their lines run on).
         labels = [(label, unit) for label, unit, _n, _notes in infos]
         read = sum(n for _l, _u, n, _notes in infos)
+        notes = tuple(note for *_x, found in infos for note in found)
+        for note in notes:  # logged here as audit() logs them: workers' logs go unread
+            logging.getLogger("policykit").warning("%s", note)
         q0 = run.persist(*[dask.delayed(_part)(t, "quarantine") for t in tasks])
         groups = dask.delayed(_components)(*[dask.delayed(_part)(t, "edges") for t in tasks])
         events = dd.from_delayed([dask.delayed(_part)(t, "events") for t in tasks],
@@ -615,7 +622,7 @@ def run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo
                         quarantined=int(nq), corrected=corrected, duplicates=duplicates,
                         after_until=after_until, evaluated=int(evaluated),
                         decisions=sum(by_outcome.values()), by_outcome=by_outcome,
-                        money=money)
+                        money=money, notes=notes)
 
 
 def _join(base: str, name: str) -> str:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,19 @@ def test_this_suite_runs_pure_python() -> None:
     shown = CliRunner().invoke(cli, ["--version"])
     assert shown.exit_code == 0
     assert shown.output == f"policykit {policykit.__version__} (pure Python)\n"
+
+
+def test_the_compiler_looked_for_is_the_one_the_build_uses(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """$CC, as setup.py and setuptools read it: the differential test skips only when that
+    compiler is missing, and runs with it when Python's own is not on PATH."""
+    monkeypatch.setenv("CC", str(ROOT / "no-such-compiler"))
+    assert c_compiler() is None
+    monkeypatch.setenv("CC", f"{sys.executable} -q")
+    assert c_compiler() == sys.executable
+    monkeypatch.delenv("CC")
+    assert c_compiler() == shutil.which(
+        (sysconfig.get_config_var("CC") or "cc").split()[0])
 
 
 @pytest.mark.slow(seconds=150)

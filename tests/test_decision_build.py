@@ -45,6 +45,20 @@ class Plus3(tzinfo):
         return "+03"
 
 
+class RaisingOffset(Plus3):
+    """A tzinfo whose offset cannot be computed."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        raise RuntimeError("no offset here")
+
+
+class DayOffset(Plus3):
+    """An offset of a day or more: the model keeps it, ``datetime.utcoffset`` refuses it."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(hours=30)
+
+
 class NoOffset(tzinfo):
     """A tzinfo that gives no offset: a datetime with it is not aware."""
 
@@ -59,7 +73,7 @@ class NoOffset(tzinfo):
 
 
 _zones = st.sampled_from([UTC, ZoneInfo("Asia/Shanghai"), ZoneInfo("America/New_York"),
-                          timezone(timedelta(hours=5, minutes=45)), Plus3()])
+                          timezone(timedelta(hours=5, minutes=45))])
 _amounts = st.decimals(allow_nan=False, allow_infinity=False, places=2,
                        min_value=Decimal("-1e9"), max_value=Decimal("1e9"))
 
@@ -134,6 +148,10 @@ BAD: dict[str, dict[str, Any]] = {
     "naive time": {"at": datetime(2026, 3, 2, 9)},
     "time in a zone without offset": {"at": datetime(2026, 3, 2, 9, tzinfo=NoOffset())},
     "time as text": {"at": "2026-03-02T09:00:00+08:00"},
+    "time in a zone of another class": {"at": datetime(2026, 3, 2, 9, tzinfo=Plus3())},
+    "time in a zone whose offset raises": {
+        "at": datetime(2026, 3, 2, 9, tzinfo=RaisingOffset())},
+    "time in a zone a day ahead": {"at": datetime(2026, 3, 2, 9, tzinfo=DayOffset())},
     "NaN amount": {"amount": Decimal("NaN")},
     "infinite amount": {"amount": Decimal("Infinity")},
     "float amount": {"amount": 1.5},
@@ -243,3 +261,32 @@ def test_a_run_leaves_no_cyclic_garbage() -> None:
     decisions = engine.evaluate(events, until="2026-03-03T00:00:00+08:00")
     assert decisions
     assert gc.collect() == 0
+
+
+def test_the_collector_state_is_the_applications_after_any_exit() -> None:
+    """After a run, whatever ends it (a rule raising KeyboardInterrupt included), the
+    collector is as the application left it, and objects it froze stay frozen (the end of
+    a run moves the run's objects on only when nothing is frozen: unfreeze would thaw them)."""
+    events = [_contact(i) for i in range(40)]
+    engine = Engine()
+    engine.evaluate(events[:5])
+    runtime_class = type(cast(Any, engine.session()._ev)._targets["contact.received"][0][0])
+
+    def interrupted(self: Any, event: Any, ctx: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        gc.freeze()
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        engine.evaluate(events)
+        assert gc.isenabled() and gc.get_freeze_count() >= frozen - 10
+        with patch.object(runtime_class, "on_event", interrupted):
+            for enabled in (True, False):
+                (gc.enable if enabled else gc.disable)()
+                with pytest.raises(KeyboardInterrupt):
+                    engine.evaluate(events)
+                assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
+        gc.unfreeze()

@@ -218,3 +218,24 @@ def test_on_a_cluster_equals_audit(files: Path, tmp_path: Path) -> None:
         d.model_dump_json() for d in ref.trail)
     assert quarantine_of(summary.quarantine_path) == sorted(
         (q.event_id or "", q.error, q.record) for q in ref.quarantine)
+
+
+def test_a_guessed_encoding_is_noted_as_audit_notes_it(tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """A CSV that is not UTF-8 is read as GB18030 on its worker; the summary says so, as
+    AuditReport.notes does, and the driver logs it (the worker's reader does not)."""
+    root = tmp_path / "in"
+    root.mkdir()
+    header = "id,type,at,employee_id,actor\n"
+    row = "c1,attendance.clock_in,2026-03-02T08:31:00+08:00,E1,王五\n"
+    (root / "a.csv").write_bytes((header + row).encode("gb18030"))
+    (root / "b.csv").write_text(header + row.replace("c1", "c2"), encoding="utf-8")
+    ref = audit(root / "a.csv")
+    assert ref.notes
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="policykit"):
+        summary = distributed_audit(root, output=tmp_path / "out", partitions=2)
+    assert summary.read == 2 and summary.quarantined == 0
+    assert summary.notes == tuple(ref.notes)
+    assert [r.getMessage() for r in caplog.records if "GB18030" in r.getMessage()] == \
+        list(ref.notes)

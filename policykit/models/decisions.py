@@ -129,20 +129,21 @@ def build_decision(
 
     Validating a decision through pydantic costs more than the rest of building it. Where
     every value is already of the exact type the model holds (a ``str``, not a subclass; a
-    finite ``Decimal``; an aware ``datetime``; a ``Subject``; tuples of ``str``; a dict
-    with ``str`` keys; a kind, severity and status the model names; amount and currency
-    together; a violation with evidence) validation would accept it and keep each value
-    as given, so the model is filled in directly. Anything else goes through
-    ``Decision(...)``, which converts it or refuses it with its own error, exactly as
-    before (tests/test_decision_build.py checks both sides)."""
+    finite ``Decimal``; a ``datetime`` in a ``ZoneInfo`` or ``timezone``; a ``Subject``;
+    tuples of ``str``; a dict with ``str`` keys; a kind, severity and status the model
+    names; amount and currency together; a violation with evidence) validation would
+    accept it and keep each value as given, so the model is filled in directly. Anything
+    else goes through ``Decision(...)``, which converts it or refuses it with its own
+    error, exactly as before (tests/test_decision_build.py checks both sides)."""
     if (str is type(id) is type(policy) is type(rule) is type(kind) is type(severity)
             is type(status) is type(clause) is type(message) is type(message_zh)
             and kind in _KINDS and severity in _SEVERITIES and status in _STATUSES
             and (part is None or type(part) is str)
             and type(subject) is Subject
-            # aware: a zone whose offsets are never None, else asked (what the model checks)
-            and type(at) is datetime and (type(at.tzinfo) in _ZONES or (
-                at.tzinfo is not None and at.utcoffset() is not None))
+            # aware: a zone whose offsets are never None and always valid. Any other tzinfo
+            # is the model's to judge: its utcoffset may raise, or give an offset datetime
+            # refuses (a day or more) where the model keeps it.
+            and type(at) is datetime and type(at.tzinfo) in _ZONES
             and type(evidence) is tuple is type(supersedes)
             and set(map(type, evidence)) <= _STR
             and (not supersedes or set(map(type, supersedes)) <= _STR)
