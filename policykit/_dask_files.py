@@ -542,8 +542,32 @@ def _read_tasks(source: Any, pset: PolicySet, tz: tzinfo | None, fmt: str | None
 
 def run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo | None,
               *, output: str | os.PathLike[str], client: Any, partitions: int, backend: str,
-              fmt: str | None = None, encoding: str | None = None) -> AuditSummary:
+              fmt: str | None = None, encoding: str | None = None,
+              progress: bool | float = False) -> AuditSummary:
     """The driver-less audit of ``source``, written under ``output``."""
+    from .engine import progress_bar
+
+    bar = progress_bar(progress, 4, "distributed audit: read", "stage")
+    try:
+        return _run_files(source, pset, horizon, tz, out=output, client=client,
+                          partitions=partitions, backend=backend, fmt=fmt,
+                          encoding=encoding, bar=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _stage(bar: Any, done: str) -> None:
+    """One stage of the file audit done; the bar names the next."""
+    if bar is not None:
+        bar.update()
+        bar.set_description(f"distributed audit: {done}")
+
+
+def _run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo | None,
+               *, out: str | os.PathLike[str], client: Any, partitions: int, backend: str,
+               fmt: str | None, encoding: str | None, bar: Any) -> AuditSummary:
+    output = out
     dask = _dask()
     try:
         dd: Any = importlib.import_module("dask.dataframe")
@@ -570,6 +594,7 @@ def run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo
         for note in notes:  # logged here as audit() logs them: workers' logs go unread
             logging.getLogger("policykit").warning("%s", note)
         q0 = run.persist(*[dask.delayed(_part)(t, "quarantine") for t in tasks])
+        _stage(bar, "resolve corrections and repeated ids")
         groups = dask.delayed(_components)(*[dask.delayed(_part)(t, "edges") for t in tasks])
         events = dd.from_delayed([dask.delayed(_part)(t, "events") for t in tasks],
                                  meta=_empty(_EVENTS), verify_meta=False)
@@ -585,6 +610,7 @@ def run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo
         stats_rows, latest_rows, evaluated = run.compute(
             resolved[resolved["kind"] == "s"]["row"], latest, applied["pos"].count())
         corrected, duplicates, after_until = (sum(r[i] for r in stats_rows) for i in range(3))
+        _stage(bar, "evaluate the shards")
         last = None if horizon is not None else max(latest_rows, default=None)
         router = _router(pset, partitions)
         nshards = sum(g.count for g in router)
@@ -599,6 +625,7 @@ def run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo
                             meta=_decision_frame([]))
         decisions = run.persist_frame(decisions, _decision_frame([]))
         del resolved, applied, routed  # the events: released on the workers
+        _stage(bar, "write")
         quarantine = dd.concat([
             dd.from_delayed(q0, meta=_q_frame([]), verify_meta=False), q1]).map_partitions(
             _by_pos, meta=_q_frame([]))
@@ -610,6 +637,7 @@ def run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo
                                         overwrite=True, compute=False)
         tally = decisions.map_partitions(_tally, meta=_empty(_TALLY))
         _w1, _w2, counts, nq = run.compute(write_d, write_q, tally, quarantine["pos"].count())
+        _stage(bar, "done")
     by_outcome: dict[tuple[str, str], int] = {}
     money: dict[tuple[str, str], Decimal] = {}
     for row in counts.itertuples(index=False):

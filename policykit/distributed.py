@@ -47,7 +47,7 @@ crosses policies; a set where one is active is refused.) So:
 
 The in-memory call
 ------------------
-``distributed_audit(events)`` with ``events`` in memory and no ``output``: the driver runs
+``distributed_audit(source)`` with ``source`` in memory and no ``output``: the driver runs
 the first half of the batch pipeline (:mod:`policykit.engine._batch`: validate, place on
 the calendars, drop events corrected by a later one (``meta.corrects``), order by (time,
 id)) and drops repeated ids (the first wins), so every shard sees exactly the events the
@@ -118,6 +118,7 @@ in the same version as the driver, and access to the files.
 from __future__ import annotations
 
 import os
+import warnings
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -344,70 +345,92 @@ def _run_shard(policy: Policy, events: list[EventBase], stop: datetime | None,
                      until=stop, fire_before=last).decisions
 
 
+#: No argument given (``source`` may come as the deprecated ``events=``).
+_MISSING: Any = object()
+
+
 @overload
 def distributed_audit(
-    events: Any,
-    policies: PolicySet | Iterable[Policy] | str | os.PathLike[str] | None = None,
+    source: Any = _MISSING,
+    policy: PolicySet | Iterable[Policy] | Policy | str | os.PathLike[str] | None = None,
     until: datetime | date | str | None = None,
     client: Any = None,
     partitions: int | None = None,
     *,
     backend: str = "native",
+    progress: bool | float = False,
     assume_tz: str | tzinfo | None = None,
     output: None = None,
     format: str | None = None,
     encoding: str | None = None,
+    events: Any = _MISSING,
+    policies: Any = _MISSING,
 ) -> list[Decision]: ...
 
 
 @overload
 def distributed_audit(
-    events: Any,
-    policies: PolicySet | Iterable[Policy] | str | os.PathLike[str] | None = None,
+    source: Any = _MISSING,
+    policy: PolicySet | Iterable[Policy] | Policy | str | os.PathLike[str] | None = None,
     until: datetime | date | str | None = None,
     client: Any = None,
     partitions: int | None = None,
     *,
     backend: str = "native",
+    progress: bool | float = False,
     assume_tz: str | tzinfo | None = None,
     output: str | os.PathLike[str],
     format: str | None = None,
     encoding: str | None = None,
+    events: Any = _MISSING,
+    policies: Any = _MISSING,
 ) -> AuditSummary: ...
 
 
 def distributed_audit(
-    events: Any,
-    policies: PolicySet | Iterable[Policy] | str | os.PathLike[str] | None = None,
+    source: Any = _MISSING,
+    policy: PolicySet | Iterable[Policy] | Policy | str | os.PathLike[str] | None = None,
     until: datetime | date | str | None = None,
     client: Any = None,
     partitions: int | None = None,
     *,
     backend: str = "native",
+    progress: bool | float = False,
     assume_tz: str | tzinfo | None = None,
     output: str | os.PathLike[str] | None = None,
     format: str | None = None,
     encoding: str | None = None,
+    events: Any = _MISSING,
+    policies: Any = _MISSING,
 ) -> list[Decision] | AuditSummary:
     """An audit on a Dask ``client`` (``distributed.Client``; None: dask's default
     scheduler, or one shard after another in this process for the in-memory call).
 
+    ``source``, ``policy``, ``until`` and the keyword options are :func:`policykit.audit`'s.
     With ``output`` (a directory or fsspec URL): the audit of :func:`policykit.audit` on
-    ``events`` — a path, a glob or a directory of ``.jsonl``/``.json``/``.csv``/``.parquet``
+    ``source`` — a path, a glob or a directory of ``.jsonl``/``.json``/``.csv``/``.parquet``
     files (optionally ``.gz``, local or on any fsspec filesystem), a DataFrame or an
     iterable of records — with its quarantine. The workers read the files; the decisions
     and the quarantine are written as Parquet under ``output/decisions`` and
     ``output/quarantine`` (replacing what was there), and an :class:`AuditSummary` is
     returned. Records later than ``until`` are counted (``after_until``), not evaluated.
 
-    Without ``output`` (``events`` in memory: an iterable of models, dicts or JSON text):
-    the decisions of ``Engine(policies, backend=backend).evaluate(events, until,
+    Without ``output`` (``source`` in memory: an iterable of models, dicts or JSON text):
+    the decisions of ``Engine(policy, backend=backend).evaluate(source, until,
     assume_tz=assume_tz)``, ids included; the first bad record raises.
+
+    ``progress``: a bar on stderr, as in :func:`policykit.audit` (the stages of a file
+    audit, or the shards of the in-memory call; a number: only once the run takes that
+    many seconds). ``events=`` and ``policies=`` are the old names of ``source`` and
+    ``policy`` (deprecated).
 
     ``partitions``: shards per splittable rule group (default: twice the cluster's worker
     threads, 4 without a client). See the module docstring for how it stays exact."""
     from .engine import BACKENDS, parse_instant, zone
 
+    events, policies = _renamed(source, policy, events, policies)
+    if isinstance(policies, Policy):
+        policies = [policies]
     if isinstance(policies, str | os.PathLike):
         from .policyfile import resolve_policies
 
@@ -434,12 +457,33 @@ def distributed_audit(
             check_horizon(horizon, pset)
         return run_files(events, pset, horizon, tz, output=output, client=client,
                          partitions=partitions, backend=backend, fmt=format,
-                         encoding=encoding)
+                         encoding=encoding, progress=progress)
     if format is not None or encoding is not None:
         raise ParameterError("format" if format is not None else "encoding",
                              format if format is not None else encoding,
                              "None for events given in memory (it names how to read a file)")
-    return _in_memory(events, pset, horizon, tz, client, partitions, backend)
+    return _in_memory(events, pset, horizon, tz, client, partitions, backend, progress)
+
+
+def _renamed(source: Any, policy: Any, events: Any, policies: Any) -> tuple[Any, Any]:
+    """``source`` and ``policy``, taken from their old names where those were given."""
+    for old, new, value, current in (("events", "source", events, source),
+                                     ("policies", "policy", policies, policy)):
+        if value is _MISSING:
+            continue
+        if current is not _MISSING and current is not None:
+            raise ParameterError(old, value, f"one of {new!r} or {old!r} (the old name of "
+                                 f"{new!r}), not both")
+        warnings.warn(f"distributed_audit({old}=...) is deprecated: use {new}=..., the name "
+                      "policykit.audit() gives it", DeprecationWarning, stacklevel=3)
+        if new == "source":
+            source = value
+        else:
+            policy = value
+    if source is _MISSING:
+        raise ParameterError("source", None, "the events to audit: a path, a glob, a "
+                             "directory, a DataFrame or an iterable of records")
+    return source, policy
 
 
 def _partitions(partitions: int | None, client: Any) -> int:
@@ -456,7 +500,8 @@ def _partitions(partitions: int | None, client: Any) -> int:
 
 
 def _in_memory(events: Any, pset: PolicySet, horizon: datetime | None, tz: tzinfo | None,
-               client: Any, partitions: int, backend: str) -> list[Decision]:
+               client: Any, partitions: int, backend: str,
+               progress: bool | float = False) -> list[Decision]:
     """The in-memory call: prepared here, shards submitted with their events."""
     ordered = _prepare(events, pset, horizon, tz)
     last = ordered[-1].at if ordered else None
@@ -467,11 +512,28 @@ def _in_memory(events: Any, pset: PolicySet, horizon: datetime | None, tz: tzinf
             for _shard, evs in _shard_events(policy, group, ordered, partitions):
                 if evs or horizon is not None or last is not None:
                     work.append((sub, evs))
+    from .engine import progress_bar
+
+    bar = progress_bar(progress, len(work), "distributed audit", "shard")
     results: list[list[Decision]]
-    if client is None:
-        results = [_run_shard(p, evs, horizon, last, backend) for p, evs in work]
-    else:
-        futures = [client.submit(_run_shard, p, evs, horizon, last, backend, pure=False)
-                   for p, evs in work]
-        results = client.gather(futures)
+    try:
+        if client is None:
+            results = []
+            for p, evs in work:
+                results.append(_run_shard(p, evs, horizon, last, backend))
+                if bar is not None:
+                    bar.update()
+        else:
+            futures = [client.submit(_run_shard, p, evs, horizon, last, backend, pure=False)
+                       for p, evs in work]
+            if bar is not None:
+                import importlib
+
+                as_completed: Any = importlib.import_module("distributed").as_completed
+                for _done in as_completed(futures):
+                    bar.update()
+            results = client.gather(futures)
+    finally:
+        if bar is not None:
+            bar.close()
     return sorted((d for part in results for d in part), key=lambda d: (d.at, d.id))

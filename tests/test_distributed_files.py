@@ -239,3 +239,39 @@ def test_a_guessed_encoding_is_noted_as_audit_notes_it(tmp_path: Path,
     assert summary.notes == tuple(ref.notes)
     assert [r.getMessage() for r in caplog.records if "GB18030" in r.getMessage()] == \
         list(ref.notes)
+
+
+def test_audits_keywords_and_progress_are_taken(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The call reads like audit()'s: source=, policy= (a Policy, an id or a file) and
+    progress=; the bar goes to stderr and names the stages."""
+    ref = audit(EXAMPLE, policy="lateness-deduction", until="2026-04-01")
+    summary = distributed_audit(source=str(EXAMPLE), policy="lateness-deduction",
+                                until="2026-04-01", output=tmp_path, partitions=2,
+                                progress=True)
+    assert decisions_of(summary.decisions_path) == sorted(
+        d.model_dump_json() for d in ref.trail)
+    assert "distributed audit" in capsys.readouterr().err
+    from policykit import standard_pack
+
+    in_memory = distributed_audit(source=[r for _n, r in read_records(EXAMPLE).records],
+                                  policy=standard_pack().get("lateness-deduction"),
+                                  until="2026-04-01", progress=True)
+    assert sorted(d.model_dump_json() for d in in_memory) == sorted(
+        d.model_dump_json() for d in ref.trail)
+    assert "shard" in capsys.readouterr().err
+
+
+def test_the_old_keyword_names_still_work_with_a_warning(tmp_path: Path) -> None:
+    records = [r for _n, r in read_records(EXAMPLE).records]
+    new = distributed_audit(records, "lateness-deduction", "2026-04-01")
+    with pytest.warns(DeprecationWarning, match=r"events=.*source="):
+        old = distributed_audit(events=records, until="2026-04-01",
+                                policy="lateness-deduction")
+    with pytest.warns(DeprecationWarning, match=r"policies=.*policy="):
+        old2 = distributed_audit(records, policies="lateness-deduction", until="2026-04-01")
+    assert old == new == old2
+    with pytest.raises(ParameterError, match=r"'events'.*not both"):
+        distributed_audit(records, events=records)
+    with pytest.raises(ParameterError, match="source: got None, expected the events to audit"):
+        distributed_audit(until="2026-04-01")
