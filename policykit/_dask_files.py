@@ -100,6 +100,12 @@ def _accepted(path: str) -> bool:
     return name.lower().endswith(_SUFFIXES)
 
 
+def _marker(path: str) -> bool:
+    """A writer's marker or metadata file beside the data (``_SUCCESS``, ``.crc``
+    files, ``_common_metadata``): a name starting with ``_`` or ``.``."""
+    return path.rstrip("/").rsplit("/", 1)[-1].startswith(("_", "."))
+
+
 def _expand(source: str | os.PathLike[str]) -> list[tuple[str, bool]]:
     """(path or URL, local?) of each file ``source`` names, in a stable (sorted) order."""
     from fsspec.core import url_to_fs  # type: ignore[import-untyped,unused-ignore]
@@ -112,7 +118,13 @@ def _expand(source: str | os.PathLike[str]) -> list[tuple[str, bool]]:
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     local = protocol in ("file", "local")
     if any(c in path for c in "*?["):
-        found = sorted(p for p in fs.glob(path) if fs.isfile(p))
+        matched: list[str] = []
+        for p in fs.glob(path):
+            if fs.isdir(p):  # a matched directory is read as a directory source is
+                matched.extend(q for q in fs.find(p) if _accepted(q))
+            elif _accepted(p) or not _marker(p):
+                matched.append(p)
+        found = sorted(set(matched))
         if not found:
             raise AuditSourceError(text, "cannot read the events: no file matches this "
                                    "pattern")

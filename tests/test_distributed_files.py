@@ -275,3 +275,25 @@ def test_the_old_keyword_names_still_work_with_a_warning(tmp_path: Path) -> None
         distributed_audit(records, events=records)
     with pytest.raises(ParameterError, match="source: got None, expected the events to audit"):
         distributed_audit(until="2026-04-01")
+
+
+def test_a_glob_reads_matched_directories_and_skips_writers_markers(tmp_path: Path) -> None:
+    """``out/*`` over a Spark-style export: the matched sub-directory is read as a
+    directory is, and ``_SUCCESS``/``.crc`` markers are not taken for event files; an
+    unknown file the pattern names is still refused, naming it."""
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines(keepends=True)
+    root = tmp_path / "export"
+    (root / "day=2").mkdir(parents=True)
+    (root / "a.jsonl").write_text("".join(lines[:300]), encoding="utf-8")
+    (root / "day=2" / "b.jsonl").write_text("".join(lines[300:]), encoding="utf-8")
+    (root / "_SUCCESS").write_text("")
+    (root / ".a.jsonl.crc").write_bytes(b"\x00crc")
+    summary = distributed_audit(str(root / "*"), until="2026-04-01", output=tmp_path / "o",
+                                partitions=2)
+    ref = audit(EXAMPLE, until="2026-04-01")
+    assert summary.read == len(lines)
+    assert decisions_of(summary.decisions_path) == sorted(
+        d.model_dump_json() for d in ref.trail)
+    (root / "notes.txt").write_text("not events")
+    with pytest.raises(AuditSourceError, match=r"notes\.txt"):
+        distributed_audit(str(root / "*"), until="2026-04-01", output=tmp_path / "p")
