@@ -63,7 +63,9 @@ BATCH = 50_000
 SAMPLE = ("incident-escalation", "holiday-coverage", "site-access")
 
 
-def _cell(v: Any) -> str | None:
+def cell(v: Any) -> str | None:
+    """A value as an export's Parquet holds it: nested fields as JSON text, every other
+    value as text (audit()'s readers turn it back)."""
     if v is None:
         return None
     if isinstance(v, dict | list):
@@ -99,7 +101,7 @@ def write_files(events: int, files: int, out: Path, months: int = 3, seed: int =
         with pq.ParquetWriter(out / f"part-{i:03d}.parquet", schema) as writer:
             left = per_file
             while rows:
-                writer.write_table(pa.table({c: [_cell(r.get(c)) for r in rows]
+                writer.write_table(pa.table({c: [cell(r.get(c)) for r in rows]
                                              for c in columns}, schema=schema))
                 top = max(datetime.fromisoformat(r["at"]) for r in rows)
                 latest = top if latest is None else max(latest, top)

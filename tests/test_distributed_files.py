@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from bench.distributed import cell
 from bench.generate import generate
 from policykit import audit
 from policykit.audit._readers import read_records
@@ -38,15 +39,6 @@ def synchronous() -> Iterator[None]:
 def write_parquet(path: Path, records: list[dict[str, Any]]) -> None:
     """Records as a Parquet file the way an export holds them: nested fields as JSON text,
     every other value as text (the readers turn it back, as audit() does)."""
-    def cell(v: Any) -> str | None:
-        if v is None:
-            return None
-        if isinstance(v, dict | list):
-            return json.dumps(v, ensure_ascii=False)
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        return str(v)
-
     columns = sorted({k for r in records for k in r})
     table = pa.table({c: pa.array([cell(r.get(c)) for r in records], type=pa.string())
                       for c in columns})
