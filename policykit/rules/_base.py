@@ -1091,19 +1091,29 @@ def decision_id(policy: str, version: str, rule: str, outcome: str, subject: Sub
     The instant enters in UTC so the same moment written with another offset gives the
     same id. The policy's ``fingerprint`` (parameters, calendar, version, rules) enters
     too, so a decision made under other parameters never shares an id with this one."""
-    stamp = at.astimezone(UTC).isoformat()
-    # Every part but ``key`` is encoded, so none holds the separator, and the stamp, status
-    # and fingerprint never do: the key (which may join several parts) is whatever lies
-    # between the sixth part and the last three. The first four parts repeat for every
-    # decision of a rule's outcome: encoded once (the same text as encoding them here).
+    return _decision_id(_id_head(policy, version, rule, outcome), subject, key, at, status,
+                        fingerprint)
+
+
+def _id_head(policy: str, version: str, rule: str, outcome: str) -> str:
+    """The first four parts of a decision id's text, encoded: they repeat for every
+    decision of a rule's outcome, so they are encoded once (the same text each time)."""
     head = _ID_HEADS.get((policy, version, rule, outcome))
     if head is None:
         if len(_ID_HEADS) > 4096:
             _ID_HEADS.clear()
         head = _ID_HEADS[(policy, version, rule, outcome)] = KEY_SEP.join(
             map(key_part, (policy, version, rule, outcome)))
-    return hashed_id(head, key_part(subject.kind), key_part(subject.id), key, stamp, status,
-                     fingerprint)
+    return head
+
+
+def _decision_id(head: str, subject: Subject, key: str, at: datetime, status: str,
+                 fingerprint: str) -> str:
+    # Every part but ``key`` is encoded, so none holds the separator, and the stamp, status
+    # and fingerprint never do: the key (which may join several parts) is whatever lies
+    # between the sixth part and the last three.
+    return hashed_id(head, key_part(subject.kind), key_part(subject.id), key,
+                     at.astimezone(UTC).isoformat(), status, fingerprint)
 
 
 def hashed_id(*parts: str) -> str:
@@ -1182,13 +1192,10 @@ class RuleContext:
         if o is None or o.spec is not spec or o.policy is not pol:
             o = self._outcome(spec, outcome)
         msg = message or o.message
-        # decision_id's text, its first four parts encoded once per rule and outcome.
-        raw = KEY_SEP.join((o.id_head, key_part(subject.kind), key_part(subject.id), key,
-                            at.astimezone(UTC).isoformat(), status, pol.fingerprint))
         # Built without re-validating what is already of the model's types (see
         # build_decision: anything else is validated, and refused, as by Decision(...)).
         decision = build_decision(
-            "d-" + hashlib.blake2b(raw.encode(), digest_size=10).hexdigest(),
+            _decision_id(o.id_head, subject, key, at, status, pol.fingerprint),
             pol.id,
             o.rule,
             o.part,
@@ -1217,7 +1224,7 @@ class RuleContext:
         o = self._outcomes[(id(spec), outcome)] = _Outcome(
             spec=spec,
             policy=pol,
-            id_head=KEY_SEP.join(map(key_part, (pol.id, pol.version, spec.id, outcome))),
+            id_head=_id_head(pol.id, pol.version, spec.id, outcome),
             # A split rule's decisions name the rulebook's rule and the part; the id keeps
             # hashing the part, so ids stay unique per part and unchanged by the split.
             rule=spec.part_of or spec.id,
