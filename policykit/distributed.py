@@ -467,23 +467,24 @@ def distributed_audit(
 
 def _renamed(source: Any, policy: Any, events: Any, policies: Any) -> tuple[Any, Any]:
     """``source`` and ``policy``, taken from their old names where those were given."""
-    for old, new, value, current in (("events", "source", events, source),
-                                     ("policies", "policy", policies, policy)):
-        if value is _MISSING:
-            continue
-        if current is not _MISSING and current is not None:
-            raise ParameterError(old, value, f"one of {new!r} or {old!r} (the old name of "
-                                 f"{new!r}), not both")
-        warnings.warn(f"distributed_audit({old}=...) is deprecated: use {new}=..., the name "
-                      "policykit.audit() gives it", DeprecationWarning, stacklevel=3)
-        if new == "source":
-            source = value
-        else:
-            policy = value
+    source = _old_name("events", "source", events, source)
+    policy = _old_name("policies", "policy", policies, policy)
     if source is _MISSING:
         raise ParameterError("source", None, "the events to audit: a path, a glob, a "
                              "directory, a DataFrame or an iterable of records")
     return source, policy
+
+
+def _old_name(old: str, new: str, value: Any, current: Any) -> Any:
+    """``current``, or ``value`` given under the old name (with a DeprecationWarning)."""
+    if value is _MISSING:
+        return current
+    if current is not _MISSING and current is not None:
+        raise ParameterError(old, value, f"one of {new!r} or {old!r} (the old name of "
+                             f"{new!r}), not both")
+    warnings.warn(f"distributed_audit({old}=...) is deprecated: use {new}=..., the name "
+                  "policykit.audit() gives it", DeprecationWarning, stacklevel=4)
+    return value
 
 
 def _partitions(partitions: int | None, client: Any) -> int:
