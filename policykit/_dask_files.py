@@ -13,7 +13,7 @@ import logging
 import os
 import pickle
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from decimal import Decimal
@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 
     from .models.decisions import Decision
     from .policy import Policy, PolicySet
+    from .rules import RuleSpec
 
-__all__ = ["AuditSummary", "file_source", "run_files"]
+__all__ = ["Actions", "AuditSummary", "actions", "file_source", "rule_group", "run_files",
+           "shards_of"]
 
 #: The files a directory source is read from (each optionally ``.gz``).
 _SUFFIXES = (".jsonl", ".ndjson", ".jsonlines", ".json", ".csv", ".parquet", ".pq")
@@ -361,28 +363,39 @@ class _Group:
 
 
 def _router(pset: PolicySet, partitions: int) -> list[_Group]:
-    from .distributed import PROFILE, _group_routes, _groups, _subset
+    from .distributed import _groups, _subset
 
     out: list[_Group] = []
     base = 0
     for policy in pset:
         for group in _groups(policy):
-            routes, directory, _why = _group_routes(group)
-            types: set[str] = set()
-            for spec in group:
-                types |= spec.event_types()
-            count = 1 if routes is None else partitions
-            if routes is None:
-                types.add(PROFILE)
             sub = _subset(policy, tuple(dict.fromkeys(s.id for s in group)))
-            out.append(_Group(sub, routes, directory, frozenset(types), base, count))
-            base += count
+            out.append(rule_group(sub, group, partitions, base))
+            base += out[-1].count
     return out
 
 
-def _actions(router: list[_Group]) -> dict[str, list[tuple[str | None, int, int]]]:
+def rule_group(policy: Policy, group: list[RuleSpec], partitions: int, base: int) -> _Group:
+    """``group`` of ``policy`` as shards ``base`` onwards: one when it runs whole, else
+    ``partitions``."""
+    from .distributed import PROFILE, _group_routes
+
+    routes, directory, _why = _group_routes(group)
+    types: set[str] = set()
+    for spec in group:
+        types |= spec.event_types()
+    if routes is None:
+        types.add(PROFILE)
+    return _Group(policy, routes, directory, frozenset(types), base,
+                  1 if routes is None else partitions)
+
+
+Actions = dict[str, list[tuple[str | None, int, int]]]
+
+
+def actions(router: list[_Group]) -> Actions:
     """Per event type: (field, or None for every shard; first shard; shard count) per group
-    reading it: the lists ``distributed._shard_events`` builds, as a table."""
+    reading it: where an event goes, as a table (the in-memory call's split uses it too)."""
     from .distributed import PROFILE
 
     out: dict[str, list[tuple[str | None, int, int]]] = {}
@@ -402,28 +415,33 @@ def _actions(router: list[_Group]) -> dict[str, list[tuple[str | None, int, int]
     return out
 
 
-def _route(part: pd.DataFrame, router: list[_Group]) -> pd.DataFrame:
-    """Each event once per shard that reads it."""
+def shards_of(ev: EventBase, table: Actions) -> list[int]:
+    """The shards that read ``ev``: every shard of a group reading its type without a key,
+    else the one its key's value hashes to (none where the event lacks the key)."""
     from .distributed import _bucket
 
-    actions = _actions(router)
+    out: list[int] = []
+    for name, base, count in table.get(ev.type, ()):
+        if name is None:
+            out += range(base, base + count)
+        else:
+            value = getattr(ev, name, None)
+            if value is not None:
+                out.append(base + _bucket(value, count))
+    return out
+
+
+def _route(part: pd.DataFrame, router: list[_Group]) -> pd.DataFrame:
+    """Each event once per shard that reads it."""
+    table = actions(router)
     shards: list[int] = []
     pos: list[int] = []
     evs: list[bytes] = []
     for p, blob in zip(part["pos"].tolist(), part["ev"], strict=True):
-        ev = _loads(blob)
-        for name, base, count in actions.get(ev.type, ()):
-            if name is None:
-                ks: Iterable[int] = range(base, base + count)
-            else:
-                value = getattr(ev, name, None)
-                if value is None:
-                    continue
-                ks = (base + _bucket(value, count),)
-            for k in ks:
-                shards.append(k)
-                pos.append(p)
-                evs.append(blob)
+        for k in shards_of(_loads(blob), table):
+            shards.append(k)
+            pos.append(p)
+            evs.append(blob)
     return _frame({"shard": shards, "pos": pos, "ev": evs}, _ROUTED)
 
 

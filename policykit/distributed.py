@@ -127,7 +127,7 @@ from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any, overload
 
-from ._dask_files import AuditSummary, file_source, run_files
+from ._dask_files import AuditSummary, actions, file_source, rule_group, run_files, shards_of
 from .errors import ParameterError
 from .models import raw_records
 from .models.decisions import Decision
@@ -299,35 +299,16 @@ def _prepare(events: Any, pset: PolicySet, until: datetime | None,
 
 def _shard_events(policy: Policy, group: list[RuleSpec], events: list[EventBase],
                   partitions: int) -> list[tuple[Shard, list[EventBase]]]:
-    routes, directory, why = _group_routes(group)
+    why = _group_routes(group)[2]
     ids = tuple(dict.fromkeys(s.id for s in group))
-    types: set[str] = set()
-    for spec in group:
-        types |= spec.event_types()
-    if routes is None:
-        wanted = types | {PROFILE}
-        return [(Shard(policy.id, ids, None, 0, 1, "whole: " + why),
-                 [e for e in events if e.type in wanted])]
-    profile_route = routes.get(PROFILE, "")
-    shards = [Shard(policy.id, ids, routes, i, partitions, why) for i in range(partitions)]
-    buckets: list[list[EventBase]] = [[] for _ in range(partitions)]
+    g = rule_group(policy, group, partitions, 0)
+    shards = ([Shard(policy.id, ids, None, 0, 1, "whole: " + why)] if g.routes is None else
+              [Shard(policy.id, ids, g.routes, i, partitions, why) for i in range(partitions)])
+    table = actions([g])
+    buckets: list[list[EventBase]] = [[] for _ in range(g.count)]
     for ev in events:
-        t = ev.type
-        if t == PROFILE and profile_route == "":
-            if directory:  # looked up, not read as an event: every shard needs them all
-                for b in buckets:
-                    b.append(ev)
-            continue
-        if t not in routes:
-            continue
-        field = routes[t]
-        if field is None:
-            for b in buckets:
-                b.append(ev)
-            continue
-        value = getattr(ev, field, None)
-        if value is not None:
-            buckets[_bucket(value, partitions)].append(ev)
+        for k in shards_of(ev, table):
+            buckets[k].append(ev)
     return list(zip(shards, buckets, strict=True))
 
 
