@@ -25,6 +25,10 @@ class EvaluatorSession(ABC):
         """Raise :class:`~policykit.EventError` for an event the rules refuse, before any
         of it is applied (a subject path holding no id, see rules._base.check_subjects)."""
 
+    def discard(self) -> None:  # noqa: B027 - optional hook
+        """Free what the session holds once it is closed and done with (the batch
+        pipeline's session, used for one run)."""
+
     @abstractmethod
     def fire_due(self, until: datetime, *, inclusive: bool) -> list[Decision]:
         """Fire every deadline due before ``until`` (or at it, when ``inclusive``)."""

@@ -796,7 +796,7 @@ def run_batch(
     # per event. Its full scans walk every live object, so their cost grows with the log:
     # 14% of a 1M-event audit, nothing measurable at 100k. Restored whatever happens.
     gc.disable()
-    discarded = False
+    promote = False
     try:
         prep = records if isinstance(records, Prepared) else prepare(
             records, engine.policies, source=source, horizon=until, assume_tz=assume_tz,
@@ -805,11 +805,11 @@ def run_batch(
         out = _evaluate(engine, prep, source, until, fire_before, quarantine, progress)
         # The durable backend's adapter leaves cycles of its own (about 900 objects a run):
         # its run's objects go through the young generation's pass as before.
-        discarded = out[4] and engine.backend == "native"
+        promote = engine.backend == "native"
     finally:
         if collecting:
-            _resume_collector(promote=discarded)
-    decisions, refused, duplicates, evaluated, _discarded = out
+            _resume_collector(promote=promote)
+    decisions, refused, duplicates, evaluated = out
     valid = prep.read - prep.quarantined - len(refused)
     batch = Batch(decisions=decisions, events=_applied(prep.events, refused), read=prep.read,
                   valid=valid, quarantined=prep.quarantined + len(refused),
@@ -852,7 +852,7 @@ def _applied(events: list[EventBase], refused: list[EventBase]) -> list[EventBas
 def _evaluate(engine: Engine, prep: Prepared, source: str, until: datetime | None,
               fire_before: datetime | None, quarantine: Quarantine | None,
               progress: bool | float
-              ) -> tuple[list[Decision], list[EventBase], int, int, bool]:
+              ) -> tuple[list[Decision], list[EventBase], int, int]:
     events = prep.events
     refused: list[EventBase] = []
     decisions: list[Decision] = []
@@ -905,14 +905,12 @@ def _evaluate(engine: Engine, prep: Prepared, source: str, until: datetime | Non
                 decisions += session.advance_to(fire_before - _TICK)
             duplicates, evaluated = stats.duplicates, stats.events
         # Closed and done with: its rules' state freed now, not left to the collector.
-        discard = getattr(session._ev, "discard", None)
-        if discard is not None:
-            discard()
+        session._ev.discard()
     finally:
         if bar is not None:
             bar.close()
     decisions.sort(key=lambda d: (d.at, d.id))
-    return decisions, refused, duplicates, evaluated, discard is not None
+    return decisions, refused, duplicates, evaluated
 
 
 def numbered(items: Iterable[Any]) -> Iterator[tuple[int | None, Any]]:
