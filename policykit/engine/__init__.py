@@ -1,8 +1,9 @@
 """Evaluation: compile policies for a backend, stream or batch events through them.
 
 The batch pipeline's names (``Parse``, ``TEXT_AS_EVENT``, ``numbered``, ``parse_instant``,
-``prepare``, ``progress_bar``, ``run_batch``, ``zone``) are exported for the audit and distributed
-audits: library-internal, not user API (docs/architecture.md, Stability)."""
+``prepare``, ``progress_bar``, ``run_batch``, ``run_ordered``, ``zone``) are exported for the
+audit and distributed audits: library-internal, not user API (docs/architecture.md,
+Stability)."""
 
 from ._batch import (
     TEXT_AS_EVENT,
@@ -12,6 +13,7 @@ from ._batch import (
     prepare,
     progress_bar,
     run_batch,
+    run_ordered,
     zone,
 )
 from .engine import BACKENDS, DEFAULT_DEDUPE_WINDOW, Engine
@@ -31,5 +33,6 @@ __all__ = [
     "prepare",
     "progress_bar",
     "run_batch",
+    "run_ordered",
     "zone",
 ]

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from ..policy import PolicySet
     from .engine import Engine
 
-__all__ = ["Batch", "Prepared", "parse_instant", "prepare", "run_batch", "zone"]
+__all__ = ["Batch", "Prepared", "parse_instant", "prepare", "run_batch", "run_ordered", "zone"]
 
 log = logging.getLogger("policykit")
 
@@ -802,7 +802,8 @@ def run_batch(
             records, engine.policies, source=source, horizon=until, assume_tz=assume_tz,
             quarantine=quarantine, parse=parse, hold_after_until=hold_after_until,
             track_lines=quarantine is not None)
-        out = _evaluate(engine, prep, source, until, fire_before, quarantine, progress)
+        out = _evaluate(engine, _chunks(prep), len(prep.events), source, until, fire_before,
+                        quarantine, progress)
         # The durable backend's adapter leaves cycles of its own (about 900 objects a run):
         # its run's objects go through the young generation's pass as before.
         promote = engine.backend == "native"
@@ -849,55 +850,62 @@ def _applied(events: list[EventBase], refused: list[EventBase]) -> list[EventBas
     return [e for e in events if id(e) not in gone]
 
 
-def _evaluate(engine: Engine, prep: Prepared, source: str, until: datetime | None,
+def _chunks(prep: Prepared) -> Iterator[tuple[list[EventBase], list[int | None]]]:
+    events, lines = prep.events, prep.lines
+    for start in range(0, len(events), _CHUNK):
+        yield events[start:start + _CHUNK], lines[start:start + _CHUNK]
+
+
+def _evaluate(engine: Engine, chunks: Iterable[tuple[list[EventBase], list[int | None]]],
+              total: int | None, source: str, until: datetime | None,
               fire_before: datetime | None, quarantine: Quarantine | None,
               progress: bool | float
               ) -> tuple[list[Decision], list[EventBase], int, int]:
-    events = prep.events
     refused: list[EventBase] = []
     decisions: list[Decision] = []
     debug = log.isEnabledFor(logging.DEBUG)
     seen: set[str] = set()
-    bar = progress_bar(progress, len(events), "evaluating", "ev")
+    bar = progress_bar(progress, total, "evaluating", "ev")
     try:
-        # Every id is kept: the log is in memory anyway, a redelivery weeks later is still
-        # a redelivery, and a correction whose target was dropped above must not look like
-        # one of a forgotten event.
+        # Every id is kept: a redelivery weeks later is still a redelivery, and a
+        # correction whose target was dropped before must not look like one of a
+        # forgotten event.
         with engine._batch_session() as session:
             stats = session.stats
-            start = 0
-            while start < len(events):
-                chunk = events[start:start + _CHUNK]
+            for whole, whole_lines in chunks:
+                chunk, lines = whole, whole_lines
                 if debug:
                     for e in chunk:
                         if e.id in seen:
                             log.debug("%s: event %r repeats an id already applied; ignored",
                                       source, e.id)
                         seen.add(e.id)
-                before = stats.events + stats.duplicates + stats.superseded + stats.rejected
-                try:
-                    decisions += session._feed_models(chunk)
-                except EventError as exc:
-                    # One event refused by the session (the session checks it before
-                    # applying anything, so it goes on): quarantined, the rest evaluated.
-                    decisions += getattr(exc, "decisions", [])
-                    done = (stats.events + stats.duplicates + stats.superseded
-                            + stats.rejected) - before
-                    if quarantine is None or session._failed is not None or done < 1:
-                        raise
-                    bad = chunk[done - 1]
-                    line = prep.lines[start + done - 1] if prep.lines else None
-                    err = EventError(source, list(exc.problems), event_id=bad.id, line=line)
-                    log.warning("quarantined: %s", err)
-                    quarantine(err, line, bad)
-                    refused.append(bad)
+                while chunk:
+                    before = stats.events + stats.duplicates + stats.superseded + stats.rejected
+                    try:
+                        decisions += session._feed_models(chunk)
+                    except EventError as exc:
+                        # One event refused by the session (the session checks it before
+                        # applying anything, so it goes on): quarantined, the rest evaluated.
+                        decisions += getattr(exc, "decisions", [])
+                        done = (stats.events + stats.duplicates + stats.superseded
+                                + stats.rejected) - before
+                        if quarantine is None or session._failed is not None or done < 1:
+                            raise
+                        bad = chunk[done - 1]
+                        line = lines[done - 1] if lines else None
+                        err = EventError(source, list(exc.problems), event_id=bad.id,
+                                         line=line)
+                        log.warning("quarantined: %s", err)
+                        quarantine(err, line, bad)
+                        refused.append(bad)
+                        if bar is not None:
+                            bar.update(done)
+                        chunk, lines = chunk[done:], lines[done:]
+                        continue
                     if bar is not None:
-                        bar.update(done)
-                    start += done
-                    continue
-                if bar is not None:
-                    bar.update(len(chunk))
-                start += len(chunk)
+                        bar.update(len(chunk))
+                    break
             if until is not None:
                 decisions += session.advance_to(until)
             elif fire_before is not None and (session.clock is None
@@ -911,6 +919,30 @@ def _evaluate(engine: Engine, prep: Prepared, source: str, until: datetime | Non
             bar.close()
     decisions.sort(key=lambda d: (d.at, d.id))
     return decisions, refused, duplicates, evaluated
+
+
+def run_ordered(engine: Engine, chunks: Iterable[list[EventBase]], *,
+                total: int | None = None, until: datetime | None = None,
+                fire_before: datetime | None = None) -> list[Decision]:
+    """The evaluation step of :func:`run_batch` alone, on events already validated,
+    placed, resolved and in (time, id) order, that arrive a chunk at a time: only the chunk
+    in hand need be alive, so the memory is the rules' state, not the log's (a
+    distributed shard unpickles its events chunk by chunk). An event the session refuses
+    raises."""
+    if until is not None:
+        check_horizon(until, engine.policies)
+    collecting = gc.isenabled()
+    gc.disable()  # as in run_batch
+    promote = False
+    try:
+        decisions, _r, _d, _n = _evaluate(
+            engine, ((c, []) for c in chunks), total, "<events>", until, fire_before,
+            None, False)
+        promote = engine.backend == "native"
+    finally:
+        if collecting:
+            _resume_collector(promote=promote)
+    return decisions
 
 
 def numbered(items: Iterable[Any]) -> Iterator[tuple[int | None, Any]]:
