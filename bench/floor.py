@@ -20,6 +20,7 @@ Both take events already in (time, id) order, as the engine applies them, and li
 
     python bench/floor.py LOG.jsonl      # parse floor, hand-written lateness, engine, agreement
     python bench/floor.py LOG.jsonl --ratios [RUNS]   # CPU: floors and the full pack's audit
+    python bench/floor.py LOG.jsonl --profile  # where the bulk floor's time goes, by file
 """
 
 from __future__ import annotations
@@ -271,8 +272,43 @@ def ratios(path: str, runs: int = 3) -> dict[str, Any]:
     return out
 
 
+def profile_floor(path: str) -> None:
+    """cProfile of the bulk floor over ``path``: own time by function and by file."""
+    import cProfile
+    import gc
+    import pstats
+
+    from policykit.engine._batch import _TEXTS
+    from policykit.models.parsing import parse_texts
+
+    lines = [ln for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    kept: list[Any] = []
+    prof = cProfile.Profile()
+    gc.disable()  # as the pipeline (and the timed floor) runs it
+    prof.enable()
+    for i in range(0, len(lines), _TEXTS):
+        kept += parse_texts(lines[i:i + _TEXTS])
+    prof.disable()
+    gc.enable()
+    stats: Any = pstats.Stats(prof)
+    total = sum(row[2] for row in stats.stats.values())
+    by_file: Counter[str] = Counter()
+    for (file, _line, name), row in stats.stats.items():
+        by_file[Path(file).name if file != "~" else f"built-in ({name})"] += row[2]
+    print(f"{len(lines)} lines, {total:.2f} s of own time under cProfile; by file:")
+    for file, tt in by_file.most_common(12):
+        print(f"  {tt / total:6.1%}  {file}")
+    print("by function:")
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:15]
+    for (file, line, name), row in rows:
+        print(f"  {row[2] / total:6.1%}  {name} ({Path(file).name}:{line})")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) == 2 and args[1] == "--profile":
+        profile_floor(args[0])
+        return 0
     if len(args) in (2, 3) and args[1] == "--ratios":
         print(json.dumps(ratios(args[0], int(args[2]) if len(args) == 3 else 3)))
         return 0
