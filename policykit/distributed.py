@@ -86,9 +86,12 @@ the driver only builds a Dask graph; it holds no event and no decision:
    the shard number brings each shard's events together. The event a correction replaces
    is applied nowhere (it counts as never delivered), so the correction is routed as any
    event, by its own fields; they hold the corrected event's subject anyway (a correction
-   keeping another type or subject is refused). Every shard runs the whole
-   pipeline as above, firing deadlines up to ``until``, or up to just before the latest
-   kept event (one number, reduced on the workers).
+   keeping another type or subject is refused). Each event travels with its time and id,
+   and every shard applies its events in (time, id) order (ids are unique by now: the
+   single process's order) with the pipeline's last step alone, the session, unpickling
+   them a slice at a time as the session takes them (``run_ordered`` in
+   :mod:`policykit.engine._batch`), then fires deadlines up to ``until``, or up to just
+   before the latest kept event (one number, reduced on the workers).
 8. **Written by the workers.** Decisions (one row each, the decision's JSON in
    ``decision``) and the quarantine are Parquet datasets under ``output``; the call returns
    an :class:`AuditSummary` (counts, decisions by policy and kind, money per policy and

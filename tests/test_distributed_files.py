@@ -291,6 +291,7 @@ def test_a_glob_reads_matched_directories_and_skips_writers_markers(tmp_path: Pa
         distributed_audit(str(root / "*"), until="2026-04-01", output=tmp_path / "p")
 
 
+@pytest.mark.slow(seconds=3)
 def test_a_shard_holds_its_rules_state_not_its_events(monkeypatch: pytest.MonkeyPatch) -> None:
     """The shard run whole (first-responder R3 + R6 + R7, 28% of a log) unpickles its
     events a chunk at a time as its session takes them: the run's peak memory is a small
