@@ -6,9 +6,9 @@ shard stage runs it (``_run_shards`` on its pickled events), in a process of its
 
 Prints the shard's events, its decisions, the task's CPU time, the process's RSS at the start
 of the task (``/proc/self/statm``, Linux) and its peak (``getrusage``): the task's own
-memory is the difference. The parent parses the log and writes the shard's rows (as the second shuffle delivers them:
-shard, position, pickled event, time, id) to a temporary file; a child loads it and runs
-the task, so the parse's memory is not counted."""
+memory is the difference. The parent parses the log and writes the shard's rows (as the
+second shuffle delivers them: shard, position, pickled event, time, id) to a temporary
+file; a child loads it and runs the task, so the parse's memory is not counted."""
 
 from __future__ import annotations
 
