@@ -282,7 +282,8 @@ def audit_and_check(args: argparse.Namespace, inputs: Path, output: Path, until:
 
     # Held partitions (the parsed files, the shuffles' outputs) go to disk early, so that a
     # task's own memory has room: the largest, the shard of first-responder R3 + R6 + R7
-    # (run whole; a quarter of the events), peaked at 9.4 GiB alone at 10M events.
+    # (run whole; 28% of the events), holds its partition's pickles and its rules' state
+    # (docs/performance.md, "Audits on Dask").
     spill = {"distributed.worker.memory.target": 0.35, "distributed.worker.memory.spill": 0.45,
              "distributed.worker.memory.pause": 0.8,
              "distributed.worker.memory.terminate": 0.98}
