@@ -7,7 +7,7 @@ shard stage runs it (``_run_shards`` on its pickled events), in a process of its
 Prints the shard's events, its decisions, the task's CPU time, the process's RSS at the start
 of the task (``/proc/self/statm``, Linux) and its peak (``getrusage``): the task's own
 memory is the difference. The parent parses the log and writes the shard's rows (as the
-second shuffle delivers them: shard, position, pickled event, time, id) to a temporary
+second shuffle delivers them: shard, pickled event, time, id) to a temporary
 file; a child loads it and runs the task, so the parse's memory is not counted."""
 
 from __future__ import annotations
@@ -33,15 +33,15 @@ def write_shard(log: Path, partitions: int, out: Path) -> None:
     table = actions(_router(standard_pack(), partitions))
     group = next(g for g in _router(standard_pack(), partitions)
                  if g.routes is None and g.policy.id == "first-responder")
-    rows: dict[str, list[Any]] = {"shard": [], "pos": [], "ev": [], "at": [], "id": []}
+    rows: dict[str, list[Any]] = {"shard": [], "ev": [], "at": [], "id": []}
     with log.open(encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             ev = parse_event(line, source=str(log), line=n)
             if group.base in shards_of(ev, table):
-                for name, value in (("shard", group.base), ("pos", n), ("ev", _dumps(ev)),
-                                    ("at", ev.at), ("id", ev.id)):
+                for name, value in (("shard", group.base), ("ev", _dumps(ev)), ("at", ev.at),
+                                    ("id", ev.id)):
                     rows[name].append(value)
     with out.open("wb") as f:
         pickle.dump(_frame(rows, _ROUTED), f, protocol=pickle.HIGHEST_PROTOCOL)

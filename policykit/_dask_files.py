@@ -50,8 +50,7 @@ _EVENTS = {"pos": "int64", "ev": "object", "at": "object", "id": "object"}
 _KEYED = {**_EVENTS, "key": "object", "linked": "bool"}
 _RESOLVED = {"kind": "object", "pos": "int64", "ev": "object", "at": "object",
              "row": "object"}
-_ROUTED = {"shard": "int64", "pos": "int64", "ev": "object", "at": "object",
-           "id": "object"}
+_ROUTED = {"shard": "int64", "ev": "object", "at": "object", "id": "object"}
 _QUARANTINE = ("pos", "source", "line", "unit", "event_id", "problems", "error", "record")
 _DECISIONS = ("id", "at", "policy", "rule", "kind", "subject_kind", "subject_id", "amount",
               "currency", "status", "decision")
@@ -437,19 +436,17 @@ def _route(part: pd.DataFrame, router: list[_Group]) -> pd.DataFrame:
     """Each event once per shard that reads it, with its (time, id): a shard's order."""
     table = actions(router)
     shards: list[int] = []
-    pos: list[int] = []
     evs: list[bytes] = []
     ats: list[datetime] = []
     ids: list[str] = []
-    for p, blob in zip(part["pos"].tolist(), part["ev"], strict=True):
+    for blob in part["ev"]:
         ev = _loads(blob)
         for k in shards_of(ev, table):
             shards.append(k)
-            pos.append(p)
             evs.append(blob)
             ats.append(ev.at)
             ids.append(ev.id)
-    return _frame({"shard": shards, "pos": pos, "ev": evs, "at": ats, "id": ids}, _ROUTED)
+    return _frame({"shard": shards, "ev": evs, "at": ats, "id": ids}, _ROUTED)
 
 
 def _run_shards(part: pd.DataFrame, router: list[_Group], horizon: datetime | None,
@@ -470,7 +467,6 @@ def _run_shards(part: pd.DataFrame, router: list[_Group], horizon: datetime | No
         items = by_shard.setdefault(k, [])
         if blob is not None:  # None: the shard's marker
             items.append((at, i, blob))
-    del part
     groups = {g.base + i: g for g in router for i in range(g.count)}
     decisions: list[Decision] = []
     for k in sorted(by_shard):
@@ -675,8 +671,8 @@ def _run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinf
         router = _router(pset, partitions)
         nshards = sum(g.count for g in router)
         # One marker row per shard: a shard no event reaches still runs (to its horizon).
-        markers = dd.from_pandas(_frame({"shard": list(range(nshards)), "pos": [0] * nshards,
-                                         "ev": [None] * nshards, "at": [None] * nshards,
+        markers = dd.from_pandas(_frame({"shard": list(range(nshards)), "ev": [None] * nshards,
+                                         "at": [None] * nshards,
                                          "id": [None] * nshards}, _ROUTED), npartitions=1)
         routed = dd.concat([applied.map_partitions(_route, router, meta=_empty(_ROUTED)),
                             markers])
