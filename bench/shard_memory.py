@@ -1,14 +1,15 @@
 """The memory of one distributed shard's task: the largest shard run whole (first-responder
 R3 + R6 + R7 on bench/generate.py's company) of a JSONL log, as ``distributed_audit``'s
-shard stage runs it (``_run_shards`` on its pickled events), in a process of its own.
+shard stage runs it (``_run_shards`` on its packed events), in a process of its own.
 
     python bench/shard_memory.py LOG.jsonl [--until ISO] [--partitions 16]
 
 Prints the shard's events, its decisions, the task's CPU time, the process's RSS at the start
-of the task (``/proc/self/statm``, Linux) and its peak (``getrusage``): the task's own
-memory is the difference. The parent parses the log and writes the shard's rows (as the
-second shuffle delivers them: shard, pickled event, time, id) to a temporary
-file; a child loads it and runs the task, so the parse's memory is not counted."""
+of the task and its peak since then (``VmRSS``, and ``VmHWM`` reset through
+``/proc/self/clear_refs``: Linux): the task's own memory is the difference. The parent
+parses the log and writes the shard's rows (as the second shuffle delivers them: shard,
+packed event, time, id) to a temporary file; a child loads it and runs the task, so the
+parse's memory is not counted."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import argparse
 import gc
 import hashlib
 import pickle
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,25 +26,36 @@ from typing import Any
 
 
 def write_shard(log: Path, partitions: int, out: Path) -> None:
-    from policykit._dask_files import _ROUTED, _dumps, _frame, _router, actions, shards_of
+    import pandas as pd
+
+    from policykit._dask_files import _RESOLVED, _frame, _micros, _pack, _route, _router
     from policykit.models.parsing import parse_event
     from policykit.pack import standard_pack
 
-    table = actions(_router(standard_pack(), partitions))
-    group = next(g for g in _router(standard_pack(), partitions)
-                 if g.routes is None and g.policy.id == "first-responder")
-    rows: dict[str, list[Any]] = {"shard": [], "ev": [], "at": [], "id": []}
+    router = _router(standard_pack(), partitions)
+    base = next(g for g in router if g.routes is None and g.policy.id == "first-responder").base
+    parts = []
+
+    def route(events: list[Any]) -> None:
+        # As the shard stage gets them: _route's rows of this shard.
+        n = len(events)
+        frame = _frame({"kind": ["e"] * n, "pos": list(range(n)),
+                        "ev": [_pack(e) for e in events], "at": [_micros(e.at) for e in events],
+                        "row": [None] * n}, _RESOLVED)
+        routed = _route(frame, router)
+        parts.append(routed[routed["shard"] == base])
+        events.clear()
+
+    events: list[Any] = []
     with log.open(encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            ev = parse_event(line, source=str(log), line=n)
-            if group.base in shards_of(ev, table):
-                for name, value in (("shard", group.base), ("ev", _dumps(ev)), ("at", ev.at),
-                                    ("id", ev.id)):
-                    rows[name].append(value)
+            if line.strip():
+                events.append(parse_event(line, source=str(log), line=n))
+            if len(events) == 50_000:
+                route(events)
+    route(events)
     with out.open("wb") as f:
-        pickle.dump(_frame(rows, _ROUTED), f, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(pd.concat(parts, ignore_index=True), f, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def run_shard(path: Path, until: str | None, partitions: int) -> None:
@@ -57,19 +68,26 @@ def run_shard(path: Path, until: str | None, partitions: int) -> None:
     horizon = parse_instant(until) if until else None
     router = _router(standard_pack(), partitions)
     gc.collect()
-    peak0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    with open("/proc/self/statm") as f:  # resident pages now (Linux)
-        now = int(f.read().split()[1]) * resource.getpagesize() / 2**20
+    with open("/proc/self/clear_refs", "w") as f:  # the peak (VmHWM) starts again here
+        f.write("5")
+    now = _status("VmRSS")
     cpu = time.process_time()
     out = _run_shards(frame, router, horizon, None, "native")
     cpu = time.process_time() - cpu
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _status("VmHWM")
     digest = hashlib.sha256("\n".join(out["decision"]).encode()).hexdigest()[:16]
-    own = (f"the task's own {peak - now:,.0f} MiB" if peak > peak0 else
-           f"the task stayed under the load's peak ({peak0:,.0f} MiB)")
     print(f"{len(frame):,} events, {len(out):,} decisions (sha256 {digest}); "
           f"{cpu:.1f} s CPU; RSS {now:,.0f} MiB at the start of the task, peak {peak:,.0f} "
-          f"MiB: {own}")
+          f"MiB: the task's own {peak - now:,.0f} MiB")
+
+
+def _status(field: str) -> float:
+    """A memory figure of this process in MiB, from /proc/self/status (Linux)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def main() -> int:

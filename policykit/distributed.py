@@ -88,7 +88,7 @@ the driver only builds a Dask graph; it holds no event and no decision:
    event, by its own fields; they hold the corrected event's subject anyway (a correction
    keeping another type or subject is refused). Each event travels with its time and id,
    and every shard applies its events in (time, id) order (ids are unique by now: the
-   single process's order) with the pipeline's last step alone, the session, unpickling
+   single process's order) with the pipeline's last step alone, the session, unpacking
    them a slice at a time as the session takes them (``run_ordered`` in
    :mod:`policykit.engine._batch`), then fires deadlines up to ``until``, or up to just
    before the latest kept event (one number, reduced on the workers).
@@ -98,8 +98,10 @@ the driver only builds a Dask graph; it holds no event and no decision:
    currency, the paths). Read back, the decisions equal ``audit()``'s (``trail``), ids
    and content, and the quarantine equals its quarantine (tests/test_distributed_files.py).
 
-The shuffles are Dask's own (``DataFrame.shuffle``, task-based: events travel pickled).
-Between stages the partitions are persisted on the workers.
+The shuffles are Dask's own (``DataFrame.shuffle``, task-based). Events travel packed:
+each one's exact state pickled with its fields' values in order but not their names, in an
+Arrow column beside its time (microseconds, UTC) and id, so a partition is a few buffers,
+not a Python object per event. Between stages the partitions are persisted on the workers.
 
 Running it
 ----------

@@ -7,10 +7,13 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench.distributed import cell
 from bench.generate import generate
@@ -293,7 +296,7 @@ def test_a_glob_reads_matched_directories_and_skips_writers_markers(tmp_path: Pa
 
 @pytest.mark.slow(seconds=3)
 def test_a_shard_holds_its_rules_state_not_its_events(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The shard run whole (first-responder R3 + R6 + R7, 28% of a log) unpickles its
+    """The shard run whole (first-responder R3 + R6 + R7, 28% of a log) unpacks its
     events a chunk at a time as its session takes them: the run's peak memory is a small
     part of its events as models (it held them all before: 9.4 GiB of them at 10M), and
     its decisions are the single-process batch pipeline's."""
@@ -301,7 +304,17 @@ def test_a_shard_holds_its_rules_state_not_its_events(monkeypatch: pytest.Monkey
     import tracemalloc
 
     from policykit import Engine, PolicySet
-    from policykit._dask_files import _dumps, _frame, _loads, _router, _run_shards, actions
+    from policykit._dask_files import (
+        _RESOLVED,
+        _frame,
+        _micros,
+        _pack,
+        _route,
+        _router,
+        _run_shards,
+        _unpack,
+        actions,
+    )
     from policykit._dask_files import shards_of as shards
     from policykit.engine import numbered, run_batch
     from policykit.models.parsing import parse_event
@@ -312,13 +325,15 @@ def test_a_shard_holds_its_rules_state_not_its_events(monkeypatch: pytest.Monkey
     group = next(g for g in router if g.routes is None and g.policy.id == "first-responder")
     events = [e for e in (parse_event(r) for r in generate(200, 1, 3))
               if group.base in shards(e, table)]
-    blobs = [_dumps(e) for e in events]
-    # Arrival order is not time order: the shard orders them itself.
-    frame = _frame({"shard": [group.base] * len(blobs), "pos": list(range(len(blobs)))[::-1],
-                    "ev": blobs[::-1], "at": [e.at for e in events][::-1],
-                    "id": [e.id for e in events][::-1]},
-                   {"shard": "int64", "pos": "int64", "ev": "object", "at": "object",
-                    "id": "object"})
+    blobs = [_pack(e) for e in events]
+    # As the second shuffle delivers them (_route's rows), arrival order not time order:
+    # the shard orders them itself.
+    n = len(blobs)
+    routed = _route(_frame({"kind": ["e"] * n, "pos": list(range(n)), "ev": blobs[::-1],
+                            "at": [_micros(e.at) for e in events][::-1], "row": [None] * n},
+                           _RESOLVED), router)
+    frame = routed[routed["shard"] == group.base]
+    assert len(frame) == n
     expected = run_batch(Engine(PolicySet([group.policy])), numbered(events)).decisions
     assert len(events) > 10_000 and expected
     del events
@@ -326,7 +341,7 @@ def test_a_shard_holds_its_rules_state_not_its_events(monkeypatch: pytest.Monkey
     gc.collect()
     tracemalloc.start()
     try:
-        models = [_loads(b) for b in blobs]
+        models = [_unpack(b) for b in blobs]
         size = tracemalloc.get_traced_memory()[0]
         del models
         gc.collect()
@@ -338,3 +353,45 @@ def test_a_shard_holds_its_rules_state_not_its_events(monkeypatch: pytest.Monkey
         tracemalloc.stop()
     assert peak < size / 3, (peak, size)
     assert list(out["decision"]) == [d.model_dump_json() for d in expected]
+
+
+@given(st.data())
+@settings(max_examples=150, deadline=None)
+def test_an_event_packed_between_stages_comes_back_exactly(data: st.DataObject) -> None:
+    """Every stage boundary carries events packed (values without names): the event that
+    comes back is the one that left, field for field, with the same fields set and the
+    same time zone objects, so the rules read what a single-process audit reads."""
+    from policykit._dask_files import _pack, _unpack
+    from policykit.testing import events
+
+    e = data.draw(events())
+    if data.draw(st.booleans()):  # as parsed: only some fields given
+        e = type(e).model_validate(e.model_dump(exclude_defaults=True))
+    back = _unpack(_pack(e))
+    assert type(back) is type(e)
+    assert back == e
+    assert back.model_fields_set == e.model_fields_set
+    assert back.model_dump_json() == e.model_dump_json()
+    assert back.__pydantic_extra__ == e.__pydantic_extra__
+    assert back.at.tzinfo == e.at.tzinfo and back.at.utcoffset() == e.at.utcoffset()
+
+
+@given(st.lists(st.tuples(st.datetimes(timezones=st.sampled_from(
+    [timezone(timedelta(hours=h, minutes=m)) for h, m in ((-12, 0), (0, 0), (5, 45),
+                                                          (8, 0), (14, 0))])),
+    st.text(min_size=1, max_size=4, alphabet=st.one_of(st.characters(), st.characters(
+        categories=["Cs"])))), max_size=40))  # lone surrogates too
+def test_a_shards_order_by_micros_and_utf8_ids_is_the_order_of_times_and_ids(
+        rows: list[tuple[datetime, str]]) -> None:
+    """The shard orders its events by (microseconds, id as UTF-8 bytes, lone surrogates
+    kept) in Arrow: the (time, id) order of the single-process pipeline, across offsets
+    and whatever the ids' characters."""
+    from policykit._dask_files import _micros
+
+    rows = list(dict(((i, (at, i)) for at, i in rows)).values())  # ids unique, as resolved
+    table = pa.table({"at": [_micros(at) for at, _i in rows],
+                      "id": pa.array([i.encode("utf-8", "surrogatepass") for _at, i in rows],
+                                     type=pa.binary())})
+    order = pa.compute.sort_indices(table, sort_keys=[("at", "ascending"),
+                                                      ("id", "ascending")]).to_pylist()
+    assert [rows[k] for k in order] == sorted(rows)
