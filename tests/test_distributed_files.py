@@ -423,3 +423,22 @@ def test_times_in_a_named_zone_are_ordered_as_audit_orders_them(tmp_path: Path) 
         assert (summary.after_until, summary.evaluated) == (
             ref.counts.after_until, ref.counts.evaluated) == ((0, n) if until is None
                                                                else (1, n - 1))
+
+
+def test_a_parquet_file_timed_in_a_named_zone_across_the_clocks_going_back(
+        tmp_path: Path) -> None:
+    """A Parquet timestamp column with a zone (an export's America/New_York) reads as
+    ZoneInfo times: 01:10 EST (the second 01:10) compares before 01:50 EDT, as audit()
+    orders them; the shard's session refused it when the shard ordered by instants."""
+    at = pa.array([datetime(2026, 11, 1, h, m, tzinfo=timezone.utc)
+                   for h, m in ((5, 0), (5, 50), (6, 10), (7, 30))],
+                  type=pa.timestamp("us", tz="America/New_York"))
+    pq.write_table(pa.table({"id": ["a", "b", "c", "d"], "type": ["patrol.round"] * 4,
+                             "route_id": ["RT-01"] * 4, "guard_id": ["E0004"] * 4,
+                             "at": at}), tmp_path / "log.parquet")
+    summary = distributed_audit(tmp_path / "log.parquet", output=tmp_path / "out",
+                                partitions=2)
+    ref = audit(tmp_path / "log.parquet")
+    assert summary.evaluated == ref.counts.evaluated == 4
+    assert decisions_of(summary.decisions_path) == sorted(
+        d.model_dump_json() for d in ref.trail)
