@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -430,7 +430,7 @@ def test_a_parquet_file_timed_in_a_named_zone_across_the_clocks_going_back(
     """A Parquet timestamp column with a zone (an export's America/New_York) reads as
     ZoneInfo times: 01:10 EST (the second 01:10) compares before 01:50 EDT, as audit()
     orders them; the shard's session refused it when the shard ordered by instants."""
-    at = pa.array([datetime(2026, 11, 1, h, m, tzinfo=timezone.utc)
+    at = pa.array([datetime(2026, 11, 1, h, m, tzinfo=UTC)
                    for h, m in ((5, 0), (5, 50), (6, 10), (7, 30))],
                   type=pa.timestamp("us", tz="America/New_York"))
     pq.write_table(pa.table({"id": ["a", "b", "c", "d"], "type": ["patrol.round"] * 4,
