@@ -16,7 +16,7 @@ import pickle
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -105,8 +105,27 @@ def _unpack(blob: bytes) -> EventBase:
 
 
 def _micros(at: datetime) -> int:
-    """An aware time as microseconds since the epoch: ordered as the times are."""
+    """An aware time as microseconds since the epoch: ordered as the times are, when no
+    two of them share a named zone (see :func:`_zoned`)."""
     return (at - _EPOCH) // _MICRO
+
+
+@functools.cache
+def _fixed_zones() -> tuple[type, ...]:
+    from pydantic_core import TzInfo
+
+    return (timezone, TzInfo)
+
+
+def _zoned(events: Sequence[EventBase]) -> bool:
+    """Whether an event's time is in a named zone (an in-memory source's ZoneInfo). Two
+    times sharing a tzinfo compare by their wall clocks, not their instants (Python's
+    rule), so in a DST change the microseconds order them otherwise than audit() does:
+    such a run orders and compares the times themselves, as the models (:func:`_sorted`)."""
+    fixed = _fixed_zones()
+    return any(type(e.at.tzinfo) not in fixed for e in events)
+
+
 _QUARANTINE = ("pos", "source", "line", "unit", "event_id", "problems", "error", "record")
 _DECISIONS = ("id", "at", "policy", "rule", "kind", "subject_kind", "subject_id", "amount",
               "currency", "status", "decision")
@@ -260,6 +279,7 @@ def _parse(index: int, reader: Any, policies: PolicySet, tz: tzinfo | None
                      "id": [e.id for e in prep.events]},
                     _EVENTS)
     return {"events": events, "quarantine": _q_frame(rows), "edges": edges,
+            "zoned": _zoned(prep.events),
             "info": (reader.label, reader.unit, prep.read, list(reader.notes))}
 
 
@@ -328,10 +348,11 @@ def _keyed(part: pd.DataFrame, groups: dict[str, str]) -> pd.DataFrame:
 
 
 def _resolve(part: pd.DataFrame, horizon: datetime | None,
-             labels: Sequence[tuple[str, str]]) -> pd.DataFrame:
+             labels: Sequence[tuple[str, str]], exact: bool = False) -> pd.DataFrame:
     """Corrections and repeated ids of whole groups (every copy of an id, every event a
     correction links to it): the single-process rules (split_corrections), then the
-    horizon, then the first copy of each id."""
+    horizon, then the first copy of each id. ``exact``: times in named zones (:func:`_zoned`),
+    compared with the horizon as times."""
     from .audit.internal import Reader, quarantined
     from .engine.internal import split_corrections
 
@@ -348,7 +369,7 @@ def _resolve(part: pd.DataFrame, horizon: datetime | None,
     after = 0
     for p, b, at in zip(part["pos"][alone].tolist(), part["ev"][alone].tolist(),
                         part["at"][alone].tolist(), strict=True):
-        if limit is not None and at > limit:
+        if horizon is not None and (_unpack(b).at > horizon if exact else at > limit):
             after += 1
             continue
         _add(kinds, pos, evs, ats, rows, "e", p, b, at, None)
@@ -391,14 +412,17 @@ def _add(kinds: list[str], pos: list[int], evs: list[bytes | None],
     rows.append(row)
 
 
-def _latest(part: pd.DataFrame) -> pd.DataFrame:
+def _latest(part: pd.DataFrame, exact: bool = False) -> pd.DataFrame:
     """The partition's latest event time, as its event has it (of equal instants written
-    in different offsets, the first in the partition, as ``max`` of the times picks)."""
+    in different offsets, the first in the partition, as ``max`` of the times picks).
+    ``exact``: times in named zones, compared as times (:func:`_zoned`)."""
     import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
     ats = part["at"].tolist()
     last = None
-    if ats:
+    if exact:
+        last = max((_unpack(b).at for b in part["ev"].tolist()), default=None)
+    elif ats:
         top = max(ats)
         last = _unpack(part["ev"].iloc[ats.index(top)]).at
     return pd.DataFrame({"at": pd.Series([last] if last is not None else [], dtype=object)})
@@ -517,14 +541,18 @@ def _route(part: pd.DataFrame, router: list[_Group]) -> pd.DataFrame:
 
 
 def _run_shards(part: pd.DataFrame, router: list[_Group], horizon: datetime | None,
-                last: datetime | None, backend: str) -> pd.DataFrame:
+                last: datetime | None, backend: str, exact: bool = False) -> pd.DataFrame:
     """Each shard of the partition through the batch pipeline's evaluation (its events
     come resolved, placed and within the horizon), its decisions as rows.
 
     A shard's events are put in (time, id) order as they travel, packed, and unpacked a
     chunk at a time as the session takes them: a shard run whole (first-responder's
     R3 + R6 + R7 gets 28% of a log) holds its rules' state, not its events as models
-    (about 20 times their packed bytes)."""
+    (about 20 times their packed bytes).
+
+    ``exact`` (times in named zones, :func:`_zoned`): a shard's events are unpacked whole
+    and sorted by their (time, id) as models, in the order they arrived, as audit() sorts
+    them (the microseconds would order a DST change's wall clocks otherwise)."""
     import numpy as np
     import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
     import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
@@ -549,8 +577,10 @@ def _run_shards(part: pd.DataFrame, router: list[_Group], horizon: datetime | No
         if not n and horizon is None and last is None:
             continue
         engine = Engine(PolicySet([groups[k].policy]), backend=backend)
-        decisions += run_ordered(engine, _unpacked(events, order[start:start + n]),
-                                 total=n, until=horizon, fire_before=last)
+        chunks: Iterator[list[EventBase]] = _unpacked(events, order[start:start + n])
+        if exact:
+            chunks = iter([_sorted(events, order[start:start + n])])
+        decisions += run_ordered(engine, chunks, total=n, until=horizon, fire_before=last)
     decisions.sort(key=lambda d: (d.at, d.id))
     return _decision_frame(decisions)
 
@@ -563,6 +593,17 @@ def _unpacked(events: Any, order: Any) -> Iterator[list[EventBase]]:
     """``events`` at the positions ``order`` lists, as models, a chunk at a time."""
     for start in range(0, len(order), _FEED):
         yield [_unpack(b) for b in events.take(order[start:start + _FEED]).to_pylist()]
+
+
+def _sorted(events: Any, order: Any) -> list[EventBase]:
+    """``events`` at the positions ``order`` lists, as models sorted by their (time, id),
+    ties (as the times compare) in the partition's order."""
+    import numpy as np
+
+    rows = events.take(np.sort(order.to_numpy())).to_pylist()  # the partition's order
+    models = [_unpack(b) for b in rows]
+    models.sort(key=lambda e: (e.at, e.id))
+    return models
 
 
 def _decision_frame(decisions: list[Decision]) -> pd.DataFrame:
@@ -716,7 +757,9 @@ def _run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinf
     with dask.config.set({"dataframe.convert-string": False}):
         tasks, sources = _read_tasks(source, pset, tz, fmt, encoding)
         tasks = run.persist(*tasks)  # read once
-        infos = run.compute(*[dask.delayed(_part)(t, "info") for t in tasks])
+        *infos, zoned = run.compute(*[dask.delayed(_part)(t, "info") for t in tasks],
+                                    dask.delayed(any)([dask.delayed(_part)(t, "zoned")
+                                                       for t in tasks]))
         # An in-memory source's chunks share source number 0 (their lines run on).
         labels = [(label, unit) for label, unit, _n, _notes in infos]
         read = sum(n for _l, _u, n, _notes in infos)
@@ -730,13 +773,13 @@ def _run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinf
                                  meta=_empty(_EVENTS), verify_meta=False)
         keyed = events.map_partitions(_keyed, groups, meta=_empty(_KEYED))
         resolved = keyed.shuffle(on="key", npartitions=partitions, shuffle_method=run.shuffle) \
-            .map_partitions(_resolve, horizon, labels, meta=_empty(_RESOLVED))
+            .map_partitions(_resolve, horizon, labels, zoned, meta=_empty(_RESOLVED))
         resolved = run.persist_frame(resolved, _empty(_RESOLVED))
         del tasks, groups, events, keyed  # the parsed files: released on the workers
         applied = resolved[resolved["kind"] == "e"]
         q1 = run.persist_frame(resolved[resolved["kind"] == "q"].map_partitions(
             _quarantine_rows, meta=_q_frame([])), _q_frame([]))
-        latest = applied.map_partitions(_latest, meta={"at": "object"})["at"]
+        latest = applied.map_partitions(_latest, zoned, meta={"at": "object"})["at"]
         stats_rows, latest_rows, evaluated = run.compute(
             resolved[resolved["kind"] == "s"]["row"], latest, applied["pos"].count())
         corrected, duplicates, after_until = (sum(r[i] for r in stats_rows) for i in range(3))
@@ -752,7 +795,7 @@ def _run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinf
                             markers])
         decisions = routed.shuffle(on="shard", npartitions=max(1, min(nshards, 4 * partitions)),
                                    shuffle_method=run.shuffle) \
-            .map_partitions(_run_shards, router, horizon, last, backend,
+            .map_partitions(_run_shards, router, horizon, last, backend, zoned,
                             meta=_decision_frame([]))
         decisions = run.persist_frame(decisions, _decision_frame([]))
         del resolved, applied, routed  # the events: released on the workers

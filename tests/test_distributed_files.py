@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -395,3 +395,50 @@ def test_a_shards_order_by_micros_and_utf8_ids_is_the_order_of_times_and_ids(
     order = pa.compute.sort_indices(table, sort_keys=[("at", "ascending"),
                                                       ("id", "ascending")]).to_pylist()
     assert [rows[k] for k in order] == sorted(rows)
+
+
+def test_times_in_a_named_zone_are_ordered_as_audit_orders_them(tmp_path: Path) -> None:
+    """An in-memory log's times may share a ZoneInfo: Python compares those by their wall
+    clocks, so across a DST gap (02:35 EST is after 03:20 EDT) their instants order them
+    otherwise. audit() sorts and compares the times; the shards and the horizon do too (the
+    microseconds' order made the shard's session refuse 02:35 after 03:20, and counted it
+    after a 03:00 horizon that audit() keeps it before)."""
+    from zoneinfo import ZoneInfo
+
+    ny = ZoneInfo("America/New_York")
+    log: list[dict[str, Any]] = [
+        {**e, "at": datetime.fromisoformat(e["at"]).replace(tzinfo=ny)}  # same wall clock
+        for e in generate(12, 1, 3)
+        if e["type"] == "employee.profile" or "2026-03-06" < e["at"] < "2026-03-08T03"]
+    gap = next(e for e in log if e["at"] == datetime(2026, 3, 8, 2, 34, 57, tzinfo=ny))
+    log.append({**gap, "id": "later", "at": datetime(2026, 3, 8, 3, 20, tzinfo=ny)})
+    n = len(log)
+    for until in (None, datetime(2026, 3, 8, 3, tzinfo=ny)):
+        summary = distributed_audit(log, until=until, output=tmp_path / str(until is None),
+                                    partitions=2)
+        ref = audit(log, until=until)
+        assert decisions_of(summary.decisions_path) == sorted(
+            d.model_dump_json() for d in ref.trail)
+        assert len(ref.trail) > 10
+        assert (summary.after_until, summary.evaluated) == (
+            ref.counts.after_until, ref.counts.evaluated) == ((0, n) if until is None
+                                                               else (1, n - 1))
+
+
+def test_a_parquet_file_timed_in_a_named_zone_across_the_clocks_going_back(
+        tmp_path: Path) -> None:
+    """A Parquet timestamp column with a zone (an export's America/New_York) reads as
+    ZoneInfo times: 01:10 EST (the second 01:10) compares before 01:50 EDT, as audit()
+    orders them; the shard's session refused it when the shard ordered by instants."""
+    at = pa.array([datetime(2026, 11, 1, h, m, tzinfo=UTC)
+                   for h, m in ((5, 0), (5, 50), (6, 10), (7, 30))],
+                  type=pa.timestamp("us", tz="America/New_York"))
+    pq.write_table(pa.table({"id": ["a", "b", "c", "d"], "type": ["patrol.round"] * 4,
+                             "route_id": ["RT-01"] * 4, "guard_id": ["E0004"] * 4,
+                             "at": at}), tmp_path / "log.parquet")
+    summary = distributed_audit(tmp_path / "log.parquet", output=tmp_path / "out",
+                                partitions=2)
+    ref = audit(tmp_path / "log.parquet")
+    assert summary.evaluated == ref.counts.evaluated == 4
+    assert decisions_of(summary.decisions_path) == sorted(
+        d.model_dump_json() for d in ref.trail)
