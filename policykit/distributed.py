@@ -101,7 +101,12 @@ the driver only builds a Dask graph; it holds no event and no decision:
 The shuffles are Dask's own (``DataFrame.shuffle``, task-based). Events travel packed:
 each one's exact state pickled with its fields' values in order but not their names, in an
 Arrow column beside its time (microseconds, UTC) and id, so a partition is a few buffers,
-not a Python object per event. Between stages the partitions are persisted on the workers.
+not a Python object per event. Times in a named zone (a ``ZoneInfo``, as an in-memory source
+or a Parquet column with a zone gives them) are the exception: Python compares two times
+sharing such a zone by their wall clocks, as ``audit()`` then orders them, which in a
+daylight-saving change is not the order of their instants; when any event has one, the
+workers order, bound and compare the times themselves (a shard then holds its events as
+models). Between stages the partitions are persisted on the workers.
 
 Running it
 ----------
