@@ -4,7 +4,8 @@ shard stage runs it (``_run_shards`` on its packed events), in a process of its 
 
     python bench/shard_memory.py LOG.jsonl [--until ISO] [--partitions 16]
 
-Prints the shard's events, its decisions, the task's CPU time, the process's RSS at the start
+Prints the size of an event packed and pickled, and of a routed row; the shard's events,
+its decisions, the task's CPU time, the process's RSS at the start
 of the task and its peak since then (``VmRSS``, and ``VmHWM`` reset through
 ``/proc/self/clear_refs``: Linux): the task's own memory is the difference. The parent
 parses the log and writes the shard's rows (as the second shuffle delivers them: shard,
@@ -28,7 +29,15 @@ from typing import Any
 def write_shard(log: Path, partitions: int, out: Path) -> None:
     import pandas as pd
 
-    from policykit._dask_files import _RESOLVED, _frame, _micros, _pack, _route, _router
+    from policykit._dask_files import (
+        _RESOLVED,
+        _frame,
+        _micros,
+        _pack,
+        _route,
+        _router,
+        _unpack,
+    )
     from policykit.models.parsing import parse_event
     from policykit.pack import standard_pack
 
@@ -54,8 +63,23 @@ def write_shard(log: Path, partitions: int, out: Path) -> None:
             if len(events) == 50_000:
                 route(events)
     route(events)
+    frame = pd.concat(parts, ignore_index=True)
     with out.open("wb") as f:
-        pickle.dump(pd.concat(parts, ignore_index=True), f, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(frame, f, protocol=pickle.HIGHEST_PROTOCOL)
+    # The same rows as they travelled before 4c685fd: each event a pickle of the model, its
+    # time a datetime and its id a str, in object columns.
+    sample = [_unpack(b) for b in frame["ev"].head(20_000).tolist()]
+    old = pd.DataFrame({"shard": frame["shard"].head(len(sample)).to_numpy(),
+                        "ev": pd.Series([pickle.dumps(e, 5) for e in sample], dtype=object),
+                        "at": pd.Series([e.at for e in sample], dtype=object),
+                        "id": pd.Series([e.id for e in sample], dtype=object)})
+    packed = sum(map(len, frame["ev"].head(len(sample)).tolist())) / len(sample)
+    pickled = old["ev"].map(len).sum() / len(sample)
+    per_row = frame.memory_usage(deep=True, index=False).sum() / len(frame)
+    per_old = old.memory_usage(deep=True, index=False).sum() / len(old)
+    print(f"an event packed {packed:.0f} bytes, pickled {pickled:.0f}; a routed row "
+          f"{per_row:.0f} bytes (pandas' deep memory), {per_old:.0f} as object columns of a "
+          f"pickle, a datetime and a str")
 
 
 def run_shard(path: Path, until: str | None, partitions: int) -> None:
