@@ -237,17 +237,31 @@ def _empty(dtypes: dict[str, str]) -> pd.DataFrame:
 
 
 def _q_row(q: Any, pos: int) -> dict[str, Any]:
-    return {"pos": pos, "source": q.source, "line": q.line, "unit": q.unit,
-            "event_id": q.event_id, "error": q.error, "record": q.record,
-            "problems": json.dumps([list(p) for p in q.problems], ensure_ascii=False,
-                                   default=str)}
+    return {"pos": pos, "source": _text(q.source), "line": q.line, "unit": _text(q.unit),
+            "event_id": _text(q.event_id), "error": _text(q.error),
+            "record": _text(q.record),
+            "problems": _text(json.dumps([list(p) for p in q.problems], ensure_ascii=False,
+                                         default=str))}
+
+
+def _text(value: str | None) -> str | None:
+    """``value`` as Parquet's UTF-8 text can hold it: a lone surrogate (an in-memory
+    record's id or field can carry one; validation refuses it, so only the quarantine
+    sees it) written as its escape, ``\\ud800``."""
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def _q_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
-    return pd.DataFrame(rows, columns=list(_QUARANTINE)).astype(
-        {"pos": "int64", **{c: "object" for c in _QUARANTINE if c != "pos"}})
+    return pd.DataFrame(rows, columns=list(_QUARANTINE), dtype=object).astype(
+        {"pos": "int64"})
 
 
 def _parse(index: int, reader: Any, policies: PolicySet, tz: tzinfo | None

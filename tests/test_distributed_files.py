@@ -442,3 +442,23 @@ def test_a_parquet_file_timed_in_a_named_zone_across_the_clocks_going_back(
     assert summary.evaluated == ref.counts.evaluated == 4
     assert decisions_of(summary.decisions_path) == sorted(
         d.model_dump_json() for d in ref.trail)
+
+
+def test_a_record_with_a_lone_surrogate_is_quarantined_as_audit_quarantines_it(
+        tmp_path: Path) -> None:
+    """An in-memory record can carry text Parquet cannot hold (a lone surrogate, which
+    validation refuses): it is quarantined as audit() quarantines it, its text written with
+    the surrogate escaped, and the records around it are audited (this crashed building
+    the quarantine's frame)."""
+    log = planted_log()[-300:]
+    bad = {**log[10], "id": "a\ud800"}
+    summary = distributed_audit([*log, bad], output=tmp_path, partitions=2)
+    ref = audit([*log, bad])
+    assert decisions_of(summary.decisions_path) == sorted(
+        d.model_dump_json() for d in ref.trail)
+    assert (summary.read, summary.quarantined) == (ref.counts.read, ref.counts.quarantined)
+    q = pd.read_parquet(summary.quarantine_path)
+    row = q[q["event_id"] == "a\\ud800"]
+    mine = next(x for x in ref.quarantine if x.event_id == "a\ud800")
+    assert list(row["error"]) == [mine.error.replace("\ud800", "\\ud800")]
+    assert list(row["record"]) == [mine.record.replace("\ud800", "\\ud800")]
