@@ -81,6 +81,8 @@ def _pack(e: EventBase) -> bytes:
     for i, name in enumerate(names):
         if name in given:
             mask |= 1 << i
+    if mask.bit_count() != len(given):  # an extra field set (extra="allow"): as above
+        return _dumps(e, 5)
     return _dumps((cls, tuple(values.values()), mask, e.__pydantic_extra__,
                    e.__pydantic_private__), 5)
 

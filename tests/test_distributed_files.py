@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ConfigDict
 
 from bench.distributed import cell
 from bench.generate import generate
-from policykit import audit
+from policykit import EventBase, audit
 from policykit.audit._readers import read_records
 from policykit.errors import AuditSourceError, ParameterError
 
@@ -462,3 +463,22 @@ def test_a_record_with_a_lone_surrogate_is_quarantined_as_audit_quarantines_it(
     mine = next(x for x in ref.quarantine if x.event_id == "a\ud800")
     assert list(row["error"]) == [mine.error.replace("\ud800", "\\ud800")]
     assert list(row["record"]) == [mine.record.replace("\ud800", "\\ud800")]
+
+
+class _Loose(EventBase):
+    """An event model allowing extra fields (pickled by name: defined at module level)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = "loose.thing"
+
+
+def test_an_event_with_extra_fields_set_is_packed_whole() -> None:
+    """Fields set beyond the declared ones (a model allowing extras) are not in the packed
+    mask: such an event travels as its whole pickle, and comes back the same."""
+    from policykit._dask_files import _pack, _unpack
+
+    e = _Loose.model_validate({"id": "x1", "type": "loose.thing",
+                              "at": "2026-03-01T08:00:00+08:00", "note": "kept"})
+    back = _unpack(_pack(e))
+    assert back == e and back.__pydantic_extra__ == {"note": "kept"}
+    assert back.model_fields_set == e.model_fields_set == {"id", "type", "at", "note"}
