@@ -629,7 +629,7 @@ def _decision_frame(decisions: list[Decision]) -> pd.DataFrame:
         [(d.id, d.at.isoformat(), d.policy, d.rule, d.kind, d.subject.kind, d.subject.id,
           None if d.amount is None else str(d.amount), d.currency, d.status,
           d.model_dump_json()) for d in decisions],
-        columns=list(_DECISIONS)).astype(dict.fromkeys(_DECISIONS, "object"))
+        columns=list(_DECISIONS), dtype=object)  # None stays None (not a text column's NaN)
 
 
 def _tally(part: pd.DataFrame) -> pd.DataFrame:

@@ -154,6 +154,16 @@ def test_the_example_month_equals_audit(tmp_path: Path) -> None:
     money = sum((d.amount for d in ref.trail if d.amount is not None and d.currency == "CNY"),
                 start=0)
     assert sum(v for (_p, cur), v in summary.money.items() if cur == "CNY") == money
+    # Money per policy and currency, as the report's decisions give it: no entry for the
+    # decisions without an amount (they had one keyed by NaN, worth Decimal('NaN')).
+    expected: dict[tuple[str, str], Any] = {}
+    for d in ref.trail:
+        if d.currency is not None and d.amount is not None:
+            key = (d.policy, d.currency)
+            expected[key] = expected.get(key, 0) + d.amount
+    assert summary.money == expected
+    q = pd.read_parquet(summary.decisions_path)
+    assert q["amount"].isna().sum() == sum(d.amount is None for d in ref.trail)
 
 
 def test_in_memory_records_with_an_output_equal_audit(tmp_path: Path) -> None:
