@@ -107,12 +107,15 @@ def _type(node: Any, titles: dict[str, str]) -> str:
 
 
 def _alternatives(any_of: list[Any], titles: dict[str, str]) -> str:
-    """``anyOf``: a number-or-numeric-text pair reads as "decimal"; a ``$parameter``
-    alternative goes without saying."""
+    """``anyOf``: a number-or-numeric-text pair reads as "decimal" (pydantic 2.14 writes a
+    constrained decimal's text without its pattern, earlier versions with it; no shape
+    field is a number-or-any-text union); a ``$parameter`` alternative goes without
+    saying."""
     alts = [a for a in any_of if a != _PARAM_REF]
     types = {a.get("type") for a in alts if isinstance(a, dict)}
     if {"number", "string"} <= types and all(
-            a.get("type") != "string" or "pattern" in a for a in alts):
+            a.get("type") != "string" or "pattern" in a or set(a) == {"type"}
+            for a in alts):
         rest = [a for a in alts if a.get("type") not in ("number", "string")]
         return " or ".join(["decimal", *(_type(a, titles) for a in rest)])
     return " or ".join(dict.fromkeys(_type(a, titles) for a in alts))

@@ -41,8 +41,9 @@ def _use_types(extra: tuple[type[EventBase], ...]) -> None:
     if not extra:
         _ADAPTER, _UNION = _BUILTIN_ADAPTER, Event
         return
-    union = Annotated[Union[(*builtin_models(), *extra)],  # type: ignore[valid-type]
-                      Field(discriminator="type")]
+    # Any: a union built at run time is a type form to pydantic, not to a type checker.
+    union: Any = Annotated[Union[(*builtin_models(), *extra)],
+                           Field(discriminator="type")]
     _ADAPTER, _UNION = TypeAdapter(union), union
 
 
