@@ -132,7 +132,7 @@ _QUARANTINE = ("pos", "source", "line", "unit", "event_id", "problems", "error",
 _DECISIONS = ("id", "at", "policy", "rule", "kind", "subject_kind", "subject_id", "amount",
               "currency", "status", "decision")
 _TALLY = {"policy": "object", "kind": "object", "currency": "object", "n": "int64",
-          "amount": "object"}
+          "amount": "object", "standing": "int64", "foreign": "int64"}
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,10 @@ class AuditSummary:
     by_outcome: dict[tuple[str, str], int] = field(default_factory=dict)
     """(policy id, decision kind) -> how many."""
     money: dict[tuple[str, str], Decimal] = field(default_factory=dict)
-    """(policy id, currency) -> the total amount of its decisions."""
+    """(policy id, currency) -> the money that stands: the total amount of its final
+    decisions that no other decision supersedes (:attr:`AuditReport.decisions
+    <policykit.AuditReport.decisions>`, the money to pay or deduct; a running total's
+    superseded revisions are in the output, not in this sum)."""
     notes: tuple[str, ...] = ()
     """What the readers guessed about the files (a CSV's encoding), to check: as
     :attr:`AuditReport.notes <policykit.AuditReport.notes>`."""
@@ -632,18 +635,36 @@ def _decision_frame(decisions: list[Decision]) -> pd.DataFrame:
         columns=list(_DECISIONS), dtype=object)  # None stays None (not a text column's NaN)
 
 
-def _tally(part: pd.DataFrame) -> pd.DataFrame:
+def _tally(part: pd.DataFrame, gone: frozenset[str] | None = None) -> pd.DataFrame:
+    """Per (policy, kind, currency): how many decisions, and the money of those that stand
+    (final and superseded by no other decision: :attr:`AuditReport.decisions
+    <policykit.AuditReport.decisions>`; summing every decision would count a running
+    total's money once per revision). ``gone``: the ids every partition supersedes, when
+    one names a decision it does not hold (``foreign``); else a session's decisions
+    supersede only its own, which are all in its shard's partition."""
+    superseded: set[str] = set(gone or ())
+    for text in part["decision"]:
+        superseded.update(json.loads(text).get("supersedes") or ())
+    foreign = 0 if gone is not None else len(superseded.difference(part["id"]))
     counts: dict[tuple[str, str, str | None], list[Any]] = {}
-    for policy, kind, amount, currency in zip(part["policy"], part["kind"], part["amount"],
-                                              part["currency"], strict=True):
-        entry = counts.setdefault((policy, kind, currency), [0, Decimal(0)])
+    for i, policy, kind, amount, currency, status in zip(
+            part["id"], part["policy"], part["kind"], part["amount"], part["currency"],
+            part["status"], strict=True):
+        entry = counts.setdefault((policy, kind, currency), [0, Decimal(0), 0])
         entry[0] += 1
-        if amount is not None:
+        if amount is not None and status == "final" and i not in superseded:
             entry[1] += Decimal(amount)
+            entry[2] += 1
     keys = list(counts)
     return _frame({"policy": [k[0] for k in keys], "kind": [k[1] for k in keys],
                    "currency": [k[2] for k in keys], "n": [counts[k][0] for k in keys],
-                   "amount": [str(counts[k][1]) for k in keys]}, _TALLY)
+                   "amount": [str(counts[k][1]) for k in keys],
+                   "standing": [counts[k][2] for k in keys],
+                   "foreign": [foreign] * len(keys)}, _TALLY)
+
+
+def _superseded(part: pd.DataFrame) -> list[str]:
+    return [s for text in part["decision"] for s in json.loads(text).get("supersedes") or ()]
 
 
 # ------------------------------------------------------------------------------ the run
@@ -827,12 +848,17 @@ def _run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinf
                                         overwrite=True, compute=False)
         tally = decisions.map_partitions(_tally, meta=_empty(_TALLY))
         _w1, _w2, counts, nq = run.compute(write_d, write_q, tally, quarantine["pos"].count())
+        if counts["foreign"].any():  # a decision superseding one in another partition
+            gone = frozenset(itertools.chain.from_iterable(run.compute(
+                decisions.map_partitions(_superseded, meta=(None, "object")))))
+            (counts,) = run.compute(decisions.map_partitions(_tally, gone,
+                                                             meta=_empty(_TALLY)))
         _stage(bar, "done")
     by_outcome: dict[tuple[str, str], int] = {}
     money: dict[tuple[str, str], Decimal] = {}
     for row in counts.itertuples(index=False):
         by_outcome[(row.policy, row.kind)] = by_outcome.get((row.policy, row.kind), 0) + row.n
-        if row.currency is not None:
+        if row.currency is not None and row.standing:
             key = (row.policy, row.currency)
             money[key] = money.get(key, Decimal(0)) + Decimal(row.amount)
     return AuditSummary(output=out, decisions_path=dpath, quarantine_path=qpath,

@@ -94,9 +94,10 @@ the driver only builds a Dask graph; it holds no event and no decision:
    before the latest kept event (one number, reduced on the workers).
 8. **Written by the workers.** Decisions (one row each, the decision's JSON in
    ``decision``) and the quarantine are Parquet datasets under ``output``; the call returns
-   an :class:`AuditSummary` (counts, decisions by policy and kind, money per policy and
-   currency, the paths). Read back, the decisions equal ``audit()``'s (``trail``), ids
-   and content, and the quarantine equals its quarantine (tests/test_distributed_files.py).
+   an :class:`AuditSummary` (counts, decisions by policy and kind, the money that stands
+   per policy and currency, the paths). Read back, the decisions equal ``audit()``'s
+   (``trail``), ids and content, and the quarantine equals its quarantine
+   (tests/test_distributed_files.py).
 
 The shuffles are Dask's own (``DataFrame.shuffle``, task-based). Events travel packed:
 each one's exact state pickled with its fields' values in order but not their names, in an
