@@ -7,9 +7,12 @@ audits of the same files.
                                 [--dir /tmp/pk-dist] [--partitions P] [--memory-limit 11GiB]
                                 [--until ISO] [--check-max 1000000]
                                 [--check-policies a,b,c] [--keep] [--reuse]
+                                [--check-only]
 
 ``--reuse --until ISO`` audits the files a ``--keep`` run (or an interrupted one) left in
-``--dir`` instead of writing new ones (writing 10M events takes about five minutes).
+``--dir`` instead of writing new ones (writing 10M events takes about five minutes);
+``--check-only --until ISO`` runs the checks alone on the output a ``--keep`` run left
+(with a larger ``--check-max`` and other ``--check-policies``, say).
 
 The files are written by a child process (``--write-only``), streaming: one batch of rows
 at a time, so neither the generator nor the driver holds the log; the child's peak RSS and
@@ -228,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse", action="store_true",
                     help="audit the files an earlier --keep run (or an interrupted one) left "
                     "in --dir/in instead of writing new ones; needs --until")
+    ap.add_argument("--check-only", action="store_true",
+                    help="run the checks alone on the output an earlier --keep run left in "
+                    "--dir/out; needs --until")
     ap.add_argument("--write-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     inputs, output = args.dir / "in", args.dir / "out"
@@ -240,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"written": n, "latest": latest,
                           "writer_peak_rss_mib": round(peak, 1)}))
         return 0
+    if args.check_only:
+        return check_only(args, inputs, output, sample)
     if args.reuse:
         if args.until is None or not any(inputs.glob("*.parquet")):
             ap.error(f"--reuse needs --until and Parquet files in {inputs}")
@@ -307,30 +315,53 @@ def audit_and_check(args: argparse.Namespace, inputs: Path, output: Path, until:
           f"{', '.join(f'{v:.0f}' for v in workers.values())} MiB); load avg before "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, after "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    failed = False
-    if summary.read <= args.check_max:
-        same, n, single = check(inputs, summary.decisions_path, until)
-        print(f"equal to a single-process audit(): {same} ({n:,} decisions; that audit "
-              f"took {single:.1f} s wall, {summary.read / single:,.0f} events/s; load avg "
-              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())})")
-        failed = not same
-    else:
-        print(f"{summary.read:,} events > --check-max {args.check_max:,}: checking the "
-              f"decisions of {', '.join(sample)} against audit(policy=...) of the events "
-              f"each reads", flush=True)
-        for pid in sample:
-            kept, n, ok, single = check_sample(inputs, summary.decisions_path, pid, until,
-                                               args.check_max, args.dir)
-            if ok is None:
-                print(f"  {pid}: {kept:,} events kept > --check-max {args.check_max:,}: "
-                      f"too big for one process here, NOT checked ({n:,} decisions)")
-                continue
-            print(f"  {pid}: {kept:,} events kept, {n:,} decisions, equal: "
-                  f"{'yes' if ok else 'NO'} (reference {single:.1f} s wall)", flush=True)
-            failed = failed or not ok
+    failed = run_checks(args, inputs, summary.decisions_path, summary.read, until, sample)
     if not args.keep:
         shutil.rmtree(args.dir, ignore_errors=True)
     return 1 if failed else 0
+
+
+def run_checks(args: argparse.Namespace, inputs: Path, decisions: str, read: int,
+               until: str, sample: list[str]) -> bool:
+    """The checks of the output's ``decisions`` (see the module docstring); True if one
+    found a difference."""
+    failed = False
+    if read <= args.check_max:
+        same, n, single = check(inputs, decisions, until)
+        print(f"equal to a single-process audit(): {same} ({n:,} decisions; that audit "
+              f"took {single:.1f} s wall, {read / single:,.0f} events/s; load avg "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())})")
+        return not same
+    print(f"{read:,} events > --check-max {args.check_max:,}: checking the "
+          f"decisions of {', '.join(sample)} against audit(policy=...) of the events "
+          f"each reads", flush=True)
+    for pid in sample:
+        kept, n, ok, single = check_sample(inputs, decisions, pid, until, args.check_max,
+                                           args.dir)
+        if ok is None:
+            print(f"  {pid}: {kept:,} events kept > --check-max {args.check_max:,}: "
+                  f"too big for one process here, NOT checked ({n:,} decisions)")
+            continue
+        print(f"  {pid}: {kept:,} events kept, {n:,} decisions, equal: "
+              f"{'yes' if ok else 'NO'} (reference {single:.1f} s wall, peak RSS "
+              f"{_peak_rss():,.0f} MiB)", flush=True)
+        failed = failed or not ok
+    return failed
+
+
+def check_only(args: argparse.Namespace, inputs: Path, output: Path,
+               sample: list[str]) -> int:
+    """The checks alone, of the output a ``--keep`` run left in ``--dir/out``."""
+    import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+
+    decisions = output / "decisions"
+    if args.until is None or not decisions.is_dir():
+        raise SystemExit(f"--check-only needs --until and the output of a --keep run in "
+                         f"{output}")
+    read = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(inputs.glob("*.parquet")))
+    print(f"checking the output in {output} of {read:,} events; until {args.until}",
+          flush=True)
+    return 1 if run_checks(args, inputs, str(decisions), read, args.until, sample) else 0
 
 
 if __name__ == "__main__":

@@ -306,6 +306,9 @@ def profile_floor(path: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if args else 2
     if len(args) == 2 and args[1] == "--profile":
         profile_floor(args[0])
         return 0
