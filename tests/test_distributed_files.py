@@ -522,3 +522,20 @@ def test_the_money_that_stands_is_exact_when_a_revision_is_in_another_partition(
             expected[key] = expected.get(key, 0) + d.amount
     assert money == expected
     assert sum(tallies["n"]) == len(trail)
+
+
+def test_a_list_of_policy_ids_names_the_set_as_in_audit(tmp_path: Path) -> None:
+    """``policy`` is audit()'s: a list of standard policy ids (or a policy-file mapping)
+    names the set; it raised AttributeError ('str' object has no attribute 'id')."""
+    chosen = ["staff-penalties", "lateness-deduction"]
+    summary = distributed_audit(str(EXAMPLE), chosen, until="2026-04-01", output=tmp_path,
+                                partitions=2)
+    ref = audit(EXAMPLE, chosen, until="2026-04-01")
+    assert {p for p, _k in summary.by_outcome} == set(chosen)
+    assert decisions_of(summary.decisions_path) == sorted(
+        d.model_dump_json() for d in ref.trail)
+    mapping = {"pack": "standard", "exclude": ["first-responder"]}
+    log = list(generate(12, 1, 5))[:600]
+    assert distributed_audit(log, mapping, partitions=2) == audit(log, mapping).trail
+    with pytest.raises(ParameterError, match="staff-penalties"):
+        distributed_audit(str(EXAMPLE), ["staff-penalty"], output=tmp_path)
