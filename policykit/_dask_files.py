@@ -356,7 +356,9 @@ def _components(*edge_lists: list[tuple[str, str]]) -> dict[str, str]:
             ra, rb = find(a), find(b)
             if ra != rb:
                 parent[max(ra, rb)] = min(ra, rb)
-    return {x: find(x) for x in parent}
+    # The key a group is shuffled by can be an id only a correction names, which validation
+    # never saw (a lone surrogate in meta.corrects): as text Arrow and hashing can hold.
+    return {x: _text(find(x)) or "" for x in parent}
 
 
 def _keyed(part: pd.DataFrame, groups: dict[str, str]) -> pd.DataFrame:

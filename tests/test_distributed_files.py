@@ -539,3 +539,21 @@ def test_a_list_of_policy_ids_names_the_set_as_in_audit(tmp_path: Path) -> None:
     assert distributed_audit(log, mapping, partitions=2) == audit(log, mapping).trail
     with pytest.raises(ParameterError, match="staff-penalties"):
         distributed_audit(str(EXAMPLE), ["staff-penalty"], output=tmp_path)
+
+
+def test_a_correction_naming_an_id_with_a_lone_surrogate_is_resolved_as_in_audit(
+        tmp_path: Path) -> None:
+    """``meta.corrects`` is not validated as an event id is: an in-memory record's can hold
+    a lone surrogate, and the group it names was keyed by it (the shuffle's key column
+    could not hold it: UnicodeEncodeError, the whole audit lost)."""
+    log = planted_log()[-300:]
+    first = next(e for e in log if e["type"] == "attendance.clock_in")
+    fix = {**first, "id": "fix-s", "meta": {"corrects": "a\ud800"}}
+    summary = distributed_audit([*log, fix], output=tmp_path, partitions=2)
+    ref = audit([*log, fix])
+    assert decisions_of(summary.decisions_path) == sorted(
+        d.model_dump_json() for d in ref.trail)
+    assert quarantine_of(summary.quarantine_path) == sorted(
+        (q.event_id or "", q.error, q.record) for q in ref.quarantine)
+    assert (summary.read, summary.quarantined, summary.corrected, summary.evaluated) == (
+        ref.counts.read, ref.counts.quarantined, ref.counts.corrected, ref.counts.evaluated)
