@@ -851,8 +851,10 @@ def _run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinf
         tally = decisions.map_partitions(_tally, meta=_empty(_TALLY))
         _w1, _w2, counts, nq = run.compute(write_d, write_q, tally, quarantine["pos"].count())
         if counts["foreign"].any():  # a decision superseding one in another partition
+            # Each partition's list, computed as lists (a frame's partitions that are
+            # lists cannot be concatenated: "No dispatch for <class 'list'>").
             gone = frozenset(itertools.chain.from_iterable(run.compute(
-                decisions.map_partitions(_superseded, meta=(None, "object")))))
+                *[dask.delayed(_superseded)(p) for p in decisions.to_delayed()])))
             (counts,) = run.compute(decisions.map_partitions(_tally, gone,
                                                              meta=_empty(_TALLY)))
         _stage(bar, "done")

@@ -557,3 +557,34 @@ def test_a_correction_naming_an_id_with_a_lone_surrogate_is_resolved_as_in_audit
         (q.event_id or "", q.error, q.record) for q in ref.quarantine)
     assert (summary.read, summary.quarantined, summary.corrected, summary.evaluated) == (
         ref.counts.read, ref.counts.quarantined, ref.counts.corrected, ref.counts.evaluated)
+
+
+def test_the_driver_recounts_with_every_superseded_id_when_a_partition_says_foreign(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver's second tally (a partition naming a superseded decision it does not
+    hold) runs to the end and gives the money that stands: collecting the partitions'
+    superseded ids raised TypeError ("No dispatch for <class 'list'>")."""
+    from policykit import _dask_files
+
+    tally = _dask_files._tally
+    given: list[bool] = []
+
+    def claims_foreign(part: Any, gone: frozenset[str] | None = None) -> Any:
+        out = tally(part, gone)
+        given.append(gone is not None)
+        if gone is None:
+            out["foreign"] = 1
+        return out
+
+    monkeypatch.setattr(_dask_files, "_tally", claims_foreign)
+    summary = distributed_audit(str(EXAMPLE), until="2026-04-01", output=tmp_path,
+                                partitions=3)
+    ref = audit(EXAMPLE, until="2026-04-01")
+    assert any(given) and not all(given)  # both tallies ran
+    expected: dict[tuple[str, str], Any] = {}
+    for d in ref.decisions:
+        if d.currency is not None and d.amount is not None:
+            key = (d.policy, d.currency)
+            expected[key] = expected.get(key, 0) + d.amount
+    assert summary.money == expected and len(expected) == 2
+    assert summary.decisions == len(ref.trail)
