@@ -356,7 +356,9 @@ def _components(*edge_lists: list[tuple[str, str]]) -> dict[str, str]:
             ra, rb = find(a), find(b)
             if ra != rb:
                 parent[max(ra, rb)] = min(ra, rb)
-    return {x: find(x) for x in parent}
+    # The key a group is shuffled by can be an id only a correction names, which validation
+    # never saw (a lone surrogate in meta.corrects): as text Arrow and hashing can hold.
+    return {x: _text(find(x)) or "" for x in parent}
 
 
 def _keyed(part: pd.DataFrame, groups: dict[str, str]) -> pd.DataFrame:
@@ -849,8 +851,10 @@ def _run_files(source: Any, pset: PolicySet, horizon: datetime | None, tz: tzinf
         tally = decisions.map_partitions(_tally, meta=_empty(_TALLY))
         _w1, _w2, counts, nq = run.compute(write_d, write_q, tally, quarantine["pos"].count())
         if counts["foreign"].any():  # a decision superseding one in another partition
+            # Each partition's list, computed as lists (a frame's partitions that are
+            # lists cannot be concatenated: "No dispatch for <class 'list'>").
             gone = frozenset(itertools.chain.from_iterable(run.compute(
-                decisions.map_partitions(_superseded, meta=(None, "object")))))
+                *[dask.delayed(_superseded)(p) for p in decisions.to_delayed()])))
             (counts,) = run.compute(decisions.map_partitions(_tally, gone,
                                                              meta=_empty(_TALLY)))
         _stage(bar, "done")

@@ -144,6 +144,7 @@ from .models import raw_records
 from .models.decisions import Decision
 from .models.events import EventBase
 from .policy import Policy, PolicySet
+from .policyfile import PolicyLike
 from .rules import RuleSpec
 
 __all__ = ["AuditSummary", "Shard", "distributed_audit", "plan"]
@@ -344,7 +345,7 @@ _MISSING: Any = object()
 @overload
 def distributed_audit(
     source: Any = _MISSING,
-    policy: PolicySet | Iterable[Policy] | Policy | str | os.PathLike[str] | None = None,
+    policy: PolicyLike | os.PathLike[str] = None,
     until: datetime | date | str | None = None,
     client: Any = None,
     partitions: int | None = None,
@@ -363,7 +364,7 @@ def distributed_audit(
 @overload
 def distributed_audit(
     source: Any = _MISSING,
-    policy: PolicySet | Iterable[Policy] | Policy | str | os.PathLike[str] | None = None,
+    policy: PolicyLike | os.PathLike[str] = None,
     until: datetime | date | str | None = None,
     client: Any = None,
     partitions: int | None = None,
@@ -381,7 +382,7 @@ def distributed_audit(
 
 def distributed_audit(
     source: Any = _MISSING,
-    policy: PolicySet | Iterable[Policy] | Policy | str | os.PathLike[str] | None = None,
+    policy: PolicyLike | os.PathLike[str] = None,
     until: datetime | date | str | None = None,
     client: Any = None,
     partitions: int | None = None,
@@ -423,11 +424,12 @@ def distributed_audit(
     events, policies = _renamed(source, policy, events, policies)
     if isinstance(policies, Policy):
         policies = [policies]
-    if isinstance(policies, str | os.PathLike):
+    if policies is not None and not isinstance(policies, PolicySet):
+        # As audit() names a set: a file, a standard policy id, a list of ids, a mapping.
         from .policyfile import resolve_policies
 
-        policies = resolve_policies(policies if isinstance(policies, str)
-                                    else Path(os.fspath(policies)))
+        policies = resolve_policies(Path(os.fspath(policies))
+                                    if isinstance(policies, os.PathLike) else policies)
     pset = _policy_set(policies)
     if backend not in BACKENDS:
         from .errors import nearest

@@ -522,3 +522,69 @@ def test_the_money_that_stands_is_exact_when_a_revision_is_in_another_partition(
             expected[key] = expected.get(key, 0) + d.amount
     assert money == expected
     assert sum(tallies["n"]) == len(trail)
+
+
+def test_a_list_of_policy_ids_names_the_set_as_in_audit(tmp_path: Path) -> None:
+    """``policy`` is audit()'s: a list of standard policy ids (or a policy-file mapping)
+    names the set; it raised AttributeError ('str' object has no attribute 'id')."""
+    chosen = ["staff-penalties", "lateness-deduction"]
+    summary = distributed_audit(str(EXAMPLE), chosen, until="2026-04-01", output=tmp_path,
+                                partitions=2)
+    ref = audit(EXAMPLE, chosen, until="2026-04-01")
+    assert {p for p, _k in summary.by_outcome} == set(chosen)
+    assert decisions_of(summary.decisions_path) == sorted(
+        d.model_dump_json() for d in ref.trail)
+    mapping = {"pack": "standard", "exclude": ["first-responder"]}
+    log = list(generate(12, 1, 5))[:600]
+    assert distributed_audit(log, mapping, partitions=2) == audit(log, mapping).trail
+    with pytest.raises(ParameterError, match="staff-penalties"):
+        distributed_audit(str(EXAMPLE), ["staff-penalty"], output=tmp_path)
+
+
+def test_a_correction_naming_an_id_with_a_lone_surrogate_is_resolved_as_in_audit(
+        tmp_path: Path) -> None:
+    """``meta.corrects`` is not validated as an event id is: an in-memory record's can hold
+    a lone surrogate, and the group it names was keyed by it (the shuffle's key column
+    could not hold it: UnicodeEncodeError, the whole audit lost)."""
+    log = planted_log()[-300:]
+    first = next(e for e in log if e["type"] == "attendance.clock_in")
+    fix = {**first, "id": "fix-s", "meta": {"corrects": "a\ud800"}}
+    summary = distributed_audit([*log, fix], output=tmp_path, partitions=2)
+    ref = audit([*log, fix])
+    assert decisions_of(summary.decisions_path) == sorted(
+        d.model_dump_json() for d in ref.trail)
+    assert quarantine_of(summary.quarantine_path) == sorted(
+        (q.event_id or "", q.error, q.record) for q in ref.quarantine)
+    assert (summary.read, summary.quarantined, summary.corrected, summary.evaluated) == (
+        ref.counts.read, ref.counts.quarantined, ref.counts.corrected, ref.counts.evaluated)
+
+
+def test_the_driver_recounts_with_every_superseded_id_when_a_partition_says_foreign(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver's second tally (a partition naming a superseded decision it does not
+    hold) runs to the end and gives the money that stands: collecting the partitions'
+    superseded ids raised TypeError ("No dispatch for <class 'list'>")."""
+    from policykit import _dask_files
+
+    tally = _dask_files._tally
+    given: list[bool] = []
+
+    def claims_foreign(part: Any, gone: frozenset[str] | None = None) -> Any:
+        out = tally(part, gone)
+        given.append(gone is not None)
+        if gone is None:
+            out["foreign"] = 1
+        return out
+
+    monkeypatch.setattr(_dask_files, "_tally", claims_foreign)
+    summary = distributed_audit(str(EXAMPLE), until="2026-04-01", output=tmp_path,
+                                partitions=3)
+    ref = audit(EXAMPLE, until="2026-04-01")
+    assert any(given) and not all(given)  # both tallies ran
+    expected: dict[tuple[str, str], Any] = {}
+    for d in ref.decisions:
+        if d.currency is not None and d.amount is not None:
+            key = (d.policy, d.currency)
+            expected[key] = expected.get(key, 0) + d.amount
+    assert summary.money == expected and len(expected) == 2
+    assert summary.decisions == len(ref.trail)
