@@ -3,6 +3,7 @@ R3 + R6 + R7 on bench/generate.py's company) of a JSONL log, as ``distributed_au
 shard stage runs it (``_run_shards`` on its packed events), in a process of its own.
 
     python bench/shard_memory.py LOG.jsonl [--until ISO] [--partitions 16]
+    python bench/shard_memory.py FILE --read    # the task reading one file, instead
 
 Prints the size of an event packed and pickled, and of a routed row; the shard's events,
 its decisions, the task's CPU time, the process's RSS at the start
@@ -105,6 +106,29 @@ def run_shard(path: Path, until: str | None, partitions: int) -> None:
           f"MiB: the task's own {peak - now:,.0f} MiB")
 
 
+def read_file(path: Path) -> None:
+    """The memory of the task reading one file (``_read_file``: validate, place, pack)."""
+    import pandas  # noqa: F401  (what a worker has imported before its first task)
+    import pyarrow  # noqa: F401
+
+    from policykit._dask_files import _read_file
+    from policykit.pack import standard_pack
+
+    pset = standard_pack()
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    now = _status("VmRSS")
+    cpu = time.process_time()
+    out = _read_file(0, str(path), True, pset, None, None, None)
+    cpu = time.process_time() - cpu
+    peak = _status("VmHWM")
+    held = out["events"].memory_usage(deep=True, index=False).sum() / 2**20
+    print(f"read {path.name}: {len(out['events']):,} events ({held:,.0f} MiB packed, as the "
+          f"task returns them); {cpu:.1f} s CPU; RSS {now:,.0f} MiB at the start of the "
+          f"task, peak {peak:,.0f} MiB: the task's own {peak - now:,.0f} MiB")
+
+
 def _status(field: str) -> float:
     """A memory figure of this process in MiB, from /proc/self/status (Linux)."""
     with open("/proc/self/status") as f:
@@ -119,8 +143,13 @@ def main() -> int:
     ap.add_argument("log", type=Path)
     ap.add_argument("--until", default=None)
     ap.add_argument("--partitions", type=int, default=16)
+    ap.add_argument("--read", action="store_true",
+                    help="measure the task reading LOG (any format audit() reads) instead")
     ap.add_argument("--run", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.read:
+        read_file(args.log)
+        return 0
     if args.run is not None:
         run_shard(args.run, args.until, args.partitions)
         return 0

@@ -233,8 +233,20 @@ def _pos(index: int, line: int | None) -> int:
 def _frame(rows: dict[str, list[Any]], dtypes: dict[str, str]) -> pd.DataFrame:
     import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
-    out = pd.DataFrame({c: pd.Series(rows[c], dtype=t) for c, t in dtypes.items()})
-    return out
+    return pd.DataFrame({c: _column(rows[c], t) for c, t in dtypes.items()})
+
+
+def _column(values: list[Any], dtype: str) -> pd.Series:
+    """An Arrow column built by Arrow from the list (pandas' own conversion of a list of
+    bytes passes through copies as large as the column), any other by pandas."""
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+
+    if dtype.endswith("[pyarrow]"):
+        import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+        kind = pa.binary() if dtype == _BINARY else pa.int64()
+        return pd.Series(pd.arrays.ArrowExtensionArray(pa.array(values, type=kind)))
+    return pd.Series(values, dtype=dtype)
 
 
 def _empty(dtypes: dict[str, str]) -> pd.DataFrame:
@@ -281,25 +293,43 @@ def _parse(index: int, reader: Any, policies: PolicySet, tz: tzinfo | None
     def keep(exc: EventError, line: int | None, raw: Any) -> None:
         rows.append(_q_row(quarantined(exc, reader, line, raw), _pos(index, line)))
 
-    prep = read_valid(reader.records, policies, source=reader.label, quarantine=keep,
-                      assume_tz=tz, parse=validate)
+    pos: list[int] = []
+    evs: list[bytes] = []
+    ats: list[int] = []
+    ids: list[str] = []
     edges: list[tuple[str, str]] = []  # (id, the id it corrects)
-    for e in prep.events:
-        if e.meta and CORRECTS in e.meta:
-            try:
-                target = corrected_id(e)
-            except EventError:
-                target = None
-            # Malformed: linked to itself, so that the rules see it (and refuse it).
-            edges.append((e.id, target or e.id))
-    events = _frame({"pos": [_pos(index, ln) for ln in prep.lines],
-                     "ev": [_pack(e) for e in prep.events],
-                     "at": [_micros(e.at) for e in prep.events],
-                     "id": [e.id for e in prep.events]},
-                    _EVENTS)
+    read = 0
+    zoned = False
+    records = iter(reader.records)
+    # A slice of the part at a time: validating and placing judge one record at a time
+    # (read_valid), so the slices give what the whole part gives, and the task holds one
+    # slice's models beside the part's packed events, not a whole file's models.
+    while chunk := list(itertools.islice(records, _PARSE)):
+        prep = read_valid(chunk, policies, source=reader.label, quarantine=keep,
+                          assume_tz=tz, parse=validate)
+        del chunk
+        read += prep.read
+        for e in prep.events:
+            if e.meta and CORRECTS in e.meta:
+                try:
+                    target = corrected_id(e)
+                except EventError:
+                    target = None
+                # Malformed: linked to itself, so that the rules see it (and refuse it).
+                edges.append((e.id, target or e.id))
+        pos += [_pos(index, ln) for ln in prep.lines]
+        evs += [_pack(e) for e in prep.events]
+        ats += [_micros(e.at) for e in prep.events]
+        ids += [e.id for e in prep.events]
+        zoned = zoned or _zoned(prep.events)
+        del prep
+    events = _frame({"pos": pos, "ev": evs, "at": ats, "id": ids}, _EVENTS)
     return {"events": events, "quarantine": _q_frame(rows), "edges": edges,
-            "zoned": _zoned(prep.events),
-            "info": (reader.label, reader.unit, prep.read, list(reader.notes))}
+            "zoned": zoned, "info": (reader.label, reader.unit, read, list(reader.notes))}
+
+
+#: Records a reading task validates at once: a few MiB of models.
+_PARSE = 8192
 
 
 def _read_file(index: int, url: str, local: bool, policies: PolicySet, tz: tzinfo | None,

@@ -588,3 +588,60 @@ def test_the_driver_recounts_with_every_superseded_id_when_a_partition_says_fore
             expected[key] = expected.get(key, 0) + d.amount
     assert summary.money == expected and len(expected) == 2
     assert summary.decisions == len(ref.trail)
+
+
+def test_a_file_read_a_slice_at_a_time_gives_what_the_whole_file_gives(
+        files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reading task validates and places its file a slice of records at a time (it
+    holds one slice's models, not the file's): with slices of 7 records, cut through the
+    planted redeliveries, corrections and bad records, the output is audit()'s."""
+    monkeypatch.setattr("policykit._dask_files._PARSE", 7)
+    summary = distributed_audit(files, until="2026-04-01", output=tmp_path / "out",
+                                partitions=3)
+    ref = reference(sorted(files.iterdir()), "2026-04-01")
+    assert decisions_of(summary.decisions_path) == sorted(
+        d.model_dump_json() for d in ref.trail)
+    assert quarantine_of(summary.quarantine_path) == sorted(
+        (q.event_id or "", q.error, q.record) for q in ref.quarantine)
+    assert (summary.read, summary.quarantined, summary.corrected, summary.duplicates,
+            summary.evaluated) == (ref.counts.read, ref.counts.quarantined,
+                                   ref.counts.corrected, ref.counts.duplicates,
+                                   ref.counts.evaluated)
+    q = pd.read_parquet(summary.quarantine_path)
+    assert list(q[q["record"] == "{not json"]["line"]) == [4]
+
+
+@pytest.mark.slow(seconds=3)
+def test_a_reading_task_holds_a_slice_of_models_not_its_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The task reading a file holds its packed events and one slice's models: its peak
+    (tracemalloc) stays under half of the file's events as models (a whole file's models
+    made a 500,000-event file's task peak at 1.5 GiB)."""
+    import gc
+    import tracemalloc
+
+    from policykit._dask_files import _read_file
+    from policykit.models.parsing import parse_event
+    from policykit.pack import standard_pack
+
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in generate(100, 1, 3)),
+                   encoding="utf-8")
+    pset = standard_pack()
+    monkeypatch.setattr("policykit._dask_files._PARSE", 1024, raising=False)
+    _read_file(0, str(log), True, pset, None, None, None)  # imports and caches, once
+    gc.collect()
+    tracemalloc.start()
+    try:
+        models = [parse_event(line) for line in log.read_text(encoding="utf-8").splitlines()]
+        size = tracemalloc.get_traced_memory()[0]
+        del models
+        gc.collect()
+        tracemalloc.reset_peak()
+        start = tracemalloc.get_traced_memory()[0]
+        out = _read_file(0, str(log), True, pset, None, None, None)
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    assert len(out["events"]) > 10_000
+    assert peak < size / 2, (peak, size)
