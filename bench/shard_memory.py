@@ -27,18 +27,22 @@ from pathlib import Path
 from typing import Any
 
 
-def write_shard(log: Path, partitions: int, out: Path) -> None:
-    import pandas as pd
+def routed(events: list[Any], router: list[Any]) -> Any:
+    """``events`` (already resolved) as the second shuffle delivers them: ``_route``'s rows,
+    one per shard that reads each, in the order given."""
+    from policykit._dask_files import _RESOLVED, _frame, _micros, _pack, _route
 
-    from policykit._dask_files import (
-        _RESOLVED,
-        _frame,
-        _micros,
-        _pack,
-        _route,
-        _router,
-        _unpack,
-    )
+    n = len(events)
+    return _route(_frame({"kind": ["e"] * n, "pos": list(range(n)),
+                          "ev": [_pack(e) for e in events],
+                          "at": [_micros(e.at) for e in events], "row": [None] * n},
+                         _RESOLVED), router)
+
+
+def write_shard(log: Path, partitions: int, out: Path) -> None:
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+
+    from policykit._dask_files import _router, _unpack
     from policykit.models.parsing import parse_event
     from policykit.pack import standard_pack
 
@@ -47,13 +51,8 @@ def write_shard(log: Path, partitions: int, out: Path) -> None:
     parts = []
 
     def route(events: list[Any]) -> None:
-        # As the shard stage gets them: _route's rows of this shard.
-        n = len(events)
-        frame = _frame({"kind": ["e"] * n, "pos": list(range(n)),
-                        "ev": [_pack(e) for e in events], "at": [_micros(e.at) for e in events],
-                        "row": [None] * n}, _RESOLVED)
-        routed = _route(frame, router)
-        parts.append(routed[routed["shard"] == base])
+        rows = routed(events, router)  # as the shard stage gets them
+        parts.append(rows[rows["shard"] == base])
         events.clear()
 
     events: list[Any] = []
@@ -65,8 +64,8 @@ def write_shard(log: Path, partitions: int, out: Path) -> None:
                 route(events)
     route(events)
     frame = pd.concat(parts, ignore_index=True)
-    with out.open("wb") as f:
-        pickle.dump(frame, f, protocol=pickle.HIGHEST_PROTOCOL)
+    with out.open("wb") as sink:
+        pickle.dump(frame, sink, protocol=pickle.HIGHEST_PROTOCOL)
     # The same rows as they travelled before 4c685fd: each event a pickle of the model, its
     # time a datetime and its id a str, in object columns.
     sample = [_unpack(b) for b in frame["ev"].head(20_000).tolist()]

@@ -67,6 +67,18 @@ def _fields(cls: type[EventBase]) -> tuple[str, ...]:
     return tuple(cls.model_fields)
 
 
+@functools.cache
+def _bits(cls: type[EventBase]) -> dict[str, int]:
+    """Each declared field's bit in a packed event's mask of the fields set."""
+    return {name: 1 << i for i, name in enumerate(_fields(cls))}
+
+
+@functools.cache
+def _given(cls: type[EventBase], mask: int) -> frozenset[str]:
+    """The fields a packed event's mask names (a few masks per type in a log)."""
+    return frozenset(name for i, name in enumerate(_fields(cls)) if mask >> i & 1)
+
+
 def _pack(e: EventBase) -> bytes:
     """``e`` pickled as its exact state (what pydantic's own pickling keeps: its fields'
     values, which were set, extras, private attributes), the values in declaration order
@@ -76,12 +88,10 @@ def _pack(e: EventBase) -> bytes:
     values = e.__dict__
     if tuple(values) != names:  # not a plain model's state: pickled whole
         return _dumps(e, 5)
-    given = e.__pydantic_fields_set__
-    mask = 0
-    for i, name in enumerate(names):
-        if name in given:
-            mask |= 1 << i
-    if mask.bit_count() != len(given):  # an extra field set (extra="allow"): as above
+    bits = _bits(cls)
+    try:
+        mask = sum(bits[name] for name in e.__pydantic_fields_set__)
+    except KeyError:  # an extra field set (extra="allow"): pickled whole, as above
         return _dumps(e, 5)
     return _dumps((cls, tuple(values.values()), mask, e.__pydantic_extra__,
                    e.__pydantic_private__), 5)
@@ -99,8 +109,7 @@ def _unpack(blob: bytes) -> EventBase:
     names = _fields(cls)
     e = cls.__new__(cls)
     _set_attr(e, "__dict__", dict(zip(names, values, strict=True)))
-    _set_attr(e, "__pydantic_fields_set__",
-              {name for i, name in enumerate(names) if mask >> i & 1})
+    _set_attr(e, "__pydantic_fields_set__", set(_given(cls, mask)))
     _set_attr(e, "__pydantic_extra__", extra)
     _set_attr(e, "__pydantic_private__", private)
     return e  # type: ignore[no-any-return]
@@ -469,13 +478,11 @@ def _latest(part: pd.DataFrame, exact: bool = False) -> pd.DataFrame:
     ``exact``: times in named zones, compared as times (:func:`_zoned`)."""
     import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
-    ats = part["at"].tolist()
     last = None
     if exact:
         last = max((_unpack(b).at for b in part["ev"].tolist()), default=None)
-    elif ats:
-        top = max(ats)
-        last = _unpack(part["ev"].iloc[ats.index(top)]).at
+    elif ats := part["at"].tolist():
+        last = _unpack(part["ev"].iloc[ats.index(max(ats))]).at
     return pd.DataFrame({"at": pd.Series([last] if last is not None else [], dtype=object)})
 
 
@@ -628,9 +635,8 @@ def _run_shards(part: pd.DataFrame, router: list[_Group], horizon: datetime | No
         if not n and horizon is None and last is None:
             continue
         engine = Engine(PolicySet([groups[k].policy]), backend=backend)
-        chunks: Iterator[list[EventBase]] = _unpacked(events, order[start:start + n])
-        if exact:
-            chunks = iter([_sorted(events, order[start:start + n])])
+        rows = order[start:start + n]
+        chunks = [_sorted(events, rows)] if exact else _unpacked(events, rows)
         decisions += run_ordered(engine, chunks, total=n, until=horizon, fire_before=last)
     decisions.sort(key=lambda d: (d.at, d.id))
     return _decision_frame(decisions)
@@ -674,9 +680,8 @@ def _tally(part: pd.DataFrame, gone: frozenset[str] | None = None) -> pd.DataFra
     total's money once per revision). ``gone``: the ids every partition supersedes, when
     one names a decision it does not hold (``foreign``); else a session's decisions
     supersede only its own, which are all in its shard's partition."""
-    superseded: set[str] = set(gone or ())
-    for text in part["decision"]:
-        superseded.update(json.loads(text).get("supersedes") or ())
+    superseded = set(gone or ())
+    superseded.update(_superseded(part))
     foreign = 0 if gone is not None else len(superseded.difference(part["id"]))
     counts: dict[tuple[str, str, str | None], list[Any]] = {}
     for i, policy, kind, amount, currency, status in zip(
@@ -696,6 +701,7 @@ def _tally(part: pd.DataFrame, gone: frozenset[str] | None = None) -> pd.DataFra
 
 
 def _superseded(part: pd.DataFrame) -> list[str]:
+    """The ids the partition's decisions supersede."""
     return [s for text in part["decision"] for s in json.loads(text).get("supersedes") or ()]
 
 

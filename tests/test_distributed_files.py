@@ -314,18 +314,9 @@ def test_a_shard_holds_its_rules_state_not_its_events(monkeypatch: pytest.Monkey
     import gc
     import tracemalloc
 
+    from bench.shard_memory import routed
     from policykit import Engine, PolicySet
-    from policykit._dask_files import (
-        _RESOLVED,
-        _frame,
-        _micros,
-        _pack,
-        _route,
-        _router,
-        _run_shards,
-        _unpack,
-        actions,
-    )
+    from policykit._dask_files import _pack, _router, _run_shards, _unpack, actions
     from policykit._dask_files import shards_of as shards
     from policykit.engine import numbered, run_batch
     from policykit.models.parsing import parse_event
@@ -339,12 +330,9 @@ def test_a_shard_holds_its_rules_state_not_its_events(monkeypatch: pytest.Monkey
     blobs = [_pack(e) for e in events]
     # As the second shuffle delivers them (_route's rows), arrival order not time order:
     # the shard orders them itself.
-    n = len(blobs)
-    routed = _route(_frame({"kind": ["e"] * n, "pos": list(range(n)), "ev": blobs[::-1],
-                            "at": [_micros(e.at) for e in events][::-1], "row": [None] * n},
-                           _RESOLVED), router)
-    frame = routed[routed["shard"] == group.base]
-    assert len(frame) == n
+    rows = routed(events[::-1], router)
+    frame = rows[rows["shard"] == group.base]
+    assert len(frame) == len(blobs)
     expected = run_batch(Engine(PolicySet([group.policy])), numbered(events)).decisions
     assert len(events) > 10_000 and expected
     del events
